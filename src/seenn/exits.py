@@ -1,0 +1,49 @@
+"""Exit rules. SEENN-I: stop at the first t whose score of softmax(z_t) exceeds alpha.
+SEENN-II: stop at the timestep the policy picks. One implementation shared by every branch."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+SCORES = ("confidence", "entropy")
+
+
+def exit_scores(logits: torch.Tensor, score: str, temperature: float = 1.0, accumulate: str = "sum") -> torch.Tensor:
+    """Score [N, T] of accumulated logits z [N, T, K].
+
+    confidence = max softmax(z_t / temperature); entropy = 1 - H(softmax) / log K.
+    accumulate='mean' divides z_t by t first (same argmax, different softmax scale)."""
+    z = logits.double()
+    if accumulate == "mean":
+        z = z / torch.arange(1, z.shape[1] + 1, dtype=z.dtype).view(1, -1, 1)
+    elif accumulate != "sum":
+        raise ValueError(f"accumulate must be 'sum' or 'mean', got '{accumulate}'")
+    logp = torch.log_softmax(z / temperature, dim=-1)
+    if score == "confidence":
+        return logp.max(-1).values.exp()
+    if score == "entropy":
+        h = -(logp.exp() * logp).sum(-1)
+        return 1 - h / math.log(z.shape[-1])
+    raise ValueError(f"unknown exit score '{score}', expected one of {SCORES}")
+
+
+def seenn1_exit(scores: torch.Tensor, alpha: float) -> torch.Tensor:
+    """1-based exit timestep [N]: first t with score > alpha (strict), else T."""
+    n, T = scores.shape
+    above = scores > alpha
+    above[:, -1] = True
+    return above.double().argmax(1) + 1
+
+
+def seenn1_exit_many(scores: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+    """Exit timesteps for many thresholds at once: [len(alphas), N]."""
+    above = scores[None, :, :] > alphas.view(-1, 1, 1).to(scores.dtype)
+    above[:, :, -1] = True
+    return above.double().argmax(2) + 1
+
+
+def policy_exit(action_logits: torch.Tensor) -> torch.Tensor:
+    """SEENN-II at test time: u = argmax pi(u|x), 1-based [N]."""
+    return action_logits.argmax(-1) + 1

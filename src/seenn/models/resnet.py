@@ -1,0 +1,116 @@
+"""Spiking ResNets of the paper's Table 6, configurable by stem width, stage widths and blocks.
+
+Convolutions, BatchNorm and the classifier run on the merged [T*B, ...] batch; neurons see
+[T, B, ...] (TimeFold does the reshaping). Direct encoding: the stem conv + BN sees the static
+image once and its output is repeated over T before the first neuron (same numbers as
+repeating the image, T times less compute). Event inputs [B, T, C, H, W] are fed frame by frame.
+The network returns per-timestep logits O_t with shape [T, B, classes]."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..neurons import LIF
+
+
+class TimeFold(nn.Module):
+    """Apply a neuron to a merged [T*B, ...] tensor by unfolding it to [T, B, ...].
+
+    `T` is set by the owning network before each forward; in stepwise mode T = 1."""
+
+    def __init__(self, neuron: nn.Module):
+        super().__init__()
+        self.neuron = neuron
+        self.T = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if getattr(self.neuron, "stepwise", False):
+            return self.neuron(x)
+        y = self.neuron(x.reshape(self.T, -1, *x.shape[1:]))
+        return y.reshape(x.shape)
+
+
+NeuronFactory = Callable[[], nn.Module]
+
+
+class BasicBlock(nn.Module):
+    """conv-BN-neuron-conv-BN, plus shortcut, then neuron. Downsampling shortcut:
+    avgpool + conv1x1 + BN (as the authors' ResNet-19)."""
+
+    def __init__(self, cin: int, cout: int, stride: int, neuron: NeuronFactory):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.act1 = TimeFold(neuron())
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.act2 = TimeFold(neuron())
+        if stride != 1 or cin != cout:
+            pool = nn.AvgPool2d(stride) if stride != 1 else nn.Identity()
+            self.shortcut = nn.Sequential(pool, nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        else:
+            self.shortcut = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.act2(out + self.shortcut(x))
+
+
+class SpikingResNet(nn.Module):
+    """Stem conv3x3 -> stages of BasicBlocks (stride 2 from the second stage) -> global average
+    pool -> FC, applied at every timestep."""
+
+    def __init__(self, in_channels: int, num_classes: int, stem_channels: int, widths: list[int],
+                 blocks: list[int], neuron: NeuronFactory, event: bool = False):
+        super().__init__()
+        self.event = event
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, stem_channels, 3, 1, 1, bias=False), nn.BatchNorm2d(stem_channels))
+        self.stem_act = TimeFold(neuron())
+        layers, cin = [], stem_channels
+        for i, (w, n) in enumerate(zip(widths, blocks)):
+            for j in range(n):
+                layers.append(BasicBlock(cin, w, 2 if (i > 0 and j == 0) else 1, neuron))
+                cin = w
+        self.layers = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(cin, num_classes)
+        self.num_classes = num_classes
+
+    def set_timesteps(self, T: int) -> None:
+        for m in self.modules():
+            if isinstance(m, TimeFold):
+                m.T = T
+
+    def encode(self, x: torch.Tensor, T: int) -> torch.Tensor:
+        """Stem output for T timesteps, merged to [T*B, C, H, W]."""
+        if self.event:  # x: [B, T, C, H, W] -> time-major merged
+            x = x[:, :T].transpose(0, 1).reshape(-1, *x.shape[2:])
+            return self.stem(x)
+        h = self.stem(x)
+        return h.unsqueeze(0).expand(T, *h.shape).reshape(-1, *h.shape[1:])
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(h), 1))
+
+    def forward(self, x: torch.Tensor, timesteps: int) -> torch.Tensor:
+        """Per-timestep logits [T, B, classes]."""
+        self.set_timesteps(timesteps)
+        h = self.stem_act(self.encode(x, timesteps))
+        out = self.head(self.layers(h))
+        return out.reshape(timesteps, -1, out.shape[-1])
+
+
+def build_snn(model_cfg: dict, neuron_cfg: dict, in_channels: int, num_classes: int, event: bool = False) -> SpikingResNet:
+    """Build the configured spiking ResNet with LIF neurons."""
+    if model_cfg["arch"] != "resnet":
+        raise ValueError(f"unknown model.arch '{model_cfg['arch']}'")
+
+    def neuron() -> nn.Module:
+        return LIF(neuron_cfg["decay"], neuron_cfg["threshold"], neuron_cfg["surrogate"], neuron_cfg["surrogate_width"])
+
+    return SpikingResNet(in_channels, num_classes, model_cfg["stem_channels"], list(model_cfg["widths"]),
+                         list(model_cfg["blocks"]), neuron, event=event)

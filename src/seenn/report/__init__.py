@@ -1,0 +1,1 @@
+"""Tables, figures and the PDF report, built only from files earlier stages wrote."""

@@ -1,0 +1,100 @@
+"""Figures (PNG, stable bytes): accuracy vs average timesteps over alpha with fixed-T points,
+histogram of exit timesteps, confidence distribution per timestep, training curves."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from ..evaluate import load_logits  # noqa: E402
+from ..exits import exit_scores  # noqa: E402
+from ..io import atomic_path, read_json  # noqa: E402
+
+PNG_METADATA = {"Software": None}
+
+
+def save_png(fig, path, dpi: int) -> None:
+    """Save a figure atomically with no timestamp or version in its metadata."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, metadata=PNG_METADATA, bbox_inches="tight")
+    plt.close(fig)
+
+
+def tradeoff_figure(sweep: pd.DataFrame, metrics: dict, seenn1: dict, title: str):
+    """Test accuracy vs average timesteps: SEENN-I curves over alpha, fixed-T points, chosen alphas."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    test = sweep[sweep["split"] == "test"].sort_values(["score", "alpha"])
+    for score, df in test.groupby("score", sort=True):
+        ax.plot(df["avg_timesteps"], df["accuracy"], label=f"SEENN-I ({score}) over alpha", lw=1.5)
+        r = seenn1["scores"][score]
+        ax.scatter([r["test_avg_timesteps"]], [r["test_accuracy"]], marker="*", s=140, zorder=5,
+                   label=f"SEENN-I ({score}) at calibrated alpha={r['alpha']:.4f}")
+    acc = metrics["test"]["accuracy_per_t"]
+    ax.plot(range(1, len(acc) + 1), acc, "ko--", label="fixed T", lw=1)
+    ax.scatter([metrics["test"]["oracle_timesteps"]], [metrics["test"]["oracle_accuracy"]], marker="D", color="grey",
+               label="oracle (first correct t)", zorder=5)
+    ax.set_xlabel("average timesteps")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def exit_histogram_figure(seenn1: dict, title: str):
+    rows = [{"score": s, "t": t, "samples": n} for s, r in seenn1["scores"].items()
+            for t, n in enumerate(r["test_exit_histogram"], 1)]
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    sns.barplot(pd.DataFrame(rows), x="t", y="samples", hue="score", ax=ax)
+    ax.set_xlabel("exit timestep t")
+    ax.set_ylabel("test samples")
+    ax.set_title(title)
+    return fig
+
+
+def confidence_figure(logits, labels, temperature: float, accumulate: str, bins: int, title: str):
+    """Distribution of max softmax confidence at each t, split by correct / wrong prediction."""
+    conf = exit_scores(logits, "confidence", temperature, accumulate)
+    correct = logits.argmax(-1) == labels[:, None]
+    T = conf.shape[1]
+    df = pd.DataFrame({"t": [t + 1 for t in range(T) for _ in range(conf.shape[0])],
+                       "confidence": conf.T.reshape(-1).tolist(),
+                       "prediction": ["correct" if c else "wrong" for c in correct.T.reshape(-1).tolist()]})
+    grid = sns.displot(df, x="confidence", col="t", hue="prediction", bins=bins, stat="count", common_norm=False,
+                       height=2.4, aspect=0.9, facet_kws={"sharey": False}, hue_order=["correct", "wrong"])
+    grid.set(yscale="log")
+    grid.figure.suptitle(title, y=1.05)
+    return grid.figure
+
+
+def training_figure(log: pd.DataFrame, title: str):
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(7.5, 3.0))
+    a1.plot(log["epoch"], log["train_loss"], "o-")
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("training loss")
+    a2.plot(log["epoch"], log["train_acc"], "o-", label="train")
+    a2.plot(log["epoch"], log["val_acc"], "s-", label="validation (T max)")
+    a2.set_xlabel("epoch")
+    a2.set_ylabel("accuracy (%)")
+    a2.legend(fontsize=7)
+    fig.suptitle(title)
+    return fig
+
+
+def stage_figures(ctx) -> None:
+    p = ctx.params
+    sns.set_theme(style=p["figures"]["style"])
+    dpi = p["figures"]["dpi"]
+    metrics = read_json(ctx.inputs["metrics_direct"])
+    seenn1 = read_json(ctx.inputs["seenn1_direct"])
+    sweep = pd.read_csv(ctx.inputs["sweep_direct"])
+    z, y = load_logits(ctx.inputs["logits_test"])
+    save_png(tradeoff_figure(sweep, metrics, seenn1, "Accuracy vs average timesteps (test)"), ctx.outputs["tradeoff"], dpi)
+    save_png(exit_histogram_figure(seenn1, "Exit timesteps of SEENN-I (test)"), ctx.outputs["exit_histogram"], dpi)
+    save_png(confidence_figure(z, y, p["seenn1"]["temperature"], p["seenn1"]["accumulate"], p["figures"]["confidence_bins"],
+                               "Confidence of the accumulated prediction at each timestep (test)"),
+             ctx.outputs["confidence"], dpi)
+    save_png(training_figure(pd.read_csv(ctx.inputs["train_log"]), "Direct SNN training"), ctx.outputs["training"], dpi)

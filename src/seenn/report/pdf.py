@@ -1,0 +1,137 @@
+"""The PDF report: provenance, method notes, tables and figures, in one deterministic file.
+
+matplotlib's PdfPages with CreationDate removed gives byte-identical PDFs for identical inputs."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from importlib import metadata
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.image as mpimg  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
+
+from ..io import atomic_path, read_json  # noqa: E402
+
+A4 = (8.27, 11.69)
+PACKAGES = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "seaborn", "snakemake", "dvc", "seenn-bench")
+
+METHOD_NOTES = """\
+Accuracy at fixed T uses the accumulated logits z_t = O_1 + ... + O_t (argmax). AET (paper Eq. 4)
+assumes a prediction that is correct at t stays correct; the empirical AET (Eq. 13) averages, per
+sample, the first timestep that is actually correct (T if never). SEENN-I exits at the first t whose
+score of softmax(z_t / temperature) exceeds alpha (strictly), else at T; scores are the top
+confidence and 1 - normalized entropy. Unlike the authors (fixed alpha = 0.9, shuffled test set),
+alpha is calibrated here on the validation split: the alpha with the fewest average timesteps whose
+validation accuracy is within the configured tolerance of full-T accuracy. The test split is only
+reported. The oracle stops each sample at its first correct timestep: the limit for any exit rule."""
+
+
+def git_commit() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "workflow", "params.yaml", "Snakefile"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return commit + (" (with uncommitted changes to code or config)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+
+
+def versions() -> str:
+    out = []
+    for pkg in PACKAGES:
+        try:
+            out.append(f"{pkg} {metadata.version(pkg)}")
+        except metadata.PackageNotFoundError:
+            out.append(f"{pkg} (not installed)")
+    return ", ".join(out)
+
+
+def text_page(pdf: PdfPages, title: str, blocks: list[tuple[str, str]]) -> None:
+    fig = plt.figure(figsize=A4)
+    fig.text(0.07, 0.95, title, fontsize=16, weight="bold", va="top")
+    y = 0.91
+    for heading, body in blocks:
+        fig.text(0.07, y, heading, fontsize=11, weight="bold", va="top")
+        y -= 0.022
+        lines = [w for para in body.splitlines() for w in (textwrap.wrap(para, 100) or [""])]
+        fig.text(0.07, y, "\n".join(lines), fontsize=7.5, family="monospace", va="top")
+        y -= 0.0125 * len(lines) + 0.02
+    pdf.savefig(fig)
+    plt.close(fig)
+
+
+def table_page(pdf: PdfPages, tables: list[tuple[str, pd.DataFrame]]) -> None:
+    fig = plt.figure(figsize=A4)
+    y = 0.95
+    for title, df in tables:
+        fig.text(0.07, y, title, fontsize=11, weight="bold", va="top")
+        y -= 0.02
+        shown = df.copy()
+        for col in shown.columns:
+            if shown[col].dtype.kind == "f":
+                shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.4g}" if abs(v) < 1e-2 else f"{v:.2f}" if abs(v) >= 10 else f"{v:.4f}")
+        h = 0.022 * (len(shown) + 1)
+        ax = fig.add_axes([0.07, y - h, 0.86, h])
+        ax.axis("off")
+        tab = ax.table(cellText=shown.astype(str).values, colLabels=list(shown.columns), loc="upper left", cellLoc="center")
+        tab.auto_set_font_size(False)
+        tab.set_fontsize(7)
+        y -= h + 0.04
+    pdf.savefig(fig)
+    plt.close(fig)
+
+
+def figure_page(pdf: PdfPages, title: str, png: str, caption: str) -> None:
+    fig = plt.figure(figsize=A4)
+    fig.text(0.07, 0.95, title, fontsize=13, weight="bold", va="top")
+    img = mpimg.imread(png)
+    h, w = img.shape[:2]
+    width = 0.86
+    height = min(0.8, width * (h / w) * A4[0] / A4[1])
+    ax = fig.add_axes([0.07, 0.92 - height, width, height])
+    ax.imshow(img, interpolation="lanczos")
+    ax.axis("off")
+    fig.text(0.07, 0.9 - height, "\n".join(textwrap.wrap(caption, 110)), fontsize=8, va="top")
+    pdf.savefig(fig)
+    plt.close(fig)
+
+
+def stage_report(ctx) -> None:
+    p, i = ctx.params, ctx.inputs
+    manifest = read_json(i["manifest"])
+    metrics = read_json(i["metrics_direct"])
+    splits = ", ".join(f"{s} {v['n']}" for s, v in manifest["splits"].items())
+    provenance = "\n".join([
+        f"code commit: {git_commit()}",
+        f"dataset: {manifest['dataset']} ({splits}); split seed {manifest['seed']}; source: {manifest['source']}",
+        f"split sha256: " + ", ".join(f"{s} {v['sha256'][:16]}" for s, v in manifest["splits"].items()),
+        f"device: {metrics['device']}; seed {p['seed']}; deterministic algorithms: {p['deterministic']}",
+        f"packages: {versions()}",
+    ])
+    with atomic_path(ctx.outputs["pdf"]) as tmp:
+        with PdfPages(tmp, metadata={"CreationDate": None, "ModDate": None, "Producer": "seenn-bench",
+                                     "Creator": "seenn-bench", "Title": p["report"]["title"]}) as pdf:
+            text_page(pdf, p["report"]["title"], [
+                ("Provenance", provenance),
+                ("Method notes", METHOD_NOTES),
+                ("Configuration (params.yaml)", yaml.safe_dump(p, sort_keys=False, width=100)),
+            ])
+            table_page(pdf, [
+                ("Accuracy at fixed T (%)", pd.read_csv(i["accuracy_per_t_csv"])),
+                ("AET vs empirical AET (test; paper Table 5 analogue)", pd.read_csv(i["aet_csv"])),
+                ("Fixed T vs SEENN-I vs oracle (test)", pd.read_csv(i["methods_csv"])),
+            ])
+            figure_page(pdf, "Accuracy vs average timesteps", i["tradeoff"],
+                        "SEENN-I test accuracy as alpha sweeps from the configured minimum to maximum, beside the fixed-T "
+                        "accuracies; stars mark the alphas calibrated on the validation split.")
+            figure_page(pdf, "Exit timesteps", i["exit_histogram"], "Number of test samples leaving at each timestep under SEENN-I at the calibrated alpha.")
+            figure_page(pdf, "Confidence per timestep", i["confidence"],
+                        "Distribution of the top softmax confidence of the accumulated logits at each t, split by whether the prediction is correct (log scale).")
+            figure_page(pdf, "Training", i["training"], "Loss and accuracy per epoch of the direct SNN training.")

@@ -1,0 +1,58 @@
+"""Result tables as CSV (for machines) and Markdown (for people), from the metrics JSON files."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..io import read_json, write_text
+
+BRANCH_LABELS = {"direct": "Direct-trained SNN"}
+
+
+def accuracy_per_t(metrics: dict, branch: str) -> pd.DataFrame:
+    rows = []
+    for t, (acc_t, acc_v) in enumerate(zip(metrics["test"]["accuracy_per_t"], metrics["val"]["accuracy_per_t"]), 1):
+        rows.append({"model": BRANCH_LABELS.get(branch, branch), "T": t, "test_accuracy": acc_t, "val_accuracy": acc_v})
+    return pd.DataFrame(rows)
+
+
+def aet_table(metrics: dict, branch: str, dataset: str) -> pd.DataFrame:
+    m = metrics["test"]
+    return pd.DataFrame([{"model": BRANCH_LABELS.get(branch, branch), "dataset": dataset, "max_T": m["timesteps"],
+                          "AET": m["aet"], "empirical_AET": m["empirical_aet"], "difference": m["aet"] - m["empirical_aet"]}])
+
+
+def methods_table(metrics: dict, seenn1: dict, branch: str) -> pd.DataFrame:
+    """Fixed T, SEENN-I (each score) and the oracle: accuracy, average timesteps, reduction."""
+    m = metrics["test"]
+    T = m["timesteps"]
+    label = BRANCH_LABELS.get(branch, branch)
+    rows = [{"model": label, "method": f"Fixed T={t}", "threshold": None, "test_accuracy": acc, "avg_timesteps": float(t)}
+            for t, acc in enumerate(m["accuracy_per_t"], 1)]
+    for score, r in seenn1["scores"].items():
+        rows.append({"model": label, "method": f"SEENN-I ({score})", "threshold": r["alpha"],
+                     "test_accuracy": r["test_accuracy"], "avg_timesteps": r["test_avg_timesteps"]})
+    rows.append({"model": label, "method": "Oracle (first correct t)", "threshold": None,
+                 "test_accuracy": m["oracle_accuracy"], "avg_timesteps": m["oracle_timesteps"]})
+    df = pd.DataFrame(rows)
+    df["timestep_reduction"] = T / df["avg_timesteps"]
+    return df
+
+
+def write_table(df: pd.DataFrame, csv_path, md_path, digits: int = 4) -> None:
+    write_text(csv_path, df.to_csv(index=False, float_format=f"%.{digits}f"))
+    write_text(md_path, df.to_markdown(index=False, floatfmt=f".{digits}f", missingval="") + "\n")
+
+
+def build_tables(inputs: dict) -> dict[str, pd.DataFrame]:
+    metrics = read_json(inputs["metrics_direct"])
+    seenn1 = read_json(inputs["seenn1_direct"])
+    dataset = metrics.get("dataset", "")
+    return {"accuracy_per_t": accuracy_per_t(metrics, "direct"),
+            "aet": aet_table(metrics, "direct", dataset),
+            "methods": methods_table(metrics, seenn1, "direct")}
+
+
+def stage_tables(ctx) -> None:
+    for name, df in build_tables(ctx.inputs).items():
+        write_table(df, ctx.outputs[f"{name}_csv"], ctx.outputs[f"{name}_md"])

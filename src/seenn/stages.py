@@ -1,0 +1,178 @@
+"""The pipeline's stage table: the one source of truth for both front doors.
+
+`workflow/rules/*.smk` turn each Stage into a Snakemake rule; `seenn dvc-yaml` writes dvc.yaml
+from the same table (a test fails if the committed dvc.yaml drifts). Each stage declares the
+config keys it reads (a stage sees only those), its input and output files, and the source
+files its computation uses (so a code change reruns exactly the stages it touches)."""
+
+from __future__ import annotations
+
+import glob
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import PROJECT_ROOT, select_keys
+from .io import write_text
+
+PREPARED = "data/prepared"
+RESULTS = "results"
+PARAMS_DIR = "results/params"
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    family: str  # the workflow/rules/<family>.smk that defines it
+    func: str  # "module:function" run by `seenn run <name>`
+    desc: str
+    params: tuple[str, ...]  # dotted config keys the stage reads
+    inputs: dict[str, str]
+    outputs: dict[str, str]
+    code: tuple[str, ...]  # source files / globs under src/seenn its computation uses
+    metrics: tuple[str, ...] = ()  # output roles that DVC shows as metrics
+    plots: tuple[str, ...] = ()  # output roles that DVC shows as plots
+    checkpoints: bool = False  # keeps resumable checkpoints under results/checkpoints/<name>/
+
+    @property
+    def params_file(self) -> str:
+        return f"{PARAMS_DIR}/{self.name}.json"
+
+    @property
+    def log_file(self) -> str:
+        return f"logs/{self.name}.log"
+
+    @property
+    def checkpoint_dir(self) -> str:
+        return f"{RESULTS}/checkpoints/{self.name}"
+
+    def code_files(self) -> list[str]:
+        files: set[str] = set()
+        for pattern in self.code:
+            matches = sorted(glob.glob(str(PROJECT_ROOT / "src" / "seenn" / pattern)))
+            if not matches:
+                raise FileNotFoundError(f"stage {self.name}: code pattern '{pattern}' matches no file")
+            files.update(str(Path(m).relative_to(PROJECT_ROOT)) for m in matches)
+        return sorted(files)
+
+    def deps(self) -> list[str]:
+        return list(self.inputs.values()) + self.code_files()
+
+
+def _splits() -> dict[str, str]:
+    return {s: f"{PREPARED}/{s}.pt" for s in ("train", "val", "test")}
+
+
+DATA_CODE = ("data/*.py", "io.py", "errors.py")
+SNN_CODE = ("models/*.py", "neurons.py", "data/__init__.py", "data/prepared.py", "data/augment.py", "io.py", "errors.py", "runtime.py")
+RUNTIME_KEYS = ("seed", "device", "deterministic")
+ALL_KEYS = ("seed", "device", "deterministic", "data", "model", "neuron", "train", "evaluate", "seenn1", "figures", "report")
+
+
+def branch_stages(branch: str, model_path: str) -> list[Stage]:
+    """Per-timestep evaluation and SEENN-I calibration of one SNN (direct or converted)."""
+    d = f"{RESULTS}/{branch}"
+    s = _splits()
+    return [
+        Stage(f"evaluate_{branch}", "evaluate", "seenn.evaluate:stage_evaluate_snn",
+              f"per-timestep logits of the {branch} SNN on val and test",
+              ("device", "deterministic", "evaluate"),
+              {"model": model_path, "val": s["val"], "test": s["test"]},
+              {"logits_val": f"{d}/logits_val.pt", "logits_test": f"{d}/logits_test.pt", "metrics": f"{d}/metrics.json"},
+              SNN_CODE + ("evaluate.py", "train.py", "metrics.py", "runtime.py"), metrics=("metrics",)),
+        Stage(f"seenn1_{branch}", "exits", "seenn.seenn1:stage_seenn1",
+              f"SEENN-I threshold sweep and calibration on the {branch} SNN",
+              ("seenn1",),
+              {"logits_val": f"{d}/logits_val.pt", "logits_test": f"{d}/logits_test.pt"},
+              {"sweep": f"{d}/seenn1_sweep.csv", "result": f"{d}/seenn1.json"},
+              ("seenn1.py", "exits.py", "metrics.py", "evaluate.py", "io.py"), metrics=("result",)),
+    ]
+
+
+def build_stages() -> list[Stage]:
+    s = _splits()
+    stages = [
+        Stage("prepare_data", "data", "seenn.data.stage:stage_prepare_data",
+              "load, shuffle and split the dataset; write checked split files and a manifest",
+              ("seed", "data"), {}, {**s, "manifest": f"{PREPARED}/manifest.json"}, DATA_CODE),
+        Stage("train_snn", "train", "seenn.train:stage_train_snn",
+              "direct SNN training (surrogate gradients, per-timestep loss)",
+              RUNTIME_KEYS + ("model", "neuron", "train"),
+              {"train": s["train"], "val": s["val"]},
+              {"model": f"{RESULTS}/direct/snn.pt", "log": f"{RESULTS}/direct/train_log.csv"},
+              SNN_CODE + ("train.py", "losses.py", "checkpoint.py"), plots=("log",), checkpoints=True),
+    ]
+    stages += branch_stages("direct", f"{RESULTS}/direct/snn.pt")
+    tables_in = {"metrics_direct": f"{RESULTS}/direct/metrics.json", "seenn1_direct": f"{RESULTS}/direct/seenn1.json"}
+    stages += [
+        Stage("tables", "report", "seenn.report.tables:stage_tables",
+              "CSV and Markdown tables: accuracy per T, AET vs empirical AET, fixed T vs SEENN",
+              (), tables_in,
+              {f"{name}_{ext}": f"{RESULTS}/tables/{name}.{ext}" for name in ("accuracy_per_t", "aet", "methods") for ext in ("csv", "md")},
+              ("report/tables.py", "io.py")),
+        Stage("figures", "report", "seenn.report.figures:stage_figures",
+              "figures: accuracy vs average timesteps, exit histogram, confidence per timestep",
+              ("figures", "seenn1.temperature", "seenn1.accumulate"),
+              {"logits_test": f"{RESULTS}/direct/logits_test.pt", "sweep_direct": f"{RESULTS}/direct/seenn1_sweep.csv",
+               "train_log": f"{RESULTS}/direct/train_log.csv", **tables_in},
+              {"tradeoff": f"{RESULTS}/figures/tradeoff.png", "exit_histogram": f"{RESULTS}/figures/exit_histogram.png",
+               "confidence": f"{RESULTS}/figures/confidence.png", "training": f"{RESULTS}/figures/training.png"},
+              ("report/figures.py", "exits.py", "metrics.py", "evaluate.py", "io.py")),
+    ]
+    stages.append(
+        Stage("report", "report", "seenn.report.pdf:stage_report", "the PDF report with provenance, tables and figures",
+              ALL_KEYS,
+              {**{k: v for st in stages if st.name in ("tables", "figures") for k, v in st.outputs.items()},
+               "manifest": f"{PREPARED}/manifest.json", "metrics_direct": f"{RESULTS}/direct/metrics.json"},
+              {"pdf": "reports/seenn_report.pdf"},
+              ("report/pdf.py", "io.py")))
+    return stages
+
+
+STAGES: list[Stage] = build_stages()
+BY_NAME = {st.name: st for st in STAGES}
+
+
+def stages_in_family(family: str) -> list[Stage]:
+    return [st for st in STAGES if st.family == family]
+
+
+def final_outputs() -> list[str]:
+    """What `rule all` asks for: every stage's outputs."""
+    return [p for st in STAGES for p in st.outputs.values()]
+
+
+def write_params_file(stage: Stage, config: dict) -> Path:
+    """Write the stage's slice of the config to results/params/<stage>.json, only if it changed.
+
+    Snakemake takes this file as an input, so a change to any key the stage reads reruns it
+    (mtime), while an unchanged slice keeps its old mtime and reruns nothing."""
+    path = Path(stage.params_file)
+    text = json.dumps(select_keys(config, stage.params), indent=2, sort_keys=True) + "\n"
+    if not path.exists() or path.read_text() != text:
+        write_text(path, text)
+    return path
+
+
+def dvc_yaml() -> str:
+    """dvc.yaml generated from the stage table (outputs uncached: see README, 'Two front doors')."""
+    import yaml
+
+    def out_entries(st: Stage, roles) -> list:
+        return [{st.outputs[r]: {"cache": False}} for r in roles]
+
+    stages = {}
+    for st in STAGES:
+        entry: dict = {"cmd": f"seenn run {st.name}", "desc": st.desc, "deps": st.deps()}
+        if st.params:
+            entry["params"] = list(st.params)
+        plain = [r for r in st.outputs if r not in st.metrics and r not in st.plots]
+        if plain:
+            entry["outs"] = out_entries(st, plain)
+        if st.metrics:
+            entry["metrics"] = out_entries(st, st.metrics)
+        if st.plots:
+            entry["plots"] = out_entries(st, st.plots)
+        stages[st.name] = entry
+    header = "# GENERATED by `seenn dvc-yaml` from src/seenn/stages.py -- do not edit by hand.\n"
+    return header + yaml.safe_dump({"stages": stages}, sort_keys=False, width=120)

@@ -1,0 +1,59 @@
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from seenn.config import load_config, select_keys, validate_config
+from seenn.errors import SeennError
+
+
+def test_default_config_is_valid(default_config):
+    validate_config(default_config)
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda c: c["train"].update(foo=1), "unknown key 'train.foo'"),
+        (lambda c: c.update(extra=1), "unknown key 'extra'"),
+        (lambda c: c["train"].update(lr=-0.1), "'train.lr'"),
+        (lambda c: c["train"].update(timesteps=0), "'train.timesteps'"),
+        (lambda c: c["train"].update(epochs="ten"), "'train.epochs'"),
+        (lambda c: c["seenn1"].update(alpha_min=1.5), "'seenn1.alpha_min'"),
+        (lambda c: c["seenn1"].update(alpha_max=0.0), "'seenn1.alpha_max'"),
+        (lambda c: c["data"].update(name="imagenet21k"), "'data.name'"),
+        (lambda c: c["data"].update(train_size=4800), "exceeds the 5000 digits"),
+        (lambda c: c["model"].update(widths=[8, 16, 32, 64]), "'model.widths' has 4 stages"),
+        (lambda c: c["neuron"].update(surrogate="sigmoid"), "'neuron.surrogate'"),
+        (lambda c: c.pop("train"), "missing key"),
+        (lambda c: c["seenn1"].update(scores=[]), "'seenn1.scores'"),
+    ],
+)
+def test_bad_config_names_the_key(default_config, mutate, message):
+    mutate(default_config)
+    with pytest.raises(SeennError) as exc:
+        validate_config(default_config)
+    assert message in str(exc.value)
+
+
+def test_cli_validate_fails_at_once_with_one_line(tmp_path, default_config):
+    default_config["train"]["lr"] = -0.5
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(default_config))
+    r = subprocess.run([sys.executable, "-m", "seenn", "validate", "--config", str(path)], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "'train.lr'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_missing_and_non_mapping_config_files(tmp_path):
+    with pytest.raises(SeennError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(SeennError, match="mapping"):
+        load_config(tmp_path / "list.yaml")
+
+
+def test_select_keys_gives_only_declared_slice(default_config):
+    sub = select_keys(default_config, ["seed", "seenn1.temperature"])
+    assert sub == {"seed": default_config["seed"], "seenn1": {"temperature": default_config["seenn1"]["temperature"]}}

@@ -1,0 +1,39 @@
+import pandas as pd
+import pytest
+import torch
+
+from seenn.seenn1 import alpha_grid, calibrate, select_alpha
+
+CFG = {"scores": ["confidence", "entropy"], "alpha_min": 0.5, "alpha_max": 0.999999, "alpha_steps": 50,
+       "temperature": 1.0, "accumulate": "sum", "tolerance_points": 0.1}
+
+
+def test_select_alpha_fewest_timesteps_within_tolerance():
+    df = pd.DataFrame({"alpha": [0.5, 0.7, 0.9, 0.99], "accuracy": [90.0, 95.0, 96.0, 96.0],
+                       "avg_timesteps": [1.0, 1.2, 1.5, 2.0]})
+    assert select_alpha(df, full_t_accuracy=96.0, tolerance_points=0.1) == 2
+    assert select_alpha(df, full_t_accuracy=96.0, tolerance_points=1.0) == 1
+    # nothing qualifies: most accurate (largest alpha on ties)
+    assert select_alpha(df, full_t_accuracy=99.0, tolerance_points=0.0) == 3
+
+
+def test_alpha_grid_is_increasing_and_dense_near_one():
+    g = alpha_grid(0.5, 0.999999, 20)
+    assert g[0] == pytest.approx(0.5) and g[-1] == pytest.approx(0.999999)
+    assert torch.all(g[1:] > g[:-1])
+    assert (g > 0.99).sum() > (g < 0.9).sum()
+
+
+def test_calibration_exits_confident_samples_early():
+    # 40 samples, T = 3, 2 classes. Half are confidently right at t=1; half are ambiguous until t=3.
+    n = 40
+    easy = torch.tensor([[8.0, 0.0], [16.0, 0.0], [24.0, 0.0]])
+    hard = torch.tensor([[0.1, 0.0], [0.0, 0.2], [0.0, 6.0]])
+    z = torch.stack([easy] * (n // 2) + [hard] * (n // 2))
+    y = torch.tensor([0] * (n // 2) + [1] * (n // 2))
+    table, result = calibrate(z, y, z, y, CFG)
+    r = result["scores"]["confidence"]
+    assert r["test_accuracy"] == pytest.approx(100.0)
+    assert r["test_avg_timesteps"] == pytest.approx((1 * 20 + 3 * 20) / 40)
+    assert r["test_exit_histogram"] == [20, 0, 20]
+    assert set(table["split"]) == {"val", "test"} and set(table["score"]) == {"confidence", "entropy"}

@@ -1,0 +1,65 @@
+"""Snakemake and DVC must describe one DAG: both come from src/seenn/stages.py."""
+
+import importlib
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from seenn.stages import STAGES, dvc_yaml
+
+
+def test_committed_dvc_yaml_matches_stage_table():
+    assert (ROOT / "dvc.yaml").read_text() == dvc_yaml(), "dvc.yaml drifted: run `seenn dvc-yaml` and commit it"
+
+
+def _dvc_stages() -> dict:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def _snakemake_rules() -> dict:
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import OutputSettings, ResourceSettings
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        with SnakemakeApi(OutputSettings(quiet=True)) as api:
+            wf = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=Path("Snakefile"), workdir=ROOT)
+            return {r.name: r for r in wf._workflow.rules if r.name != "all"}
+    finally:
+        os.chdir(cwd)
+
+
+def test_snakemake_rules_and_dvc_stages_agree():
+    dvc = _dvc_stages()
+    rules = _snakemake_rules()
+    assert list(rules) == list(dvc)
+    for name, rule in rules.items():
+        st = dvc[name]
+        outs = [next(iter(o)) for key in ("outs", "metrics", "plots") for o in st.get(key, [])]
+        assert sorted(map(str, rule.output)) == sorted(outs), name
+        inputs = sorted(str(f) for f in rule.input if not str(f).startswith("results/params/"))
+        assert inputs == sorted(st["deps"]), name
+        assert st["cmd"] == f"seenn run {name}"
+        assert rule.shellcmd == "seenn run {rule}"
+
+
+def test_dag_is_closed_and_acyclic():
+    produced = {}
+    for st in STAGES:
+        for inp in st.inputs.values():
+            assert inp in produced, f"{st.name} reads {inp}, which no earlier stage writes"
+        for out in st.outputs.values():
+            assert out not in produced, f"{out} written by both {produced[out]} and {st.name}"
+            produced[out] = st.name
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
+def test_stage_function_and_code_files_exist(stage):
+    module, func = stage.func.split(":")
+    assert callable(getattr(importlib.import_module(module), func))
+    assert all((ROOT / f).is_file() for f in stage.code_files())
+    assert f"src/seenn/{module.split('.', 1)[1].replace('.', '/')}.py" in stage.code_files()

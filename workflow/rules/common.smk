@@ -1,0 +1,52 @@
+# Shared helpers: validate the config, load the stage table, turn a stage into rule arguments.
+import shutil
+import subprocess
+import sys
+
+import yaml
+
+from seenn.config import validate_config
+from seenn.errors import SeennError
+from seenn.stages import STAGES, final_outputs, stages_in_family, write_params_file
+
+try:
+    validate_config(config, source="params.yaml")
+except SeennError as exc:
+    sys.exit(f"seenn: error: {exc}")
+
+with open("params.yaml") as _fh:
+    if yaml.safe_load(_fh) != config:
+        sys.exit(
+            "seenn: error: the config differs from params.yaml (--configfile/--config overrides?). "
+            "params.yaml is the single config both Snakemake and DVC read: edit it, or copy a file "
+            "from config/paper/ over it."
+        )
+
+# Each stage's slice of the config becomes a file input; rewritten only when the slice changes.
+for _st in STAGES:
+    write_params_file(_st, config)
+
+
+def get_final_outputs():
+    """Every output of every stage."""
+    return final_outputs()
+
+
+def stage_inputs(stage):
+    """Named inputs of a rule: upstream files, the stage's config slice, its source files."""
+    return {**stage.inputs, "params": stage.params_file, "code": stage.code_files()}
+
+
+def stage_threads(stage):
+    """Training and evaluation take every core; light stages one."""
+    return workflow.cores if stage.family in ("train", "evaluate", "policy", "convert") else 1
+
+
+def record_in_dvc_lock():
+    """After a successful run, record every stage's hashes in dvc.lock so `dvc status` agrees."""
+    if shutil.which("dvc") is None:
+        print("seenn: dvc not found; dvc.lock not updated", file=sys.stderr)
+        return
+    result = subprocess.run(["dvc", "commit", "--force", "--quiet"], capture_output=True, text=True)
+    if result.returncode != 0:
+        print(f"seenn: 'dvc commit' failed, dvc.lock not updated:\n{result.stderr}", file=sys.stderr)
