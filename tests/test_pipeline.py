@@ -2,52 +2,15 @@
 reruns do nothing, a figure setting reruns only figures + report, a training setting reruns
 training and everything after it, and two clean runs give byte-identical outputs."""
 
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT, tiny_config
+from conftest import NOT_DETERMINISTIC, make_project, sh, tiny_config
 
 pytestmark = pytest.mark.slow
-
-BIN = str(Path(sys.executable).parent)
-ENV = {**os.environ, "PATH": BIN + os.pathsep + os.environ.get("PATH", ""), "DVC_NO_ANALYTICS": "1",
-       "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
-       # fixed dates: two tiny projects with the same files get the same commit, as two clones would
-       "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
-COPY = ["Snakefile", "dvc.yaml", "workflow", "src", ".dvc/config", ".dvcignore"]
-# Outputs that are measurements or bookkeeping, not results: excluded from byte comparison.
-NOT_DETERMINISTIC = ("logs/", "results/checkpoints/")
-
-
-def sh(cwd, *args, check=True) -> subprocess.CompletedProcess:
-    r = subprocess.run(list(args), cwd=cwd, env=ENV, capture_output=True, text=True)
-    if check and r.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
-    return r
-
-
-def make_project(dest: Path, config: dict) -> Path:
-    dest.mkdir(parents=True)
-    for item in COPY:
-        src = ROOT / item
-        if src.is_dir():
-            shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            (dest / item).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / item)
-    (dest / "params.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    (dest / ".gitignore").write_text("/results/\n/data/\n/logs/\n/reports/*.pdf\n.snakemake/\n")
-    sh(dest, "git", "init", "-q")
-    sh(dest, "git", "add", "-A")
-    sh(dest, "git", "commit", "-qm", "tiny project")
-    return dest
 
 
 def planned_jobs(cwd: Path) -> set[str]:

@@ -1,0 +1,119 @@
+"""Bad data, files and checkpoints stop early with one line naming the problem."""
+
+import subprocess
+
+import pytest
+import torch
+
+from conftest import ENV, make_project, sh, tiny_config
+from seenn.checkpoint import latest_checkpoint
+from seenn.data import get_spec, validate_split
+from seenn.data.prepared import load_split
+from seenn.errors import SeennError
+from seenn.io import save_checked
+from seenn.models import build_snn
+from seenn.train import load_snn, save_snn
+
+DIGITS = get_spec("digits")
+GOOD_X = torch.zeros(4, 1, 28, 28, dtype=torch.uint8)
+GOOD_Y = torch.tensor([0, 1, 2, 9])
+
+
+@pytest.mark.parametrize(
+    "x, y, message",
+    [
+        (torch.zeros(4, 3, 28, 28, dtype=torch.uint8), GOOD_Y, r"shape \(3, 28, 28\), expected \(1, 28, 28\)"),
+        (torch.zeros(4, 1, 28, 28), GOOD_Y, "dtype torch.float32, expected torch.uint8"),
+        (GOOD_X, torch.tensor([0, 1, 2, 10]), r"labels must lie in \[0, 9\], found \[0, 10\]"),
+        (GOOD_X, torch.tensor([0, -1, 2, 3]), r"labels must lie in \[0, 9\]"),
+        (GOOD_X, GOOD_Y.float(), "labels must be int64"),
+        (GOOD_X, GOOD_Y[:3], "labels must be int64 of shape"),
+        (GOOD_X[:0], GOOD_Y[:0], "is empty"),
+    ],
+)
+def test_bad_split_names_split_and_problem(x, y, message):
+    with pytest.raises(SeennError, match=message) as exc:
+        validate_split(DIGITS, "train", x, y, source="somewhere.pt")
+    assert "digits train split (somewhere.pt)" in str(exc.value)
+
+
+def test_unknown_dataset_name():
+    with pytest.raises(SeennError, match="unknown dataset 'data.name: svhn'"):
+        get_spec("svhn")
+
+
+def test_prepared_file_from_elsewhere_is_named(tmp_path):
+    save_checked(tmp_path / "train.pt", {"weights": torch.zeros(2)})
+    with pytest.raises(SeennError, match=r"train\.pt lacks 'dataset'.*rerun the prepare_data stage"):
+        load_split(tmp_path / "train.pt")
+
+
+def _model(widths):
+    return build_snn({"arch": "resnet", "stem_channels": 4, "widths": widths, "blocks": [1] * len(widths)},
+                     {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}, 1, 10)
+
+
+def test_checkpoint_for_other_architecture_or_dataset(tmp_path):
+    path = tmp_path / "snn.pt"
+    model_cfg = {"arch": "resnet", "stem_channels": 4, "widths": [4, 8], "blocks": [1, 1]}
+    save_snn(path, _model([4, 8]), model_cfg=model_cfg, neuron_cfg={"decay": 0.5, "threshold": 1.0,
+             "surrogate": "triangle", "surrogate_width": 1.0}, timesteps=2, spec=DIGITS)
+    load_snn(path, DIGITS)  # fits
+    with pytest.raises(SeennError, match="trained on 'digits' .* but the data is 'cifar10'"):
+        load_snn(path, get_spec("cifar10"))
+    # Weights of another architecture under this checkpoint's description:
+    save_snn(path, _model([4, 16]), model_cfg=model_cfg, neuron_cfg={"decay": 0.5, "threshold": 1.0,
+             "surrogate": "triangle", "surrogate_width": 1.0}, timesteps=2, spec=DIGITS)
+    with pytest.raises(SeennError, match=r"snn\.pt does not fit the architecture"):
+        load_snn(path, DIGITS)
+
+
+def test_resume_ignores_checkpoint_of_other_settings(tmp_path):
+    save_checked(tmp_path / "epoch_0003.pt", {"fingerprint": "other-T", "epoch": 3})
+    assert latest_checkpoint(tmp_path, "this-run") is None
+    save_checked(tmp_path / "epoch_0001.pt", {"fingerprint": "this-run", "epoch": 1})
+    assert latest_checkpoint(tmp_path, "this-run")[0] == 1
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    cwd = make_project(tmp_path_factory.mktemp("bad") / "p", tiny_config())
+    sh(cwd, "seenn", "run", "prepare_data")
+    return cwd
+
+
+def _one_line_error(cwd, *args) -> str:
+    r = subprocess.run(["seenn", *args], cwd=cwd, env=ENV, capture_output=True, text=True)
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("seenn: error:")]
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    return lines[0]
+
+
+def test_stage_with_missing_input_says_which_stage_to_run(prepared):
+    msg = _one_line_error(prepared, "run", "evaluate_direct")
+    assert "input 'model' (results/direct/snn.pt) is missing" in msg
+
+
+def test_truncated_checkpoint_gives_one_line_naming_the_file(prepared):
+    path = prepared / "results/direct/snn.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"SEENN1\n" + b"0" * 93)  # what `truncate -s 100` leaves
+    msg = _one_line_error(prepared, "run", "evaluate_direct")
+    assert "corrupt or truncated SNN checkpoint results/direct/snn.pt" in msg and "delete it and rerun" in msg
+    path.unlink()
+
+
+def test_truncated_prepared_split_is_named(prepared):
+    path = prepared / "data/prepared/val.pt"
+    data = path.read_bytes()
+    path.write_bytes(data[:100])
+    try:
+        msg = _one_line_error(prepared, "run", "train_snn")
+        assert "data/prepared/val.pt" in msg and "prepare_data" in msg
+    finally:
+        path.write_bytes(data)
+
+
+def test_unknown_stage(prepared):
+    assert "unknown stage 'trian_snn'" in _one_line_error(prepared, "run", "trian_snn")
