@@ -19,6 +19,8 @@ TINY_OVERRIDES = {
     "evaluate": {"batch_size": 100},
     "seenn1": {"alpha_steps": 20},
     "figures": {"dpi": 50, "confidence_bins": 10},
+    "engine": {"compile": False, "batch_sizes": [1, 64], "latency_samples": [4, 64], "warmup": 1, "repetitions": 1,
+               "energy_batch_size": 100},
 }
 
 
