@@ -69,8 +69,8 @@ def latency_table(rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame([{
         "method": r["method"], "batch": r["batch_size"], "samples": r["samples"],
         "ms_per_sample": r["seconds_per_sample"] * 1e3, "samples_per_s": r["samples_per_second"],
-        "avg_timesteps": r["avg_timesteps"], "speedup_vs_fixed_T": r["speedup_vs_fixed_T"],
-        "ideal_speedup": r["ideal_speedup"]} for r in rows])
+        "avg_timesteps": r["avg_timesteps"], "speedup": r["speedup_vs_fixed_T"],
+        "ideal": r["ideal_speedup"]} for r in rows])
     return df
 
 
