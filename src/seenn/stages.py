@@ -113,7 +113,8 @@ def engine_stages(stages: list[Stage]) -> list[Stage]:
         Stage("latency", "latency", "seenn.latency:stage_latency",
               "measured wall-clock latency and throughput: fixed T, SEENN-I/II, ANN (a measurement)",
               ("device", "seenn1.temperature", "seenn1.accumulate") + tuple(
-                  f"engine.{k}" for k in ("compile", "threads", "batch_sizes", "latency_samples", "warmup", "repetitions")),
+                  f"engine.{k}" for k in ("compile", "threads", "keep_freed_memory", "batch_sizes", "latency_samples", "warmup",
+                                           "repetitions")),
               inputs,
               {"latency": f"{MEASUREMENTS}/latency.json", "table_csv": f"{MEASUREMENTS}/latency.csv",
                "table_md": f"{MEASUREMENTS}/latency.md"},
