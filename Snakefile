@@ -13,6 +13,8 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/exits.smk"
+include: "workflow/rules/energy.smk"
+include: "workflow/rules/latency.smk"
 include: "workflow/rules/report.smk"
 
 

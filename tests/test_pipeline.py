@@ -3,6 +3,7 @@ reruns do nothing, a figure setting reruns only figures + report, a training set
 training and everything after it, and two clean runs give byte-identical outputs."""
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,18 @@ def test_outputs_exist_and_are_sane(project):
     for r in s["scores"].values():
         assert 1 <= r["test_avg_timesteps"] <= T
         assert sum(r["test_exit_histogram"]) == m["test"]["n"]
+    energy = json.loads((project / "results/direct/energy.json").read_text())
+    names = [e["method"] for e in energy["methods"]]
+    assert names == [f"Fixed T={t}" for t in range(1, T + 1)] + ["SEENN-I (confidence)", "SEENN-I (entropy)", "ANN (same architecture)"]
+    assert all(e["engine_matches_posthoc"] for e in energy["methods"][:-1])  # the engine equals the post-hoc results
+    fixed = [e["acs"] + e["macs"] for e in energy["methods"][:T]]
+    assert fixed == sorted(fixed) and energy["methods"][-1]["acs"] == 0
+    for e, acc in zip(energy["methods"][:T], m["test"]["accuracy_per_t"]):
+        assert e["accuracy"] == pytest.approx(acc)
+    lat = json.loads((project / "results/measurements/latency.json").read_text())
+    assert {(r["method"], r["batch_size"]) for r in lat["rows"]} == {(n, b) for n in names for b in (1, 64)}
+    assert all(r["median_s"] > 0 for r in lat["rows"])
+    assert "Fixed T=1" in (project / "results/measurements/latency.md").read_text()
     methods = (project / "results/tables/methods.md").read_text()
     assert "SEENN-I (confidence)" in methods and "Oracle" in methods
     pdf = (project / "reports/seenn_report.pdf").read_bytes()
@@ -100,7 +113,8 @@ def test_training_setting_reruns_training_and_everything_after(project):
     cfg["train"]["lr"] = 0.05
     params.write_text(yaml.safe_dump(cfg, sort_keys=False))
     try:
-        downstream = {"train_snn", "evaluate_direct", "seenn1_direct", "tables", "figures", "report"}
+        downstream = {"train_snn", "evaluate_direct", "seenn1_direct", "energy_direct", "latency", "tables", "figures",
+                      "report"}
         assert planned_jobs(project) == downstream
         assert dvc_changed(project) >= {"train_snn"}
     finally:
@@ -111,6 +125,12 @@ def test_training_setting_reruns_training_and_everything_after(project):
 def test_two_clean_runs_are_byte_identical(project, tmp_path):
     other = make_project(tmp_path / "b", tiny_config())
     sh(other, "snakemake", "--cores", "2")
+    # The report shows the latency measurements, so it is byte-identical given the same
+    # measurements: give the second project the first one's, redo its report, record it.
+    shutil.rmtree(other / "results/measurements")
+    shutil.copytree(project / "results/measurements", other / "results/measurements")
+    sh(other, "seenn", "run", "report")
+    sh(other, "dvc", "commit", "--force", "--quiet")
     a, b = output_bytes(project), output_bytes(other)
     assert sorted(a) == sorted(b)
     differing = [k for k in a if a[k] != b[k]]

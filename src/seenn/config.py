@@ -58,6 +58,12 @@ def _cross_checks(cfg: dict, source: str) -> None:
     s = cfg["seenn1"]
     if not s["alpha_min"] < s["alpha_max"]:
         raise SeennError(f"{source}: 'seenn1.alpha_min' ({s['alpha_min']}) must be below 'seenn1.alpha_max' ({s['alpha_max']})")
+    e = cfg["engine"]
+    if len(e["batch_sizes"]) != len(e["latency_samples"]):
+        raise SeennError(
+            f"{source}: 'engine.latency_samples' has {len(e['latency_samples'])} entries but 'engine.batch_sizes' "
+            f"has {len(e['batch_sizes'])} (one sample count per batch size)"
+        )
     d = cfg["data"]
     if d["name"] == "digits":
         total = d["train_size"] + d["val_size"] + d["test_size"]

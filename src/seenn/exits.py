@@ -47,3 +47,12 @@ def seenn1_exit_many(scores: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor
 def policy_exit(action_logits: torch.Tensor) -> torch.Tensor:
     """SEENN-II at test time: u = argmax pi(u|x), 1-based [N]."""
     return action_logits.argmax(-1) + 1
+
+
+def seenn1_stops(scores_t: torch.Tensor, alpha: float, t: int, T: int) -> torch.Tensor:
+    """The SEENN-I rule one timestep at a time, for an engine that runs t = 1, 2, ...: bool [N],
+    True where a sample whose score at 1-based timestep t is `scores_t` [N] stops now (score >
+    alpha, strictly, or t = T). Stopping at the first True gives `seenn1_exit`'s timestep."""
+    if t >= T:
+        return torch.ones_like(scores_t, dtype=torch.bool)
+    return scores_t > alpha

@@ -7,11 +7,19 @@ stepwise inference) or runs a whole sequence (for training). Equations, per time
     LIF:  u = decay * u + x_t ;  s_t = H(u - threshold) ;  u = u * (1 - s_t)       (hard reset)
     IF:   u = u + x_t ;          s_t = H(u - threshold) ;  u = u - threshold * s_t  (soft reset)
 
-H is the Heaviside step; its gradient is replaced by a surrogate (triangle or tanh)."""
+H is the Heaviside step; its gradient is replaced by a surrogate (triangle or tanh).
+
+Fused LIF (`set_fused(model, True)`, used by the latency stage and the benchmarks, never by the
+deterministic stages): the same equations as one `torch.compile`d elementwise kernel per call
+instead of about eight PyTorch ops, each reading and writing the whole tensor. Spikes are
+bit-identical to the plain path (a test checks it). When compilation is unavailable (no C++
+compiler, or SEENN_NO_COMPILE=1), the plain PyTorch functions run instead, with one warning."""
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 
 import torch
 from torch import nn
@@ -53,6 +61,17 @@ def lif_step(x: torch.Tensor, u: torch.Tensor, decay: float, threshold: float, s
     return s, u * (1 - s)
 
 
+def lif_multistep(x: torch.Tensor, decay: float, threshold: float, surrogate: str, width: float) -> torch.Tensor:
+    """LIF over a sequence [T, B, ...] from u = 0: the plain PyTorch reference (autograd through
+    every op, including the reset)."""
+    u = torch.zeros_like(x[0])
+    out = []
+    for t in range(x.shape[0]):
+        s, u = lif_step(x[t], u, decay, threshold, surrogate, width)
+        out.append(s)
+    return torch.stack(out)
+
+
 def if_step(x: torch.Tensor, u: torch.Tensor, threshold: torch.Tensor | float):
     """One IF timestep with reset by subtraction (no surrogate: conversion is inference only)."""
     u = u + x
@@ -65,7 +84,8 @@ class LIF(nn.Module):
 
     forward(x) takes [T, B, ...] and returns spikes of the same shape, starting from u = 0.
     In stepwise mode (`self.stepwise = True`) forward takes one timestep [B, ...] and keeps the
-    membrane in `self.u` until `reset()`; `keep(mask)` drops finished samples (early exit)."""
+    membrane in `self.u` until `reset()`; `keep(mask)` drops finished samples (early exit).
+    With `self.fused = True` (see `set_fused`) the elementwise work runs as compiled kernels."""
 
     def __init__(self, decay: float = 0.5, threshold: float = 1.0, surrogate: str = "triangle", width: float = 1.0):
         super().__init__()
@@ -73,6 +93,8 @@ class LIF(nn.Module):
             raise ValueError(f"unknown surrogate '{surrogate}', expected one of {sorted(SURROGATES)}")
         self.decay, self.threshold, self.surrogate, self.width = decay, threshold, surrogate, width
         self.stepwise = False
+        self.fused = False  # compiled elementwise kernels (set_fused); same spikes
+        self.keep_state = True  # stepwise: False on a run's last timestep (the membrane is not needed)
         self.u: torch.Tensor | None = None
 
     def extra_repr(self) -> str:
@@ -87,15 +109,15 @@ class LIF(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stepwise:
+            if self.fused and not (torch.is_grad_enabled() and x.requires_grad):
+                s, self.u = fused_lif_step(x, self.u, self.decay, self.threshold, self.keep_state)
+                return s
             u = torch.zeros_like(x) if self.u is None else self.u
             s, self.u = lif_step(x, u, self.decay, self.threshold, self.surrogate, self.width)
             return s
-        u = torch.zeros_like(x[0])
-        out = []
-        for t in range(x.shape[0]):
-            s, u = lif_step(x[t], u, self.decay, self.threshold, self.surrogate, self.width)
-            out.append(s)
-        return torch.stack(out)
+        if self.fused:
+            return fused_lif_multistep(x, self.decay, self.threshold, self.surrogate, self.width)
+        return lif_multistep(x, self.decay, self.threshold, self.surrogate, self.width)
 
 
 class IF(nn.Module):
@@ -137,6 +159,13 @@ def neuron_modules(model: nn.Module):
     return [m for m in model.modules() if isinstance(m, (LIF, IF))]
 
 
+def set_fused(model: nn.Module, on: bool) -> None:
+    """Switch every LIF neuron of `model` to the compiled elementwise kernels (or back)."""
+    for m in neuron_modules(model):
+        if isinstance(m, LIF):
+            m.fused = on
+
+
 def set_stepwise(model: nn.Module, on: bool) -> None:
     """Switch every neuron between sequence mode and stepwise (stateful) mode, clearing state."""
     for m in neuron_modules(model):
@@ -148,3 +177,139 @@ def reset_states(model: nn.Module) -> None:
     """Clear the membrane of this model's neurons only (never a global reset)."""
     for m in neuron_modules(model):
         m.reset()
+
+
+# ---------------------------------------------------------------------------------------------
+# Fused LIF: the same equations as lif_step, written as plain tensor functions that
+# torch.compile turns into one loop over the elements. They write into preallocated outputs and
+# update the membrane in place (fresh multi-megabyte buffers cost page faults on CPU). The
+# autograd Function saves the pre-reset membrane h_t and recomputes spikes in the backward pass,
+# a hand-written BPTT with the same gradient as autograd through lif_multistep (reset included):
+#   ds_t = g_t - gu_t * h_t ;  dh_t = ds_t * surrogate'(h_t - threshold) + gu_t * (1 - s_t)
+#   dx_t = dh_t ;  gu_{t-1} = decay * dh_t
+# ---------------------------------------------------------------------------------------------
+
+log = logging.getLogger("seenn")
+
+
+def _k_spikes(x: torch.Tensor, threshold: float) -> torch.Tensor:
+    """A single timestep from u = 0 whose membrane is not needed afterwards (fixed T = 1)."""
+    return (x - threshold > 0).to(x.dtype)
+
+
+def _k_first(x: torch.Tensor, s_out: torch.Tensor, u_out: torch.Tensor, threshold: float) -> None:
+    """First timestep from u = 0 (decay * 0 + x = x): spikes and membrane into the outputs."""
+    s = (x - threshold > 0).to(x.dtype)
+    s_out.copy_(s)
+    u_out.copy_(x * (1 - s))
+
+
+def _k_step(x: torch.Tensor, u: torch.Tensor, s_out: torch.Tensor, decay: float, threshold: float) -> None:
+    """A later timestep: spikes into `s_out`, membrane `u` updated in place."""
+    h = decay * u + x
+    s = (h - threshold > 0).to(x.dtype)
+    s_out.copy_(s)
+    u.copy_(h * (1 - s))
+
+
+def _k_seq_forward(x: torch.Tensor, s_out: torch.Tensor, h_out: torch.Tensor, decay: float, threshold: float) -> None:
+    u = torch.zeros_like(x[0])
+    for t in range(x.shape[0]):
+        h = decay * u + x[t]
+        s = (h - threshold > 0).to(x.dtype)
+        u = h * (1 - s)
+        s_out[t].copy_(s)
+        h_out[t].copy_(h)
+
+
+def _k_seq_backward(grad: torch.Tensor, h: torch.Tensor, gx_out: torch.Tensor, decay: float, threshold: float,
+                    kind: int, width: float, tanh_norm: float) -> None:
+    gu = torch.zeros_like(h[0])
+    for t in range(h.shape[0] - 1, -1, -1):
+        v = h[t] - threshold
+        s = (v > 0).to(h.dtype)
+        if kind == 0:
+            sg = (width - v.abs()).clamp(min=0) / (width * width)
+        else:
+            sg = width * (1 - torch.tanh(width * v) ** 2) / tanh_norm * (v.abs() < width).to(h.dtype)
+        dh = (grad[t] - gu * h[t]) * sg + gu * (1 - s)
+        gx_out[t].copy_(dh)
+        gu = decay * dh
+
+
+class _Kernels:
+    """Compiled versions of the kernels above, built on first use; plain ones if compiling fails."""
+
+    def __init__(self):
+        self.compiled: dict = {}
+        self.failed = os.environ.get("SEENN_NO_COMPILE", "") not in ("", "0")
+
+    def call(self, plain, *args):
+        if not self.failed:
+            try:
+                fn = self.compiled.get(plain.__name__)
+                if fn is None:
+                    fn = self.compiled[plain.__name__] = torch.compile(plain, dynamic=True)
+                return fn(*args)
+            except Exception as exc:  # no C++ compiler, unsupported platform...: fall back, once
+                self.failed = True
+                first = (str(exc).strip().splitlines() or [""])[0]
+                log.warning("torch.compile unavailable (%s: %s); the fused LIF runs as plain PyTorch", type(exc).__name__, first)
+        return plain(*args)
+
+
+KERNELS = _Kernels()
+
+
+def compile_available() -> bool:
+    """False once a compilation failed or SEENN_NO_COMPILE is set (the plain fallback is in use)."""
+    return not KERNELS.failed
+
+
+def fused_lif_step(x: torch.Tensor, u: torch.Tensor | None, decay: float, threshold: float, keep_state: bool = True):
+    """One LIF timestep without autograd, as one compiled kernel: (spikes, membrane). `u` None
+    means the first timestep (u = 0); otherwise `u` is updated in place and returned. With
+    `keep_state=False` on a first timestep, no membrane is written (None is returned)."""
+    if u is None and not keep_state:
+        return KERNELS.call(_k_spikes, x, float(threshold)), None
+    s = torch.empty_like(x)
+    if u is None:
+        u = torch.empty_like(x)
+        KERNELS.call(_k_first, x, s, u, float(threshold))
+    else:
+        KERNELS.call(_k_step, x, u, s, float(decay), float(threshold))
+    return s, u
+
+
+class _FusedLIFSeq(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, decay: float, threshold: float, kind: int, width: float):
+        x = x.contiguous()
+        s, h = torch.empty_like(x), torch.empty_like(x)
+        KERNELS.call(_k_seq_forward, x, s, h, decay, threshold)
+        ctx.save_for_backward(h)
+        ctx.consts = (decay, threshold, kind, width, 2 * math.tanh(width * width))
+        return s
+
+    @staticmethod
+    def backward(ctx, grad):
+        (h,) = ctx.saved_tensors
+        gx = torch.empty_like(h)
+        KERNELS.call(_k_seq_backward, grad.contiguous(), h, gx, *ctx.consts)
+        return gx, None, None, None, None
+
+
+def fused_lif_multistep(x: torch.Tensor, decay: float, threshold: float, surrogate: str, width: float) -> torch.Tensor:
+    """`lif_multistep` with compiled kernels: one forward and one backward kernel for the whole
+    sequence when a gradient is needed, else one kernel per timestep (no membrane kept at T = 1)."""
+    if surrogate not in SURROGATES:
+        raise ValueError(f"unknown surrogate '{surrogate}', expected one of {sorted(SURROGATES)}")
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _FusedLIFSeq.apply(x, float(decay), float(threshold), SURROGATES[surrogate], float(width))
+    if x.shape[0] == 1:
+        return KERNELS.call(_k_spikes, x[0], float(threshold)).unsqueeze(0)
+    out, u = torch.empty_like(x), torch.empty_like(x[0])
+    KERNELS.call(_k_first, x[0], out[0], u, float(threshold))
+    for t in range(1, x.shape[0]):
+        KERNELS.call(_k_step, x[t], u, out[t], float(decay), float(threshold))
+    return out

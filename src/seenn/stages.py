@@ -18,6 +18,7 @@ from .io import write_text
 PREPARED = "data/prepared"
 RESULTS = "results"
 PARAMS_DIR = "results/params"
+MEASUREMENTS = "results/measurements"  # wall-clock measurements: not deterministic, not compared
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ def _splits() -> dict[str, str]:
 DATA_CODE = ("data/*.py", "io.py", "errors.py")
 SNN_CODE = ("models/*.py", "neurons.py", "data/__init__.py", "data/prepared.py", "data/augment.py", "io.py", "errors.py", "runtime.py")
 RUNTIME_KEYS = ("seed", "device", "deterministic")
-ALL_KEYS = ("seed", "device", "deterministic", "data", "model", "neuron", "train", "evaluate", "seenn1", "figures", "report")
+ALL_KEYS = ("seed", "device", "deterministic", "data", "model", "neuron", "train", "evaluate", "seenn1", "figures", "report",
+            "engine")
 
 
 def branch_stages(branch: str, model_path: str) -> list[Stage]:
@@ -89,6 +91,44 @@ def branch_stages(branch: str, model_path: str) -> list[Stage]:
     ]
 
 
+def engine_stages(stages: list[Stage]) -> list[Stage]:
+    """Energy (deterministic operation counts) and latency (a measurement) of the direct SNN.
+
+    SEENN-II joins both as soon as a stage of the table writes an output with role 'policy'
+    (the trained policy network, loaded by `seenn.engine.load_policy`)."""
+    d = f"{RESULTS}/direct"
+    policy = next((st.outputs["policy"] for st in stages if "policy" in st.outputs), None)
+    inputs = {"model": f"{d}/snn.pt", "test": _splits()["test"], "seenn1": f"{d}/seenn1.json",
+              **({"policy": policy} if policy else {})}
+    code = SNN_CODE + ("engine.py", "exits.py", "train.py", "evaluate.py", "latency.py", "report/tables.py")
+    return [
+        Stage("energy_direct", "energy", "seenn.energy:stage_energy",
+              "ACs and MACs per layer and timestep from real spikes, and energy: fixed T, SEENN-I/II, ANN",
+              ("device", "deterministic", "engine.threads", "engine.energy_batch_size", "seenn1.temperature",
+               "seenn1.accumulate"),
+              {**inputs, "logits_test": f"{d}/logits_test.pt"},
+              {"energy": f"{d}/energy.json", "layers": f"{d}/energy_layers.csv",
+               "table_csv": f"{RESULTS}/tables/energy.csv", "table_md": f"{RESULTS}/tables/energy.md"},
+              code + ("energy.py",)),
+        Stage("latency", "latency", "seenn.latency:stage_latency",
+              "measured wall-clock latency and throughput: fixed T, SEENN-I/II, ANN (a measurement)",
+              ("device", "seenn1.temperature", "seenn1.accumulate") + tuple(
+                  f"engine.{k}" for k in ("compile", "threads", "keep_freed_memory", "batch_sizes", "latency_samples", "warmup",
+                                           "repetitions")),
+              inputs,
+              {"latency": f"{MEASUREMENTS}/latency.json", "table_csv": f"{MEASUREMENTS}/latency.csv",
+               "table_md": f"{MEASUREMENTS}/latency.md"},
+              code),
+    ]
+
+
+def engine_report_inputs(stages: list[Stage]) -> dict[str, str]:
+    """What the report reads from the engine stages."""
+    by = {st.name: st for st in stages}
+    return {"energy_csv": by["energy_direct"].outputs["table_csv"], "latency_csv": by["latency"].outputs["table_csv"],
+            "latency": by["latency"].outputs["latency"]}
+
+
 def build_stages() -> list[Stage]:
     s = _splits()
     stages = [
@@ -103,6 +143,7 @@ def build_stages() -> list[Stage]:
               SNN_CODE + ("train.py", "losses.py", "checkpoint.py"), plots=("log",), checkpoints=True),
     ]
     stages += branch_stages("direct", f"{RESULTS}/direct/snn.pt")
+    stages += engine_stages(stages)  # after every stage that may write a SEENN-II policy
     tables_in = {"metrics_direct": f"{RESULTS}/direct/metrics.json", "seenn1_direct": f"{RESULTS}/direct/seenn1.json"}
     stages += [
         Stage("tables", "report", "seenn.report.tables:stage_tables",
@@ -123,7 +164,8 @@ def build_stages() -> list[Stage]:
         Stage("report", "report", "seenn.report.pdf:stage_report", "the PDF report with provenance, tables and figures",
               ALL_KEYS,
               {**{k: v for st in stages if st.name in ("tables", "figures") for k, v in st.outputs.items()},
-               "manifest": f"{PREPARED}/manifest.json", "metrics_direct": f"{RESULTS}/direct/metrics.json"},
+               "manifest": f"{PREPARED}/manifest.json", "metrics_direct": f"{RESULTS}/direct/metrics.json",
+               **engine_report_inputs(stages)},
               {"pdf": "reports/seenn_report.pdf"},
               ("report/pdf.py", "io.py")))
     return stages

@@ -38,8 +38,9 @@ def stage_inputs(stage):
 
 
 def stage_threads(stage):
-    """Training and evaluation take every core; light stages one."""
-    return workflow.cores if stage.family in ("train", "evaluate", "policy", "convert") else 1
+    """Training and evaluation take every core; light stages one. Latency takes every core so
+    that nothing else runs while it measures."""
+    return workflow.cores if stage.family in ("train", "evaluate", "policy", "convert", "latency") else 1
 
 
 def record_in_dvc_lock():

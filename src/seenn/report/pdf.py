@@ -103,6 +103,39 @@ def figure_page(pdf: PdfPages, title: str, png: str, caption: str) -> None:
     plt.close(fig)
 
 
+ENGINE_NOTES = """\
+Energy: additions and multiplications per inference, counted on the test split from the spikes the early-exit engine actually produces, per layer and per timestep run: one AC (0.9 pJ) per input spike per outgoing synapse for spike-driven layers, one MAC (4.6 + 0.9 pJ) per synapse for the encoding layer and non-spiking layers; the stem runs once per sample. The ANN is the same ResNet with ReLU in place of every neuron (dense MACs, T = 1); it reuses the SNN weights, so only its cost is shown, never its accuracy.
+Latency: MEASURED wall-clock time on this machine, not deterministic (rerunning changes the figures). ms per sample is paper Eq. 14 (test inference time / number of test samples). Fixed T, SEENN-I and SEENN-II run on the stepwise engine, where samples that exit leave the batch with their neuron states. Speedup: over fixed T at the largest T, the median of per-round ratios; ideal = T / average timesteps."""
+
+
+def engine_page(pdf: PdfPages, inputs: dict) -> None:
+    """Energy table (counted) and latency table (measured), with the measuring conditions."""
+    lat = read_json(inputs["latency"])
+    env = lat["environment"]
+    conditions = (f"Measured on {env['device']} ({env['cpu']}, {env['cpu_count']} cores), {env['torch_threads']} torch "
+                  f"thread(s), fused LIF {'on' if env['fused_lif'] else 'off'}, torch {env['torch']}; median of "
+                  f"the timed rounds; 1-min load average {env['load_average_1min_start']:.1f} at start, "
+                  f"{env['load_average_1min_end']:.1f} at end (other jobs sharing the machine slow every method).")
+    lines = []
+    for s in lat["summary"]:
+        parts = [f"batch {s['batch_size']}: one SNN timestep / one ANN forward {s['snn_t1_over_ann']:.2f}x at T=1"]
+        if "snn_later_timestep_over_ann" in s:
+            parts.append(f"{s['snn_later_timestep_over_ann']:.2f}x for a later timestep")
+        parts += [f"{k} speedup {v['speedup']:.2f}x vs ideal {v['ideal']:.2f}x ({100 * v['fraction_of_ideal']:.0f} %; "
+                  f"CPU time {100 * v['cpu_fraction_of_ideal']:.0f} %)" for k, v in s["early_exit"].items()]
+        lines.append("; ".join(parts))
+    text_page(pdf, "Early-exit engine: energy and measured latency", [
+        ("How these figures are made", ENGINE_NOTES), ("Measuring conditions", conditions),
+        ("Summary (measured)", "\n".join(lines))])
+    short = {"SEENN-I (confidence)": "SEENN-I conf.", "SEENN-I (entropy)": "SEENN-I entropy",
+             "ANN (same architecture)": "ANN (ReLU)"}
+    tables = [pd.read_csv(inputs["energy_csv"]), pd.read_csv(inputs["latency_csv"])]
+    for df in tables:
+        df["method"] = df["method"].map(lambda m: short.get(m, m))
+    table_page(pdf, [("Energy per inference (test split, counted from spikes)", tables[0]),
+                     ("Latency (MEASURED; ms per sample = paper Eq. 14)", tables[1])])
+
+
 def stage_report(ctx) -> None:
     p, i = ctx.params, ctx.inputs
     manifest = read_json(i["manifest"])
@@ -135,3 +168,4 @@ def stage_report(ctx) -> None:
             figure_page(pdf, "Confidence per timestep", i["confidence"],
                         "Distribution of the top softmax confidence of the accumulated logits at each t, split by whether the prediction is correct (log scale).")
             figure_page(pdf, "Training", i["training"], "Loss and accuracy per epoch of the direct SNN training.")
+            engine_page(pdf, i)

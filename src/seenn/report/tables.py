@@ -56,3 +56,27 @@ def build_tables(inputs: dict) -> dict[str, pd.DataFrame]:
 def stage_tables(ctx) -> None:
     for name, df in build_tables(ctx.inputs).items():
         write_table(df, ctx.outputs[f"{name}_csv"], ctx.outputs[f"{name}_md"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Engine tables (latency and energy stages). The latency table holds measurements (they vary
+# from run to run); the energy table holds deterministic operation counts.
+# ----------------------------------------------------------------------------------------------
+
+def latency_table(rows: list[dict]) -> pd.DataFrame:
+    """Measured latency per method and batch size: paper Eq. 14 (test time / samples) in ms,
+    samples per second, and the speedup over fixed T beside the ideal T / average timesteps."""
+    df = pd.DataFrame([{
+        "method": r["method"], "batch": r["batch_size"], "samples": r["samples"],
+        "ms_per_sample": r["seconds_per_sample"] * 1e3, "samples_per_s": r["samples_per_second"],
+        "avg_timesteps": r["avg_timesteps"], "speedup": r["speedup_vs_fixed_T"],
+        "ideal": r["ideal_speedup"]} for r in rows])
+    return df
+
+
+def energy_table(methods: list[dict]) -> pd.DataFrame:
+    """Operations and energy per inference: ACs and MACs in millions, energy in microjoules."""
+    return pd.DataFrame([{
+        "method": m["method"], "test_accuracy": m["accuracy"], "avg_timesteps": m["avg_timesteps"],
+        "ACs_M": m["acs"] / 1e6, "MACs_M": m["macs"] / 1e6, "energy_uJ": m["energy_uj"],
+        "energy_vs_ANN": m["energy_vs_ann"]} for m in methods])

@@ -1,0 +1,299 @@
+"""Operation counts from real spike activity, and the energy they cost (paper appendix B).
+
+Every convolution and linear layer is counted while the network runs (forward pre-hooks):
+
+- spike-driven layer (its input holds only zeros and one positive value: the spikes of a
+  neuron layer): one accumulate (AC, an addition) per input spike per outgoing synapse;
+- any other layer (real-valued input: the encoding layer on the image, the ANN, the policy):
+  one multiply-accumulate (MAC) per synapse.
+
+Synapses are counted exactly, borders included: an input element reaches out_channels/groups
+outputs at each kernel position that lands inside the output (padding taps are not counted),
+computed as a convolution of the per-position spike counts with a kernel of ones. Average
+pooling of spikes is linear, so a layer fed by pooled spikes (the downsampling shortcut's
+avgpool + 1x1 conv, the classifier after global average pooling) counts each underlying spike
+once per synapse it reaches, as if the 1/k^2 were folded into its weights. Neuron updates,
+BatchNorm and residual additions are not counted (the usual convention).
+
+Energy: 0.9 pJ per addition and 4.6 pJ per multiplication; an AC is one addition, a MAC one
+multiplication plus one addition (5.5 pJ). Counts are per timestep actually run: the engine
+tells the counter which timestep is running, and samples that exited no longer count. The
+stem (conv + BN on the static image) runs once per sample and is counted at t = 1."""
+
+from __future__ import annotations
+
+import weakref
+from collections import defaultdict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ADD_PJ = 0.9
+MUL_PJ = 4.6
+
+
+def energy_pj(acs: float, macs: float) -> float:
+    """Energy of `acs` accumulates and `macs` multiply-accumulates, in picojoules."""
+    return ADD_PJ * (acs + macs) + MUL_PJ * macs
+
+
+def spike_counts(x: torch.Tensor) -> torch.Tensor | None:
+    """The spike indicator of `x` (float 0/1) when `x` holds only zeros and a single positive
+    value (binary spikes, or spikes scaled by a threshold), else None (a real-valued input)."""
+    events = (x != 0).to(torch.float32)
+    if x.dtype == torch.bool:
+        return events
+    top = x.amax()
+    if bool(top < 0) or not torch.equal(x, events * top):
+        return None
+    return events
+
+
+def is_spike_tensor(x: torch.Tensor) -> bool:
+    return spike_counts(x) is not None
+
+
+def conv_synapses(counts: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """Per sample [B] (float64): sum over input positions of counts x outgoing synapses.
+
+    `counts` [B, C, H, W] is how many events each input element carries (spike indicator, spikes
+    per pooling window, or ones for a dense layer: then the result is its MAC count)."""
+    if conv.padding_mode != "zeros":
+        raise NotImplementedError(f"op counts for padding_mode={conv.padding_mode!r}")
+    b, c, h, w = counts.shape
+    g = conv.groups
+    per_group = counts.reshape(b, g, c // g, h, w).sum(2, dtype=torch.float64)
+    ones = torch.ones(g, 1, *conv.kernel_size, dtype=torch.float64, device=counts.device)
+    reach = F.conv2d(per_group, ones, stride=conv.stride, padding=conv.padding, dilation=conv.dilation, groups=g)
+    return reach.sum((1, 2, 3)) * (conv.out_channels // g)
+
+
+def linear_synapses(counts: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
+    """Per sample [B] (float64): input events x out_features."""
+    return counts.reshape(counts.shape[0], -1).sum(1, dtype=torch.float64) * linear.out_features
+
+
+def synapses(counts: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+    if isinstance(layer, nn.Conv2d):
+        return conv_synapses(counts, layer)
+    return linear_synapses(counts, layer)
+
+
+def _pooled_counts(pool: nn.Module, spikes: torch.Tensor) -> torch.Tensor | None:
+    """Events per pooling window (sum pooling of the spike indicator), or None if not exact."""
+    nz = (spikes != 0).to(torch.float32)
+    if isinstance(pool, nn.AvgPool2d):
+        return F.avg_pool2d(nz, pool.kernel_size, pool.stride, pool.padding, pool.ceil_mode, True, divisor_override=1)
+    size = pool.output_size if isinstance(pool.output_size, tuple) else (pool.output_size, pool.output_size)
+    h, w = nz.shape[-2:]
+    oh, ow = (h if size[0] is None else size[0]), (w if size[1] is None else size[1])
+    if h % oh or w % ow:
+        return None
+    return F.avg_pool2d(nz, (h // oh, w // ow), divisor_override=1)
+
+
+class OpCounter:
+    """Counts ACs and MACs of every Conv2d / Linear of `model` while attached (a context manager).
+
+    `dense=True` counts every layer as MACs on every synapse (an ANN or the SEENN-II policy).
+    `set_timestep(t)` labels what follows with timestep t (pass it to `engine.run` as on_step).
+    `ops[(layer, t)] = [acs, macs]` summed over the samples that ran; `kinds[layer]` says which."""
+
+    def __init__(self, model: nn.Module, dense: bool = False):
+        self.model, self.dense = model, dense
+        self.t = 1
+        self.ops: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
+        self.kinds: dict[str, str] = {}
+        self.order: list[str] = []
+        self._handles: list = []
+        self._pooled: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
+        self._dense_cache: dict[tuple, float] = {}
+
+    def set_timestep(self, t: int) -> None:
+        self.t = t
+
+    def __enter__(self) -> "OpCounter":
+        for name, m in self.model.named_modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                self._handles.append(m.register_forward_pre_hook(self._layer_hook(name or "input")))
+            elif isinstance(m, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)) and not self.dense:
+                self._handles.append(m.register_forward_hook(self._pool_hook))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        self._pooled.clear()
+
+    def _pool_hook(self, module, args, out) -> None:
+        x = args[0]
+        if x.dim() == 4 and is_spike_tensor(x):
+            counts = _pooled_counts(module, x)
+            if counts is not None:
+                self._pooled = {k: v for k, v in self._pooled.items() if v[0]() is not None}
+                self._pooled[id(out)] = (weakref.ref(out), counts)
+
+    def _pooled_input(self, x: torch.Tensor) -> torch.Tensor | None:
+        for ref, counts in self._pooled.values():
+            src = ref()
+            if src is not None and (x is src or x._base is src) and x.numel() == counts.numel():
+                return counts.reshape(x.shape)
+        return None
+
+    def _layer_hook(self, name: str):
+        def hook(module, args) -> None:
+            x = args[0]
+            kind, counts = "MAC", None
+            if not self.dense:
+                counts = self._pooled_input(x)
+                if counts is None:
+                    counts = spike_counts(x)
+                if counts is not None:
+                    kind = "AC"
+            if counts is None:  # dense: every synapse, the same for every sample of this shape
+                key = (name, tuple(x.shape[1:]))
+                if key not in self._dense_cache:
+                    self._dense_cache[key] = float(synapses(torch.ones_like(x[:1], dtype=torch.float32), module)[0])
+                total = self._dense_cache[key] * x.shape[0]
+            else:
+                total = float(synapses(counts, module).sum())
+            if name not in self.kinds:
+                self.order.append(name)
+            prev = self.kinds.setdefault(name, kind)
+            if prev != kind:
+                self.kinds[name] = "AC+MAC"
+            self.ops[(name, self.t)][0 if kind == "AC" else 1] += total
+
+        return hook
+
+    def totals(self) -> tuple[float, float]:
+        """(ACs, MACs) summed over every layer and timestep."""
+        acs = sum(v[0] for v in self.ops.values())
+        macs = sum(v[1] for v in self.ops.values())
+        return acs, macs
+
+    def per_timestep(self, T: int) -> list[tuple[float, float]]:
+        """(ACs, MACs) at each timestep 1..T."""
+        out = [[0.0, 0.0] for _ in range(T)]
+        for (_, t), (a, m) in self.ops.items():
+            out[t - 1][0] += a
+            out[t - 1][1] += m
+        return [tuple(v) for v in out]
+
+
+# ----------------------------------------------------------------------------------------------
+# The energy stage
+# ----------------------------------------------------------------------------------------------
+
+def count_run(model: nn.Module, run_batch, x: torch.Tensor, batch_size: int, dense: bool = False):
+    """Run `run_batch(xb, on_step)` over `x` in batches with an OpCounter attached; returns the
+    counter and the joined engine result (None for a plain forward)."""
+    from . import engine
+
+    results = []
+    with OpCounter(model, dense=dense) as counter:
+        for i in range(0, x.shape[0], batch_size):
+            results.append(run_batch(x[i : i + batch_size], counter.set_timestep))
+    joined = None
+    if results and isinstance(results[0], engine.EngineResult):
+        joined = engine.EngineResult(torch.cat([r.prediction for r in results]), torch.cat([r.exit_t for r in results]),
+                                     torch.cat([r.logits for r in results]))
+    return counter, joined
+
+
+def method_entry(name: str, n: int, acs: float, macs: float, avg_t: float | None, accuracy: float | None,
+                 matches: bool | None) -> dict:
+    acs, macs = acs / n, macs / n
+    return {"method": name, "avg_timesteps": avg_t, "accuracy": accuracy, "acs": acs, "macs": macs,
+            "additions": acs + macs, "multiplications": macs, "energy_uj": energy_pj(acs, macs) / 1e6,
+            "engine_matches_posthoc": matches}
+
+
+def layer_rows(name: str, counter: OpCounter, n: int, max_t: int | None = None) -> list[dict]:
+    rows = []
+    for layer in counter.order:
+        for (lname, t), (a, m) in sorted(counter.ops.items(), key=lambda kv: kv[0][1]):
+            if lname == layer and (max_t is None or t <= max_t):
+                rows.append({"method": name, "layer": layer, "t": t, "kind": counter.kinds[layer],
+                             "acs_per_inference": a / n, "macs_per_inference": m / n})
+    return rows
+
+
+@torch.no_grad()
+def stage_energy(ctx) -> None:
+    """Stage energy_<branch>: operation counts and energy of fixed T, SEENN-I, SEENN-II and the
+    ANN on the test split, from the spikes the engine actually produces."""
+    import logging
+
+    import pandas as pd
+
+    from . import engine
+    from .data import to_input
+    from .data.prepared import load_split
+    from .evaluate import load_logits
+    from .exits import exit_scores, seenn1_exit
+    from .io import read_json, write_json, write_text
+    from .latency import build_ann
+    from .report.tables import energy_table, write_table
+    from .train import load_snn
+
+    log = logging.getLogger("seenn")
+    p = ctx.params
+    bs = p["engine"]["energy_batch_size"]
+    if p["engine"]["threads"] > 0:  # a fixed thread count: the same kernels, so the same spikes, everywhere
+        torch.set_num_threads(p["engine"]["threads"])
+    temperature, accumulate = p["seenn1"]["temperature"], p["seenn1"]["accumulate"]
+    spec, x, y = load_split(ctx.inputs["test"])
+    z, _ = load_logits(ctx.inputs["logits_test"])
+    model, ck = load_snn(ctx.inputs["model"], spec)
+    model.to(ctx.device).eval()
+    T, n = ck["timesteps"], x.shape[0]
+    xin = to_input(spec, x).to(ctx.device)
+    seenn1 = read_json(ctx.inputs["seenn1"])
+    methods, layers = [], []
+
+    def outcome(res: engine.EngineResult, ref_t: torch.Tensor) -> tuple[float, float, bool]:
+        ref_pred = z[torch.arange(n), ref_t - 1].argmax(-1)
+        same = bool(torch.equal(res.exit_t, ref_t) and torch.equal(res.prediction, ref_pred))
+        if not same:
+            log.warning("engine and post-hoc evaluation disagree on %d samples", int(((res.exit_t != ref_t) | (res.prediction != ref_pred)).sum()))
+        return float(res.exit_t.double().mean()), float((res.prediction == y).double().mean() * 100), same
+
+    counter, res = count_run(model, lambda xb, on_step: engine.run_fixed(model, xb, T, on_step=on_step), xin, bs)
+    _, acc_T, same = outcome(res, torch.full((n,), T, dtype=torch.long))
+    steps = counter.per_timestep(T)
+    for t in range(1, T + 1):
+        acs, macs = (sum(s[i] for s in steps[:t]) for i in (0, 1))
+        acc = float(((z[:, t - 1].argmax(-1)) == y).double().mean() * 100)
+        methods.append(method_entry(f"Fixed T={t}", n, acs, macs, float(t), acc, same))
+        layers += layer_rows(f"Fixed T={t}", counter, n, max_t=t)
+    for score, r in seenn1["scores"].items():
+        rule = engine.seenn1_rule(r["alpha"], score, temperature, accumulate)
+        counter, res = count_run(model, lambda xb, on_step: engine.run(model, xb, T, rule, on_step=on_step), xin, bs)
+        ref_t = seenn1_exit(exit_scores(z, score, temperature, accumulate), r["alpha"])
+        avg_t, acc, same = outcome(res, ref_t)
+        methods.append(method_entry(f"SEENN-I ({score})", n, *counter.totals(), avg_t, acc, same))
+        layers += layer_rows(f"SEENN-I ({score})", counter, n)
+    if "policy" in ctx.inputs:  # SEENN-II: the SNN up to each chosen u, plus the policy network's MACs
+        policy = engine.load_policy(ctx.inputs["policy"], spec, ctx.device)
+        pcounter, _ = count_run(policy.model, lambda xb, on_step: policy.model(xb), xin, bs, dense=True)
+        counter, res = count_run(model, lambda xb, on_step: engine.run_policy(model, xb, T, policy, on_step=on_step), xin, bs)
+        u = torch.cat([engine.policy_exits(policy, xin[i : i + bs], T) for i in range(0, n, bs)])
+        avg_t, acc, same = outcome(res, u)
+        acs, macs = counter.totals()
+        methods.append(method_entry("SEENN-II", n, acs, macs + pcounter.totals()[1], avg_t, acc, same))
+        layers += layer_rows("SEENN-II", counter, n) + layer_rows("SEENN-II policy", pcounter, n)
+    ann = build_ann(model)
+    counter, _ = count_run(ann, lambda xb, on_step: ann(xb, 1), xin[:bs], bs, dense=True)
+    m = min(bs, n)
+    methods.append(method_entry("ANN (same architecture)", m, *counter.totals(), None, None, None))
+    layers += layer_rows("ANN (same architecture)", counter, m)
+    ann_energy = methods[-1]["energy_uj"]
+    for entry in methods:
+        entry["energy_vs_ann"] = entry["energy_uj"] / ann_energy
+    write_json(ctx.outputs["energy"], {"pj_per_addition": ADD_PJ, "pj_per_multiplication": MUL_PJ, "test_samples": n,
+                                       "timesteps": T, "methods": methods})
+    write_text(ctx.outputs["layers"], pd.DataFrame(layers).to_csv(index=False, float_format="%.6f"))
+    write_table(energy_table(methods), ctx.outputs["table_csv"], ctx.outputs["table_md"])

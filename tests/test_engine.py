@@ -1,0 +1,149 @@
+"""The early-exit engine gives exactly the post-hoc results (same predictions, same exit
+timesteps) while it really drops finished samples from the batch."""
+
+import pytest
+import torch
+from torch import nn
+
+from seenn import engine
+from seenn.errors import SeennError
+from seenn.exits import exit_scores, policy_exit, seenn1_exit, seenn1_stops
+from seenn.models import build_snn
+
+NEURON = {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}
+T = 4
+
+
+def tiny(event=False, in_ch=1, classes=5):
+    """A small untrained spiking ResNet whose neurons fire (BatchNorm scaled up) so that outputs
+    differ between samples and timesteps."""
+    torch.manual_seed(0)
+    m = build_snn({"arch": "resnet", "stem_channels": 4, "widths": [4, 8], "blocks": [1, 1]}, NEURON, in_ch, classes,
+                  event=event)
+    with torch.no_grad():
+        for bn in (mod for mod in m.modules() if isinstance(mod, nn.BatchNorm2d)):
+            bn.weight.uniform_(1.0, 3.0)
+            bn.bias.uniform_(-0.5, 1.0)
+        m.fc.weight.mul_(4)
+    return m.eval()
+
+
+def posthoc_logits(model, x, T):
+    """What the evaluate stage saves: accumulated logits [N, T, K] from the multi-step path."""
+    with torch.no_grad():
+        return model(x, T).cumsum(0).transpose(0, 1).float()
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model = tiny()
+    torch.manual_seed(1)
+    x = torch.randn(37, 1, 12, 12) * 2
+    return model, x, posthoc_logits(model, x, T)
+
+
+def spread_alpha(z, score, temperature=1.0, accumulate="sum"):
+    """A threshold that makes samples exit at several different timesteps, halfway between two
+    scores (a threshold equal to a score would make the decision hang on float rounding)."""
+    s = exit_scores(z, score, temperature, accumulate)[:, 1].sort().values
+    mid = len(s) // 2
+    return float((s[mid - 1] + s[mid]) / 2)
+
+
+@pytest.mark.parametrize("score,temperature,accumulate", [("confidence", 1.0, "sum"), ("entropy", 1.0, "sum"),
+                                                          ("confidence", 2.0, "mean")])
+@pytest.mark.parametrize("batch_size", [37, 8, 1])
+def test_seenn1_engine_equals_posthoc_evaluation(setup, score, temperature, accumulate, batch_size):
+    model, x, z = setup
+    alpha = spread_alpha(z, score, temperature, accumulate)
+    ref_t = seenn1_exit(exit_scores(z, score, temperature, accumulate), alpha)
+    ref_pred = z[torch.arange(len(z)), ref_t - 1].argmax(-1)
+    assert len(set(ref_t.tolist())) >= 3  # not a trivial case: exits at several timesteps
+    res = engine.run_batches(lambda xb: engine.run_seenn1(model, xb, T, alpha, score, temperature, accumulate), x, batch_size)
+    assert torch.equal(res.exit_t, ref_t)
+    assert torch.equal(res.prediction, ref_pred)
+    # logits agree to float rounding only: BLAS picks kernels by batch size, and the engine's
+    # batches shrink; the decisions made from them are identical
+    assert torch.allclose(res.logits, z[torch.arange(len(z)), ref_t - 1], rtol=1e-5, atol=1e-5)
+
+
+def test_policy_engine_equals_posthoc_with_a_stand_in_policy(setup):
+    model, x, z = setup
+    u_all = torch.tensor([1 + (i * 7) % T for i in range(len(x))])
+    # stand-in policy: a fixed per-sample u, looked up from the input (decided before the SNN runs)
+    keys = {float(xi.sum()): int(u) for xi, u in zip(x, u_all)}
+    policy = engine.Policy(decide=lambda xb: torch.tensor([keys[float(xi.sum())] for xi in xb]))
+    res = engine.run_batches(lambda xb: engine.run_policy(model, xb, T, policy), x, 10)
+    assert torch.equal(res.exit_t, u_all)
+    assert torch.equal(res.prediction, z[torch.arange(len(z)), u_all - 1].argmax(-1))
+
+
+def test_policy_network_decides_by_argmax():
+    net = nn.Sequential(nn.Flatten(), nn.Linear(144, T))
+    x = torch.randn(6, 1, 12, 12)
+    policy = engine.Policy.from_network(net)
+    assert torch.equal(engine.policy_exits(policy, x, T), policy_exit(net(x)))
+    assert policy.model is net
+
+
+def test_policy_outside_1_to_T_is_rejected(setup):
+    model, x, _ = setup
+    bad = engine.Policy(decide=lambda xb: torch.full((xb.shape[0],), T + 1))
+    with pytest.raises(SeennError, match="outside 1..4"):
+        engine.run_policy(model, x, T, bad)
+
+
+def test_fixed_T_runs_every_sample_to_T(setup):
+    model, x, z = setup
+    for t in (1, T):
+        res = engine.run_fixed(model, x, t)
+        assert res.exit_t.tolist() == [t] * len(x)
+        assert torch.equal(res.prediction, z[:, t - 1].argmax(-1))
+
+
+def test_finished_samples_leave_the_batch(setup):
+    model, x, z = setup
+    alpha = spread_alpha(z, "confidence")
+    seen = []
+    handle = model.layers[0].conv1.register_forward_pre_hook(lambda m, a: seen.append(a[0].shape[0]))
+    try:
+        res = engine.run_seenn1(model, x, T, alpha, "confidence")
+    finally:
+        handle.remove()
+    still_running = [int((res.exit_t >= t).sum()) for t in range(1, T + 1)]
+    assert seen == [n for n in still_running if n > 0]
+    assert seen[-1] < seen[0]
+    assert sum(seen) == res.sample_steps
+
+
+def test_stepwise_state_is_cleared_after_a_run(setup):
+    model, x, z = setup
+    engine.run_fixed(model, x, 2)
+    from seenn.neurons import neuron_modules
+
+    assert all(m.u is None and not m.stepwise and m.keep_state for m in neuron_modules(model))
+    assert torch.equal(posthoc_logits(model, x, T), z)  # the multi-step path is unaffected
+
+
+def test_event_inputs_feed_one_frame_per_timestep():
+    model = tiny(event=True, in_ch=2)
+    torch.manual_seed(2)
+    x = (torch.rand(9, T, 2, 12, 12) < 0.3).float() * 3
+    with torch.no_grad():
+        z = model(x, T).cumsum(0).transpose(0, 1).float()
+    res = engine.run_fixed(model, x, T)
+    assert torch.equal(res.prediction, z[:, -1].argmax(-1))
+    assert torch.allclose(res.logits, z[:, -1], rtol=1e-5, atol=1e-5)
+    alpha = spread_alpha(z, "confidence")
+    ref_t = seenn1_exit(exit_scores(z, "confidence"), alpha)
+    assert torch.equal(engine.run_seenn1(model, x, T, alpha, "confidence").exit_t, ref_t)
+
+
+def test_stepwise_stop_rule_agrees_with_the_vectorized_rule():
+    torch.manual_seed(3)
+    s = torch.rand(50, T)
+    first = torch.full((50,), 0)
+    for t in range(1, T + 1):
+        stop = seenn1_stops(s[:, t - 1], 0.7, t, T)
+        first = torch.where((first == 0) & stop, torch.full_like(first, t), first)
+    assert torch.equal(first, seenn1_exit(s, 0.7))
