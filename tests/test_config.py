@@ -57,3 +57,8 @@ def test_missing_and_non_mapping_config_files(tmp_path):
 def test_select_keys_gives_only_declared_slice(default_config):
     sub = select_keys(default_config, ["seed", "seenn1.temperature"])
     assert sub == {"seed": default_config["seed"], "seenn1": {"temperature": default_config["seenn1"]["temperature"]}}
+
+
+@pytest.mark.parametrize("path", sorted((__import__("conftest").ROOT / "config" / "paper").glob("*.yaml")), ids=lambda p: p.name)
+def test_paper_configs_are_valid(path):
+    load_config(path)

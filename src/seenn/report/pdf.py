@@ -108,6 +108,17 @@ Energy: additions and multiplications per inference, counted on the test split f
 Latency: MEASURED wall-clock time on this machine, not deterministic (rerunning changes the figures). ms per sample is paper Eq. 14 (test inference time / number of test samples). Fixed T, SEENN-I and SEENN-II run on the stepwise engine, where samples that exit leave the batch with their neuron states. Speedup: over fixed T at the largest T, the median of per-round ratios; ideal = T / average timesteps."""
 
 
+def energy_page(pdf: PdfPages, energy_csv: str) -> None:
+    """Energy per inference, counted from real spikes (deterministic)."""
+    df = pd.read_csv(energy_csv)
+    df["method"] = df["method"].map(lambda m: SHORT_METHODS.get(m, m))
+    table_page(pdf, [("Energy per inference (test split, counted from spikes)", df)])
+
+
+SHORT_METHODS = {"SEENN-I (confidence)": "SEENN-I conf.", "SEENN-I (entropy)": "SEENN-I entropy",
+                 "ANN (same architecture)": "ANN (ReLU)"}
+
+
 def engine_page(pdf: PdfPages, inputs: dict) -> None:
     """Energy table (counted) and latency table (measured), with the measuring conditions."""
     lat = read_json(inputs["latency"])
@@ -127,11 +138,9 @@ def engine_page(pdf: PdfPages, inputs: dict) -> None:
     text_page(pdf, "Early-exit engine: energy and measured latency", [
         ("How these figures are made", ENGINE_NOTES), ("Measuring conditions", conditions),
         ("Summary (measured)", "\n".join(lines))])
-    short = {"SEENN-I (confidence)": "SEENN-I conf.", "SEENN-I (entropy)": "SEENN-I entropy",
-             "ANN (same architecture)": "ANN (ReLU)"}
     tables = [pd.read_csv(inputs["energy_csv"]), pd.read_csv(inputs["latency_csv"])]
     for df in tables:
-        df["method"] = df["method"].map(lambda m: short.get(m, m))
+        df["method"] = df["method"].map(lambda m: SHORT_METHODS.get(m, m))
     table_page(pdf, [("Energy per inference (test split, counted from spikes)", tables[0]),
                      ("Latency (MEASURED; ms per sample = paper Eq. 14)", tables[1])])
 
@@ -168,4 +177,15 @@ def stage_report(ctx) -> None:
             figure_page(pdf, "Confidence per timestep", i["confidence"],
                         "Distribution of the top softmax confidence of the accumulated logits at each t, split by whether the prediction is correct (log scale).")
             figure_page(pdf, "Training", i["training"], "Loss and accuracy per epoch of the direct SNN training.")
-            engine_page(pdf, i)
+            energy_page(pdf, i["energy_csv"])
+            text_page(pdf, "Measured latency", [("Where", "Wall-clock latency and throughput are measurements, not "
+                      "deterministic results: they are in reports/seenn_measurements.pdf (stage report_measurements).")])
+
+
+def stage_measurements_report(ctx) -> None:
+    """Stage report_measurements: energy (counted) and latency (measured) in a PDF of their own."""
+    with atomic_path(ctx.outputs["pdf"]) as tmp:
+        with PdfPages(tmp, metadata={"CreationDate": None, "ModDate": None, "Producer": "seenn-bench",
+                                     "Creator": "seenn-bench",
+                                     "Title": ctx.params["report"]["title"] + " - measurements"}) as pdf:
+            engine_page(pdf, ctx.inputs)
