@@ -131,6 +131,8 @@ def measure(model, ann, x: torch.Tensor, y: torch.Tensor, T: int, seenn1: dict, 
         n = x.shape[0] if n == 0 else min(n, x.shape[0])
         batches = [x[i : i + batch_size].to(device) for i in range(0, n, batch_size)]
         runs = method_runs(model, ann, batches, T, seenn1, temperature, accumulate, policy)
+        if device.type == "cuda":  # the clock stops only when the GPU has finished
+            runs = {name: (lambda fn=fn: (fn(), torch.cuda.synchronize())[0]) for name, fn in runs.items()}
         log.info("timing %d methods at batch size %d on %d samples (%d warm-up + %d timed rounds)",
                  len(runs), batch_size, n, cfg["warmup"], cfg["repetitions"])
         with torch.no_grad():
