@@ -41,7 +41,7 @@ def stage_evaluate_snn(ctx) -> None:
     bs = ctx.params["evaluate"]["batch_size"]
     metrics = {"device": ctx.device.type, "dataset": spec.name, "timesteps": T}
     for split, x, y in (("val", xv, yv), ("test", xt, yt)):
-        z = predict_logits(model, spec, x, T, bs, ctx.device, desc=f"evaluate {split}")
+        z = predict_logits(model, spec, x, T, bs, ctx.device, desc=f"evaluate {split}", stepwise=ck.get("stepwise", False))
         save_logits(ctx.outputs[f"logits_{split}"], z, y)
         metrics[split] = summarize(z, y)
     write_json(ctx.outputs["metrics"], metrics)

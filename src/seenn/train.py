@@ -18,7 +18,8 @@ from .data.prepared import load_split
 from .errors import SeennError
 from .io import load_checked, save_checked, sha256_file, write_text
 from .losses import snn_loss
-from .models import build_snn
+from .models import build_if_snn, build_snn
+from .neurons import set_stepwise
 
 log = logging.getLogger("seenn")
 
@@ -32,13 +33,24 @@ def batches(n: int, batch_size: int, generator: torch.Generator | None):
 
 @torch.no_grad()
 def predict_logits(model, spec: DatasetSpec, x: torch.Tensor, timesteps: int, batch_size: int,
-                   device: torch.device, desc: str | None = None) -> torch.Tensor:
-    """Accumulated logits z [N, T, K] of an SNN (z_t = O_1 + ... + O_t)."""
+                   device: torch.device, desc: str | None = None, stepwise: bool = False) -> torch.Tensor:
+    """Accumulated logits z [N, T, K] of an SNN (z_t = O_1 + ... + O_t).
+
+    stepwise=True runs one timestep at a time (neurons keep their membrane between calls): the
+    same numbers up to rounding, with memory for one timestep instead of T (converted SNNs, T=64)."""
     model.eval()
     outs = []
     it = list(batches(x.shape[0], batch_size, None))
     for idx in tqdm(it, desc=desc, leave=False, disable=desc is None):
-        out = model(to_input(spec, x[idx]).to(device), timesteps)  # [T, B, K]
+        xb = to_input(spec, x[idx]).to(device)
+        if stepwise:
+            set_stepwise(model, True)
+            try:
+                out = torch.cat([model(xb, 1) for _ in range(timesteps)])  # [T, B, K]
+            finally:
+                set_stepwise(model, False)
+        else:
+            out = model(xb, timesteps)  # [T, B, K]
         outs.append(out.cumsum(0).transpose(0, 1).float().cpu())
     return torch.cat(outs)
 
@@ -93,15 +105,29 @@ def save_snn(path: Path, model, *, model_cfg: dict, neuron_cfg: dict, timesteps:
                         "timesteps": timesteps, "dataset": spec.name, "num_classes": spec.num_classes})
 
 
+def _build_direct(ck: dict, spec: DatasetSpec):
+    return build_snn(ck["model"], ck["neuron"], spec.input_shape[-3], spec.num_classes, event=spec.event)
+
+
+def _build_converted(ck: dict, spec: DatasetSpec):
+    return build_if_snn(ck["model"], spec.input_shape[-3], spec.num_classes)
+
+
+# SNN checkpoint kinds the evaluate stage can rebuild: "snn" (direct training, save_snn) and
+# "converted" (QCFS ANN -> IF neurons, written by convert.save_converted)
+SNN_BUILDERS = {"snn": _build_direct, "converted": _build_converted}
+
+
 def load_snn(path: Path, spec: DatasetSpec):
-    """Rebuild an SNN from `save_snn`; errors name the file if it does not fit the dataset."""
+    """Rebuild an SNN from `save_snn` or a converted checkpoint; errors name the file if it does
+    not fit the dataset."""
     ck = load_checked(path, what="SNN checkpoint", producer="the training stage")
-    if ck.get("kind") != "snn":
+    if ck.get("kind") not in SNN_BUILDERS:
         raise SeennError(f"{path} is not an SNN checkpoint (kind={ck.get('kind')!r}): delete it and rerun its stage")
     if ck["dataset"] != spec.name or ck["num_classes"] != spec.num_classes:
         raise SeennError(f"SNN checkpoint {path} was trained on '{ck['dataset']}' ({ck['num_classes']} classes), "
                          f"but the data is '{spec.name}' ({spec.num_classes} classes): rerun training")
-    model = build_snn(ck["model"], ck["neuron"], spec.input_shape[-3], spec.num_classes, event=spec.event)
+    model = SNN_BUILDERS[ck["kind"]](ck, spec)
     try:
         model.load_state_dict(ck["state_dict"])
     except RuntimeError as exc:

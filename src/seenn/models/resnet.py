@@ -4,7 +4,10 @@ Convolutions, BatchNorm and the classifier run on the merged [T*B, ...] batch; n
 [T, B, ...] (TimeFold does the reshaping). Direct encoding: the stem conv + BN sees the static
 image once and its output is repeated over T before the first neuron (same numbers as
 repeating the image, T times less compute). Event inputs [B, T, C, H, W] are fed frame by frame.
-The network returns per-timestep logits O_t with shape [T, B, classes]."""
+The network returns per-timestep logits O_t with shape [T, B, classes].
+
+The same class serves the conversion branch: with a QCFS activation in every neuron slot it is
+the ANN (run with T = 1), with IF neurons it is the converted SNN (see models/qcfs.py, convert.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..neurons import LIF
+from ..neurons import IF, LIF
 
 
 class TimeFold(nn.Module):
@@ -104,13 +107,27 @@ class SpikingResNet(nn.Module):
         return out.reshape(timesteps, -1, out.shape[-1])
 
 
-def build_snn(model_cfg: dict, neuron_cfg: dict, in_channels: int, num_classes: int, event: bool = False) -> SpikingResNet:
-    """Build the configured spiking ResNet with LIF neurons."""
+def build_resnet(model_cfg: dict, neuron: NeuronFactory, in_channels: int, num_classes: int,
+                 event: bool = False) -> SpikingResNet:
+    """The configured ResNet with `neuron()` in every activation slot (LIF, IF or QCFS): the
+    direct SNN, the QCFS ANN and the converted SNN share layers and parameter names."""
     if model_cfg["arch"] != "resnet":
         raise ValueError(f"unknown model.arch '{model_cfg['arch']}'")
+    return SpikingResNet(in_channels, num_classes, model_cfg["stem_channels"], list(model_cfg["widths"]),
+                         list(model_cfg["blocks"]), neuron, event=event)
+
+
+def build_snn(model_cfg: dict, neuron_cfg: dict, in_channels: int, num_classes: int, event: bool = False) -> SpikingResNet:
+    """Build the configured spiking ResNet with LIF neurons."""
 
     def neuron() -> nn.Module:
         return LIF(neuron_cfg["decay"], neuron_cfg["threshold"], neuron_cfg["surrogate"], neuron_cfg["surrogate_width"])
 
-    return SpikingResNet(in_channels, num_classes, model_cfg["stem_channels"], list(model_cfg["widths"]),
-                         list(model_cfg["blocks"]), neuron, event=event)
+    return build_resnet(model_cfg, neuron, in_channels, num_classes, event=event)
+
+
+def build_if_snn(model_cfg: dict, in_channels: int, num_classes: int) -> SpikingResNet:
+    """The configured ResNet with IF neurons (reset by subtraction, membrane starting at half the
+    threshold): the shape of an SNN converted from a QCFS ANN. Thresholds are placeholders until
+    the converted state dict (which holds each layer's lambda) is loaded."""
+    return build_resnet(model_cfg, lambda: IF(1.0, 0.5), in_channels, num_classes)

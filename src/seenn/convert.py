@@ -1,0 +1,110 @@
+"""ANN-to-SNN conversion (QCFS -> IF) and the convert_snn stage.
+
+Each QCFS activation (threshold lam, L levels) becomes an IF neuron with threshold lam, membrane
+starting at lam/2 and reset by subtraction (neurons.IF); every other layer is copied unchanged.
+BatchNorm is kept as the affine map of its running statistics (the network only runs in eval
+mode), applied to each timestep's input current exactly as the ANN applies it once: folding it
+into the convolution would give the same numbers up to rounding. Max-pooling has no spike
+counterpart that preserves rates and is refused; the ResNet here uses average pooling only.
+
+The converted network is the same ResNet class with IF neurons (models.build_if_snn), so the
+evaluate stage, predict_logits and stepwise mode run it like the direct SNN. Input: the analog
+image at every timestep (direct encoding); output: per-timestep logits O_t whose running sum
+z_t = O_1 + ... + O_t is what every metric and exit rule reads (z_t / t approaches the ANN's
+logits as t grows)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import torch
+from torch import nn
+
+from .data.prepared import load_split
+from .errors import SeennError
+from .io import save_checked, write_json
+from .models.qcfs import QCFS, qcfs_layers
+from .models.resnet import TimeFold
+from .neurons import IF
+from .train import predict_logits
+from .train_ann import load_ann, require_static_images
+
+log = logging.getLogger("seenn")
+
+CONVERTED_KIND = "converted"
+MAX_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
+ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardtanh)
+
+
+def check_convertible(ann: nn.Module) -> None:
+    """Raise SeennError naming the first layer the conversion cannot map to IF neurons."""
+    for name, m in ann.named_modules():
+        if isinstance(m, MAX_POOLS):
+            raise SeennError(f"layer '{name}' is max-pooling ({type(m).__name__}), which has no rate-preserving "
+                             f"spiking counterpart: use average pooling in the ANN before converting")
+        if isinstance(m, ACTIVATIONS):
+            raise SeennError(f"layer '{name}' is a {type(m).__name__} activation: only QCFS activations convert "
+                             f"to IF neurons (train the ANN with QCFS in every activation slot)")
+        if isinstance(m, TimeFold) and not isinstance(m.neuron, QCFS):
+            raise SeennError(f"activation slot '{name}' holds {type(m.neuron).__name__}, not QCFS: not a QCFS ANN")
+    layers = qcfs_layers(ann)
+    if not layers:
+        raise SeennError("the ANN has no QCFS activation to convert")
+    for name, q in layers.items():
+        lam = float(q.lam.detach())
+        if not lam > 0:
+            raise SeennError(f"QCFS layer '{name}' ended training with threshold lambda = {lam:.4g} <= 0, which no IF "
+                             f"neuron can use: raise 'conversion.lambda_init' or lower 'conversion.lr'")
+
+
+def convert(ann: nn.Module) -> nn.Module:
+    """The converted SNN: a copy of `ann` with each QCFS(lam) replaced by IF(lam, init lam/2)."""
+    check_convertible(ann)
+    snn = copy.deepcopy(ann).eval()
+    for m in snn.modules():
+        if isinstance(m, TimeFold):
+            m.neuron = IF(m.neuron.lam.detach().clone(), init_fraction=0.5)
+    return snn
+
+
+def thresholds(model: nn.Module) -> dict[str, float]:
+    """Per-layer threshold lambda of a QCFS ANN, by activation slot name."""
+    return {name.removesuffix(".neuron"): float(q.lam.detach()) for name, q in qcfs_layers(model).items()}
+
+
+def save_converted(path, snn: nn.Module, *, model_cfg: dict, levels: int, timesteps: int, spec) -> None:
+    """Checkpoint that train.load_snn rebuilds (kind 'converted'). `timesteps` is the number of
+    steps the evaluate stage runs; `stepwise` asks it to run one step at a time (long T would
+    otherwise hold T x batch activations in memory at once)."""
+    save_checked(path, {"kind": CONVERTED_KIND, "state_dict": snn.state_dict(), "model": model_cfg, "levels": levels,
+                        "timesteps": timesteps, "stepwise": True, "dataset": spec.name, "num_classes": spec.num_classes})
+
+
+@torch.no_grad()
+def ann_accuracy(ann, spec, x, y, batch_size: int, device) -> float:
+    """Test-style accuracy (%) of the QCFS ANN (one forward, T = 1)."""
+    z = predict_logits(ann.to(device), spec, x, 1, batch_size, device)
+    return float((z[:, 0].argmax(-1) == y).double().mean() * 100)
+
+
+def stage_convert_snn(ctx) -> None:
+    """Stage convert_snn: QCFS ANN -> converted SNN checkpoint + the ANN's own accuracy
+    (ann_metrics.json: the line the converted SNN should approach)."""
+    p = ctx.params
+    spec, xv, yv = load_split(ctx.inputs["val"])
+    _, xt, yt = load_split(ctx.inputs["test"])
+    require_static_images(spec, ctx.name)
+    ann, ck = load_ann(ctx.inputs["ann"], spec)
+    ann.eval()
+    T = p["conversion"]["max_timesteps"]
+    bs = p["evaluate"]["batch_size"]
+    lams = thresholds(ann)
+    snn = convert(ann)
+    save_converted(ctx.outputs["model"], snn.cpu(), model_cfg=ck["model"], levels=ck["levels"], timesteps=T, spec=spec)
+    metrics = {"dataset": spec.name, "levels": ck["levels"], "max_timesteps": T, "thresholds": lams}
+    for split, x, y in (("val", xv, yv), ("test", xt, yt)):
+        metrics[split] = {"n": int(y.numel()), "accuracy": ann_accuracy(ann, spec, x, y, bs, ctx.device)}
+    log.info("QCFS ANN (L=%d): val %.2f %%, test %.2f %%; converted to an IF SNN for T up to %d",
+             ck["levels"], metrics["val"]["accuracy"], metrics["test"]["accuracy"], T)
+    write_json(ctx.outputs["ann_metrics"], metrics)
