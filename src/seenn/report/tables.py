@@ -41,7 +41,8 @@ def methods_table(metrics: dict, seenn1: dict, branch: str) -> pd.DataFrame:
 
 def write_table(df: pd.DataFrame, csv_path, md_path, digits: int = 4) -> None:
     write_text(csv_path, df.to_csv(index=False, float_format=f"%.{digits}f"))
-    write_text(md_path, df.to_markdown(index=False, floatfmt=f".{digits}f", missingval="") + "\n")
+    shown = df.astype(object).where(df.notna(), None)  # empty cells, not "nan"
+    write_text(md_path, shown.to_markdown(index=False, floatfmt=f".{digits}f", missingval="") + "\n")
 
 
 def build_tables(inputs: dict) -> dict[str, pd.DataFrame]:
