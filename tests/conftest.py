@@ -19,6 +19,7 @@ TINY_OVERRIDES = {
     "evaluate": {"batch_size": 100},
     "seenn1": {"alpha_steps": 20},
     "figures": {"dpi": 50, "confidence_bins": 10},
+    "conversion": {"epochs": 3, "batch_size": 32, "max_timesteps": 8},
 }
 
 
