@@ -25,6 +25,7 @@ TINY_OVERRIDES = {
     "figures": {"dpi": 50, "confidence_bins": 10},
     "engine": {"compile": False, "batch_sizes": [1, 64], "latency_samples": [4, 64], "warmup": 1, "repetitions": 1,
                "energy_batch_size": 100},
+    "conversion": {"epochs": 3, "batch_size": 32, "max_timesteps": 8},
 }
 
 

@@ -73,6 +73,17 @@ def test_outputs_exist_and_are_sane(project):
     assert "Fixed T=1" in (project / "results/measurements/latency.md").read_text()
     methods = (project / "results/tables/methods.md").read_text()
     assert "SEENN-I (confidence)" in methods and "Oracle" in methods
+    # the conversion branch: QCFS ANN accuracy, converted SNN at every T up to conversion.max_timesteps
+    Tc = tiny_config()["conversion"]["max_timesteps"]
+    ann = json.loads((project / "results/converted/ann_metrics.json").read_text())
+    assert ann["test"]["accuracy"] > 30 and ann["levels"] == tiny_config()["conversion"]["levels"]
+    mc = json.loads((project / "results/converted/metrics.json").read_text())
+    assert len(mc["test"]["accuracy_per_t"]) == Tc and mc["timesteps"] == Tc
+    assert 1 <= mc["test"]["aet"] <= Tc and 1 <= mc["test"]["empirical_aet"] <= Tc
+    sc = json.loads((project / "results/converted/seenn1.json").read_text())
+    for r in sc["scores"].values():
+        assert 1 <= r["test_avg_timesteps"] <= Tc and sum(r["test_exit_histogram"]) == mc["test"]["n"]
+    assert "QCFS-converted SNN" in methods and "QCFS ANN" in (project / "results/tables/conversion.md").read_text()
     pdf = (project / "reports/seenn_report.pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and len(pdf) > 20_000
 
@@ -116,6 +127,29 @@ def test_training_setting_reruns_training_and_everything_after(project):
                       "report", "report_measurements"}
         assert planned_jobs(project) == downstream
         assert dvc_changed(project) >= {"train_snn"}
+    finally:
+        params.write_text(original)
+    assert planned_jobs(project) == set()
+
+
+REPORT_STAGES = {"tables", "figures", "report"}
+
+
+@pytest.mark.parametrize("key, value, first, branch", [
+    ("lr", 0.05, "train_ann", {"train_ann", "convert_snn", "evaluate_converted", "seenn1_converted"}),
+    ("max_timesteps", 6, "convert_snn", {"convert_snn", "evaluate_converted", "seenn1_converted"}),
+])
+def test_conversion_setting_reruns_only_the_conversion_branch(project, key, value, first, branch):
+    """A conversion key reruns the conversion branch from the first stage that reads it, plus the
+    report stages; never the direct branch (and max_timesteps does not retrain the ANN)."""
+    params = project / "params.yaml"
+    original = params.read_text()
+    cfg = yaml.safe_load(original)
+    cfg["conversion"][key] = value
+    params.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    try:
+        assert planned_jobs(project) == branch | REPORT_STAGES
+        assert dvc_changed(project) == {first, "report"}  # the report prints the whole config
     finally:
         params.write_text(original)
     assert planned_jobs(project) == set()

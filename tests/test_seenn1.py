@@ -37,3 +37,12 @@ def test_calibration_exits_confident_samples_early():
     assert r["test_avg_timesteps"] == pytest.approx((1 * 20 + 3 * 20) / 40)
     assert r["test_exit_histogram"] == [20, 0, 20]
     assert set(table["split"]) == {"val", "test"} and set(table["score"]) == {"confidence", "entropy"}
+
+
+def test_branch_override_replaces_only_its_seenn1_key():
+    from seenn.seenn1 import seenn1_config
+
+    base = {"temperature": 1.0, "accumulate": "sum", "alpha_min": 0.5}
+    assert seenn1_config({"seenn1": base}) == base
+    got = seenn1_config({"seenn1": base, "conversion": {"seenn1_temperature": 8.0}})
+    assert got == {**base, "temperature": 8.0} and base["temperature"] == 1.0

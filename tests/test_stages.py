@@ -36,7 +36,9 @@ def _snakemake_rules() -> dict:
 def test_snakemake_rules_and_dvc_stages_agree():
     dvc = _dvc_stages()
     rules = _snakemake_rules()
-    assert list(rules) == list(dvc)
+    # same stages; the order differs once a branch spans families (Snakemake lists rules by
+    # included .smk file, dvc.yaml follows the stage table)
+    assert sorted(rules) == sorted(dvc)
     for name, rule in rules.items():
         st = dvc[name]
         outs = [next(iter(o)) for key in ("outs", "metrics", "plots") for o in st.get(key, [])]

@@ -65,14 +65,23 @@ def _splits() -> dict[str, str]:
 
 
 DATA_CODE = ("data/*.py", "io.py", "errors.py")
-SNN_CODE = ("models/*.py", "neurons.py", "data/__init__.py", "data/prepared.py", "data/augment.py", "io.py", "errors.py", "runtime.py")
+# the ResNet + neurons every SNN (direct or converted) is built from; models/qcfs.py is listed
+# only by the conversion stages, so a QCFS change never reruns direct training
+SNN_CODE = ("models/__init__.py", "models/resnet.py", "neurons.py", "data/__init__.py", "data/prepared.py", "data/augment.py", "io.py", "errors.py", "runtime.py")
 RUNTIME_KEYS = ("seed", "device", "deterministic")
 ALL_KEYS = ("seed", "device", "deterministic", "data", "model", "neuron", "train", "evaluate", "seenn1", "figures", "report",
-            "engine")
+            "engine", "conversion")
+CONVERTED = f"{RESULTS}/converted"
+# conversion keys the QCFS ANN training reads: conversion.max_timesteps reruns conversion, not training
+ANN_TRAIN_KEYS = tuple(f"conversion.{k}" for k in ("levels", "lambda_init", "epochs", "batch_size", "lr", "momentum",
+                                                     "weight_decay", "augment"))
 
 
-def branch_stages(branch: str, model_path: str) -> list[Stage]:
-    """Per-timestep evaluation and SEENN-I calibration of one SNN (direct or converted)."""
+def branch_stages(branch: str, model_path: str, seenn1_overrides: tuple[str, ...] = ()) -> list[Stage]:
+    """Per-timestep evaluation and SEENN-I calibration of one SNN (direct or converted).
+
+    `seenn1_overrides`: config keys `<section>.seenn1_<name>` that replace seenn1.<name> for this
+    branch only (seenn1.seenn1_config), e.g. the converted SNN's softmax temperature."""
     d = f"{RESULTS}/{branch}"
     s = _splits()
     return [
@@ -84,7 +93,7 @@ def branch_stages(branch: str, model_path: str) -> list[Stage]:
               SNN_CODE + ("evaluate.py", "train.py", "metrics.py", "runtime.py"), metrics=("metrics",)),
         Stage(f"seenn1_{branch}", "exits", "seenn.seenn1:stage_seenn1",
               f"SEENN-I threshold sweep and calibration on the {branch} SNN",
-              ("seenn1",),
+              ("seenn1",) + seenn1_overrides,
               {"logits_val": f"{d}/logits_val.pt", "logits_test": f"{d}/logits_test.pt"},
               {"sweep": f"{d}/seenn1_sweep.csv", "result": f"{d}/seenn1.json"},
               ("seenn1.py", "exits.py", "metrics.py", "evaluate.py", "io.py"), metrics=("result",)),
@@ -129,6 +138,34 @@ def engine_report_inputs(stages: list[Stage]) -> dict[str, str]:
             "latency": by["latency"].outputs["latency"]}
 
 
+def conversion_stages() -> list[Stage]:
+    """The ANN-to-SNN branch: QCFS ANN training, conversion to IF neurons, then the same
+    evaluation and SEENN-I stages as the direct branch (SEENN-II attaches the same way)."""
+    s = _splits()
+    d = CONVERTED
+    return [
+        Stage("train_ann", "convert", "seenn.train_ann:stage_train_ann",
+              "QCFS ANN training (quantization-clip-floor-shift activations, trainable thresholds)",
+              RUNTIME_KEYS + ("model",) + ANN_TRAIN_KEYS,
+              {"train": s["train"], "val": s["val"]},
+              {"model": f"{d}/ann.pt", "log": f"{d}/ann_train_log.csv"},
+              SNN_CODE + ("models/qcfs.py", "train.py", "train_ann.py", "losses.py", "checkpoint.py"),
+              plots=("log",), checkpoints=True),
+        Stage("convert_snn", "convert", "seenn.convert:stage_convert_snn",
+              "QCFS ANN -> IF SNN (threshold lambda, reset by subtraction, membrane from lambda/2); ANN accuracy",
+              ("device", "deterministic", "conversion.max_timesteps", "evaluate"),
+              {"ann": f"{d}/ann.pt", "val": s["val"], "test": s["test"]},
+              {"model": f"{d}/snn.pt", "ann_metrics": f"{d}/ann_metrics.json"},
+              SNN_CODE + ("models/qcfs.py", "train.py", "train_ann.py", "convert.py"), metrics=("ann_metrics",)),
+    ] + branch_stages("converted", f"{d}/snn.pt", seenn1_overrides=("conversion.seenn1_temperature",))
+
+
+def conversion_report_inputs() -> dict[str, str]:
+    """Files of the conversion branch that tables, figures and report read."""
+    return {"metrics_converted": f"{CONVERTED}/metrics.json", "seenn1_converted": f"{CONVERTED}/seenn1.json",
+            "ann_metrics": f"{CONVERTED}/ann_metrics.json"}
+
+
 def build_stages() -> list[Stage]:
     s = _splits()
     stages = [
@@ -143,21 +180,28 @@ def build_stages() -> list[Stage]:
               SNN_CODE + ("train.py", "losses.py", "checkpoint.py"), plots=("log",), checkpoints=True),
     ]
     stages += branch_stages("direct", f"{RESULTS}/direct/snn.pt")
+    stages += conversion_stages()
     stages += engine_stages(stages)  # after every stage that may write a SEENN-II policy
-    tables_in = {"metrics_direct": f"{RESULTS}/direct/metrics.json", "seenn1_direct": f"{RESULTS}/direct/seenn1.json"}
+    tables_in = {"metrics_direct": f"{RESULTS}/direct/metrics.json", "seenn1_direct": f"{RESULTS}/direct/seenn1.json",
+                 **conversion_report_inputs()}
     stages += [
         Stage("tables", "report", "seenn.report.tables:stage_tables",
               "CSV and Markdown tables: accuracy per T, AET vs empirical AET, fixed T vs SEENN",
               (), tables_in,
-              {f"{name}_{ext}": f"{RESULTS}/tables/{name}.{ext}" for name in ("accuracy_per_t", "aet", "methods") for ext in ("csv", "md")},
+              {f"{name}_{ext}": f"{RESULTS}/tables/{name}.{ext}"
+               for name in ("accuracy_per_t", "aet", "methods", "conversion") for ext in ("csv", "md")},
               ("report/tables.py", "io.py")),
         Stage("figures", "report", "seenn.report.figures:stage_figures",
               "figures: accuracy vs average timesteps, exit histogram, confidence per timestep",
               ("figures", "seenn1.temperature", "seenn1.accumulate"),
               {"logits_test": f"{RESULTS}/direct/logits_test.pt", "sweep_direct": f"{RESULTS}/direct/seenn1_sweep.csv",
-               "train_log": f"{RESULTS}/direct/train_log.csv", **tables_in},
+               "train_log": f"{RESULTS}/direct/train_log.csv", **tables_in,
+               "sweep_converted": f"{CONVERTED}/seenn1_sweep.csv", "ann_train_log": f"{CONVERTED}/ann_train_log.csv"},
               {"tradeoff": f"{RESULTS}/figures/tradeoff.png", "exit_histogram": f"{RESULTS}/figures/exit_histogram.png",
-               "confidence": f"{RESULTS}/figures/confidence.png", "training": f"{RESULTS}/figures/training.png"},
+               "confidence": f"{RESULTS}/figures/confidence.png", "training": f"{RESULTS}/figures/training.png",
+               "conversion": f"{RESULTS}/figures/conversion.png",
+               "tradeoff_converted": f"{RESULTS}/figures/tradeoff_converted.png",
+               "training_ann": f"{RESULTS}/figures/training_ann.png"},
               ("report/figures.py", "exits.py", "metrics.py", "evaluate.py", "io.py")),
     ]
     stages.append(
@@ -165,6 +209,7 @@ def build_stages() -> list[Stage]:
               ALL_KEYS,
               {**{k: v for st in stages if st.name in ("tables", "figures") for k, v in st.outputs.items()},
                "manifest": f"{PREPARED}/manifest.json", "metrics_direct": f"{RESULTS}/direct/metrics.json",
+               **conversion_report_inputs(),
                "energy_csv": engine_report_inputs(stages)["energy_csv"]},
               {"pdf": "reports/seenn_report.pdf"},
               ("report/pdf.py", "io.py")))

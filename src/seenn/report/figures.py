@@ -84,6 +84,40 @@ def training_figure(log: pd.DataFrame, title: str):
     return fig
 
 
+# --- conversion branch (QCFS ANN -> IF SNN) ---------------------------------------------------
+
+def conversion_figure(metrics: dict, ann: dict, title: str):
+    """Accuracy of the converted SNN at every T (log2 axis) against the QCFS ANN's accuracy."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for split, style in (("test", "o-"), ("val", "s:")):
+        acc = metrics[split]["accuracy_per_t"]
+        ax.plot(range(1, len(acc) + 1), acc, style, ms=3, lw=1.2, label=f"converted SNN ({split})")
+    ax.axhline(ann["test"]["accuracy"], color="k", ls="--", lw=1, label=f"QCFS ANN, L={ann['levels']} (test)")
+    ax.axhspan(ann["test"]["accuracy"] - 1, ann["test"]["accuracy"] + 1, color="grey", alpha=0.15, lw=0,
+               label="ANN test accuracy +/- 1 point")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("timesteps T")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def conversion_figures(ctx, dpi: int) -> None:
+    """The conversion branch's figures: accuracy vs T with the ANN line, SEENN-I trade-off on the
+    converted SNN (the direct branch's figure function, log2 axis), and the ANN training curves."""
+    i = ctx.inputs
+    metrics, seenn1, ann = read_json(i["metrics_converted"]), read_json(i["seenn1_converted"]), read_json(i["ann_metrics"])
+    save_png(conversion_figure(metrics, ann, "Converted SNN accuracy vs timesteps"), ctx.outputs["conversion"], dpi)
+    fig = tradeoff_figure(pd.read_csv(i["sweep_converted"]), metrics, seenn1,
+                          "Converted SNN: accuracy vs average timesteps (test)")
+    fig.axes[0].axhline(ann["test"]["accuracy"], color="k", ls=":", lw=1, label="QCFS ANN (test)")
+    fig.axes[0].set_xscale("log", base=2)
+    fig.axes[0].legend(fontsize=7, loc="lower right")
+    save_png(fig, ctx.outputs["tradeoff_converted"], dpi)
+    save_png(training_figure(pd.read_csv(i["ann_train_log"]), "QCFS ANN training"), ctx.outputs["training_ann"], dpi)
+
+
 def stage_figures(ctx) -> None:
     p = ctx.params
     sns.set_theme(style=p["figures"]["style"])
@@ -98,3 +132,4 @@ def stage_figures(ctx) -> None:
                                "Confidence of the accumulated prediction at each timestep (test)"),
              ctx.outputs["confidence"], dpi)
     save_png(training_figure(pd.read_csv(ctx.inputs["train_log"]), "Direct SNN training"), ctx.outputs["training"], dpi)
+    conversion_figures(ctx, dpi)

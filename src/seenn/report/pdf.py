@@ -18,6 +18,7 @@ import yaml  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 
 from ..io import atomic_path, read_json  # noqa: E402
+from .tables import ANN_LABEL, BRANCH_LABELS, conversion_timesteps  # noqa: E402
 
 A4 = (8.27, 11.69)
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "seaborn", "snakemake", "dvc", "seenn-bench")
@@ -145,6 +146,72 @@ def engine_page(pdf: PdfPages, inputs: dict) -> None:
                      ("Latency (MEASURED; ms per sample = paper Eq. 14)", tables[1])])
 
 
+# --- conversion branch (QCFS ANN -> IF SNN) ---------------------------------------------------
+
+CONVERSION_NOTES = """\
+The conversion branch trains an ANN with the configured ResNet and a QCFS activation in every
+activation slot: h(x) = lambda * clip(floor(x * L / lambda + 0.5) / L, 0, 1), L levels, one
+trainable lambda per layer, floor with a straight-through gradient (Bu et al., ICLR 2022).
+Conversion replaces each QCFS activation by an integrate-and-fire neuron with threshold lambda,
+reset by subtraction and membrane starting at lambda / 2; BatchNorm is kept as the affine map of its
+running statistics, average pooling only (max-pooling is refused). The analog image enters at every
+timestep and the outputs are summed: z_t = O_1 + ... + O_t, so z_t / t approaches the ANN's logits
+as t grows. The converted SNN then goes through the same evaluation, AET and SEENN-I code as the
+direct SNN, with one difference: SEENN-I divides z_t by conversion.seenn1_temperature instead of
+seenn1.temperature (the authors use 8 for converted SNNs). A converted SNN that needs many steps to
+converge piles up large summed logits while still wrong, and a temperature of 1 then lets the top
+confidence pass every alpha of the sweep; one that converges within a few steps needs no softening
+(on the default digits config, 8 put the calibrated alpha at the bottom of the sweep, 1 mid-sweep).
+As T grows, the IF rates approach clip(x, 0, lambda) rather than the L-level QCFS value, so the
+converted SNN approaches the ANN only if L is not too coarse; its first timesteps are noisy (spikes
+fired early are never taken back), which is where SEENN-I has to wait."""
+CONVERSION_NOTES = " ".join(CONVERSION_NOTES.split())  # one paragraph: text_page wraps it
+
+
+def conversion_blocks(ann: dict, metrics: dict, seenn1: dict) -> list[tuple[str, str]]:
+    """Text summary of the conversion branch: ANN vs converted SNN, and SEENN-I on it."""
+    T = metrics["test"]["timesteps"]
+    acc = metrics["test"]["accuracy_per_t"]
+    lams = ", ".join(f"{k} {v:.3f}" for k, v in ann["thresholds"].items())
+    lines = [f"{ANN_LABEL} (L={ann['levels']}): test {ann['test']['accuracy']:.2f} %, val {ann['val']['accuracy']:.2f} %",
+             f"{BRANCH_LABELS['converted']}: test " + ", ".join(f"T={t} {acc[t - 1]:.2f} %" for t in conversion_timesteps(T)),
+             f"gap to the ANN at T={T}: {acc[-1] - ann['test']['accuracy']:+.2f} points",
+             f"AET {metrics['test']['aet']:.3f}, empirical AET {metrics['test']['empirical_aet']:.3f} (test, T max {T})"]
+    for score, r in seenn1["scores"].items():
+        lines.append(f"SEENN-I ({score}, alpha {r['alpha']:.6g}): test {r['test_accuracy']:.2f} % at "
+                     f"{r['test_avg_timesteps']:.3f} average timesteps ({T / r['test_avg_timesteps']:.1f}x fewer than T={T})")
+    lines.append(f"SEENN-I softmax temperature {seenn1['temperature']:g} (conversion.seenn1_temperature), "
+                 f"accumulation '{seenn1['accumulate']}'")
+    lines.append(f"learned thresholds lambda: {lams}")
+    return [("Results", "\n".join(lines)), ("Method", CONVERSION_NOTES)]
+
+
+def conversion_pages(pdf: PdfPages, i: dict) -> None:
+    """The report's conversion section: summary, tables restricted to the converted SNN (fixed T
+    at powers of two), accuracy vs T against the ANN, SEENN-I trade-off, ANN training."""
+    ann, metrics, seenn1 = read_json(i["ann_metrics"]), read_json(i["metrics_converted"]), read_json(i["seenn1_converted"])
+    text_page(pdf, "ANN-to-SNN conversion (QCFS)", conversion_blocks(ann, metrics, seenn1))
+    label = BRANCH_LABELS["converted"]
+    shown_t = {f"Fixed T={t}" for t in conversion_timesteps(metrics["test"]["timesteps"])}
+    methods = pd.read_csv(i["methods_csv"])
+    methods = methods[(methods["model"] == label) & (~methods["method"].str.startswith("Fixed T=") | methods["method"].isin(shown_t))]
+    aet = pd.read_csv(i["aet_csv"])
+    conv = pd.read_csv(i["conversion_csv"])
+    conv["T"] = conv["T"].map(lambda v: "" if pd.isna(v) else str(int(v)))  # the ANN row has no T
+    table_page(pdf, [
+        ("QCFS ANN vs converted SNN: accuracy at T (%)", conv),
+        ("AET vs empirical AET (test)", aet[aet["model"] == label]),
+        ("Converted SNN: fixed T vs SEENN-I vs oracle (test)", methods.reset_index(drop=True)),
+    ])
+    figure_page(pdf, "Converted SNN: accuracy vs T", i["conversion"],
+                "Accuracy of the converted SNN at each number of timesteps T (accumulated logits z_T), against the QCFS "
+                "ANN's test accuracy (dashed line, band +/- 1 point).")
+    figure_page(pdf, "Converted SNN: accuracy vs average timesteps", i["tradeoff_converted"],
+                "SEENN-I on the converted SNN as alpha sweeps the configured range, beside the fixed-T accuracies; stars "
+                "mark the alphas calibrated on the validation split; dotted line: the QCFS ANN.")
+    figure_page(pdf, "QCFS ANN training", i["training_ann"], "Loss and accuracy per epoch of the QCFS ANN training (validation at T = 1).")
+
+
 def stage_report(ctx) -> None:
     p, i = ctx.params, ctx.inputs
     manifest = read_json(i["manifest"])
@@ -165,11 +232,12 @@ def stage_report(ctx) -> None:
                 ("Method notes", METHOD_NOTES),
                 ("Configuration (params.yaml)", yaml.safe_dump(p, sort_keys=False, width=100)),
             ])
-            table_page(pdf, [
+            direct = BRANCH_LABELS["direct"]
+            table_page(pdf, [(title, df[df["model"] == direct]) for title, df in (
                 ("Accuracy at fixed T (%)", pd.read_csv(i["accuracy_per_t_csv"])),
                 ("AET vs empirical AET (test; paper Table 5 analogue)", pd.read_csv(i["aet_csv"])),
                 ("Fixed T vs SEENN-I vs oracle (test)", pd.read_csv(i["methods_csv"])),
-            ])
+            )])
             figure_page(pdf, "Accuracy vs average timesteps", i["tradeoff"],
                         "SEENN-I test accuracy as alpha sweeps from the configured minimum to maximum, beside the fixed-T "
                         "accuracies; stars mark the alphas calibrated on the validation split.")
@@ -177,6 +245,7 @@ def stage_report(ctx) -> None:
             figure_page(pdf, "Confidence per timestep", i["confidence"],
                         "Distribution of the top softmax confidence of the accumulated logits at each t, split by whether the prediction is correct (log scale).")
             figure_page(pdf, "Training", i["training"], "Loss and accuracy per epoch of the direct SNN training.")
+            conversion_pages(pdf, i)
             energy_page(pdf, i["energy_csv"])
             text_page(pdf, "Measured latency", [("Where", "Wall-clock latency and throughput are measurements, not "
                       "deterministic results: they are in reports/seenn_measurements.pdf (stage report_measurements).")])

@@ -6,7 +6,8 @@ import pandas as pd
 
 from ..io import read_json, write_text
 
-BRANCH_LABELS = {"direct": "Direct-trained SNN"}
+BRANCH_LABELS = {"direct": "Direct-trained SNN", "converted": "QCFS-converted SNN"}
+ANN_LABEL = "QCFS ANN"
 
 
 def accuracy_per_t(metrics: dict, branch: str) -> pd.DataFrame:
@@ -45,13 +46,51 @@ def write_table(df: pd.DataFrame, csv_path, md_path, digits: int = 4) -> None:
     write_text(md_path, shown.to_markdown(index=False, floatfmt=f".{digits}f", missingval="") + "\n")
 
 
+def branches(inputs: dict) -> list[str]:
+    """Branches whose results the stage reads: every `metrics_<branch>` input, in table order."""
+    return [k.removeprefix("metrics_") for k in inputs if k.startswith("metrics_")]
+
+
 def build_tables(inputs: dict) -> dict[str, pd.DataFrame]:
-    metrics = read_json(inputs["metrics_direct"])
-    seenn1 = read_json(inputs["seenn1_direct"])
-    dataset = metrics.get("dataset", "")
-    return {"accuracy_per_t": accuracy_per_t(metrics, "direct"),
-            "aet": aet_table(metrics, "direct", dataset),
-            "methods": methods_table(metrics, seenn1, "direct")}
+    """Per-branch rows of each table, stacked (direct first), plus the conversion table."""
+    parts: dict[str, list[pd.DataFrame]] = {"accuracy_per_t": [], "aet": [], "methods": []}
+    for branch in branches(inputs):
+        metrics = read_json(inputs[f"metrics_{branch}"])
+        seenn1 = read_json(inputs[f"seenn1_{branch}"])
+        dataset = metrics.get("dataset", "")
+        parts["accuracy_per_t"].append(accuracy_per_t(metrics, branch))
+        parts["aet"].append(aet_table(metrics, branch, dataset))
+        parts["methods"].append(methods_table(metrics, seenn1, branch))
+    tables = {name: pd.concat(dfs, ignore_index=True) for name, dfs in parts.items()}
+    if "ann_metrics" in inputs:
+        tables["conversion"] = conversion_table(read_json(inputs["ann_metrics"]), read_json(inputs["metrics_converted"]))
+    return tables
+
+
+# --- conversion branch (QCFS ANN -> IF SNN) ---------------------------------------------------
+
+def conversion_timesteps(T: int) -> list[int]:
+    """The T shown in summaries of a long run: powers of two up to T, and T itself."""
+    ts, t = [], 1
+    while t < T:
+        ts.append(t)
+        t *= 2
+    return ts + [T]
+
+
+def conversion_table(ann: dict, metrics: dict) -> pd.DataFrame:
+    """The QCFS ANN beside its converted SNN at T = 1, 2, 4, ..., T max: accuracy on val and test
+    and the gap to the ANN (points; negative = below the ANN)."""
+    rows = [{"model": f"{ANN_LABEL} (L={ann['levels']})", "T": None, "val_accuracy": ann["val"]["accuracy"],
+             "test_accuracy": ann["test"]["accuracy"], "test_gap_to_ann": 0.0}]
+    T = metrics["test"]["timesteps"]
+    for t in conversion_timesteps(T):
+        acc_t = metrics["test"]["accuracy_per_t"][t - 1]
+        rows.append({"model": BRANCH_LABELS["converted"], "T": t, "val_accuracy": metrics["val"]["accuracy_per_t"][t - 1],
+                     "test_accuracy": acc_t, "test_gap_to_ann": acc_t - ann["test"]["accuracy"]})
+    df = pd.DataFrame(rows)
+    df["T"] = pd.Series([r["T"] for r in rows], dtype=object)  # integers, blank for the ANN row
+    return df
 
 
 def stage_tables(ctx) -> None:
