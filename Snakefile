@@ -13,6 +13,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/exits.smk"
+include: "workflow/rules/policy.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -19,6 +19,9 @@ TINY_OVERRIDES = {
     "evaluate": {"batch_size": 100},
     "seenn1": {"alpha_steps": 20},
     "figures": {"dpi": 50, "confidence_bins": 10},
+    "finetune": {"epochs": 1, "batch_size": 32},
+    "seenn2": {"epochs": 2, "beta": 1.0, "betas": [1.0, 8.0], "batch_size": 32, "policy_stem_channels": 4,
+               "policy_widths": [4, 8, 8]},
 }
 
 
