@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ..io import read_json, write_text
@@ -48,9 +49,103 @@ def build_tables(inputs: dict) -> dict[str, pd.DataFrame]:
     metrics = read_json(inputs["metrics_direct"])
     seenn1 = read_json(inputs["seenn1_direct"])
     dataset = metrics.get("dataset", "")
-    return {"accuracy_per_t": accuracy_per_t(metrics, "direct"),
-            "aet": aet_table(metrics, "direct", dataset),
-            "methods": methods_table(metrics, seenn1, "direct")}
+    tables = {"accuracy_per_t": accuracy_per_t(metrics, "direct"),
+              "aet": aet_table(metrics, "direct", dataset),
+              "methods": methods_table(metrics, seenn1, "direct")}
+    add_seenn2_tables(tables, inputs, dataset)
+    return tables
+
+
+# --- SEENN-II (fine-tuned SNN + policy network) ----------------------------------------------
+
+BRANCH_LABELS["finetuned"] = "Fine-tuned SNN (early-exit-aware)"
+
+
+def seenn1_curve(sweep: pd.DataFrame, metrics: dict, score: str) -> tuple[np.ndarray, np.ndarray]:
+    """SEENN-I's test tradeoff curve for one score: (average timesteps, accuracy), increasing in
+    timesteps, with the alpha -> 0 (every sample exits at t = 1) and alpha -> 1 (every sample runs
+    T) limits added; at equal average timesteps the best accuracy (upper envelope) is kept."""
+    acc = metrics["test"]["accuracy_per_t"]
+    df = sweep[(sweep["split"] == "test") & (sweep["score"] == score)][["avg_timesteps", "accuracy"]]
+    ends = pd.DataFrame({"avg_timesteps": [1.0, float(len(acc))], "accuracy": [acc[0], acc[-1]]})
+    df = pd.concat([df, ends]).groupby("avg_timesteps", as_index=False)["accuracy"].max().sort_values("avg_timesteps")
+    return df["avg_timesteps"].to_numpy(), df["accuracy"].to_numpy()
+
+
+def seenn1_at(sweep: pd.DataFrame, metrics: dict, score: str, avg_timesteps: float) -> float:
+    """SEENN-I test accuracy at the given average timesteps, linearly interpolated on its curve."""
+    x, y = seenn1_curve(sweep, metrics, score)
+    return float(np.interp(avg_timesteps, x, y))
+
+
+def seenn2_sweep_table(s2sweep: pd.DataFrame, sweep_ft: pd.DataFrame, metrics_ft: dict, scores) -> pd.DataFrame:
+    """One row per beta: SEENN-II test accuracy and average timesteps, beside SEENN-I (each score)
+    interpolated at the same average timesteps, on the same fine-tuned SNN."""
+    rows = []
+    for _, r in s2sweep.iterrows():
+        row = {"beta": r["beta"], "estimator": r["estimator"], "train_split": r["train_split"],
+               "sample_weighting": bool(r["sample_weighting"]), "test_accuracy": r["test_accuracy"],
+               "avg_timesteps": r["test_avg_timesteps"]}
+        seenn1 = {score: seenn1_at(sweep_ft, metrics_ft, score, r["test_avg_timesteps"]) for score in scores}
+        row.update({f"SEENN-I ({score}) at same t": v for score, v in seenn1.items()})
+        row["SEENN-II minus best SEENN-I"] = r["test_accuracy"] - max(seenn1.values())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def seenn2_method_rows(seenn2: dict, compare: pd.DataFrame, T: int, label: str) -> pd.DataFrame:
+    """SEENN-II rows of the methods table: one per estimator, at the main beta and the configured
+    training split and weighting (from the comparison grid)."""
+    sel = compare[(compare["train_split"] == seenn2["train_split"])
+                  & (compare["sample_weighting"].astype(bool) == bool(seenn2["sample_weighting"]))]
+    rows = [{"model": label, "method": f"SEENN-II ({r['estimator']}, beta={r['beta']:g})", "threshold": None,
+             "test_accuracy": r["test_accuracy"], "avg_timesteps": r["test_avg_timesteps"]} for _, r in sel.iterrows()]
+    df = pd.DataFrame(rows)
+    df["timestep_reduction"] = T / df["avg_timesteps"]
+    return df
+
+
+def seenn2_compare_table(compare: pd.DataFrame) -> pd.DataFrame:
+    cols = ["estimator", "train_split", "sample_weighting", "epochs", "train_split_accuracy_t1", "train_split_accuracy",
+            "train_split_mean_u", "test_accuracy", "test_avg_timesteps"] + [c for c in compare.columns if c.startswith("exit_t")]
+    return compare[cols].rename(columns={"train_split_accuracy_t1": "SNN acc t=1, policy split",
+                                         "train_split_accuracy": "SEENN-II acc, policy split",
+                                         "train_split_mean_u": "mean u, policy split"})
+
+
+def seenn2_ops_table(seenn2: dict) -> pd.DataFrame:
+    """Dense operation counts (MACs of conv + linear layers) of the policy and the SNN, and the
+    policy's share of the SNN's operations (at one timestep, as the paper; and at SEENN-II's
+    average timesteps). Values are text so that counts print as integers."""
+    o = seenn2["ops"]
+    rows = [("policy network MACs per sample", f"{o['policy_macs']:,d}"),
+            ("policy network parameters (conv + linear weights)", f"{o['policy_params']:,d}"),
+            ("SNN MACs per timestep (dense)", f"{o['snn_macs_per_timestep']:,d}"),
+            ("SNN MACs computed once (direct-encoding stem)", f"{o['snn_macs_fixed']:,d}"),
+            ("SNN parameters (conv + linear weights)", f"{o['snn_params']:,d}"),
+            ("policy / SNN at one timestep", f"{o['policy_share_of_one_timestep_percent']:.4f} %"),
+            (f"policy / SNN at SEENN-II's {seenn2['test_avg_timesteps']:.4f} average timesteps",
+             f"{o['policy_share_at_avg_timesteps_percent']:.4f} %")]
+    return pd.DataFrame(rows, columns=["quantity", "value"])
+
+
+def add_seenn2_tables(tables: dict, inputs: dict, dataset: str) -> None:
+    """Fine-tuned rows in the per-T, AET and methods tables; the SEENN-II sweep, comparison and
+    operations tables."""
+    metrics = read_json(inputs["metrics_finetuned"])
+    seenn1 = read_json(inputs["seenn1_finetuned"])
+    seenn2 = read_json(inputs["seenn2_result"])
+    compare = pd.read_csv(inputs["seenn2_compare"])
+    sweep_ft = pd.read_csv(inputs["sweep_finetuned"])
+    T = metrics["test"]["timesteps"]
+    tables["accuracy_per_t"] = pd.concat([tables["accuracy_per_t"], accuracy_per_t(metrics, "finetuned")], ignore_index=True)
+    tables["aet"] = pd.concat([tables["aet"], aet_table(metrics, "finetuned", dataset)], ignore_index=True)
+    ft = methods_table(metrics, seenn1, "finetuned")
+    s2 = seenn2_method_rows(seenn2, compare, T, BRANCH_LABELS["finetuned"])
+    tables["methods"] = pd.concat([tables["methods"], ft.iloc[:-1], s2, ft.iloc[-1:]], ignore_index=True)
+    tables["seenn2_sweep"] = seenn2_sweep_table(pd.read_csv(inputs["seenn2_sweep"]), sweep_ft, metrics, list(seenn1["scores"]))
+    tables["seenn2_compare"] = seenn2_compare_table(compare)
+    tables["seenn2_ops"] = seenn2_ops_table(seenn2)
 
 
 def stage_tables(ctx) -> None:
