@@ -126,7 +126,7 @@ def test_seenn2_outputs_are_sane(project):
     assert len(log) == cfg["seenn2"]["epochs"] * len(cfg["seenn2"]["betas"])
     assert {"mean_reward", "mean_u", "accuracy"} <= set(log.columns)
     methods = (project / "results/tables/methods.md").read_text()
-    assert "SEENN-II (expected" in methods and "SEENN-II (reinforce" in methods and "Fine-tuned SNN" in methods
+    assert "SEENN-II (expected, β=1)" in methods and "SEENN-II (reinforce" in methods and "Fine-tuned SNN" in methods
     assert "SEENN-I (confidence) at same t" in (project / "results/tables/seenn2_sweep.md").read_text()
 
 

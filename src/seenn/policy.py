@@ -244,42 +244,49 @@ def stage_seenn2_train(ctx) -> None:
 
 
 def stage_seenn2_evaluate(ctx) -> None:
-    """Stage seenn2_evaluate: policies + test split + test logits -> sweep.csv (one row per beta)
-    and seenn2.json (the main beta's operating point, and operation counts of policy and SNN)."""
+    """Stage seenn2_evaluate: policies + val/test splits and logits -> sweep.csv (one row per
+    beta: test, and validation for reference) and seenn2.json (the main beta's operating point
+    and operation counts of policy and SNN, counted on the real models)."""
     from .ops import ann_macs, snn_macs
     from .train import load_snn
 
     obj, policies = load_policies(ctx.inputs["policies"])
     spec, xt, ct = load_policy_split(ctx.inputs["test"], ctx.inputs["logits_test"])
+    _, xv, cv = load_policy_split(ctx.inputs["val"], ctx.inputs["logits_val"])
     if ct.shape[1] != obj["actions"]:
         raise SeennError(f"policies in {ctx.inputs['policies']} pick 1..{obj['actions']} timesteps but the SNN logits have "
                          f"T = {ct.shape[1]}: rerun seenn2_train")
     rows = []
     for e, policy in zip(obj["entries"], policies):
         r = evaluate_policy(policy, xt, ct, ctx.device)
+        v = evaluate_policy(policy, xv, cv, ctx.device)
         rows.append({"beta": e["beta"], "estimator": e["estimator"], "train_split": e["train_split"],
                      "sample_weighting": e["sample_weighting"], "test_accuracy": r["test_accuracy"],
                      "test_avg_timesteps": r["test_avg_timesteps"],
-                     **{f"exit_t{t}": n for t, n in enumerate(r["test_exit_histogram"], 1)}})
+                     **{f"exit_t{t}": n for t, n in enumerate(r["test_exit_histogram"], 1)},
+                     "val_accuracy": v["test_accuracy"], "val_avg_timesteps": v["test_avg_timesteps"]})
     main_beta = ctx.params["seenn2"]["beta"]
     i = next(i for i, e in enumerate(obj["entries"]) if e["beta"] == main_beta)
     snn, _ = load_snn(ctx.inputs["model"], spec)
-    sample_shape = tuple(xt.shape[1:])
-    pol = ann_macs(policies[i], sample_shape)
+    pol = ann_macs(policies[i], tuple(xt.shape[1:]))
     snn_ops = snn_macs(snn, spec.input_shape)
     main = rows[i]
+    T = int(ct.shape[1])
     one_step = snn_ops["fixed"] + snn_ops["per_timestep"]
     at_avg = snn_ops["fixed"] + main["test_avg_timesteps"] * snn_ops["per_timestep"]
     result = {
         "beta": main_beta, "estimator": main["estimator"], "train_split": main["train_split"],
-        "sample_weighting": main["sample_weighting"], "timesteps": int(ct.shape[1]),
+        "sample_weighting": main["sample_weighting"], "timesteps": T,
         "test_accuracy": main["test_accuracy"], "test_avg_timesteps": main["test_avg_timesteps"],
-        "test_exit_histogram": [main[f"exit_t{t}"] for t in range(1, ct.shape[1] + 1)],
+        "test_exit_histogram": [main[f"exit_t{t}"] for t in range(1, T + 1)],
+        "val_accuracy": main["val_accuracy"], "val_avg_timesteps": main["val_avg_timesteps"],
         "ops": {"policy_macs": pol["macs"], "policy_params": pol["params"],
                 "snn_macs_per_timestep": snn_ops["per_timestep"], "snn_macs_fixed": snn_ops["fixed"],
                 "snn_params": snn_ops["params"],
                 "policy_share_of_one_timestep_percent": 100 * pol["macs"] / one_step,
-                "policy_share_at_avg_timesteps_percent": 100 * pol["macs"] / at_avg},
+                "policy_share_at_avg_timesteps_percent": 100 * pol["macs"] / at_avg,
+                # SEENN-II's dense cost (SNN at the average timesteps + policy) in SNN timesteps
+                "timestep_equivalents_with_policy": main["test_avg_timesteps"] + pol["macs"] / snn_ops["per_timestep"]},
     }
     write_rows(ctx.outputs["sweep"], rows)
     write_json(ctx.outputs["result"], result)
