@@ -16,6 +16,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/exits.smk"
 include: "workflow/rules/energy.smk"
 include: "workflow/rules/latency.smk"
+include: "workflow/rules/policy.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -26,6 +26,9 @@ TINY_OVERRIDES = {
     "engine": {"compile": False, "batch_sizes": [1, 64], "latency_samples": [4, 64], "warmup": 1, "repetitions": 1,
                "energy_batch_size": 100},
     "conversion": {"epochs": 3, "batch_size": 32, "max_timesteps": 8},
+    "finetune": {"epochs": 1, "batch_size": 32},
+    "seenn2": {"epochs": 2, "beta": 1.0, "betas": [1.0, 8.0], "batch_size": 32, "policy_stem_channels": 4,
+               "policy_widths": [4, 8, 8]},
 }
 
 

@@ -42,6 +42,16 @@ def test_default_config_is_valid(default_config):
         (lambda c: c["conversion"].update(seenn1_temperature=0), "'conversion.seenn1_temperature'"),
         (lambda c: c["conversion"].update(temperature=8), "unknown key 'conversion.temperature'"),
         (lambda c: c.pop("conversion"), "missing key"),
+        (lambda c: c["finetune"].update(epochs=-1), "'finetune.epochs'"),
+        (lambda c: c["finetune"].update(loss="tet"), "'finetune.loss'"),
+        (lambda c: c["seenn2"].update(estimator="ppo"), "'seenn2.estimator'"),
+        (lambda c: c["seenn2"].update(train_split="test"), "'seenn2.train_split'"),
+        (lambda c: c["seenn2"].update(betas=[]), "'seenn2.betas'"),
+        (lambda c: c["seenn2"].update(betas=[-1.0]), "'seenn2.betas.0'"),
+        (lambda c: c["seenn2"].update(reward_base=1.0), "'seenn2.reward_base'"),
+        (lambda c: c["seenn2"].update(momentum=1.0), "'seenn2.momentum'"),
+        (lambda c: c["seenn2"].update(beta=3.0), "'seenn2.beta' (3.0) must be one of 'seenn2.betas'"),
+        (lambda c: c["seenn2"].update(seed=1), "unknown key 'seenn2.seed'"),
     ],
 )
 def test_bad_config_names_the_key(default_config, mutate, message):

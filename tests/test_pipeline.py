@@ -88,6 +88,34 @@ def test_outputs_exist_and_are_sane(project):
     assert pdf.startswith(b"%PDF") and len(pdf) > 20_000
 
 
+def test_seenn2_outputs_are_sane(project):
+    import json
+
+    import pandas as pd
+
+    cfg = tiny_config()
+    T = cfg["train"]["timesteps"]
+    ft = json.loads((project / "results/finetuned/metrics.json").read_text())
+    assert set(ft) >= {"train", "val", "test"} and ft["train"]["n"] == cfg["data"]["train_size"]
+    s2 = json.loads((project / "results/seenn2/seenn2.json").read_text())
+    assert s2["beta"] == cfg["seenn2"]["beta"] and 1 <= s2["test_avg_timesteps"] <= T
+    assert sum(s2["test_exit_histogram"]) == ft["test"]["n"]
+    assert s2["ops"]["policy_macs"] > 0 and s2["ops"]["snn_macs_per_timestep"] > 0
+    sweep = pd.read_csv(project / "results/seenn2/sweep.csv")
+    assert sweep["beta"].tolist() == cfg["seenn2"]["betas"]
+    compare = pd.read_csv(project / "results/seenn2/compare.csv")
+    assert len(compare) == 5 and set(compare["estimator"]) == {"expected", "reinforce"}
+    main = compare.iloc[0]  # the configured policy, as seenn2_evaluate reports it
+    assert main["test_accuracy"] == pytest.approx(s2["test_accuracy"], abs=1e-6)
+    assert main["test_avg_timesteps"] == pytest.approx(s2["test_avg_timesteps"], abs=1e-6)
+    log = pd.read_csv(project / "results/seenn2/policy_log.csv")
+    assert len(log) == cfg["seenn2"]["epochs"] * len(cfg["seenn2"]["betas"])
+    assert {"mean_reward", "mean_u", "accuracy"} <= set(log.columns)
+    methods = (project / "results/tables/methods.md").read_text()
+    assert "SEENN-II (expected, β=1)" in methods and "SEENN-II (reinforce" in methods and "Fine-tuned SNN" in methods
+    assert "SEENN-I (confidence) at same t" in (project / "results/tables/seenn2_sweep.md").read_text()
+
+
 def test_reruns_do_nothing_under_both_tools(project):
     assert planned_jobs(project) == set()
     assert dvc_changed(project) == set()
@@ -123,8 +151,9 @@ def test_training_setting_reruns_training_and_everything_after(project):
     cfg["train"]["lr"] = 0.05
     params.write_text(yaml.safe_dump(cfg, sort_keys=False))
     try:
-        downstream = {"train_snn", "evaluate_direct", "seenn1_direct", "energy_direct", "latency", "tables", "figures",
-                      "report", "report_measurements"}
+        downstream = {"train_snn", "evaluate_direct", "seenn1_direct", "finetune_snn", "evaluate_finetuned",
+                      "seenn1_finetuned", "seenn2_train", "seenn2_evaluate", "seenn2_compare", "energy_direct", "latency",
+                      "tables", "figures", "report", "report_measurements"}
         assert planned_jobs(project) == downstream
         assert dvc_changed(project) >= {"train_snn"}
     finally:
@@ -150,6 +179,26 @@ def test_conversion_setting_reruns_only_the_conversion_branch(project, key, valu
     try:
         assert planned_jobs(project) == branch | REPORT_STAGES
         assert dvc_changed(project) == {first, "report"}  # the report prints the whole config
+    finally:
+        params.write_text(original)
+    assert planned_jobs(project) == set()
+
+
+def test_seenn2_beta_list_reruns_only_the_policy_sweep_and_reports(project):
+    params = project / "params.yaml"
+    original = params.read_text()
+    cfg = yaml.safe_load(original)
+    cfg["seenn2"]["betas"] = cfg["seenn2"]["betas"] + [0.5]
+    params.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    try:
+        # seenn2_compare reads the main-beta policy from seenn2_train (it reruns, but resumes every
+        # unchanged policy from its checkpoint)
+        expected = {"seenn2_train", "seenn2_evaluate", "seenn2_compare", "tables", "figures", "report"}
+        assert planned_jobs(project) == expected
+        # `dvc status` names the stages whose own deps or params changed (the report reads the whole config)
+        assert dvc_changed(project) == {"seenn2_train", "report"}
+        dry = sh(project, "dvc", "repro", "--dry").stdout
+        assert set(re.findall(r"Running stage '(\w+)'", dry)) == expected
     finally:
         params.write_text(original)
     assert planned_jobs(project) == set()

@@ -64,6 +64,7 @@ def _cross_checks(cfg: dict, source: str) -> None:
             f"{source}: 'engine.latency_samples' has {len(e['latency_samples'])} entries but 'engine.batch_sizes' "
             f"has {len(e['batch_sizes'])} (one sample count per batch size)"
         )
+    _seenn2_checks(cfg, source)
     d = cfg["data"]
     if d["name"] == "digits":
         total = d["train_size"] + d["val_size"] + d["test_size"]
@@ -74,6 +75,13 @@ def _cross_checks(cfg: dict, source: str) -> None:
             )
         if min(d["train_size"], d["val_size"], d["test_size"]) < 10:
             raise SeennError(f"{source}: each digits split needs at least 10 samples (one per class)")
+
+
+def _seenn2_checks(cfg: dict, source: str) -> None:
+    s = cfg["seenn2"]
+    if s["beta"] not in s["betas"]:
+        raise SeennError(f"{source}: 'seenn2.beta' ({s['beta']}) must be one of 'seenn2.betas' ({s['betas']}): "
+                         f"the main SEENN-II operating point is read from the beta sweep")
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG) -> dict:

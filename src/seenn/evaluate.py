@@ -1,5 +1,6 @@
-"""Per-timestep evaluation: run an SNN once on validation and test and save the accumulated
-logits z [N, T, K] with labels. Every later metric reads these files instead of rerunning."""
+"""Per-timestep evaluation: run an SNN once on validation and test (and, where the stage asks for
+it, the train split: SEENN-II can train its policy there) and save the accumulated logits
+z [N, T, K] with labels. Every later metric reads these files instead of rerunning."""
 
 from __future__ import annotations
 
@@ -30,17 +31,20 @@ def summarize(logits: torch.Tensor, labels: torch.Tensor) -> dict:
 
 
 def stage_evaluate_snn(ctx) -> None:
-    """Stage evaluate_<branch>: trained SNN -> logits_{val,test}.pt + metrics.json."""
+    """Stage evaluate_<branch>: trained SNN -> logits_{val,test}.pt (+ logits_train.pt when the
+    stage declares the train split as an input) + metrics.json."""
     from .train import load_snn, predict_logits
 
-    spec, xv, yv = load_split(ctx.inputs["val"])
-    _, xt, yt = load_split(ctx.inputs["test"])
+    splits = [s for s in ("train", "val", "test") if s in ctx.inputs]
+    data = {s: load_split(ctx.inputs[s]) for s in splits}
+    spec = data["val"][0]
     model, ck = load_snn(ctx.inputs["model"], spec)
     model.to(ctx.device)
     T = ck["timesteps"]
     bs = ctx.params["evaluate"]["batch_size"]
     metrics = {"device": ctx.device.type, "dataset": spec.name, "timesteps": T}
-    for split, x, y in (("val", xv, yv), ("test", xt, yt)):
+    for split in splits:
+        _, x, y = data[split]
         z = predict_logits(model, spec, x, T, bs, ctx.device, desc=f"evaluate {split}", stepwise=ck.get("stepwise", False))
         save_logits(ctx.outputs[f"logits_{split}"], z, y)
         metrics[split] = summarize(z, y)

@@ -65,31 +65,36 @@ def _splits() -> dict[str, str]:
 
 
 DATA_CODE = ("data/*.py", "io.py", "errors.py")
-# the ResNet + neurons every SNN (direct or converted) is built from; models/qcfs.py is listed
-# only by the conversion stages, so a QCFS change never reruns direct training
+# the ResNet + neurons every SNN (direct, fine-tuned or converted) is built from; models/qcfs.py is
+# listed only by the conversion stages and models/policy.py only by the policy stages, so neither
+# reruns direct training
 SNN_CODE = ("models/__init__.py", "models/resnet.py", "neurons.py", "data/__init__.py", "data/prepared.py", "data/augment.py", "io.py", "errors.py", "runtime.py")
 RUNTIME_KEYS = ("seed", "device", "deterministic")
 ALL_KEYS = ("seed", "device", "deterministic", "data", "model", "neuron", "train", "evaluate", "seenn1", "figures", "report",
-            "engine", "conversion")
+            "engine", "conversion", "finetune", "seenn2")
 CONVERTED = f"{RESULTS}/converted"
 # conversion keys the QCFS ANN training reads: conversion.max_timesteps reruns conversion, not training
 ANN_TRAIN_KEYS = tuple(f"conversion.{k}" for k in ("levels", "lambda_init", "epochs", "batch_size", "lr", "momentum",
                                                      "weight_decay", "augment"))
 
 
-def branch_stages(branch: str, model_path: str, seenn1_overrides: tuple[str, ...] = ()) -> list[Stage]:
-    """Per-timestep evaluation and SEENN-I calibration of one SNN (direct or converted).
+def branch_stages(branch: str, model_path: str, seenn1_overrides: tuple[str, ...] = (),
+                  train_logits: bool = False) -> list[Stage]:
+    """Per-timestep evaluation and SEENN-I calibration of one SNN (direct, fine-tuned or converted).
 
     `seenn1_overrides`: config keys `<section>.seenn1_<name>` that replace seenn1.<name> for this
-    branch only (seenn1.seenn1_config), e.g. the converted SNN's softmax temperature."""
+    branch only (seenn1.seenn1_config), e.g. the converted SNN's softmax temperature.
+    `train_logits` also saves the train split's logits (SEENN-II policy training)."""
     d = f"{RESULTS}/{branch}"
     s = _splits()
+    extra_in = {"train": s["train"]} if train_logits else {}
+    extra_out = {"logits_train": f"{d}/logits_train.pt"} if train_logits else {}
     return [
         Stage(f"evaluate_{branch}", "evaluate", "seenn.evaluate:stage_evaluate_snn",
-              f"per-timestep logits of the {branch} SNN on val and test",
+              f"per-timestep logits of the {branch} SNN on {'train, ' if train_logits else ''}val and test",
               ("device", "deterministic", "evaluate"),
-              {"model": model_path, "val": s["val"], "test": s["test"]},
-              {"logits_val": f"{d}/logits_val.pt", "logits_test": f"{d}/logits_test.pt", "metrics": f"{d}/metrics.json"},
+              {"model": model_path, **extra_in, "val": s["val"], "test": s["test"]},
+              {**extra_out, "logits_val": f"{d}/logits_val.pt", "logits_test": f"{d}/logits_test.pt", "metrics": f"{d}/metrics.json"},
               SNN_CODE + ("evaluate.py", "train.py", "metrics.py", "runtime.py"), metrics=("metrics",)),
         Stage(f"seenn1_{branch}", "exits", "seenn.seenn1:stage_seenn1",
               f"SEENN-I threshold sweep and calibration on the {branch} SNN",
@@ -166,6 +171,66 @@ def conversion_report_inputs() -> dict[str, str]:
             "ann_metrics": f"{CONVERTED}/ann_metrics.json"}
 
 
+POLICY_CODE = ("policy.py", "models/policy.py", "checkpoint.py", "data/__init__.py", "data/prepared.py", "evaluate.py",
+               "exits.py", "metrics.py", "io.py", "errors.py", "runtime.py")
+# seenn2 keys the policy trainings read; `seenn2.beta` (the main operating point) and `seenn2.betas`
+# (the sweep) are added per stage. Reruns of a policy stage resume every policy whose settings did not
+# change from its last checkpoint, so adding a beta trains only that beta.
+SEENN2_TRAIN_KEYS = tuple(f"seenn2.{k}" for k in ("train_split", "sample_weighting", "estimator", "reward_base", "epochs",
+                                                  "batch_size", "lr", "momentum", "weight_decay", "policy_stem_channels",
+                                                  "policy_widths"))
+FT = f"{RESULTS}/finetuned"
+S2 = f"{RESULTS}/seenn2"
+
+
+def seenn2_stages() -> list[Stage]:
+    """SEENN-II (issue #4): early-exit-aware fine-tuning of the direct SNN, its evaluation and
+    SEENN-I calibration, then the policy network: one policy per beta (the tradeoff curve), its
+    test evaluation with operation counts, and the estimator x training-split comparison."""
+    s = _splits()
+    logits = {f"logits_{k}": f"{FT}/logits_{k}.pt" for k in ("train", "val", "test")}
+    return [
+        Stage("finetune_snn", "train", "seenn.finetune:stage_finetune_snn",
+              "early-exit-aware fine-tuning of the direct SNN (loss averaged over every cumulative timestep output)",
+              RUNTIME_KEYS + ("finetune",),
+              {"model": f"{RESULTS}/direct/snn.pt", "train": s["train"], "val": s["val"]},
+              {"model": f"{FT}/snn.pt", "log": f"{FT}/finetune_log.csv"},
+              SNN_CODE + ("finetune.py", "train.py", "losses.py", "checkpoint.py"), plots=("log",), checkpoints=True),
+        *branch_stages("finetuned", f"{FT}/snn.pt", train_logits=True),
+        Stage("seenn2_train", "policy", "seenn.policy:stage_seenn2_train",
+              "SEENN-II: train one policy network per beta on saved per-timestep correctness",
+              RUNTIME_KEYS + SEENN2_TRAIN_KEYS + ("seenn2.betas",),
+              {"train": s["train"], "val": s["val"], "logits_train": logits["logits_train"], "logits_val": logits["logits_val"]},
+              {"policies": f"{S2}/policies.pt", "log": f"{S2}/policy_log.csv"},
+              POLICY_CODE, plots=("log",), checkpoints=True),
+        Stage("seenn2_evaluate", "policy", "seenn.policy:stage_seenn2_evaluate",
+              "SEENN-II on the test split (u = argmax pi) for every beta; operations of policy and SNN",
+              ("device", "deterministic", "seenn2.beta"),
+              {"policies": f"{S2}/policies.pt", "model": f"{FT}/snn.pt", "val": s["val"], "test": s["test"],
+               "logits_val": logits["logits_val"], "logits_test": logits["logits_test"]},
+              {"sweep": f"{S2}/sweep.csv", "result": f"{S2}/seenn2.json"},
+              POLICY_CODE + ("ops.py", "train.py") + SNN_CODE, metrics=("result",)),
+        Stage("seenn2_compare", "policy", "seenn.policy:stage_seenn2_compare",
+              "SEENN-II at the main beta: expected-reward vs REINFORCE, held-out vs train split, weighting on/off",
+              RUNTIME_KEYS + SEENN2_TRAIN_KEYS + ("seenn2.beta",),
+              {**s, **logits, "policies": f"{S2}/policies.pt", "policy_log": f"{S2}/policy_log.csv"},
+              {"compare": f"{S2}/compare.csv", "log": f"{S2}/compare_log.csv"},
+              POLICY_CODE, plots=("log",), checkpoints=True),
+    ]
+
+
+SEENN2_TABLES = ("seenn2_sweep", "seenn2_compare", "seenn2_ops")
+SEENN2_FIGURES = ("tradeoff_seenn2", "policy_training", "policy_compare", "training_finetune")
+
+
+def seenn2_report_inputs() -> dict[str, str]:
+    """Files of the SEENN-II stages that the tables and figures stages read."""
+    return {"metrics_finetuned": f"{FT}/metrics.json", "seenn1_finetuned": f"{FT}/seenn1.json",
+            "sweep_finetuned": f"{FT}/seenn1_sweep.csv", "finetune_log": f"{FT}/finetune_log.csv",
+            "seenn2_result": f"{S2}/seenn2.json", "seenn2_sweep": f"{S2}/sweep.csv", "seenn2_compare": f"{S2}/compare.csv",
+            "policy_log": f"{S2}/policy_log.csv", "compare_log": f"{S2}/compare_log.csv"}
+
+
 def build_stages() -> list[Stage]:
     s = _splits()
     stages = [
@@ -180,16 +245,17 @@ def build_stages() -> list[Stage]:
               SNN_CODE + ("train.py", "losses.py", "checkpoint.py"), plots=("log",), checkpoints=True),
     ]
     stages += branch_stages("direct", f"{RESULTS}/direct/snn.pt")
+    stages += seenn2_stages()
     stages += conversion_stages()
     stages += engine_stages(stages)  # after every stage that may write a SEENN-II policy
     tables_in = {"metrics_direct": f"{RESULTS}/direct/metrics.json", "seenn1_direct": f"{RESULTS}/direct/seenn1.json",
-                 **conversion_report_inputs()}
+                 **seenn2_report_inputs(), **conversion_report_inputs()}
     stages += [
         Stage("tables", "report", "seenn.report.tables:stage_tables",
-              "CSV and Markdown tables: accuracy per T, AET vs empirical AET, fixed T vs SEENN",
+              "CSV and Markdown tables: accuracy per T, AET vs empirical AET, fixed T vs SEENN-I/II vs oracle",
               (), tables_in,
               {f"{name}_{ext}": f"{RESULTS}/tables/{name}.{ext}"
-               for name in ("accuracy_per_t", "aet", "methods", "conversion") for ext in ("csv", "md")},
+               for name in ("accuracy_per_t", "aet", "methods", "conversion") + SEENN2_TABLES for ext in ("csv", "md")},
               ("report/tables.py", "io.py")),
         Stage("figures", "report", "seenn.report.figures:stage_figures",
               "figures: accuracy vs average timesteps, exit histogram, confidence per timestep",
@@ -201,7 +267,8 @@ def build_stages() -> list[Stage]:
                "confidence": f"{RESULTS}/figures/confidence.png", "training": f"{RESULTS}/figures/training.png",
                "conversion": f"{RESULTS}/figures/conversion.png",
                "tradeoff_converted": f"{RESULTS}/figures/tradeoff_converted.png",
-               "training_ann": f"{RESULTS}/figures/training_ann.png"},
+               "training_ann": f"{RESULTS}/figures/training_ann.png",
+               **{name: f"{RESULTS}/figures/{name}.png" for name in SEENN2_FIGURES}},
               ("report/figures.py", "exits.py", "metrics.py", "evaluate.py", "io.py")),
     ]
     stages.append(

@@ -133,3 +133,82 @@ def stage_figures(ctx) -> None:
              ctx.outputs["confidence"], dpi)
     save_png(training_figure(pd.read_csv(ctx.inputs["train_log"]), "Direct SNN training"), ctx.outputs["training"], dpi)
     conversion_figures(ctx, dpi)
+    seenn2_figures(ctx, dpi)
+
+
+# --- SEENN-II (fine-tuned SNN + policy network) ----------------------------------------------
+
+def seenn2_tradeoff_figure(sweep_ft: pd.DataFrame, metrics_ft: dict, seenn1_ft: dict, s2sweep: pd.DataFrame,
+                           compare: pd.DataFrame, seenn2: dict, sweep_direct: pd.DataFrame, title: str):
+    """On the fine-tuned SNN: SEENN-I curves over alpha, the SEENN-II curve over beta, the
+    estimator / training-split comparison points, fixed T and the oracle; the direct SNN's
+    SEENN-I curves in grey for reference."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for score, df in sweep_direct[sweep_direct["split"] == "test"].sort_values(["score", "alpha"]).groupby("score", sort=True):
+        ax.plot(df["avg_timesteps"], df["accuracy"], color="0.75", lw=1, ls=":", label=f"direct SNN: SEENN-I ({score})")
+    test = sweep_ft[sweep_ft["split"] == "test"].sort_values(["score", "alpha"])
+    for score, df in test.groupby("score", sort=True):
+        ax.plot(df["avg_timesteps"], df["accuracy"], lw=1.5, label=f"SEENN-I ({score}) over alpha")
+        r = seenn1_ft["scores"][score]
+        ax.scatter([r["test_avg_timesteps"]], [r["test_accuracy"]], marker="*", s=120, zorder=5,
+                   label=f"SEENN-I ({score}), calibrated alpha")
+    curve = s2sweep.sort_values("test_avg_timesteps")
+    ax.plot(curve["test_avg_timesteps"], curve["test_accuracy"], "o-", color="tab:red", lw=1.8, zorder=6,
+            label=f"SEENN-II ({seenn2['estimator']}, {seenn2['train_split']} split) over beta")
+    for _, r in curve.iterrows():
+        ax.annotate(f"{r['beta']:g}", (r["test_avg_timesteps"], r["test_accuracy"]), fontsize=6, xytext=(3, 3),
+                    textcoords="offset points", color="tab:red")
+    markers = {("expected", "val"): "s", ("expected", "train"): "P", ("reinforce", "val"): "^", ("reinforce", "train"): "X"}
+    for _, r in compare.iterrows():
+        ax.scatter([r["test_avg_timesteps"]], [r["test_accuracy"]], marker=markers[(r["estimator"], r["train_split"])],
+                   facecolors="none" if not r["sample_weighting"] else "tab:purple", edgecolors="tab:purple", s=45, zorder=7,
+                   label=f"{r['estimator']}, {r['train_split']}, {'weighted' if r['sample_weighting'] else 'unweighted'}"
+                         f" (beta={r['beta']:g})")
+    acc = metrics_ft["test"]["accuracy_per_t"]
+    ax.plot(range(1, len(acc) + 1), acc, "ko--", label="fixed T", lw=1)
+    ax.scatter([metrics_ft["test"]["oracle_timesteps"]], [metrics_ft["test"]["oracle_accuracy"]], marker="D", color="grey",
+               label="oracle (first correct t)", zorder=5)
+    ax.set_xlabel("average timesteps")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.02, 1))
+    return fig
+
+
+def policy_curves_figure(log: pd.DataFrame, hue: str, title: str, style: str | None = None, x: str = "epoch"):
+    """Policy training per epoch on its training split (greedy u = argmax pi): mean reward,
+    mean u and accuracy, one line per `hue` (and `style`) value, against `x` (epoch or SGD steps)."""
+    fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.0))
+    for ax, col, label in zip(axes, ("mean_reward", "mean_u", "accuracy"), ("mean reward", "mean u", "accuracy (%)")):
+        sns.lineplot(log, x=x, y=col, hue=hue, style=style, ax=ax, marker="o", markersize=3, legend=ax is axes[-1])
+        ax.set_ylabel(label)
+        ax.set_xlabel("SGD steps" if x == "steps" else x)
+    if axes[-1].get_legend() is not None:
+        sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1), fontsize=6, title_fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def seenn2_figures(ctx, dpi: int) -> None:
+    i, o = ctx.inputs, ctx.outputs
+    seenn2 = read_json(i["seenn2_result"])
+    save_png(seenn2_tradeoff_figure(pd.read_csv(i["sweep_finetuned"]), read_json(i["metrics_finetuned"]),
+                                    read_json(i["seenn1_finetuned"]), pd.read_csv(i["seenn2_sweep"]),
+                                    pd.read_csv(i["seenn2_compare"]), seenn2, pd.read_csv(i["sweep_direct"]),
+                                    "SEENN-II vs SEENN-I on the fine-tuned SNN (test)"), o["tradeoff_seenn2"], dpi)
+    plog = pd.read_csv(i["policy_log"]).assign(beta=lambda d: d["beta"].map(lambda b: f"beta={b:g}"))
+    save_png(policy_curves_figure(plog, "beta", f"Policy training on the {seenn2['train_split']} split "
+                                                f"({seenn2['estimator']} estimator)"), o["policy_training"], dpi)
+    clog = pd.read_csv(i["compare_log"])
+    clog["cell"] = clog["train_split"] + ", " + clog["sample_weighting"].map({True: "weighted", False: "unweighted"})
+    save_png(policy_curves_figure(clog, "estimator", f"Estimators and training splits at beta={seenn2['beta']:g} "
+                                                     "(each on its own training split)", style="cell", x="steps"),
+             o["policy_compare"], dpi)
+    ft_log = pd.read_csv(i["finetune_log"])
+    if ft_log.empty:
+        fig = plt.figure(figsize=(7.5, 1.5))
+        fig.text(0.5, 0.5, "fine-tuning switched off (finetune.epochs: 0)", ha="center", va="center")
+    else:
+        fig = training_figure(ft_log, "Early-exit-aware fine-tuning of the direct SNN")
+    save_png(fig, o["training_finetune"], dpi)

@@ -232,11 +232,11 @@ def stage_report(ctx) -> None:
                 ("Method notes", METHOD_NOTES),
                 ("Configuration (params.yaml)", yaml.safe_dump(p, sort_keys=False, width=100)),
             ])
-            direct = BRANCH_LABELS["direct"]
-            table_page(pdf, [(title, df[df["model"] == direct]) for title, df in (
+            shown = {BRANCH_LABELS["direct"], BRANCH_LABELS["finetuned"]}  # the converted SNN has its own section
+            table_page(pdf, [(title, df[df["model"].isin(shown)].reset_index(drop=True)) for title, df in (
                 ("Accuracy at fixed T (%)", pd.read_csv(i["accuracy_per_t_csv"])),
                 ("AET vs empirical AET (test; paper Table 5 analogue)", pd.read_csv(i["aet_csv"])),
-                ("Fixed T vs SEENN-I vs oracle (test)", pd.read_csv(i["methods_csv"])),
+                ("Fixed T vs SEENN-I vs SEENN-II vs oracle (test)", pd.read_csv(i["methods_csv"])),
             )])
             figure_page(pdf, "Accuracy vs average timesteps", i["tradeoff"],
                         "SEENN-I test accuracy as alpha sweeps from the configured minimum to maximum, beside the fixed-T "
@@ -245,6 +245,7 @@ def stage_report(ctx) -> None:
             figure_page(pdf, "Confidence per timestep", i["confidence"],
                         "Distribution of the top softmax confidence of the accumulated logits at each t, split by whether the prediction is correct (log scale).")
             figure_page(pdf, "Training", i["training"], "Loss and accuracy per epoch of the direct SNN training.")
+            seenn2_pages(pdf, i, p)
             conversion_pages(pdf, i)
             energy_page(pdf, i["energy_csv"])
             text_page(pdf, "Measured latency", [("Where", "Wall-clock latency and throughput are measurements, not "
@@ -258,3 +259,75 @@ def stage_measurements_report(ctx) -> None:
                                      "Creator": "seenn-bench",
                                      "Title": ctx.params["report"]["title"] + " - measurements"}) as pdf:
             engine_page(pdf, ctx.inputs)
+
+
+# --- SEENN-II (fine-tuned SNN + policy network) ----------------------------------------------
+
+METHOD_NOTES_SEENN2 = """\
+Fine-tuning: the direct SNN is trained further with the configured fine-tuning loss (default
+'cumulative': mean over t of CE(z_t / t, y)), so that every prefix of the accumulated output predicts
+well; fixed T, SEENN-I (recalibrated on validation), SEENN-II and the oracle are then reported for the
+fine-tuned checkpoint beside the direct one.
+Policy: a ReLU ResNet-8 (paper Table 6: conv3x3 16, one basic block at 16/32/64, global pooling, FC to T
+actions) reads the normalized input and gives pi(u|x) over u = 1..T timesteps. Reward: R(u) =
+reward_base^-(u-1) if the SNN's accumulated prediction is correct at u, else -beta; correctness comes from
+the saved per-timestep logits of the policy's training split (the SNN is not rerun). 'expected' maximizes
+the exact expected reward sum_u pi(u|x) R(u) (authors' code); 'reinforce' samples u ~ pi and follows
+(R(u) - batch-mean reward) * grad log pi(u|x) (the paper's reinforcement-learning description). Optional
+per-sample weighting (authors' code): r/(1-r) for samples wrong at t = 1, r = accuracy at t = 1 on that
+split. SGD with momentum, cosine schedule, seeded sampling and batch order.
+Test: u = argmax pi(u|x); the sample is correct if the SNN is correct at u; average timesteps = mean u.
+One policy per beta gives SEENN-II's tradeoff curve. 'SEENN-I at same t' interpolates SEENN-I's test
+curve over alpha (plus its alpha -> 0 and alpha -> 1 limits) at SEENN-II's average timesteps; 'best
+SEENN-I at <= t' is its best accuracy at no more timesteps (the curve is not monotone). On a 1,000-image
+test split one sample is 0.1 point.
+The comparison at the main beta puts beside the configured policy the other estimator (same split and
+weighting) and the configured estimator on the other training-split / weighting choices (same epochs).
+Operations: dense MACs of every conv / linear layer, counted with forward hooks on the real models
+(spike sparsity ignored, as in the paper's 0.547 % for ResNet-8 vs ResNet-19). When the SNN is itself
+as small as the policy (the default digits config), the policy costs about one SNN timestep."""
+
+
+def _sweep_view(df: pd.DataFrame) -> pd.DataFrame:
+    """The SEENN-II sweep table with column names short enough for a page."""
+    cols = {"beta": "beta", "test_accuracy": "test acc", "avg_timesteps": "avg t",
+            "SEENN-I (confidence) at same t": "I-conf @t", "SEENN-I (entropy) at same t": "I-ent @t",
+            "SEENN-II minus SEENN-I at same t": "diff @t", "best SEENN-I at <= same t": "I-best <=t",
+            "SEENN-II minus best SEENN-I at <= t": "diff best", "val_accuracy": "val acc", "val_avg_timesteps": "val avg t"}
+    return df[[c for c in cols if c in df.columns]].rename(columns=cols)
+
+
+def _compare_view(df: pd.DataFrame) -> pd.DataFrame:
+    """The comparison table, compact: exits per timestep in one column."""
+    exits = [c for c in df.columns if c.startswith("exit_t")]
+    out = pd.DataFrame({"estimator": df["estimator"], "split": df["train_split"],
+                        "weighted": df["sample_weighting"].astype(bool).map({True: "yes", False: "no"}),
+                        "SNN acc t=1*": df["SNN acc t=1, policy split"],
+                        "SEENN-II acc*": df["SEENN-II acc, policy split"],
+                        "mean u*": df["mean u, policy split"], "test acc": df["test_accuracy"],
+                        "test avg t": df["test_avg_timesteps"],
+                        "exits t=1..T": df[exits].astype(int).astype(str).agg("/".join, axis=1)})
+    return out
+
+
+def seenn2_pages(pdf: PdfPages, i: dict, p: dict) -> None:
+    """Method notes, tables and figures of SEENN-II and the fine-tuned SNN."""
+    s = p["seenn2"]
+    text_page(pdf, "SEENN-II: fine-tuning and the policy network", [("Method notes", METHOD_NOTES_SEENN2)])
+    table_page(pdf, [
+        (f"SEENN-II over beta ({s['estimator']}, {s['train_split']} split, weighting {'on' if s['sample_weighting'] else 'off'})"
+         " vs SEENN-I (I-) on the test split", _sweep_view(pd.read_csv(i["seenn2_sweep_csv"]))),
+        (f"SEENN-II at beta={s['beta']:g}: estimator, split, weighting (* on the policy's own split)",
+         _compare_view(pd.read_csv(i["seenn2_compare_csv"]))),
+        ("Cost of the policy network (dense MACs of conv + linear layers)", pd.read_csv(i["seenn2_ops_csv"])),
+    ])
+    figure_page(pdf, "SEENN-II vs SEENN-I", i["tradeoff_seenn2"],
+                "Test accuracy vs average timesteps on the fine-tuned SNN: SEENN-I over alpha, SEENN-II over beta (labels), "
+                "the estimator / training-split comparison at the main beta (open markers: unweighted, filled: weighted), "
+                "fixed T and the oracle. Dotted grey: SEENN-I on the direct SNN before fine-tuning.")
+    figure_page(pdf, "Policy training", i["policy_training"],
+                "Per epoch, on the policy's training split with u = argmax pi: mean reward, mean u and accuracy, for each beta.")
+    figure_page(pdf, "Estimators and training splits", i["policy_compare"],
+                "The same curves for the comparison grid at the main beta: expected reward vs REINFORCE, held-out (val) vs "
+                "train split, with and without the authors' per-sample weighting.")
+    figure_page(pdf, "Fine-tuning", i["training_finetune"], "Loss and accuracy per epoch of the early-exit-aware fine-tuning.")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ..io import read_json, write_text
 
-BRANCH_LABELS = {"direct": "Direct-trained SNN", "converted": "QCFS-converted SNN"}
+BRANCH_LABELS = {"direct": "Direct-trained SNN", "finetuned": "Fine-tuned SNN", "converted": "QCFS-converted SNN"}
 ANN_LABEL = "QCFS ANN"
 
 
@@ -64,6 +65,8 @@ def build_tables(inputs: dict) -> dict[str, pd.DataFrame]:
     tables = {name: pd.concat(dfs, ignore_index=True) for name, dfs in parts.items()}
     if "ann_metrics" in inputs:
         tables["conversion"] = conversion_table(read_json(inputs["ann_metrics"]), read_json(inputs["metrics_converted"]))
+    if "seenn2_result" in inputs:
+        add_seenn2_tables(tables, inputs)
     return tables
 
 
@@ -91,6 +94,109 @@ def conversion_table(ann: dict, metrics: dict) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     df["T"] = pd.Series([r["T"] for r in rows], dtype=object)  # integers, blank for the ANN row
     return df
+
+
+# --- SEENN-II (fine-tuned SNN + policy network) ----------------------------------------------
+
+def seenn1_curve(sweep: pd.DataFrame, metrics: dict, score: str) -> tuple[np.ndarray, np.ndarray]:
+    """SEENN-I's test tradeoff curve for one score: (average timesteps, accuracy), increasing in
+    timesteps, with the alpha -> 0 (every sample exits at t = 1) and alpha -> 1 (every sample runs
+    T) limits added; at equal average timesteps the best accuracy (upper envelope) is kept."""
+    acc = metrics["test"]["accuracy_per_t"]
+    df = sweep[(sweep["split"] == "test") & (sweep["score"] == score)][["avg_timesteps", "accuracy"]]
+    ends = pd.DataFrame({"avg_timesteps": [1.0, float(len(acc))], "accuracy": [acc[0], acc[-1]]})
+    df = pd.concat([df, ends]).groupby("avg_timesteps", as_index=False)["accuracy"].max().sort_values("avg_timesteps")
+    return df["avg_timesteps"].to_numpy(), df["accuracy"].to_numpy()
+
+
+def seenn1_at(sweep: pd.DataFrame, metrics: dict, score: str, avg_timesteps: float) -> float:
+    """SEENN-I test accuracy at the given average timesteps, linearly interpolated on its curve."""
+    x, y = seenn1_curve(sweep, metrics, score)
+    return float(np.interp(avg_timesteps, x, y))
+
+
+def seenn1_best_within(sweep: pd.DataFrame, metrics: dict, score: str, avg_timesteps: float) -> float:
+    """The best SEENN-I test accuracy at no more than the given average timesteps (its curve is
+    not monotone: a smaller alpha can be both cheaper and more accurate)."""
+    x, y = seenn1_curve(sweep, metrics, score)
+    return float(y[x <= avg_timesteps + 1e-12].max())
+
+
+def seenn2_sweep_table(s2sweep: pd.DataFrame, sweep_ft: pd.DataFrame, metrics_ft: dict, scores) -> pd.DataFrame:
+    """One row per beta: SEENN-II test accuracy and average timesteps, beside SEENN-I (each score)
+    interpolated at the same average timesteps and SEENN-I's best accuracy at no more timesteps,
+    on the same fine-tuned SNN; validation numbers of SEENN-II for reference."""
+    rows = []
+    for _, r in s2sweep.iterrows():
+        row = {"beta": r["beta"], "estimator": r["estimator"], "train_split": r["train_split"],
+               "sample_weighting": bool(r["sample_weighting"]), "test_accuracy": r["test_accuracy"],
+               "avg_timesteps": r["test_avg_timesteps"]}
+        seenn1 = {score: seenn1_at(sweep_ft, metrics_ft, score, r["test_avg_timesteps"]) for score in scores}
+        row.update({f"SEENN-I ({score}) at same t": v for score, v in seenn1.items()})
+        row["SEENN-II minus SEENN-I at same t"] = r["test_accuracy"] - max(seenn1.values())
+        best = max(seenn1_best_within(sweep_ft, metrics_ft, score, r["test_avg_timesteps"]) for score in scores)
+        row["best SEENN-I at <= same t"] = best
+        row["SEENN-II minus best SEENN-I at <= t"] = r["test_accuracy"] - best
+        if "val_accuracy" in r:
+            row["val_accuracy"], row["val_avg_timesteps"] = r["val_accuracy"], r["val_avg_timesteps"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def seenn2_method_rows(seenn2: dict, compare: pd.DataFrame, T: int, label: str) -> pd.DataFrame:
+    """SEENN-II rows of the methods table: one per estimator, at the main beta and the configured
+    training split and weighting (from the comparison grid)."""
+    sel = compare[(compare["train_split"] == seenn2["train_split"])
+                  & (compare["sample_weighting"].astype(bool) == bool(seenn2["sample_weighting"]))]
+    rows = [{"model": label, "method": f"SEENN-II ({r['estimator']}, β={r['beta']:g})", "threshold": None,
+             "test_accuracy": r["test_accuracy"], "avg_timesteps": r["test_avg_timesteps"]} for _, r in sel.iterrows()]
+    df = pd.DataFrame(rows)
+    df["timestep_reduction"] = T / df["avg_timesteps"]
+    return df
+
+
+def seenn2_compare_table(compare: pd.DataFrame) -> pd.DataFrame:
+    cols = ["estimator", "train_split", "sample_weighting", "epochs", "train_split_accuracy_t1", "train_split_accuracy",
+            "train_split_mean_u", "test_accuracy", "test_avg_timesteps"] + [c for c in compare.columns if c.startswith("exit_t")]
+    return compare[cols].rename(columns={"train_split_accuracy_t1": "SNN acc t=1, policy split",
+                                         "train_split_accuracy": "SEENN-II acc, policy split",
+                                         "train_split_mean_u": "mean u, policy split"})
+
+
+def seenn2_ops_table(seenn2: dict) -> pd.DataFrame:
+    """Dense operation counts (MACs of conv + linear layers) of the policy and the SNN, and the
+    policy's share of the SNN's operations (at one timestep, as the paper; and at SEENN-II's
+    average timesteps). Values are text so that counts print as integers."""
+    o = seenn2["ops"]
+    rows = [("policy network MACs per sample", f"{o['policy_macs']:,d}"),
+            ("policy network parameters (conv + linear weights)", f"{o['policy_params']:,d}"),
+            ("SNN MACs per timestep (dense)", f"{o['snn_macs_per_timestep']:,d}"),
+            ("SNN MACs computed once (direct-encoding stem)", f"{o['snn_macs_fixed']:,d}"),
+            ("SNN parameters (conv + linear weights)", f"{o['snn_params']:,d}"),
+            ("policy / SNN at one timestep", f"{o['policy_share_of_one_timestep_percent']:.4f} %"),
+            (f"policy / SNN at SEENN-II's {seenn2['test_avg_timesteps']:.4f} average timesteps",
+             f"{o['policy_share_at_avg_timesteps_percent']:.4f} %"),
+            ("SEENN-II dense cost incl. policy, in SNN timesteps", f"{o['timestep_equivalents_with_policy']:.4f}")]
+    return pd.DataFrame(rows, columns=["quantity", "value"])
+
+
+def add_seenn2_tables(tables: dict, inputs: dict) -> None:
+    """SEENN-II rows in the methods table (before the fine-tuned SNN's oracle row); the SEENN-II
+    sweep, comparison and operations tables. The fine-tuned SNN's fixed-T, AET and SEENN-I rows
+    come from its own branch block."""
+    metrics = read_json(inputs["metrics_finetuned"])
+    seenn1 = read_json(inputs["seenn1_finetuned"])
+    seenn2 = read_json(inputs["seenn2_result"])
+    compare = pd.read_csv(inputs["seenn2_compare"])
+    sweep_ft = pd.read_csv(inputs["sweep_finetuned"])
+    label = BRANCH_LABELS["finetuned"]
+    methods = tables["methods"]
+    oracle = methods.index[(methods["model"] == label) & (methods["method"].str.startswith("Oracle"))][0]
+    s2 = seenn2_method_rows(seenn2, compare, metrics["test"]["timesteps"], label)
+    tables["methods"] = pd.concat([methods.iloc[:oracle], s2, methods.iloc[oracle:]], ignore_index=True)
+    tables["seenn2_sweep"] = seenn2_sweep_table(pd.read_csv(inputs["seenn2_sweep"]), sweep_ft, metrics, list(seenn1["scores"]))
+    tables["seenn2_compare"] = seenn2_compare_table(compare)
+    tables["seenn2_ops"] = seenn2_ops_table(seenn2)
 
 
 def stage_tables(ctx) -> None:

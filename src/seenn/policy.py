@@ -1,0 +1,346 @@
+"""SEENN-II: train the policy network that picks the number of timesteps u in 1..T per input.
+
+The SNN is never rerun here: whether its accumulated prediction is correct at every u is read
+from the per-timestep logits the evaluate stage saved (correctness table c [N, T]).
+
+Reward (authors' code): R(u) = reward_base^-(u-1) when the SNN is correct at u, else -beta.
+Optional per-sample weighting (authors' code): w = 1 for samples the SNN gets right at t = 1,
+w = r / (1 - r) for the others, r = accuracy at t = 1 on the policy's training split; it gives
+the rare "hard" samples as much total weight as the easy ones.
+
+Two estimators of the policy gradient:
+- expected:  maximize the exact expected reward mean_b w_b sum_u pi(u|x_b) R_b(u), possible
+             because R is known for every action (what the authors' code does);
+- reinforce: sample one u_b ~ pi(.|x_b) per sample and step along w_b (R_b(u_b) - b)
+             grad log pi(u_b|x_b), b = the batch mean of the sampled rewards (the paper's
+             description: reinforcement learning with a baseline).
+Sampling uses the stage's seeded generator, so training is deterministic and resumable.
+
+Stages: `seenn2_train` trains one policy per beta of `seenn2.betas` (the tradeoff curve);
+`seenn2_evaluate` applies them to the test split (u = argmax pi, via exits.policy_exit) and
+counts the policy's operations against the SNN's; `seenn2_compare` tests, at the main beta, the
+other estimator and the other training split / weighting choices beside the configured policy."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .checkpoint import fingerprint, run_epochs
+from .data import DatasetSpec, to_input
+from .data.prepared import load_split
+from .errors import SeennError
+from .evaluate import load_logits
+from .exits import policy_exit
+from .io import load_checked, save_checked, sha256_file, write_json, write_text
+from .metrics import correctness, exit_histogram, exit_outcome
+from .models.policy import build_policy
+
+log = logging.getLogger("seenn")
+
+ESTIMATORS = ("expected", "reinforce")
+POLICY_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "reward_base", "policy_stem_channels",
+               "policy_widths")
+
+
+# --- reward and estimators -------------------------------------------------------------------
+
+def reward_table(correct: torch.Tensor, beta: float, base: float = 2.0) -> torch.Tensor:
+    """R [N, T]: base^-(u-1) where the SNN is correct at u, -beta where it is wrong."""
+    T = correct.shape[1]
+    gain = base ** -torch.arange(T, dtype=torch.float32)
+    return torch.where(correct, gain.expand_as(correct), torch.full(correct.shape, -float(beta)))
+
+
+def sample_weights(correct: torch.Tensor, weighting: bool) -> torch.Tensor:
+    """Per-sample weights [N]: all 1, or the authors' w = r/(1-r) for samples wrong at t = 1
+    (r = their accuracy at t = 1 on this split)."""
+    w = torch.ones(correct.shape[0])
+    if not weighting:
+        return w
+    r = float(correct[:, 0].double().mean())
+    if r <= 0.0 or r >= 1.0:  # every sample right (or wrong) at t = 1: nothing to reweight
+        return w
+    return torch.where(correct[:, 0], w, torch.full_like(w, r / (1 - r)))
+
+
+def expected_loss(logits: torch.Tensor, rewards: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Minus the exact weighted expected reward; returns (loss, per-sample expected reward)."""
+    er = (torch.softmax(logits, -1) * rewards).sum(-1)
+    return -(w * er).mean(), er.detach()
+
+
+def reinforce_loss(logits: torch.Tensor, rewards: torch.Tensor, w: torch.Tensor,
+                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """REINFORCE with the batch-mean baseline: one sampled action per sample; returns (loss whose
+    gradient is the estimator, per-sample sampled reward)."""
+    probs = torch.softmax(logits.detach().float().cpu(), -1)
+    u = torch.multinomial(probs, 1, generator=generator).squeeze(1).to(logits.device)
+    r = rewards.gather(1, u[:, None]).squeeze(1)
+    advantage = w * (r - r.mean())
+    logp = torch.log_softmax(logits, -1).gather(1, u[:, None]).squeeze(1)
+    return -(advantage * logp).mean(), r.detach()
+
+
+def policy_loss(estimator: str, logits, rewards, w, generator):
+    if estimator == "expected":
+        return expected_loss(logits, rewards, w)
+    if estimator == "reinforce":
+        return reinforce_loss(logits, rewards, w, generator)
+    raise ValueError(f"unknown estimator '{estimator}', expected one of {ESTIMATORS}")
+
+
+# --- inputs ----------------------------------------------------------------------------------
+
+def policy_input(spec: DatasetSpec, x: torch.Tensor) -> torch.Tensor:
+    """What the policy sees: the normalized image; for event data, the mean frame over time (a
+    static summary of the recording, since the policy decides before the SNN runs)."""
+    inp = to_input(spec, x)
+    return inp.mean(1) if spec.event else inp
+
+
+def policy_in_channels(spec: DatasetSpec) -> int:
+    return spec.input_shape[-3]
+
+
+def load_policy_split(split_path, logits_path) -> tuple[DatasetSpec, torch.Tensor, torch.Tensor]:
+    """(spec, policy inputs [N, C, H, W], SNN correctness [N, T]) of one split; the logits file
+    must hold the same samples as the split file."""
+    spec, x, y = load_split(split_path)
+    z, yl = load_logits(logits_path)
+    if yl.shape != y.shape or not torch.equal(yl, y):
+        raise SeennError(f"logits {logits_path} do not match the samples of {split_path}: rerun the evaluate stage")
+    return spec, policy_input(spec, x), correctness(z, yl)
+
+
+# --- training --------------------------------------------------------------------------------
+
+@torch.no_grad()
+def policy_logits(policy, x: torch.Tensor, device: torch.device, batch_size: int = 500) -> torch.Tensor:
+    """Action logits [N, T] in eval mode."""
+    policy.eval()
+    return torch.cat([policy(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, x.shape[0], batch_size)])
+
+
+def fit_policy(x: torch.Tensor, correct: torch.Tensor, *, cfg: dict, beta: float, estimator: str, weighting: bool,
+               epochs: int, in_channels: int, seed: int, device: torch.device, ckpt_dir: Path, fp: str,
+               desc: str) -> tuple[torch.nn.Module, list[dict]]:
+    """Train one policy on (inputs x, SNN correctness table) with SGD + cosine; resumable, and
+    deterministic given `seed` (same seed: same initial weights and batch order for every beta)."""
+    T = correct.shape[1]
+    torch.manual_seed(seed)
+    policy = build_policy(in_channels, T, cfg["policy_stem_channels"], cfg["policy_widths"]).to(device)
+    rewards = reward_table(correct, beta, cfg["reward_base"])
+    w = sample_weights(correct, weighting)
+    opt = torch.optim.SGD(policy.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
+    steps_per_epoch = math.ceil(x.shape[0] / cfg["batch_size"])
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
+    gen = torch.Generator().manual_seed(seed)
+
+    def epoch_fn(epoch: int) -> dict:
+        """One epoch; the logged greedy (u = argmax pi) reward, mean u and accuracy are those of
+        each batch's forward pass before its update (no extra pass over the split)."""
+        policy.train()
+        lr = opt.param_groups[0]["lr"]
+        total, obj_sum, reward_sum, u_sum, hits = 0, 0.0, 0.0, 0, 0
+        order = torch.randperm(x.shape[0], generator=gen)
+        bar = tqdm(range(0, x.shape[0], cfg["batch_size"]), desc=f"{desc} epoch {epoch}/{epochs}", leave=False)
+        for i in bar:
+            idx = order[i : i + cfg["batch_size"]]
+            logits = policy(x[idx].to(device))
+            loss, r = policy_loss(estimator, logits, rewards[idx].to(device), w[idx].to(device), gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            u = policy_exit(logits.detach().cpu())
+            reward_sum += float(rewards[idx].gather(1, (u - 1)[:, None]).double().sum())
+            hits += int(correct[idx].gather(1, (u - 1)[:, None]).sum())
+            u_sum += int(u.sum())
+            obj_sum += float(r.sum())
+            total += idx.numel()
+            bar.set_postfix(reward=f"{reward_sum / total:.4f}", mean_u=f"{u_sum / total:.2f}")
+        row = {"epoch": epoch, "steps": epoch * steps_per_epoch, "lr": lr, "train_reward": obj_sum / total,
+               "mean_reward": reward_sum / total, "mean_u": u_sum / total, "accuracy": 100 * hits / total}
+        log.info("%s epoch %d: estimator reward %.4f, greedy: reward %.4f mean u %.3f accuracy %.2f %%",
+                 desc, epoch, row["train_reward"], row["mean_reward"], row["mean_u"], row["accuracy"])
+        return row
+
+    rows = run_epochs(name=desc, ckpt_dir=ckpt_dir, fp=fp, epochs=epochs, model=policy, optimizer=opt,
+                      scheduler=sched, generator=gen, epoch_fn=epoch_fn)
+    return policy.cpu(), rows
+
+
+def beta_tag(beta: float) -> str:
+    return f"{beta:g}".replace(".", "p").replace("-", "m")
+
+
+# --- policy files ----------------------------------------------------------------------------
+
+def save_policies(path, entries: list[dict], *, cfg: dict, in_channels: int, actions: int, dataset: str) -> None:
+    """One file with every trained policy: entries [{"beta", "estimator", "train_split",
+    "sample_weighting", "state_dict"}] plus what is needed to rebuild them."""
+    save_checked(path, {"kind": "policies", "entries": entries, "in_channels": in_channels, "actions": actions,
+                        "dataset": dataset, "policy_stem_channels": cfg["policy_stem_channels"],
+                        "policy_widths": list(cfg["policy_widths"])})
+
+
+def load_policies(path) -> tuple[dict, list[torch.nn.Module]]:
+    """(file contents, rebuilt policies in entry order)."""
+    obj = load_checked(path, what="SEENN-II policies", producer="the seenn2_train stage")
+    if obj.get("kind") != "policies":
+        raise SeennError(f"{path} is not a SEENN-II policy file (kind={obj.get('kind')!r}): delete it and rerun seenn2_train")
+    models = []
+    for e in obj["entries"]:
+        m = build_policy(obj["in_channels"], obj["actions"], obj["policy_stem_channels"], obj["policy_widths"])
+        m.load_state_dict(e["state_dict"])
+        models.append(m.eval())
+    return obj, models
+
+
+def evaluate_policy(policy, x: torch.Tensor, correct: torch.Tensor, device: torch.device) -> dict:
+    """SEENN-II at test time: u = argmax pi(u|x); accuracy, average timesteps, exit histogram."""
+    u = policy_exit(policy_logits(policy.to(device), x, device))
+    acc, avg_t = exit_outcome(correct, u)
+    return {"test_accuracy": acc, "test_avg_timesteps": avg_t, "test_exit_histogram": exit_histogram(u, correct.shape[1])}
+
+
+def write_rows(path, rows: list[dict]) -> None:
+    write_text(path, pd.DataFrame(rows).to_csv(index=False, float_format="%.6f"))
+
+
+def _run_fp(ctx, cell: dict, split: str) -> str:
+    """Checkpoint fingerprint: the policy settings, the cell, and the hashes of its inputs."""
+    return fingerprint({k: ctx.params["seenn2"][k] for k in POLICY_KEYS}, ctx.params["seed"], cell,
+                       sha256_file(ctx.inputs[split]), sha256_file(ctx.inputs[f"logits_{split}"]))
+
+
+# --- stages ----------------------------------------------------------------------------------
+
+def stage_seenn2_train(ctx) -> None:
+    """Stage seenn2_train: for each beta in seenn2.betas, train a policy on the configured split
+    with the configured estimator -> policies.pt + policy_log.csv (one row per beta and epoch)."""
+    s = ctx.params["seenn2"]
+    split = s["train_split"]
+    spec, x, c = load_policy_split(ctx.inputs[split], ctx.inputs[f"logits_{split}"])
+    entries, rows = [], []
+    for beta in s["betas"]:
+        cell = {"beta": beta, "estimator": s["estimator"], "train_split": split, "sample_weighting": s["sample_weighting"]}
+        policy, log_rows = fit_policy(x, c, cfg=s, beta=beta, estimator=s["estimator"], weighting=s["sample_weighting"],
+                                      epochs=s["epochs"], in_channels=policy_in_channels(spec), seed=ctx.params["seed"],
+                                      device=ctx.device, ckpt_dir=ctx.checkpoint_dir / f"beta_{beta_tag(beta)}",
+                                      fp=_run_fp(ctx, cell, split), desc=f"policy beta={beta:g}")
+        entries.append({**cell, "state_dict": policy.state_dict()})
+        rows += [{**cell, **r} for r in log_rows]
+    save_policies(ctx.outputs["policies"], entries, cfg=s, in_channels=policy_in_channels(spec), actions=c.shape[1],
+                  dataset=spec.name)
+    write_rows(ctx.outputs["log"], rows)
+
+
+def stage_seenn2_evaluate(ctx) -> None:
+    """Stage seenn2_evaluate: policies + val/test splits and logits -> sweep.csv (one row per
+    beta: test, and validation for reference) and seenn2.json (the main beta's operating point
+    and operation counts of policy and SNN, counted on the real models)."""
+    from .ops import ann_macs, snn_macs
+    from .train import load_snn
+
+    obj, policies = load_policies(ctx.inputs["policies"])
+    spec, xt, ct = load_policy_split(ctx.inputs["test"], ctx.inputs["logits_test"])
+    _, xv, cv = load_policy_split(ctx.inputs["val"], ctx.inputs["logits_val"])
+    if ct.shape[1] != obj["actions"]:
+        raise SeennError(f"policies in {ctx.inputs['policies']} pick 1..{obj['actions']} timesteps but the SNN logits have "
+                         f"T = {ct.shape[1]}: rerun seenn2_train")
+    rows = []
+    for e, policy in zip(obj["entries"], policies):
+        r = evaluate_policy(policy, xt, ct, ctx.device)
+        v = evaluate_policy(policy, xv, cv, ctx.device)
+        rows.append({"beta": e["beta"], "estimator": e["estimator"], "train_split": e["train_split"],
+                     "sample_weighting": e["sample_weighting"], "test_accuracy": r["test_accuracy"],
+                     "test_avg_timesteps": r["test_avg_timesteps"],
+                     **{f"exit_t{t}": n for t, n in enumerate(r["test_exit_histogram"], 1)},
+                     "val_accuracy": v["test_accuracy"], "val_avg_timesteps": v["test_avg_timesteps"]})
+    main_beta = ctx.params["seenn2"]["beta"]
+    i = next(i for i, e in enumerate(obj["entries"]) if e["beta"] == main_beta)
+    snn, _ = load_snn(ctx.inputs["model"], spec)
+    pol = ann_macs(policies[i], tuple(xt.shape[1:]))
+    snn_ops = snn_macs(snn, spec.input_shape)
+    main = rows[i]
+    T = int(ct.shape[1])
+    one_step = snn_ops["fixed"] + snn_ops["per_timestep"]
+    at_avg = snn_ops["fixed"] + main["test_avg_timesteps"] * snn_ops["per_timestep"]
+    result = {
+        "beta": main_beta, "estimator": main["estimator"], "train_split": main["train_split"],
+        "sample_weighting": main["sample_weighting"], "timesteps": T,
+        "test_accuracy": main["test_accuracy"], "test_avg_timesteps": main["test_avg_timesteps"],
+        "test_exit_histogram": [main[f"exit_t{t}"] for t in range(1, T + 1)],
+        "val_accuracy": main["val_accuracy"], "val_avg_timesteps": main["val_avg_timesteps"],
+        "ops": {"policy_macs": pol["macs"], "policy_params": pol["params"],
+                "snn_macs_per_timestep": snn_ops["per_timestep"], "snn_macs_fixed": snn_ops["fixed"],
+                "snn_params": snn_ops["params"],
+                "policy_share_of_one_timestep_percent": 100 * pol["macs"] / one_step,
+                "policy_share_at_avg_timesteps_percent": 100 * pol["macs"] / at_avg,
+                # SEENN-II's dense cost (SNN at the average timesteps + policy) in SNN timesteps
+                "timestep_equivalents_with_policy": main["test_avg_timesteps"] + pol["macs"] / snn_ops["per_timestep"]},
+    }
+    write_rows(ctx.outputs["sweep"], rows)
+    write_json(ctx.outputs["result"], result)
+
+
+def compare_cells(s: dict) -> list[dict]:
+    """The grid `seenn2_compare` reports at the main beta: the configured policy first, then the
+    other estimator at the configured split and weighting, then the configured estimator on every
+    other (training split, weighting) pair -- 5 cells."""
+    main = {"beta": s["beta"], "estimator": s["estimator"], "train_split": s["train_split"],
+            "sample_weighting": s["sample_weighting"]}
+    cells = [main] + [{**main, "estimator": e} for e in ESTIMATORS if e != main["estimator"]]
+    cells += [{**main, "train_split": split, "sample_weighting": wt} for split in ("val", "train") for wt in (False, True)
+              if (split, wt) != (main["train_split"], main["sample_weighting"])]
+    return cells
+
+
+def _main_cell(ctx, cell: dict) -> tuple[torch.nn.Module, list[dict]]:
+    """The configured policy at the main beta, as seenn2_train trained it (not trained twice)."""
+    obj, policies = load_policies(ctx.inputs["policies"])
+    keys = ("beta", "estimator", "train_split", "sample_weighting")
+    for e, policy in zip(obj["entries"], policies):
+        if all(e[k] == cell[k] for k in keys):
+            log_df = pd.read_csv(ctx.inputs["policy_log"])
+            mine = log_df[(log_df["beta"] == cell["beta"])].drop(columns=list(keys))
+            return policy, mine.to_dict("records")
+    raise SeennError(f"{ctx.inputs['policies']} holds no policy for {cell}: rerun seenn2_train")
+
+
+def stage_seenn2_compare(ctx) -> None:
+    """Stage seenn2_compare: at the main beta, test a policy for each cell of `compare_cells`
+    (the configured one from seenn2_train, the others trained here for `seenn2.epochs` epochs on
+    their split) -> compare.csv (test accuracy, average timesteps, and the policy's greedy
+    behaviour on its own training split) + compare_log.csv (training curves)."""
+    s = ctx.params["seenn2"]
+    data = {split: load_policy_split(ctx.inputs[split], ctx.inputs[f"logits_{split}"]) for split in ("val", "train")}
+    spec, xt, ct = load_policy_split(ctx.inputs["test"], ctx.inputs["logits_test"])
+    rows, log_rows = [], []
+    for i, cell in enumerate(compare_cells(s)):
+        split = cell["train_split"]
+        _, x, c = data[split]
+        if i == 0:
+            policy, lr = _main_cell(ctx, cell)
+        else:
+            name = f"{cell['estimator']}_{split}_{'weighted' if cell['sample_weighting'] else 'unweighted'}"
+            policy, lr = fit_policy(x, c, cfg=s, beta=cell["beta"], estimator=cell["estimator"],
+                                    weighting=cell["sample_weighting"], epochs=s["epochs"],
+                                    in_channels=policy_in_channels(spec), seed=ctx.params["seed"], device=ctx.device,
+                                    ckpt_dir=ctx.checkpoint_dir / name, fp=_run_fp(ctx, cell, split), desc=f"policy {name}")
+        r = evaluate_policy(policy, xt, ct, ctx.device)
+        rows.append({**cell, "epochs": s["epochs"], "train_split_accuracy_t1": float(c[:, 0].double().mean() * 100),
+                     "train_split_mean_u": lr[-1]["mean_u"], "train_split_accuracy": lr[-1]["accuracy"],
+                     "test_accuracy": r["test_accuracy"], "test_avg_timesteps": r["test_avg_timesteps"],
+                     **{f"exit_t{t}": n for t, n in enumerate(r["test_exit_histogram"], 1)}})
+        log_rows += [{**cell, **row} for row in lr]
+    write_rows(ctx.outputs["compare"], rows)
+    write_rows(ctx.outputs["log"], log_rows)

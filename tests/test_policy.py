@@ -1,0 +1,122 @@
+"""SEENN-II policy training: reward, weighting, both gradient estimators, learning a known
+per-timestep-correctness table, determinism and resuming."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from seenn.exits import policy_exit
+from seenn.models.policy import build_policy
+from seenn.policy import (compare_cells, expected_loss, fit_policy, reinforce_loss, reward_table, sample_weights)
+
+CFG = {"epochs": 12, "batch_size": 32, "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0, "reward_base": 2.0,
+       "policy_stem_channels": 8, "policy_widths": [8, 16]}
+
+
+def test_reward_values():
+    c = torch.tensor([[True, False, True, True], [False, False, False, False]])
+    r = reward_table(c, beta=3.0, base=2.0)
+    assert r.tolist() == [[1.0, -3.0, 0.25, 0.125], [-3.0, -3.0, -3.0, -3.0]]
+    assert reward_table(c, beta=0.5, base=4.0)[0].tolist() == [1.0, -0.5, 1 / 16, 1 / 64]
+
+
+def test_authors_sample_weighting():
+    c = torch.tensor([[True, True]] * 3 + [[False, True]])  # accuracy at t=1: r = 0.75
+    assert sample_weights(c, False).tolist() == [1, 1, 1, 1]
+    assert sample_weights(c, True).tolist() == pytest.approx([1, 1, 1, 3.0])  # r / (1 - r)
+    # the weighted hard samples carry as much total weight as the easy ones
+    w = sample_weights(c, True)
+    assert w[~c[:, 0]].sum() == pytest.approx(w[c[:, 0]].sum())
+    assert sample_weights(torch.ones(5, 2, dtype=torch.bool), True).tolist() == [1] * 5
+
+
+def _toy_grads(correct_row, estimator, n=4096, seed=0):
+    """Gradient of the loss w.r.t. shared action logits theta for n copies of one sample."""
+    theta = torch.zeros(len(correct_row), requires_grad=True)
+    c = torch.tensor([correct_row] * n)
+    rewards, w = reward_table(c, beta=1.0), torch.ones(n)
+    logits = theta.expand(n, -1)
+    if estimator == "reinforce":
+        loss, _ = reinforce_loss(logits, rewards, w, torch.Generator().manual_seed(seed))
+    else:
+        loss, _ = expected_loss(logits, rewards, w)
+    loss.backward()
+    return theta.grad
+
+
+@pytest.mark.parametrize("estimator", ["expected", "reinforce"])
+def test_gradient_sign_on_two_action_toy(estimator):
+    # wrong at u=1, right at u=2: R = [-1, 0.5]; descending the loss must favour u=2
+    g = _toy_grads([False, True], estimator)
+    assert g[1] < 0 < g[0]
+    # right at both: R = [1, 0.5]; stopping at u=1 is better
+    g = _toy_grads([True, True], estimator)
+    assert g[0] < 0 < g[1]
+
+
+def test_reinforce_agrees_with_exact_expected_gradient():
+    exact = _toy_grads([False, True, True], "expected")
+    sampled = _toy_grads([False, True, True], "reinforce", n=20000)
+    assert torch.nn.functional.cosine_similarity(exact, sampled, dim=0) > 0.95
+
+
+def synthetic(n: int, seed: int):
+    """8x8 images whose bright 2x2 patch sits at one of three places; a sample whose patch is at
+    place k is correct from timestep k on (T = 3). The policy should learn u = k."""
+    g = torch.Generator().manual_seed(seed)
+    k = torch.randint(1, 4, (n,), generator=g)
+    x = 0.3 * torch.randn(n, 1, 8, 8, generator=g)
+    for i, ki in enumerate(k.tolist()):
+        r = 2 * (ki - 1) + 1
+        x[i, 0, r : r + 2, r : r + 2] += 3.0
+    correct = torch.arange(1, 4)[None, :] >= k[:, None]
+    return x, correct, k
+
+
+@pytest.mark.parametrize("estimator, epochs", [("expected", 10), ("reinforce", 15)])
+def test_policy_learns_the_first_correct_timestep(tmp_path, estimator, epochs):
+    x, c, _ = synthetic(480, seed=1)
+    policy, rows = fit_policy(x, c, cfg=CFG, beta=1.0, estimator=estimator, weighting=False, epochs=epochs,
+                              in_channels=1, seed=0, device=torch.device("cpu"), ckpt_dir=tmp_path, fp="t", desc="toy")
+    xt, _, kt = synthetic(300, seed=2)
+    with torch.no_grad():
+        u = policy_exit(policy.eval()(xt))
+    assert (u == kt).double().mean() > 0.95
+    assert rows[-1]["mean_reward"] > rows[0]["mean_reward"]
+    assert set(rows[-1]) >= {"epoch", "lr", "mean_reward", "mean_u", "accuracy"}
+
+
+@pytest.mark.parametrize("estimator", ["expected", "reinforce"])
+def test_training_is_deterministic_and_resumes_exactly(tmp_path, estimator):
+    x, c, _ = synthetic(64, seed=3)
+    cfg = {**CFG, "epochs": 3}
+
+    def run(d):
+        return fit_policy(x, c, cfg=cfg, beta=1.0, estimator=estimator, weighting=True, epochs=3, in_channels=1, seed=5,
+                          device=torch.device("cpu"), ckpt_dir=d, fp="t", desc="det")
+
+    a, rows_a = run(tmp_path / "a")
+    b, rows_b = run(tmp_path / "b")
+    (tmp_path / "b" / "epoch_0003.pt").unlink()  # "killed" during epoch 3: resume from epoch 2
+    c2, rows_c = run(tmp_path / "b")
+    for other in (b, c2):
+        for (k, v), (_, w) in zip(a.state_dict().items(), other.state_dict().items()):
+            assert torch.equal(v, w), k
+    assert rows_a == rows_b == rows_c
+
+
+def test_policy_network_is_the_papers_resnet8():
+    p = build_policy(3, 4, 16, [16, 32, 64])
+    convs = [m for m in p.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert [m.out_channels for m in convs] == [16, 16, 16, 32, 32, 64, 64]  # stem + 3 blocks x 2 convs (+ FC = 8 layers)
+    assert p(torch.zeros(2, 3, 32, 32)).shape == (2, 4)
+
+
+def test_compare_grid_puts_the_configured_policy_first():
+    cfg = {"beta": 2.0, "estimator": "expected", "train_split": "train", "sample_weighting": True}
+    cells = compare_cells(cfg)
+    assert cells[0] == cfg and len(cells) == 5 and all(c["beta"] == 2.0 for c in cells)
+    assert cells[1] == {**cfg, "estimator": "reinforce"}
+    assert {(c["train_split"], c["sample_weighting"]) for c in cells[2:]} == {("val", False), ("val", True), ("train", False)}
+    assert all(c["estimator"] == "expected" for c in cells[2:])
