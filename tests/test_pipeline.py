@@ -59,14 +59,20 @@ def test_outputs_exist_and_are_sane(project):
     for r in s["scores"].values():
         assert 1 <= r["test_avg_timesteps"] <= T
         assert sum(r["test_exit_histogram"]) == m["test"]["n"]
-    energy = json.loads((project / "results/direct/energy.json").read_text())
+    # the engine stages run the SNN the SEENN-II policy was trained for: the fine-tuned one
+    energy = json.loads((project / "results/finetuned/energy.json").read_text())
     names = [e["method"] for e in energy["methods"]]
-    assert names == [f"Fixed T={t}" for t in range(1, T + 1)] + ["SEENN-I (confidence)", "SEENN-I (entropy)", "ANN (same architecture)"]
+    assert names == [f"Fixed T={t}" for t in range(1, T + 1)] + ["SEENN-I (confidence)", "SEENN-I (entropy)", "SEENN-II",
+                                                                  "ANN (same architecture)"]
     assert all(e["engine_matches_posthoc"] for e in energy["methods"][:-1])  # the engine equals the post-hoc results
     fixed = [e["acs"] + e["macs"] for e in energy["methods"][:T]]
     assert fixed == sorted(fixed) and energy["methods"][-1]["acs"] == 0
-    for e, acc in zip(energy["methods"][:T], m["test"]["accuracy_per_t"]):
+    m_ft = json.loads((project / "results/finetuned/metrics.json").read_text())
+    for e, acc in zip(energy["methods"][:T], m_ft["test"]["accuracy_per_t"]):
         assert e["accuracy"] == pytest.approx(acc)
+    s2 = json.loads((project / "results/seenn2/seenn2.json").read_text())
+    e2 = energy["methods"][names.index("SEENN-II")]
+    assert e2["accuracy"] == pytest.approx(s2["test_accuracy"]) and e2["avg_timesteps"] == pytest.approx(s2["test_avg_timesteps"])
     lat = json.loads((project / "results/measurements/latency.json").read_text())
     assert {(r["method"], r["batch_size"]) for r in lat["rows"]} == {(n, b) for n in names for b in (1, 64)}
     assert all(r["median_s"] > 0 for r in lat["rows"])
@@ -84,6 +90,9 @@ def test_outputs_exist_and_are_sane(project):
     for r in sc["scores"].values():
         assert 1 <= r["test_avg_timesteps"] <= Tc and sum(r["test_exit_histogram"]) == mc["test"]["n"]
     assert "QCFS-converted SNN" in methods and "QCFS ANN" in (project / "results/tables/conversion.md").read_text()
+    s2c = json.loads((project / "results/converted/seenn2/seenn2.json").read_text())  # SEENN-II on the converted SNN
+    assert s2c["timesteps"] == Tc and 1 <= s2c["test_avg_timesteps"] <= Tc and sum(s2c["test_exit_histogram"]) == mc["test"]["n"]
+    assert "QCFS-converted SNN" in (project / "results/tables/seenn2_sweep.md").read_text()
     pdf = (project / "reports/seenn_report.pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and len(pdf) > 20_000
 
@@ -152,7 +161,7 @@ def test_training_setting_reruns_training_and_everything_after(project):
     params.write_text(yaml.safe_dump(cfg, sort_keys=False))
     try:
         downstream = {"train_snn", "evaluate_direct", "seenn1_direct", "finetune_snn", "evaluate_finetuned",
-                      "seenn1_finetuned", "seenn2_train", "seenn2_evaluate", "seenn2_compare", "energy_direct", "latency",
+                      "seenn1_finetuned", "seenn2_train", "seenn2_evaluate", "seenn2_compare", "energy", "latency",
                       "tables", "figures", "report", "report_measurements"}
         assert planned_jobs(project) == downstream
         assert dvc_changed(project) >= {"train_snn"}
@@ -165,8 +174,10 @@ REPORT_STAGES = {"tables", "figures", "report"}
 
 
 @pytest.mark.parametrize("key, value, first, branch", [
-    ("lr", 0.05, "train_ann", {"train_ann", "convert_snn", "evaluate_converted", "seenn1_converted"}),
-    ("max_timesteps", 6, "convert_snn", {"convert_snn", "evaluate_converted", "seenn1_converted"}),
+    ("lr", 0.05, "train_ann", {"train_ann", "convert_snn", "evaluate_converted", "seenn1_converted",
+                               "seenn2_train_converted", "seenn2_evaluate_converted"}),
+    ("max_timesteps", 6, "convert_snn", {"convert_snn", "evaluate_converted", "seenn1_converted",
+                                         "seenn2_train_converted", "seenn2_evaluate_converted"}),
 ])
 def test_conversion_setting_reruns_only_the_conversion_branch(project, key, value, first, branch):
     """A conversion key reruns the conversion branch from the first stage that reads it, plus the
@@ -191,12 +202,14 @@ def test_seenn2_beta_list_reruns_only_the_policy_sweep_and_reports(project):
     cfg["seenn2"]["betas"] = cfg["seenn2"]["betas"] + [0.5]
     params.write_text(yaml.safe_dump(cfg, sort_keys=False))
     try:
-        # seenn2_compare reads the main-beta policy from seenn2_train (it reruns, but resumes every
-        # unchanged policy from its checkpoint)
-        expected = {"seenn2_train", "seenn2_evaluate", "seenn2_compare", "tables", "figures", "report"}
+        # the policy stages of both SNNs and what follows them: seenn2_compare reads the main-beta
+        # policy from seenn2_train (it reruns, but resumes every unchanged policy from its
+        # checkpoint); the engine stages read the main-beta policy; nothing before the policies
+        expected = {"seenn2_train", "seenn2_evaluate", "seenn2_compare", "seenn2_train_converted",
+                    "seenn2_evaluate_converted", "energy", "latency", "tables", "figures", "report", "report_measurements"}
         assert planned_jobs(project) == expected
         # `dvc status` names the stages whose own deps or params changed (the report reads the whole config)
-        assert dvc_changed(project) == {"seenn2_train", "report"}
+        assert dvc_changed(project) == {"seenn2_train", "seenn2_train_converted", "report"}
         dry = sh(project, "dvc", "repro", "--dry").stdout
         assert set(re.findall(r"Running stage '(\w+)'", dry)) == expected
     finally:

@@ -120,3 +120,29 @@ def test_compare_grid_puts_the_configured_policy_first():
     assert cells[1] == {**cfg, "estimator": "reinforce"}
     assert {(c["train_split"], c["sample_weighting"]) for c in cells[2:]} == {("val", False), ("val", True), ("train", False)}
     assert all(c["estimator"] == "expected" for c in cells[2:])
+
+
+def test_engine_loads_the_main_policy_and_averages_event_frames(tmp_path):
+    """seenn2_evaluate's single-policy file loads as the engine's policy network; on event data
+    it sees the mean frame, as in training; a file of several policies is refused."""
+    from dataclasses import replace
+
+    from seenn.data import get_spec
+    from seenn.errors import SeennError
+    from seenn.policy import EventMean, load_policy, save_policies
+
+    cfg = {"policy_stem_channels": 4, "policy_widths": [4, 8]}
+    net = build_policy(1, 3, 4, [4, 8])
+    entry = {"beta": 1.0, "estimator": "expected", "train_split": "val", "sample_weighting": False,
+             "state_dict": net.state_dict()}
+    digits = get_spec("digits")
+    save_policies(tmp_path / "one.pt", [entry], cfg=cfg, in_channels=1, actions=3, dataset=digits.name)
+    x = torch.randn(5, 1, 28, 28)
+    loaded = load_policy(tmp_path / "one.pt", digits)
+    assert torch.equal(loaded(x), net.eval()(x))
+    frames = torch.randn(5, 4, 1, 28, 28)
+    event = load_policy(tmp_path / "one.pt", replace(digits, event=True))
+    assert isinstance(event, EventMean) and torch.allclose(event(frames), net(frames.mean(1)))
+    save_policies(tmp_path / "two.pt", [entry, entry], cfg=cfg, in_channels=1, actions=3, dataset=digits.name)
+    with pytest.raises(SeennError, match="holds 2 policies"):
+        load_policy(tmp_path / "two.pt", digits)

@@ -204,6 +204,29 @@ def load_policies(path) -> tuple[dict, list[torch.nn.Module]]:
     return obj, models
 
 
+class EventMean(torch.nn.Module):
+    """The policy as the engine calls it on event data: the SNN's input [B, T, C, H, W] is
+    averaged over time first, as in training (`policy_input`)."""
+
+    def __init__(self, policy: torch.nn.Module):
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.policy(x.mean(1))
+
+
+def load_policy(path, spec: DatasetSpec) -> torch.nn.Module:
+    """The single policy saved by seenn2_evaluate (role 'policy'), as a network mapping the SNN's
+    input batch (`to_input`) to action logits [B, T]; used by `engine.load_policy`."""
+    obj, policies = load_policies(path)
+    if len(policies) != 1:
+        raise SeennError(f"{path} holds {len(policies)} policies, expected the one main-beta policy: rerun seenn2_evaluate")
+    if obj["dataset"] != spec.name:
+        raise SeennError(f"policy {path} was trained on '{obj['dataset']}', not '{spec.name}': rerun the SEENN-II stages")
+    return EventMean(policies[0]) if spec.event else policies[0]
+
+
 def evaluate_policy(policy, x: torch.Tensor, correct: torch.Tensor, device: torch.device) -> dict:
     """SEENN-II at test time: u = argmax pi(u|x); accuracy, average timesteps, exit histogram."""
     u = policy_exit(policy_logits(policy.to(device), x, device))
@@ -290,6 +313,9 @@ def stage_seenn2_evaluate(ctx) -> None:
     }
     write_rows(ctx.outputs["sweep"], rows)
     write_json(ctx.outputs["result"], result)
+    # the main-beta policy on its own, for the early-exit engine (energy and latency stages)
+    save_policies(ctx.outputs["policy"], [obj["entries"][i]], cfg=obj, in_channels=obj["in_channels"],
+                  actions=obj["actions"], dataset=obj["dataset"])
 
 
 def compare_cells(s: dict) -> list[dict]:

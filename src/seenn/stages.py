@@ -106,17 +106,19 @@ def branch_stages(branch: str, model_path: str, seenn1_overrides: tuple[str, ...
 
 
 def engine_stages(stages: list[Stage]) -> list[Stage]:
-    """Energy (deterministic operation counts) and latency (a measurement) of the direct SNN.
-
-    SEENN-II joins both as soon as a stage of the table writes an output with role 'policy'
-    (the trained policy network, loaded by `seenn.engine.load_policy`)."""
-    d = f"{RESULTS}/direct"
-    policy = next((st.outputs["policy"] for st in stages if "policy" in st.outputs), None)
-    inputs = {"model": f"{d}/snn.pt", "test": _splits()["test"], "seenn1": f"{d}/seenn1.json",
-              **({"policy": policy} if policy else {})}
+    """Energy (deterministic operation counts) and latency (a measurement) of one SNN: fixed T,
+    SEENN-I and the ANN; with SEENN-II when the table has the stage seenn2_evaluate, whose output
+    'policy' is the main-beta policy network (loaded by `seenn.engine.load_policy`). Then the SNN
+    is the one that policy was trained for (the fine-tuned SNN), so all methods share one network."""
+    pstage = next((st for st in stages if st.name == "seenn2_evaluate"), None)
+    model = pstage.inputs["model"] if pstage else f"{RESULTS}/direct/snn.pt"
+    d = str(Path(model).parent)
+    inputs = {"model": model, "test": _splits()["test"], "seenn1": f"{d}/seenn1.json",
+              **({"policy": pstage.outputs["policy"]} if pstage else {})}
     code = SNN_CODE + ("engine.py", "exits.py", "train.py", "evaluate.py", "latency.py", "report/tables.py")
+    code += ("policy.py", "models/policy.py") if pstage else ()
     return [
-        Stage("energy_direct", "energy", "seenn.energy:stage_energy",
+        Stage("energy", "energy", "seenn.energy:stage_energy",
               "ACs and MACs per layer and timestep from real spikes, and energy: fixed T, SEENN-I/II, ANN",
               ("device", "deterministic", "engine.threads", "engine.energy_batch_size", "seenn1.temperature",
                "seenn1.accumulate"),
@@ -139,7 +141,7 @@ def engine_stages(stages: list[Stage]) -> list[Stage]:
 def engine_report_inputs(stages: list[Stage]) -> dict[str, str]:
     """What the measurements report reads from the engine stages."""
     by = {st.name: st for st in stages}
-    return {"energy_csv": by["energy_direct"].outputs["table_csv"], "latency_csv": by["latency"].outputs["table_csv"],
+    return {"energy_csv": by["energy"].outputs["table_csv"], "latency_csv": by["latency"].outputs["table_csv"],
             "latency": by["latency"].outputs["latency"]}
 
 
@@ -162,13 +164,15 @@ def conversion_stages() -> list[Stage]:
               {"ann": f"{d}/ann.pt", "val": s["val"], "test": s["test"]},
               {"model": f"{d}/snn.pt", "ann_metrics": f"{d}/ann_metrics.json"},
               SNN_CODE + ("models/qcfs.py", "train.py", "train_ann.py", "convert.py"), metrics=("ann_metrics",)),
-    ] + branch_stages("converted", f"{d}/snn.pt", seenn1_overrides=("conversion.seenn1_temperature",))
+    ] + branch_stages("converted", f"{d}/snn.pt", seenn1_overrides=("conversion.seenn1_temperature",), train_logits=True) \
+      + policy_stages("converted", S2C, suffix="_converted", compare=False)
 
 
 def conversion_report_inputs() -> dict[str, str]:
     """Files of the conversion branch that tables, figures and report read."""
     return {"metrics_converted": f"{CONVERTED}/metrics.json", "seenn1_converted": f"{CONVERTED}/seenn1.json",
-            "ann_metrics": f"{CONVERTED}/ann_metrics.json"}
+            "ann_metrics": f"{CONVERTED}/ann_metrics.json", "sweep_converted": f"{CONVERTED}/seenn1_sweep.csv",
+            "seenn2_result_converted": f"{S2C}/seenn2.json", "seenn2_sweep_converted": f"{S2C}/sweep.csv"}
 
 
 POLICY_CODE = ("policy.py", "models/policy.py", "checkpoint.py", "data/__init__.py", "data/prepared.py", "evaluate.py",
@@ -181,14 +185,46 @@ SEENN2_TRAIN_KEYS = tuple(f"seenn2.{k}" for k in ("train_split", "sample_weighti
                                                   "policy_widths"))
 FT = f"{RESULTS}/finetuned"
 S2 = f"{RESULTS}/seenn2"
+S2C = f"{RESULTS}/converted/seenn2"
+
+
+def policy_stages(branch: str, out: str, suffix: str = "", compare: bool = True) -> list[Stage]:
+    """SEENN-II on one SNN branch: one policy per beta trained on the branch's saved per-timestep
+    correctness, its test evaluation with operation counts (and the main-beta policy alone, role
+    'policy', for the engine), and optionally the estimator x training-split comparison."""
+    s = _splits()
+    d = f"{RESULTS}/{branch}"
+    logits = {f"logits_{k}": f"{d}/logits_{k}.pt" for k in ("train", "val", "test")}
+    stages = [
+        Stage(f"seenn2_train{suffix}", "policy", "seenn.policy:stage_seenn2_train",
+              f"SEENN-II: train one policy network per beta on the {branch} SNN's saved per-timestep correctness",
+              RUNTIME_KEYS + SEENN2_TRAIN_KEYS + ("seenn2.betas",),
+              {"train": s["train"], "val": s["val"], "logits_train": logits["logits_train"], "logits_val": logits["logits_val"]},
+              {"policies": f"{out}/policies.pt", "log": f"{out}/policy_log.csv"},
+              POLICY_CODE, plots=("log",), checkpoints=True),
+        Stage(f"seenn2_evaluate{suffix}", "policy", "seenn.policy:stage_seenn2_evaluate",
+              f"SEENN-II on the test split (u = argmax pi) for every beta on the {branch} SNN; operations of policy and SNN",
+              ("device", "deterministic", "seenn2.beta"),
+              {"policies": f"{out}/policies.pt", "model": f"{d}/snn.pt", "val": s["val"], "test": s["test"],
+               "logits_val": logits["logits_val"], "logits_test": logits["logits_test"]},
+              {"sweep": f"{out}/sweep.csv", "result": f"{out}/seenn2.json", "policy": f"{out}/policy.pt"},
+              POLICY_CODE + ("ops.py", "train.py") + SNN_CODE, metrics=("result",)),
+    ]
+    if compare:
+        stages.append(
+            Stage(f"seenn2_compare{suffix}", "policy", "seenn.policy:stage_seenn2_compare",
+                  "SEENN-II at the main beta: expected-reward vs REINFORCE, held-out vs train split, weighting on/off",
+                  RUNTIME_KEYS + SEENN2_TRAIN_KEYS + ("seenn2.beta",),
+                  {**s, **logits, "policies": f"{out}/policies.pt", "policy_log": f"{out}/policy_log.csv"},
+                  {"compare": f"{out}/compare.csv", "log": f"{out}/compare_log.csv"},
+                  POLICY_CODE, plots=("log",), checkpoints=True))
+    return stages
 
 
 def seenn2_stages() -> list[Stage]:
     """SEENN-II (issue #4): early-exit-aware fine-tuning of the direct SNN, its evaluation and
-    SEENN-I calibration, then the policy network: one policy per beta (the tradeoff curve), its
-    test evaluation with operation counts, and the estimator x training-split comparison."""
+    SEENN-I calibration, then the policy stages on the fine-tuned SNN."""
     s = _splits()
-    logits = {f"logits_{k}": f"{FT}/logits_{k}.pt" for k in ("train", "val", "test")}
     return [
         Stage("finetune_snn", "train", "seenn.finetune:stage_finetune_snn",
               "early-exit-aware fine-tuning of the direct SNN (loss averaged over every cumulative timestep output)",
@@ -197,25 +233,7 @@ def seenn2_stages() -> list[Stage]:
               {"model": f"{FT}/snn.pt", "log": f"{FT}/finetune_log.csv"},
               SNN_CODE + ("finetune.py", "train.py", "losses.py", "checkpoint.py"), plots=("log",), checkpoints=True),
         *branch_stages("finetuned", f"{FT}/snn.pt", train_logits=True),
-        Stage("seenn2_train", "policy", "seenn.policy:stage_seenn2_train",
-              "SEENN-II: train one policy network per beta on saved per-timestep correctness",
-              RUNTIME_KEYS + SEENN2_TRAIN_KEYS + ("seenn2.betas",),
-              {"train": s["train"], "val": s["val"], "logits_train": logits["logits_train"], "logits_val": logits["logits_val"]},
-              {"policies": f"{S2}/policies.pt", "log": f"{S2}/policy_log.csv"},
-              POLICY_CODE, plots=("log",), checkpoints=True),
-        Stage("seenn2_evaluate", "policy", "seenn.policy:stage_seenn2_evaluate",
-              "SEENN-II on the test split (u = argmax pi) for every beta; operations of policy and SNN",
-              ("device", "deterministic", "seenn2.beta"),
-              {"policies": f"{S2}/policies.pt", "model": f"{FT}/snn.pt", "val": s["val"], "test": s["test"],
-               "logits_val": logits["logits_val"], "logits_test": logits["logits_test"]},
-              {"sweep": f"{S2}/sweep.csv", "result": f"{S2}/seenn2.json"},
-              POLICY_CODE + ("ops.py", "train.py") + SNN_CODE, metrics=("result",)),
-        Stage("seenn2_compare", "policy", "seenn.policy:stage_seenn2_compare",
-              "SEENN-II at the main beta: expected-reward vs REINFORCE, held-out vs train split, weighting on/off",
-              RUNTIME_KEYS + SEENN2_TRAIN_KEYS + ("seenn2.beta",),
-              {**s, **logits, "policies": f"{S2}/policies.pt", "policy_log": f"{S2}/policy_log.csv"},
-              {"compare": f"{S2}/compare.csv", "log": f"{S2}/compare_log.csv"},
-              POLICY_CODE, plots=("log",), checkpoints=True),
+        *policy_stages("finetuned", S2),
     ]
 
 
@@ -261,8 +279,7 @@ def build_stages() -> list[Stage]:
               "figures: accuracy vs average timesteps, exit histogram, confidence per timestep",
               ("figures", "seenn1.temperature", "seenn1.accumulate"),
               {"logits_test": f"{RESULTS}/direct/logits_test.pt", "sweep_direct": f"{RESULTS}/direct/seenn1_sweep.csv",
-               "train_log": f"{RESULTS}/direct/train_log.csv", **tables_in,
-               "sweep_converted": f"{CONVERTED}/seenn1_sweep.csv", "ann_train_log": f"{CONVERTED}/ann_train_log.csv"},
+               "train_log": f"{RESULTS}/direct/train_log.csv", **tables_in, "ann_train_log": f"{CONVERTED}/ann_train_log.csv"},
               {"tradeoff": f"{RESULTS}/figures/tradeoff.png", "exit_histogram": f"{RESULTS}/figures/exit_histogram.png",
                "confidence": f"{RESULTS}/figures/confidence.png", "training": f"{RESULTS}/figures/training.png",
                "conversion": f"{RESULTS}/figures/conversion.png",

@@ -112,6 +112,10 @@ def conversion_figures(ctx, dpi: int) -> None:
     fig = tradeoff_figure(pd.read_csv(i["sweep_converted"]), metrics, seenn1,
                           "Converted SNN: accuracy vs average timesteps (test)")
     fig.axes[0].axhline(ann["test"]["accuracy"], color="k", ls=":", lw=1, label="QCFS ANN (test)")
+    if "seenn2_sweep_converted" in i:  # SEENN-II over beta on the converted SNN
+        curve = pd.read_csv(i["seenn2_sweep_converted"]).sort_values("test_avg_timesteps")
+        fig.axes[0].plot(curve["test_avg_timesteps"], curve["test_accuracy"], "o-", color="tab:red", lw=1.8, zorder=6,
+                         label="SEENN-II over beta")
     fig.axes[0].set_xscale("log", base=2)
     fig.axes[0].legend(fontsize=7, loc="lower right")
     save_png(fig, ctx.outputs["tradeoff_converted"], dpi)

@@ -105,6 +105,7 @@ def figure_page(pdf: PdfPages, title: str, png: str, caption: str) -> None:
 
 
 ENGINE_NOTES = """\
+Network: every method runs the same SNN, the one the SEENN-II policy was trained for (the fine-tuned SNN when SEENN-II is in the DAG), with the SEENN-I thresholds calibrated for it.
 Energy: additions and multiplications per inference, counted on the test split from the spikes the early-exit engine actually produces, per layer and per timestep run: one AC (0.9 pJ) per input spike per outgoing synapse for spike-driven layers, one MAC (4.6 + 0.9 pJ) per synapse for the encoding layer and non-spiking layers; the stem runs once per sample. The ANN is the same ResNet with ReLU in place of every neuron (dense MACs, T = 1); it reuses the SNN weights, so only its cost is shown, never its accuracy.
 Latency: MEASURED wall-clock time on this machine, not deterministic (rerunning changes the figures). ms per sample is paper Eq. 14 (test inference time / number of test samples). Fixed T, SEENN-I and SEENN-II run on the stepwise engine, where samples that exit leave the batch with their neuron states. Speedup: over fixed T at the largest T, the median of per-round ratios; ideal = T / average timesteps."""
 
@@ -160,15 +161,17 @@ as t grows. The converted SNN then goes through the same evaluation, AET and SEE
 direct SNN, with one difference: SEENN-I divides z_t by conversion.seenn1_temperature instead of
 seenn1.temperature (the authors use 8 for converted SNNs). A converted SNN that needs many steps to
 converge piles up large summed logits while still wrong, and a temperature of 1 then lets the top
-confidence pass every alpha of the sweep; one that converges within a few steps needs no softening
-(on the default digits config, 8 put the calibrated alpha at the bottom of the sweep, 1 mid-sweep).
+confidence pass every alpha of the sweep (on the default digits config, a temperature of 1 exits
+most samples in the first steps at every alpha, with accuracy far below the ANN's; 8 does not).
+SEENN-II on the converted SNN uses the same policy code as on the fine-tuned direct SNN, with one
+action per timestep up to the largest T.
 As T grows, the IF rates approach clip(x, 0, lambda) rather than the L-level QCFS value, so the
 converted SNN approaches the ANN only if L is not too coarse; its first timesteps are noisy (spikes
 fired early are never taken back), which is where SEENN-I has to wait."""
 CONVERSION_NOTES = " ".join(CONVERSION_NOTES.split())  # one paragraph: text_page wraps it
 
 
-def conversion_blocks(ann: dict, metrics: dict, seenn1: dict) -> list[tuple[str, str]]:
+def conversion_blocks(ann: dict, metrics: dict, seenn1: dict, seenn2: dict | None = None) -> list[tuple[str, str]]:
     """Text summary of the conversion branch: ANN vs converted SNN, and SEENN-I on it."""
     T = metrics["test"]["timesteps"]
     acc = metrics["test"]["accuracy_per_t"]
@@ -180,6 +183,10 @@ def conversion_blocks(ann: dict, metrics: dict, seenn1: dict) -> list[tuple[str,
     for score, r in seenn1["scores"].items():
         lines.append(f"SEENN-I ({score}, alpha {r['alpha']:.6g}): test {r['test_accuracy']:.2f} % at "
                      f"{r['test_avg_timesteps']:.3f} average timesteps ({T / r['test_avg_timesteps']:.1f}x fewer than T={T})")
+    if seenn2 is not None:
+        lines.append(f"SEENN-II ({seenn2['estimator']}, beta {seenn2['beta']:g}, policy trained on the {seenn2['train_split']} "
+                     f"split): test {seenn2['test_accuracy']:.2f} % at {seenn2['test_avg_timesteps']:.3f} average timesteps; "
+                     f"policy = {seenn2['ops']['policy_share_of_one_timestep_percent']:.2f} % of one SNN timestep (dense MACs)")
     lines.append(f"SEENN-I softmax temperature {seenn1['temperature']:g} (conversion.seenn1_temperature), "
                  f"accumulation '{seenn1['accumulate']}'")
     lines.append(f"learned thresholds lambda: {lams}")
@@ -190,7 +197,8 @@ def conversion_pages(pdf: PdfPages, i: dict) -> None:
     """The report's conversion section: summary, tables restricted to the converted SNN (fixed T
     at powers of two), accuracy vs T against the ANN, SEENN-I trade-off, ANN training."""
     ann, metrics, seenn1 = read_json(i["ann_metrics"]), read_json(i["metrics_converted"]), read_json(i["seenn1_converted"])
-    text_page(pdf, "ANN-to-SNN conversion (QCFS)", conversion_blocks(ann, metrics, seenn1))
+    seenn2 = read_json(i["seenn2_result_converted"]) if "seenn2_result_converted" in i else None
+    text_page(pdf, "ANN-to-SNN conversion (QCFS)", conversion_blocks(ann, metrics, seenn1, seenn2))
     label = BRANCH_LABELS["converted"]
     shown_t = {f"Fixed T={t}" for t in conversion_timesteps(metrics["test"]["timesteps"])}
     methods = pd.read_csv(i["methods_csv"])
@@ -201,14 +209,14 @@ def conversion_pages(pdf: PdfPages, i: dict) -> None:
     table_page(pdf, [
         ("QCFS ANN vs converted SNN: accuracy at T (%)", conv),
         ("AET vs empirical AET (test)", aet[aet["model"] == label]),
-        ("Converted SNN: fixed T vs SEENN-I vs oracle (test)", methods.reset_index(drop=True)),
+        ("Converted SNN: fixed T vs SEENN-I/II vs oracle (test)", methods.reset_index(drop=True)),
     ])
     figure_page(pdf, "Converted SNN: accuracy vs T", i["conversion"],
                 "Accuracy of the converted SNN at each number of timesteps T (accumulated logits z_T), against the QCFS "
                 "ANN's test accuracy (dashed line, band +/- 1 point).")
     figure_page(pdf, "Converted SNN: accuracy vs average timesteps", i["tradeoff_converted"],
                 "SEENN-I on the converted SNN as alpha sweeps the configured range, beside the fixed-T accuracies; stars "
-                "mark the alphas calibrated on the validation split; dotted line: the QCFS ANN.")
+                "mark the alphas calibrated on the validation split; red: SEENN-II, one policy per beta; dotted line: the QCFS ANN.")
     figure_page(pdf, "QCFS ANN training", i["training_ann"], "Loss and accuracy per epoch of the QCFS ANN training (validation at T = 1).")
 
 
@@ -290,7 +298,7 @@ as small as the policy (the default digits config), the policy costs about one S
 
 def _sweep_view(df: pd.DataFrame) -> pd.DataFrame:
     """The SEENN-II sweep table with column names short enough for a page."""
-    cols = {"beta": "beta", "test_accuracy": "test acc", "avg_timesteps": "avg t",
+    cols = {"model": "SNN", "beta": "beta", "test_accuracy": "test acc", "avg_timesteps": "avg t",
             "SEENN-I (confidence) at same t": "I-conf @t", "SEENN-I (entropy) at same t": "I-ent @t",
             "SEENN-II minus SEENN-I at same t": "diff @t", "best SEENN-I at <= same t": "I-best <=t",
             "SEENN-II minus best SEENN-I at <= t": "diff best", "val_accuracy": "val acc", "val_avg_timesteps": "val avg t"}

@@ -180,21 +180,42 @@ def seenn2_ops_table(seenn2: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["quantity", "value"])
 
 
+def insert_before_oracle(methods: pd.DataFrame, label: str, rows: pd.DataFrame) -> pd.DataFrame:
+    """The methods table with `rows` placed before the oracle row of the model `label`."""
+    oracle = methods.index[(methods["model"] == label) & (methods["method"].str.startswith("Oracle"))][0]
+    return pd.concat([methods.iloc[:oracle], rows, methods.iloc[oracle:]], ignore_index=True)
+
+
+def seenn2_result_row(seenn2: dict, label: str) -> pd.DataFrame:
+    """The methods-table row of a SEENN-II operating point (seenn2.json of a policy stage)."""
+    return pd.DataFrame([{"model": label, "method": f"SEENN-II ({seenn2['estimator']}, β={seenn2['beta']:g})",
+                          "threshold": None, "test_accuracy": seenn2["test_accuracy"],
+                          "avg_timesteps": seenn2["test_avg_timesteps"],
+                          "timestep_reduction": seenn2["timesteps"] / seenn2["test_avg_timesteps"]}])
+
+
 def add_seenn2_tables(tables: dict, inputs: dict) -> None:
-    """SEENN-II rows in the methods table (before the fine-tuned SNN's oracle row); the SEENN-II
-    sweep, comparison and operations tables. The fine-tuned SNN's fixed-T, AET and SEENN-I rows
-    come from its own branch block."""
+    """SEENN-II rows in the methods table (before each SNN's oracle row); the SEENN-II sweep
+    (one row block per SNN), comparison and operations tables. Each SNN's fixed-T, AET and
+    SEENN-I rows come from its own branch block."""
     metrics = read_json(inputs["metrics_finetuned"])
     seenn1 = read_json(inputs["seenn1_finetuned"])
     seenn2 = read_json(inputs["seenn2_result"])
     compare = pd.read_csv(inputs["seenn2_compare"])
-    sweep_ft = pd.read_csv(inputs["sweep_finetuned"])
     label = BRANCH_LABELS["finetuned"]
-    methods = tables["methods"]
-    oracle = methods.index[(methods["model"] == label) & (methods["method"].str.startswith("Oracle"))][0]
     s2 = seenn2_method_rows(seenn2, compare, metrics["test"]["timesteps"], label)
-    tables["methods"] = pd.concat([methods.iloc[:oracle], s2, methods.iloc[oracle:]], ignore_index=True)
-    tables["seenn2_sweep"] = seenn2_sweep_table(pd.read_csv(inputs["seenn2_sweep"]), sweep_ft, metrics, list(seenn1["scores"]))
+    tables["methods"] = insert_before_oracle(tables["methods"], label, s2)
+    sweeps = [seenn2_sweep_table(pd.read_csv(inputs["seenn2_sweep"]), pd.read_csv(inputs["sweep_finetuned"]), metrics,
+                                 list(seenn1["scores"])).assign(model=label)]
+    if "seenn2_result_converted" in inputs:
+        conv = BRANCH_LABELS["converted"]
+        metrics_c, seenn1_c = read_json(inputs["metrics_converted"]), read_json(inputs["seenn1_converted"])
+        tables["methods"] = insert_before_oracle(
+            tables["methods"], conv, seenn2_result_row(read_json(inputs["seenn2_result_converted"]), conv))
+        sweeps.append(seenn2_sweep_table(pd.read_csv(inputs["seenn2_sweep_converted"]), pd.read_csv(inputs["sweep_converted"]),
+                                         metrics_c, list(seenn1_c["scores"])).assign(model=conv))
+    sweep = pd.concat(sweeps, ignore_index=True)
+    tables["seenn2_sweep"] = sweep[["model"] + [c for c in sweep.columns if c != "model"]]
     tables["seenn2_compare"] = seenn2_compare_table(compare)
     tables["seenn2_ops"] = seenn2_ops_table(seenn2)
 
