@@ -8,10 +8,11 @@ other jobs share the cores).
     python benchmarks/bench_engine.py                          # batch 256, 1 thread, fused LIF
     python benchmarks/bench_engine.py --batch-size 1 --samples 100 --no-compile
 
-SEENN-II: without a trained policy (the SEENN-II branch provides one, see README) a stand-in
-decides u = the SEENN-I exit timestep of each sample, computed beforehand from the saved logits
-and looked up per batch: it has the same exit distribution and no policy network cost, so it
-measures the engine's policy path itself.
+SEENN-II: the trained main-beta policy (`results/seenn2/policy.pt`, on the fine-tuned SNN it was
+trained for, the default `--results`) runs first, then each sample stops at its u. Without a
+policy file (or with `--stand-in`) a stand-in decides u = the SEENN-I exit timestep of each
+sample, computed beforehand from the saved logits and looked up per batch: same exit
+distribution, no policy network cost, so it measures the engine's policy path itself.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ from seenn.train import load_snn  # noqa: E402
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--results", default=str(ROOT / "results/direct"))
+    ap.add_argument("--results", default=str(ROOT / "results/finetuned"), help="SNN directory (snn.pt, seenn1.json, logits)")
+    ap.add_argument("--policy", default=str(ROOT / "results/seenn2/policy.pt"), help="SEENN-II policy for that SNN")
+    ap.add_argument("--stand-in", action="store_true", help="SEENN-II stand-in (u = SEENN-I exits) instead of the policy")
     ap.add_argument("--test", default=str(ROOT / "data/prepared/test.pt"))
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--samples", type=int, default=1000, help="first N test samples (0: all)")
@@ -70,9 +73,13 @@ def main(argv=None) -> None:
     score, r = next(iter(seenn1["scores"].items()))
     u_all = seenn1_exit(exit_scores(z[:n], score), r["alpha"])
     u_by_batch = {id(b): u_all[i * args.batch_size : (i + 1) * args.batch_size] for i, b in enumerate(batches)}
-    stand_in = engine.Policy(decide=lambda xb: u_by_batch[id(xb)])
-    runs = method_runs(model, ann, batches, T, seenn1, 1.0, "sum", stand_in)
-    runs["SEENN-II (stand-in: u = SEENN-I exits, no policy net)"] = runs.pop("SEENN-II")
+    if args.stand_in or not Path(args.policy).exists():
+        policy = engine.Policy(decide=lambda xb: u_by_batch[id(xb)])
+        runs = method_runs(model, ann, batches, T, seenn1, 1.0, "sum", policy)
+        runs["SEENN-II (stand-in: u = SEENN-I exits, no policy net)"] = runs.pop("SEENN-II")
+    else:
+        policy = engine.load_policy(args.policy, spec, torch.device("cpu"))
+        runs = method_runs(model, ann, batches, T, seenn1, 1.0, "sum", policy)
     if not args.no_multistep:
         for t in (1, T):
             runs[f"Fixed T={t}, merged multi-step path"] = lambda t=t: [model(xb, t) for xb in batches]

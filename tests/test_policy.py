@@ -146,3 +146,20 @@ def test_engine_loads_the_main_policy_and_averages_event_frames(tmp_path):
     save_policies(tmp_path / "two.pt", [entry, entry], cfg=cfg, in_channels=1, actions=3, dataset=digits.name)
     with pytest.raises(SeennError, match="holds 2 policies"):
         load_policy(tmp_path / "two.pt", digits)
+
+
+def test_policy_costs_the_papers_share_of_resnet19():
+    """Counted on the real models of the paper config: the ResNet-8 policy's MACs are 0.547 % of
+    one ResNet-19 timestep on 32x32 CIFAR-10 images, the share the paper reports."""
+    import yaml
+
+    from seenn.models.resnet import build_snn
+    from seenn.ops import ann_macs, snn_macs
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((root / "config/paper/resnet19_cifar10.yaml").read_text())
+    s = cfg["seenn2"]
+    policy = build_policy(3, cfg["train"]["timesteps"], s["policy_stem_channels"], s["policy_widths"])
+    snn = build_snn(cfg["model"], cfg["neuron"], 3, 10)
+    p, o = ann_macs(policy, (3, 32, 32)), snn_macs(snn, (3, 32, 32))
+    assert 100 * p["macs"] / (o["fixed"] + o["per_timestep"]) == pytest.approx(0.547, abs=0.0005)
