@@ -114,7 +114,7 @@ def energy_page(pdf: PdfPages, energy_csv: str) -> None:
     """Energy per inference, counted from real spikes (deterministic)."""
     df = pd.read_csv(energy_csv)
     df["method"] = df["method"].map(lambda m: SHORT_METHODS.get(m, m))
-    table_page(pdf, [("Energy per inference (test split, counted from spikes)", df)])
+    table_page(pdf, [("Energy per inference, fine-tuned SNN (test split, counted from spikes)", df)])
 
 
 SHORT_METHODS = {"SEENN-I (confidence)": "SEENN-I conf.", "SEENN-I (entropy)": "SEENN-I entropy",
