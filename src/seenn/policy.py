@@ -38,7 +38,7 @@ from .data.prepared import load_split
 from .errors import SeennError
 from .evaluate import load_logits
 from .exits import policy_exit
-from .io import load_checked, save_checked, sha256_file, write_json, write_text
+from .io import check_trained_on, load_checked, load_weights, save_checked, sha256_file, write_json, write_text
 from .metrics import correctness, exit_histogram, exit_outcome
 from .models.policy import build_policy
 
@@ -199,7 +199,7 @@ def load_policies(path) -> tuple[dict, list[torch.nn.Module]]:
     models = []
     for e in obj["entries"]:
         m = build_policy(obj["in_channels"], obj["actions"], obj["policy_stem_channels"], obj["policy_widths"])
-        m.load_state_dict(e["state_dict"])
+        load_weights(m, e["state_dict"], path, "SEENN-II policy file")
         models.append(m.eval())
     return obj, models
 
@@ -222,8 +222,7 @@ def load_policy(path, spec: DatasetSpec) -> torch.nn.Module:
     obj, policies = load_policies(path)
     if len(policies) != 1:
         raise SeennError(f"{path} holds {len(policies)} policies, expected the one main-beta policy: rerun seenn2_evaluate")
-    if obj["dataset"] != spec.name:
-        raise SeennError(f"policy {path} was trained on '{obj['dataset']}', not '{spec.name}': rerun the SEENN-II stages")
+    check_trained_on(obj, spec, path, "SEENN-II policy", "rerun the SEENN-II stages")
     return EventMean(policies[0]) if spec.event else policies[0]
 
 

@@ -16,7 +16,7 @@ from .data import DatasetSpec, to_input
 from .data.augment import random_crop_flip
 from .data.prepared import load_split
 from .errors import SeennError
-from .io import load_checked, save_checked, sha256_file, write_text
+from .io import check_trained_on, load_checked, load_weights, save_checked, sha256_file, write_text
 from .losses import snn_loss
 from .models import build_if_snn, build_snn
 from .neurons import set_stepwise
@@ -124,15 +124,9 @@ def load_snn(path: Path, spec: DatasetSpec):
     ck = load_checked(path, what="SNN checkpoint", producer="the training stage")
     if ck.get("kind") not in SNN_BUILDERS:
         raise SeennError(f"{path} is not an SNN checkpoint (kind={ck.get('kind')!r}): delete it and rerun its stage")
-    if ck["dataset"] != spec.name or ck["num_classes"] != spec.num_classes:
-        raise SeennError(f"SNN checkpoint {path} was trained on '{ck['dataset']}' ({ck['num_classes']} classes), "
-                         f"but the data is '{spec.name}' ({spec.num_classes} classes): rerun training")
+    check_trained_on(ck, spec, path, "SNN checkpoint", "rerun training")
     model = SNN_BUILDERS[ck["kind"]](ck, spec)
-    try:
-        model.load_state_dict(ck["state_dict"])
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise SeennError(f"SNN checkpoint {path} does not fit the architecture it names: {first[0] if first else exc}") from None
+    load_weights(model, ck["state_dict"], path, "SNN checkpoint")
     return model, ck
 
 

@@ -13,7 +13,7 @@ from .checkpoint import fingerprint
 from .data import DatasetSpec
 from .data.prepared import load_split
 from .errors import SeennError
-from .io import load_checked, save_checked, sha256_file
+from .io import check_trained_on, load_checked, load_weights, save_checked, sha256_file
 from .models.qcfs import build_qcfs_ann
 from .train import fit_snn, write_log
 
@@ -38,15 +38,9 @@ def load_ann(path: Path, spec: DatasetSpec):
     ck = load_checked(path, what="QCFS ANN checkpoint", producer="the train_ann stage")
     if ck.get("kind") != ANN_KIND:
         raise SeennError(f"{path} is not a QCFS ANN checkpoint (kind={ck.get('kind')!r}): delete it and rerun train_ann")
-    if ck["dataset"] != spec.name or ck["num_classes"] != spec.num_classes:
-        raise SeennError(f"QCFS ANN checkpoint {path} was trained on '{ck['dataset']}' ({ck['num_classes']} classes), "
-                         f"but the data is '{spec.name}' ({spec.num_classes} classes): rerun train_ann")
+    check_trained_on(ck, spec, path, "QCFS ANN checkpoint", "rerun train_ann")
     model = build_qcfs_ann(ck["model"], ck["levels"], 1.0, spec.input_shape[-3], spec.num_classes)
-    try:
-        model.load_state_dict(ck["state_dict"])
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise SeennError(f"QCFS ANN checkpoint {path} does not fit the architecture it names: {first[0] if first else exc}") from None
+    load_weights(model, ck["state_dict"], path, "QCFS ANN checkpoint")
     return model, ck
 
 

@@ -147,15 +147,10 @@ def seenn2_tradeoff_figure(sweep_ft: pd.DataFrame, metrics_ft: dict, seenn1_ft: 
     """On the fine-tuned SNN: SEENN-I curves over alpha, the SEENN-II curve over beta, the
     estimator / training-split comparison points, fixed T and the oracle; the direct SNN's
     SEENN-I curves in grey for reference."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig = tradeoff_figure(sweep_ft, metrics_ft, seenn1_ft, title)
+    ax = fig.axes[0]
     for score, df in sweep_direct[sweep_direct["split"] == "test"].sort_values(["score", "alpha"]).groupby("score", sort=True):
         ax.plot(df["avg_timesteps"], df["accuracy"], color="0.75", lw=1, ls=":", label=f"direct SNN: SEENN-I ({score})")
-    test = sweep_ft[sweep_ft["split"] == "test"].sort_values(["score", "alpha"])
-    for score, df in test.groupby("score", sort=True):
-        ax.plot(df["avg_timesteps"], df["accuracy"], lw=1.5, label=f"SEENN-I ({score}) over alpha")
-        r = seenn1_ft["scores"][score]
-        ax.scatter([r["test_avg_timesteps"]], [r["test_accuracy"]], marker="*", s=120, zorder=5,
-                   label=f"SEENN-I ({score}), calibrated alpha")
     curve = s2sweep.sort_values("test_avg_timesteps")
     ax.plot(curve["test_avg_timesteps"], curve["test_accuracy"], "o-", color="tab:red", lw=1.8, zorder=6,
             label=f"SEENN-II ({seenn2['estimator']}, {seenn2['train_split']} split) over beta")
@@ -168,13 +163,6 @@ def seenn2_tradeoff_figure(sweep_ft: pd.DataFrame, metrics_ft: dict, seenn1_ft: 
                    facecolors="none" if not r["sample_weighting"] else "tab:purple", edgecolors="tab:purple", s=45, zorder=7,
                    label=f"{r['estimator']}, {r['train_split']}, {'weighted' if r['sample_weighting'] else 'unweighted'}"
                          f" (beta={r['beta']:g})")
-    acc = metrics_ft["test"]["accuracy_per_t"]
-    ax.plot(range(1, len(acc) + 1), acc, "ko--", label="fixed T", lw=1)
-    ax.scatter([metrics_ft["test"]["oracle_timesteps"]], [metrics_ft["test"]["oracle_accuracy"]], marker="D", color="grey",
-               label="oracle (first correct t)", zorder=5)
-    ax.set_xlabel("average timesteps")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title)
     ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.02, 1))
     return fig
 

@@ -143,16 +143,22 @@ def seenn2_sweep_table(s2sweep: pd.DataFrame, sweep_ft: pd.DataFrame, metrics_ft
     return pd.DataFrame(rows)
 
 
+def seenn2_rows(points: pd.DataFrame, T: int, label: str) -> pd.DataFrame:
+    """Methods-table rows of SEENN-II operating points (columns estimator, beta, test_accuracy,
+    test_avg_timesteps: rows of compare.csv or a seenn2.json)."""
+    df = pd.DataFrame([{"model": label, "method": f"SEENN-II ({r['estimator']}, β={r['beta']:g})", "threshold": None,
+                        "test_accuracy": r["test_accuracy"], "avg_timesteps": r["test_avg_timesteps"]}
+                       for _, r in points.iterrows()])
+    df["timestep_reduction"] = T / df["avg_timesteps"]
+    return df
+
+
 def seenn2_method_rows(seenn2: dict, compare: pd.DataFrame, T: int, label: str) -> pd.DataFrame:
     """SEENN-II rows of the methods table: one per estimator, at the main beta and the configured
     training split and weighting (from the comparison grid)."""
     sel = compare[(compare["train_split"] == seenn2["train_split"])
                   & (compare["sample_weighting"].astype(bool) == bool(seenn2["sample_weighting"]))]
-    rows = [{"model": label, "method": f"SEENN-II ({r['estimator']}, β={r['beta']:g})", "threshold": None,
-             "test_accuracy": r["test_accuracy"], "avg_timesteps": r["test_avg_timesteps"]} for _, r in sel.iterrows()]
-    df = pd.DataFrame(rows)
-    df["timestep_reduction"] = T / df["avg_timesteps"]
-    return df
+    return seenn2_rows(sel, T, label)
 
 
 def seenn2_compare_table(compare: pd.DataFrame) -> pd.DataFrame:
@@ -186,14 +192,6 @@ def insert_before_oracle(methods: pd.DataFrame, label: str, rows: pd.DataFrame) 
     return pd.concat([methods.iloc[:oracle], rows, methods.iloc[oracle:]], ignore_index=True)
 
 
-def seenn2_result_row(seenn2: dict, label: str) -> pd.DataFrame:
-    """The methods-table row of a SEENN-II operating point (seenn2.json of a policy stage)."""
-    return pd.DataFrame([{"model": label, "method": f"SEENN-II ({seenn2['estimator']}, β={seenn2['beta']:g})",
-                          "threshold": None, "test_accuracy": seenn2["test_accuracy"],
-                          "avg_timesteps": seenn2["test_avg_timesteps"],
-                          "timestep_reduction": seenn2["timesteps"] / seenn2["test_avg_timesteps"]}])
-
-
 def add_seenn2_tables(tables: dict, inputs: dict) -> None:
     """SEENN-II rows in the methods table (before each SNN's oracle row); the SEENN-II sweep
     (one row block per SNN), comparison and operations tables. Each SNN's fixed-T, AET and
@@ -210,8 +208,9 @@ def add_seenn2_tables(tables: dict, inputs: dict) -> None:
     if "seenn2_result_converted" in inputs:
         conv = BRANCH_LABELS["converted"]
         metrics_c, seenn1_c = read_json(inputs["metrics_converted"]), read_json(inputs["seenn1_converted"])
-        tables["methods"] = insert_before_oracle(
-            tables["methods"], conv, seenn2_result_row(read_json(inputs["seenn2_result_converted"]), conv))
+        s2c = read_json(inputs["seenn2_result_converted"])
+        point = pd.DataFrame([{k: s2c[k] for k in ("estimator", "beta", "test_accuracy", "test_avg_timesteps")}])
+        tables["methods"] = insert_before_oracle(tables["methods"], conv, seenn2_rows(point, s2c["timesteps"], conv))
         sweeps.append(seenn2_sweep_table(pd.read_csv(inputs["seenn2_sweep_converted"]), pd.read_csv(inputs["sweep_converted"]),
                                          metrics_c, list(seenn1_c["scores"])).assign(model=conv))
     sweep = pd.concat(sweeps, ignore_index=True)
