@@ -42,10 +42,11 @@ def setup():
     return model, x, posthoc_logits(model, x, T)
 
 
-def spread_alpha(z, score, temperature=1.0, accumulate="sum"):
+def spread_alpha(z, score, temperature=1.0, accumulate="sum", at=2):
     """A threshold that makes samples exit at several different timesteps, halfway between two
-    scores (a threshold equal to a score would make the decision hang on float rounding)."""
-    s = exit_scores(z, score, temperature, accumulate)[:, 1].sort().values
+    scores at timestep `at` (a threshold equal to a score would make the decision hang on float
+    rounding)."""
+    s = exit_scores(z, score, temperature, accumulate)[:, at - 1].sort().values
     mid = len(s) // 2
     return float((s[mid - 1] + s[mid]) / 2)
 
@@ -67,15 +68,99 @@ def test_seenn1_engine_equals_posthoc_evaluation(setup, score, temperature, accu
     assert torch.allclose(res.logits, z[torch.arange(len(z)), ref_t - 1], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("score,temperature,accumulate", [("confidence", 1.0, "sum"), ("confidence", 2.0, "mean")])
+@pytest.mark.parametrize("batch_size", [8, 5, 1])
+def test_continuous_batching_equals_posthoc_evaluation(setup, score, temperature, accumulate, batch_size):
+    """Refilling the batch mixes samples at different timesteps in one call: same exits and
+    predictions as the saved logits, logits to float rounding."""
+    model, x, z = setup
+    alpha = spread_alpha(z, score, temperature, accumulate)
+    ref_t = seenn1_exit(exit_scores(z, score, temperature, accumulate), alpha)
+    res = engine.run_seenn1(model, x, T, alpha, score, temperature, accumulate, batch_size=batch_size)
+    assert torch.equal(res.exit_t, ref_t)
+    assert torch.equal(res.prediction, z[torch.arange(len(z)), ref_t - 1].argmax(-1))
+    assert torch.allclose(res.logits, z[torch.arange(len(z)), ref_t - 1], rtol=1e-5, atol=1e-5)
+
+
+def test_continuous_batching_keeps_the_batch_full(setup):
+    """Every network call but the last few computes a full batch, and the calls add up to the
+    timesteps the samples need (none computed twice, none skipped)."""
+    model, x, z = setup
+    alpha = spread_alpha(z, "confidence")
+    seen = []
+    handle = model.layers[0].conv1.register_forward_pre_hook(lambda m, a: seen.append(a[0].shape[0]))
+    try:
+        res = engine.run_seenn1(model, x, T, alpha, "confidence", batch_size=8)
+    finally:
+        handle.remove()
+    assert sum(seen) == res.sample_steps
+    full = 0
+    while full < len(seen) and seen[full] == 8:
+        full += 1
+    assert all(n < 8 for n in seen[full:])  # once the input has run out the batch only shrinks
+    assert len(seen) - full <= T - 1
+    assert len(seen) < 1 + -(-res.sample_steps // 8) + T  # far fewer calls than lockstep batches of 8
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_continuous_batching_with_event_inputs_and_fused_neurons(fused):
+    """Event inputs: each sample reads its own frame t in a mixed batch; fused LIF kernels give
+    the same exits as the saved logits of the plain multi-step path."""
+    from seenn.neurons import set_fused
+
+    model = tiny(event=True, in_ch=2)
+    torch.manual_seed(2)
+    x = (torch.rand(23, T, 2, 12, 12) < 0.3).float() * 3
+    with torch.no_grad():
+        z = model(x, T).cumsum(0).transpose(0, 1).float()
+    alpha = spread_alpha(z, "confidence")
+    ref_t = seenn1_exit(exit_scores(z, "confidence"), alpha)
+    set_fused(model, fused)
+    try:
+        res = engine.run_seenn1(model, x, T, alpha, "confidence", batch_size=6)
+    finally:
+        set_fused(model, False)
+    assert torch.equal(res.exit_t, ref_t)
+    assert torch.equal(res.prediction, z[torch.arange(len(z)), ref_t - 1].argmax(-1))
+
+
+def test_continuous_batching_with_if_neurons():
+    """IF neurons (converted SNNs) start admitted samples at lam/2, as the multi-step path does."""
+    from seenn.models import build_if_snn
+
+    torch.manual_seed(4)
+    model = build_if_snn({"arch": "resnet", "stem_channels": 4, "widths": [4, 8], "blocks": [1, 1]}, 1, 5).eval()
+    with torch.no_grad():
+        for bn in (mod for mod in model.modules() if isinstance(mod, nn.BatchNorm2d)):
+            bn.weight.uniform_(1.0, 3.0)
+            bn.bias.uniform_(-0.5, 1.0)
+        model.fc.weight.mul_(4)
+    x = torch.randn(29, 1, 12, 12) * 2
+    z = posthoc_logits(model, x, 8)
+    alpha = spread_alpha(z, "confidence", at=4)
+    ref_t = seenn1_exit(exit_scores(z, "confidence"), alpha)
+    assert len(set(ref_t.tolist())) >= 5
+    res = engine.run_seenn1(model, x, 8, alpha, "confidence", batch_size=7)
+    assert torch.equal(res.exit_t, ref_t)
+    assert torch.equal(res.prediction, z[torch.arange(len(z)), ref_t - 1].argmax(-1))
+
+
+def test_on_step_needs_lockstep(setup):
+    model, x, _ = setup
+    with pytest.raises(SeennError, match="batch_size=None"):
+        engine.run_fixed(model, x, T, on_step=lambda t: None, batch_size=8)
+
+
 def test_policy_engine_equals_posthoc_with_a_stand_in_policy(setup):
     model, x, z = setup
     u_all = torch.tensor([1 + (i * 7) % T for i in range(len(x))])
     # stand-in policy: a fixed per-sample u, looked up from the input (decided before the SNN runs)
     keys = {float(xi.sum()): int(u) for xi, u in zip(x, u_all)}
     policy = engine.Policy(decide=lambda xb: torch.tensor([keys[float(xi.sum())] for xi in xb]))
-    res = engine.run_batches(lambda xb: engine.run_policy(model, xb, T, policy), x, 10)
-    assert torch.equal(res.exit_t, u_all)
-    assert torch.equal(res.prediction, z[torch.arange(len(z)), u_all - 1].argmax(-1))
+    for res in (engine.run_batches(lambda xb: engine.run_policy(model, xb, T, policy), x, 10),
+                engine.run_policy(model, x, T, policy, batch_size=10)):
+        assert torch.equal(res.exit_t, u_all)
+        assert torch.equal(res.prediction, z[torch.arange(len(z)), u_all - 1].argmax(-1))
 
 
 def test_policy_network_decides_by_argmax():
@@ -96,9 +181,10 @@ def test_policy_outside_1_to_T_is_rejected(setup):
 def test_fixed_T_runs_every_sample_to_T(setup):
     model, x, z = setup
     for t in (1, T):
-        res = engine.run_fixed(model, x, t)
-        assert res.exit_t.tolist() == [t] * len(x)
-        assert torch.equal(res.prediction, z[:, t - 1].argmax(-1))
+        for batch_size in (None, 8):
+            res = engine.run_fixed(model, x, t, batch_size=batch_size)
+            assert res.exit_t.tolist() == [t] * len(x)
+            assert torch.equal(res.prediction, z[:, t - 1].argmax(-1))
 
 
 def test_finished_samples_leave_the_batch(setup):

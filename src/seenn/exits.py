@@ -15,9 +15,17 @@ def exit_scores(logits: torch.Tensor, score: str, temperature: float = 1.0, accu
 
     confidence = max softmax(z_t / temperature); entropy = 1 - H(softmax) / log K.
     accumulate='mean' divides z_t by t first (same argmax, different softmax scale)."""
-    z = logits.double()
+    t = torch.arange(1, logits.shape[1] + 1).view(1, -1)
+    return step_scores(logits, t, score, temperature, accumulate)
+
+
+def step_scores(z: torch.Tensor, t: torch.Tensor, score: str, temperature: float = 1.0,
+                accumulate: str = "sum") -> torch.Tensor:
+    """Scores of accumulated logits z [..., K] reached at 1-based timesteps t (broadcast against
+    z's leading dimensions): `exit_scores` for an engine whose samples are at different t."""
+    z = z.double()
     if accumulate == "mean":
-        z = z / torch.arange(1, z.shape[1] + 1, dtype=z.dtype).view(1, -1, 1)
+        z = z / t.to(z.dtype).unsqueeze(-1)
     elif accumulate != "sum":
         raise ValueError(f"accumulate must be 'sum' or 'mean', got '{accumulate}'")
     logp = torch.log_softmax(z / temperature, dim=-1)
@@ -49,10 +57,9 @@ def policy_exit(action_logits: torch.Tensor) -> torch.Tensor:
     return action_logits.argmax(-1) + 1
 
 
-def seenn1_stops(scores_t: torch.Tensor, alpha: float, t: int, T: int) -> torch.Tensor:
+def seenn1_stops(scores_t: torch.Tensor, alpha: float, t: int | torch.Tensor, T: int) -> torch.Tensor:
     """The SEENN-I rule one timestep at a time, for an engine that runs t = 1, 2, ...: bool [N],
-    True where a sample whose score at 1-based timestep t is `scores_t` [N] stops now (score >
-    alpha, strictly, or t = T). Stopping at the first True gives `seenn1_exit`'s timestep."""
-    if t >= T:
-        return torch.ones_like(scores_t, dtype=torch.bool)
-    return scores_t > alpha
+    True where a sample whose score at 1-based timestep t (an int, or one per sample) is
+    `scores_t` [N] stops now (score > alpha, strictly, or t = T). Stopping at the first True
+    gives `seenn1_exit`'s timestep."""
+    return (scores_t > alpha) | (torch.as_tensor(t) >= T)

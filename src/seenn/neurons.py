@@ -84,7 +84,8 @@ class LIF(nn.Module):
 
     forward(x) takes [T, B, ...] and returns spikes of the same shape, starting from u = 0.
     In stepwise mode (`self.stepwise = True`) forward takes one timestep [B, ...] and keeps the
-    membrane in `self.u` until `reset()`; `keep(mask)` drops finished samples (early exit).
+    membrane in `self.u` until `reset()`; `keep(mask)` drops finished samples (early exit) and
+    `admit(k)` announces k new samples appended to the next input, starting from rest (u = 0).
     With `self.fused = True` (see `set_fused`) the elementwise work runs as compiled kernels."""
 
     def __init__(self, decay: float = 0.5, threshold: float = 1.0, surrogate: str = "triangle", width: float = 1.0):
@@ -96,23 +97,33 @@ class LIF(nn.Module):
         self.fused = False  # compiled elementwise kernels (set_fused); same spikes
         self.keep_state = True  # stepwise: False on a run's last timestep (the membrane is not needed)
         self.u: torch.Tensor | None = None
+        self.fresh = 0  # stepwise: rows at the end of the next input that start from rest
 
     def extra_repr(self) -> str:
         return f"decay={self.decay}, threshold={self.threshold}, surrogate={self.surrogate}, width={self.width}"
 
     def reset(self) -> None:
-        self.u = None
+        self.u, self.fresh = None, 0
 
     def keep(self, mask: torch.Tensor) -> None:
         if self.u is not None:
             self.u = self.u[mask]
 
+    def admit(self, k: int) -> None:
+        self.u, self.fresh = admitted_state(self.u, self.fresh, k)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stepwise:
+            u, fresh = self.u, self.fresh
+            check_rows(self, x, u, fresh)
+            self.fresh = 0
             if self.fused and not (torch.is_grad_enabled() and x.requires_grad):
-                s, self.u = fused_lif_step(x, self.u, self.decay, self.threshold, self.keep_state)
+                s, self.u = fused_lif_step(x, u, self.decay, self.threshold, self.keep_state, fresh)
                 return s
-            u = torch.zeros_like(x) if self.u is None else self.u
+            if u is None:
+                u = torch.zeros_like(x)
+            elif fresh:
+                u = torch.cat([u, torch.zeros_like(x[x.shape[0] - fresh :])])
             s, self.u = lif_step(x, u, self.decay, self.threshold, self.surrogate, self.width)
             return s
         if self.fused:
@@ -130,20 +141,30 @@ class IF(nn.Module):
         self.init_fraction = init_fraction
         self.stepwise = False
         self.u: torch.Tensor | None = None
+        self.fresh = 0  # stepwise: rows at the end of the next input that start from lam/2
 
     def reset(self) -> None:
-        self.u = None
+        self.u, self.fresh = None, 0
 
     def keep(self, mask: torch.Tensor) -> None:
         if self.u is not None:
             self.u = self.u[mask]
+
+    def admit(self, k: int) -> None:
+        self.u, self.fresh = admitted_state(self.u, self.fresh, k)
 
     def _init(self, like: torch.Tensor) -> torch.Tensor:
         return torch.full_like(like, 0.0) + self.threshold * self.init_fraction
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stepwise:
-            u = self._init(x) if self.u is None else self.u
+            u, fresh = self.u, self.fresh
+            check_rows(self, x, u, fresh)
+            self.fresh = 0
+            if u is None:
+                u = self._init(x)
+            elif fresh:
+                u = torch.cat([u, self._init(x[x.shape[0] - fresh :])])
             s, self.u = if_step(x, u, self.threshold)
             return s * self.threshold
         u = self._init(x[0])
@@ -152,6 +173,21 @@ class IF(nn.Module):
             s, u = if_step(x[t], u, self.threshold)
             out.append(s * self.threshold)
         return torch.stack(out)
+
+
+def admitted_state(u: torch.Tensor | None, fresh: int, k: int) -> tuple[torch.Tensor | None, int]:
+    """Stepwise state after `admit(k)`: k more rows at the end of the next input start from rest.
+    With no membrane kept (none yet, or every sample gone) all rows of the next input are new."""
+    if u is None or u.shape[0] == 0:
+        return None, 0
+    return u, fresh + k
+
+
+def check_rows(neuron: nn.Module, x: torch.Tensor, u: torch.Tensor | None, fresh: int) -> None:
+    """A stepwise input must hold the kept samples, then exactly the admitted ones."""
+    if u is not None and x.shape[0] != u.shape[0] + fresh:
+        raise RuntimeError(f"{type(neuron).__name__}: stepwise input has {x.shape[0]} samples, but the neuron keeps "
+                           f"{u.shape[0]} and {fresh} were admitted (keep/admit out of step with the batch)")
 
 
 def neuron_modules(model: nn.Module):
@@ -212,6 +248,15 @@ def _k_step(x: torch.Tensor, u: torch.Tensor, s_out: torch.Tensor, decay: float,
     u.copy_(h * (1 - s))
 
 
+def _k_step_into(x: torch.Tensor, u: torch.Tensor, s_out: torch.Tensor, u_out: torch.Tensor, decay: float,
+                 threshold: float) -> None:
+    """`_k_step` writing the new membrane into `u_out` (the first rows of a batch that grew)."""
+    h = decay * u + x
+    s = (h - threshold > 0).to(x.dtype)
+    s_out.copy_(s)
+    u_out.copy_(h * (1 - s))
+
+
 def _k_seq_forward(x: torch.Tensor, s_out: torch.Tensor, h_out: torch.Tensor, decay: float, threshold: float) -> None:
     u = torch.zeros_like(x[0])
     for t in range(x.shape[0]):
@@ -266,16 +311,25 @@ def compile_available() -> bool:
     return not KERNELS.failed
 
 
-def fused_lif_step(x: torch.Tensor, u: torch.Tensor | None, decay: float, threshold: float, keep_state: bool = True):
+def fused_lif_step(x: torch.Tensor, u: torch.Tensor | None, decay: float, threshold: float, keep_state: bool = True,
+                   fresh: int = 0):
     """One LIF timestep without autograd, as one compiled kernel: (spikes, membrane). `u` None
     means the first timestep (u = 0); otherwise `u` is updated in place and returned. With
-    `keep_state=False` on a first timestep, no membrane is written (None is returned)."""
+    `keep_state=False` on a first timestep, no membrane is written (None is returned). `fresh`
+    last rows of `x` are samples admitted now: their first timestep, into a new membrane."""
     if u is None and not keep_state:
         return KERNELS.call(_k_spikes, x, float(threshold)), None
     s = torch.empty_like(x)
     if u is None:
         u = torch.empty_like(x)
         KERNELS.call(_k_first, x, s, u, float(threshold))
+    elif fresh:
+        b = u.shape[0]
+        grown = torch.empty_like(x)
+        if b:
+            KERNELS.call(_k_step_into, x[:b], u, s[:b], grown[:b], float(decay), float(threshold))
+        KERNELS.call(_k_first, x[b:], s[b:], grown[b:], float(threshold))
+        u = grown
     else:
         KERNELS.call(_k_step, x, u, s, float(decay), float(threshold))
     return s, u
