@@ -8,11 +8,15 @@ other jobs share the cores).
     python benchmarks/bench_engine.py                          # batch 256, 1 thread, fused LIF
     python benchmarks/bench_engine.py --batch-size 1 --samples 100 --no-compile
 
+The SNN methods run on the engine with continuous batching (the batch is refilled as samples
+leave), as in the latency stage; `--lockstep` adds SEENN-I rows run as separate batches whose
+stragglers finish alone, to show what continuous batching saves.
+
 SEENN-II: the trained main-beta policy (`results/seenn2/policy.pt`, on the fine-tuned SNN it was
 trained for, the default `--results`) runs first, then each sample stops at its u. Without a
-policy file (or with `--stand-in`) a stand-in decides u = the SEENN-I exit timestep of each
-sample, computed beforehand from the saved logits and looked up per batch: same exit
-distribution, no policy network cost, so it measures the engine's policy path itself.
+policy file (or with `--stand-in`) a stand-in stops every sample at its SEENN-I exit timestep,
+computed beforehand from the saved logits: same exit distribution, no policy network cost, so
+it measures the engine's policy path itself.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ def main(argv=None) -> None:
     ap.add_argument("--repetitions", type=int, default=7)
     ap.add_argument("--no-compile", action="store_true", help="plain PyTorch LIF instead of the fused one")
     ap.add_argument("--no-multistep", action="store_true", help="skip the merged multi-step fixed-T rows")
+    ap.add_argument("--lockstep", action="store_true", help="add SEENN-I rows without continuous batching")
     ap.add_argument("--malloc-default", action="store_true",
                     help="leave glibc malloc as it is (default: keep freed memory, as the latency stage does)")
     args = ap.parse_args(argv)
@@ -68,18 +73,22 @@ def main(argv=None) -> None:
     seenn1 = read_json(res_dir / "seenn1.json")
     z, _ = load_logits(res_dir / "logits_test.pt")
     xin = to_input(spec, x[:n])
-    batches = [xin[i : i + args.batch_size] for i in range(0, n, args.batch_size)]
+    bs = args.batch_size
+    batches = [xin[i : i + bs] for i in range(0, n, bs)]
 
     score, r = next(iter(seenn1["scores"].items()))
-    u_all = seenn1_exit(exit_scores(z[:n], score), r["alpha"])
-    u_by_batch = {id(b): u_all[i * args.batch_size : (i + 1) * args.batch_size] for i, b in enumerate(batches)}
     if args.stand_in or not Path(args.policy).exists():
-        policy = engine.Policy(decide=lambda xb: u_by_batch[id(xb)])
-        runs = method_runs(model, ann, batches, T, seenn1, 1.0, "sum", policy)
-        runs["SEENN-II (stand-in: u = SEENN-I exits, no policy net)"] = runs.pop("SEENN-II")
+        runs = method_runs(model, ann, xin, bs, T, seenn1, 1.0, "sum", None)
+        u_all = seenn1_exit(exit_scores(z[:n], score), r["alpha"])
+        runs["SEENN-II (stand-in: u = SEENN-I exits, no policy net)"] = lambda: [
+            engine.run(model, xin, T, engine.exit_at_rule(u_all), batch_size=bs)]
     else:
         policy = engine.load_policy(args.policy, spec, torch.device("cpu"))
-        runs = method_runs(model, ann, batches, T, seenn1, 1.0, "sum", policy)
+        runs = method_runs(model, ann, xin, bs, T, seenn1, 1.0, "sum", policy)
+    if args.lockstep:
+        for sc, rr in seenn1["scores"].items():
+            runs[f"SEENN-I ({sc}), lockstep batches"] = lambda sc=sc, a=rr["alpha"]: [
+                engine.run_seenn1(model, xb, T, a, sc) for xb in batches]
     if not args.no_multistep:
         for t in (1, T):
             runs[f"Fixed T={t}, merged multi-step path"] = lambda t=t: [model(xb, t) for xb in batches]

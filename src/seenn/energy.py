@@ -280,7 +280,7 @@ def stage_energy(ctx) -> None:
         policy = engine.load_policy(ctx.inputs["policy"], spec, ctx.device)
         pcounter, _ = count_run(policy.model, lambda xb, on_step: policy.model(xb), xin, bs, dense=True)
         counter, res = count_run(model, lambda xb, on_step: engine.run_policy(model, xb, T, policy, on_step=on_step), xin, bs)
-        u = torch.cat([engine.policy_exits(policy, xin[i : i + bs], T) for i in range(0, n, bs)])
+        u = engine.policy_exits(policy, xin, T, bs)
         avg_t, acc, same = outcome(res, u)
         acs, macs = counter.totals()
         methods.append(method_entry("SEENN-II", n, acs, macs + pcounter.totals()[1], avg_t, acc, same))

@@ -6,8 +6,9 @@ normalized tensors, so data loading is excluded), one method after another in ro
 order (so slow phases of a shared machine hit every method alike), `engine.warmup` untimed
 rounds, then `engine.repetitions` timed rounds; the median is reported. Paper Eq. 14 ("test set
 inference time / number of test samples") is `seconds_per_sample`; `samples_per_second` is its
-inverse. Fixed T and the early-exit methods all run on the stepwise engine (on CPU it is faster
-than the merged multi-step path; benchmarks/bench_engine.py compares the two).
+inverse. Fixed T and the early-exit methods all run on the stepwise engine with continuous
+batching (on CPU it is faster than the merged multi-step path; benchmarks/bench_engine.py
+compares the two, and continuous batching with batches run in lockstep).
 
 These are measurements, not results: they go to results/measurements/, never into the
 deterministic outputs, and vary from run to run (the file records the machine, thread count and
@@ -108,18 +109,20 @@ def environment(threads: int, compiled: bool, device: torch.device) -> dict:
             "load_average_1min_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
 
 
-def method_runs(model, ann, x_batches: list[torch.Tensor], T: int, seenn1: dict, temperature: float, accumulate: str,
-                policy: engine.Policy | None) -> dict[str, Callable[[], list]]:
-    """One callable per method, each running every batch once and returning the engine results."""
+def method_runs(model, ann, x: torch.Tensor, batch_size: int, T: int, seenn1: dict, temperature: float,
+                accumulate: str, policy: engine.Policy | None) -> dict[str, Callable[[], list]]:
+    """One callable per method, each running all of `x` once and returning the engine results.
+    The SNN methods run on the engine with continuous batching at `batch_size` (for fixed T it
+    is the same as plain batches: every sample leaves at T); the ANN runs plain batches."""
     runs: dict[str, Callable[[], list]] = {}
     for t in range(1, T + 1):
-        runs[f"Fixed T={t}"] = lambda t=t: [engine.run_fixed(model, xb, t) for xb in x_batches]
+        runs[f"Fixed T={t}"] = lambda t=t: [engine.run_fixed(model, x, t, batch_size=batch_size)]
     for score, r in seenn1["scores"].items():
         runs[f"SEENN-I ({score})"] = lambda s=score, a=r["alpha"]: [
-            engine.run_seenn1(model, xb, T, a, s, temperature, accumulate) for xb in x_batches]
+            engine.run_seenn1(model, x, T, a, s, temperature, accumulate, batch_size=batch_size)]
     if policy is not None:
-        runs["SEENN-II"] = lambda: [engine.run_policy(model, xb, T, policy) for xb in x_batches]
-    runs["ANN (same architecture)"] = lambda: [ann(xb, 1) for xb in x_batches]
+        runs["SEENN-II"] = lambda: [engine.run_policy(model, x, T, policy, batch_size=batch_size)]
+    runs["ANN (same architecture)"] = lambda: [ann(x[i : i + batch_size], 1) for i in range(0, x.shape[0], batch_size)]
     return runs
 
 
@@ -129,8 +132,7 @@ def measure(model, ann, x: torch.Tensor, y: torch.Tensor, T: int, seenn1: dict, 
     rows = []
     for batch_size, n in zip(cfg["batch_sizes"], cfg["latency_samples"]):
         n = x.shape[0] if n == 0 else min(n, x.shape[0])
-        batches = [x[i : i + batch_size].to(device) for i in range(0, n, batch_size)]
-        runs = method_runs(model, ann, batches, T, seenn1, temperature, accumulate, policy)
+        runs = method_runs(model, ann, x[:n].to(device), batch_size, T, seenn1, temperature, accumulate, policy)
         if device.type == "cuda":  # the clock stops only when the GPU has finished
             runs = {name: (lambda fn=fn: (fn(), torch.cuda.synchronize())[0]) for name, fn in runs.items()}
         log.info("timing %d methods at batch size %d on %d samples (%d warm-up + %d timed rounds)",
