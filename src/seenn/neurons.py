@@ -219,8 +219,10 @@ def reset_states(model: nn.Module) -> None:
 # Fused LIF: the same equations as lif_step, written as plain tensor functions that
 # torch.compile turns into one loop over the elements. They write into preallocated outputs and
 # update the membrane in place (fresh multi-megabyte buffers cost page faults on CPU). The
-# autograd Function saves the pre-reset membrane h_t and recomputes spikes in the backward pass,
-# a hand-written BPTT with the same gradient as autograd through lif_multistep (reset included):
+# autograd Function saves only its input x (no extra buffer: the forward writes nothing but the
+# spikes) and the backward kernel recomputes the pre-reset membranes h_t from it in registers
+# before running back in time (one read of x instead of a write and a read of h): a hand-written
+# BPTT with the same gradient as autograd through lif_multistep (reset included):
 #   ds_t = g_t - gu_t * h_t ;  dh_t = ds_t * surrogate'(h_t - threshold) + gu_t * (1 - s_t)
 #   dx_t = dh_t ;  gu_{t-1} = decay * dh_t
 # ---------------------------------------------------------------------------------------------
@@ -257,27 +259,32 @@ def _k_step_into(x: torch.Tensor, u: torch.Tensor, s_out: torch.Tensor, u_out: t
     u_out.copy_(h * (1 - s))
 
 
-def _k_seq_forward(x: torch.Tensor, s_out: torch.Tensor, h_out: torch.Tensor, decay: float, threshold: float) -> None:
+def _k_seq_forward(x: torch.Tensor, s_out: torch.Tensor, decay: float, threshold: float) -> None:
     u = torch.zeros_like(x[0])
     for t in range(x.shape[0]):
         h = decay * u + x[t]
         s = (h - threshold > 0).to(x.dtype)
         u = h * (1 - s)
         s_out[t].copy_(s)
-        h_out[t].copy_(h)
 
 
-def _k_seq_backward(grad: torch.Tensor, h: torch.Tensor, gx_out: torch.Tensor, decay: float, threshold: float,
+def _k_seq_backward(grad: torch.Tensor, x: torch.Tensor, gx_out: torch.Tensor, decay: float, threshold: float,
                     kind: int, width: float, tanh_norm: float) -> None:
-    gu = torch.zeros_like(h[0])
-    for t in range(h.shape[0] - 1, -1, -1):
-        v = h[t] - threshold
-        s = (v > 0).to(h.dtype)
+    u, hs = torch.zeros_like(x[0]), []
+    for t in range(x.shape[0]):  # recompute h_t (same ops as the forward kernel: same numbers)
+        h = decay * u + x[t]
+        u = h * (1 - (h - threshold > 0).to(x.dtype))
+        hs.append(h)
+    gu = torch.zeros_like(x[0])
+    for t in range(x.shape[0] - 1, -1, -1):
+        h = hs[t]
+        v = h - threshold
+        s = (v > 0).to(x.dtype)
         if kind == 0:
             sg = (width - v.abs()).clamp(min=0) / (width * width)
         else:
-            sg = width * (1 - torch.tanh(width * v) ** 2) / tanh_norm * (v.abs() < width).to(h.dtype)
-        dh = (grad[t] - gu * h[t]) * sg + gu * (1 - s)
+            sg = width * (1 - torch.tanh(width * v) ** 2) / tanh_norm * (v.abs() < width).to(x.dtype)
+        dh = (grad[t] - gu * h) * sg + gu * (1 - s)
         gx_out[t].copy_(dh)
         gu = decay * dh
 
@@ -339,17 +346,17 @@ class _FusedLIFSeq(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, decay: float, threshold: float, kind: int, width: float):
         x = x.contiguous()
-        s, h = torch.empty_like(x), torch.empty_like(x)
-        KERNELS.call(_k_seq_forward, x, s, h, decay, threshold)
-        ctx.save_for_backward(h)
+        s = torch.empty_like(x)
+        KERNELS.call(_k_seq_forward, x, s, decay, threshold)
+        ctx.save_for_backward(x)
         ctx.consts = (decay, threshold, kind, width, 2 * math.tanh(width * width))
         return s
 
     @staticmethod
     def backward(ctx, grad):
-        (h,) = ctx.saved_tensors
-        gx = torch.empty_like(h)
-        KERNELS.call(_k_seq_backward, grad.contiguous(), h, gx, *ctx.consts)
+        (x,) = ctx.saved_tensors
+        gx = torch.empty_like(x)
+        KERNELS.call(_k_seq_backward, grad.contiguous(), x, gx, *ctx.consts)
         return gx, None, None, None, None
 
 
