@@ -107,7 +107,7 @@ def figure_page(pdf: PdfPages, title: str, png: str, caption: str) -> None:
 ENGINE_NOTES = """\
 Network: every method runs the same SNN, the one the SEENN-II policy was trained for (the fine-tuned SNN when SEENN-II is in the DAG), with the SEENN-I thresholds calibrated for it.
 Energy: additions and multiplications per inference, counted on the test split from the spikes the early-exit engine actually produces, per layer and per timestep run: one AC (0.9 pJ) per input spike per outgoing synapse for spike-driven layers, one MAC (4.6 + 0.9 pJ) per synapse for the encoding layer and non-spiking layers; the stem runs once per sample. The ANN is the same ResNet with ReLU in place of every neuron (dense MACs, T = 1); it reuses the SNN weights, so only its cost is shown, never its accuracy.
-Latency: MEASURED wall-clock time on this machine, not deterministic (rerunning changes the figures). ms per sample is paper Eq. 14 (test inference time / number of test samples). Fixed T, SEENN-I and SEENN-II run on the stepwise engine, where samples that exit leave the batch with their neuron states. Speedup: over fixed T at the largest T, the median of per-round ratios; ideal = T / average timesteps."""
+Latency: MEASURED wall-clock time on this machine, not deterministic (rerunning changes the figures). ms per sample is paper Eq. 14 (test inference time / number of test samples). Fixed T, SEENN-I and SEENN-II run on the stepwise engine, where samples that exit leave the batch with their neuron states and new samples take their places (continuous batching), so each call computes a full batch. Speedup: over fixed T at the largest T, the median of per-round ratios; ideal = T / average timesteps."""
 
 
 def energy_page(pdf: PdfPages, energy_csv: str) -> None:
