@@ -34,12 +34,18 @@ validation accuracy is within the configured tolerance of full-T accuracy. The t
 reported. The oracle stops each sample at its first correct timestep: the limit for any exit rule."""
 
 
+CODE_PATHS = ["src", "workflow", "params.yaml", "Snakefile", "pyproject.toml"]
+
+
 def git_commit() -> str:
+    """The last commit that changed the code or the config (not HEAD: a later commit of dvc.lock
+    or the README must not change the report's bytes), flagged when those files are modified."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "workflow", "params.yaml", "Snakefile"],
+        commit = subprocess.run(["git", "log", "-1", "--format=%H", "--", *CODE_PATHS], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *CODE_PATHS],
                                capture_output=True, text=True, check=True).stdout.strip()
-        return commit + (" (with uncommitted changes to code or config)" if dirty else "")
+        return (commit or "none") + (" (with uncommitted changes to code or config)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
 
@@ -226,7 +232,7 @@ def stage_report(ctx) -> None:
     metrics = read_json(i["metrics_direct"])
     splits = ", ".join(f"{s} {v['n']}" for s, v in manifest["splits"].items())
     provenance = "\n".join([
-        f"code commit: {git_commit()}",
+        f"last commit of code or config: {git_commit()}",
         f"dataset: {manifest['dataset']} ({splits}); split seed {manifest['seed']}; source: {manifest['source']}",
         f"split sha256: " + ", ".join(f"{s} {v['sha256'][:16]}" for s, v in manifest["splits"].items()),
         f"device: {metrics['device']}; seed {p['seed']}; deterministic algorithms: {p['deterministic']}",
