@@ -34,7 +34,7 @@ def _files(tmp_path):
 
 def _finetune(tmp_path, paths, epochs, tag):
     f = {"epochs": epochs, "batch_size": 20, "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0, "loss": "cumulative",
-         "augment": False}
+         "augment": "none"}
     ctx = StageContext(name="finetune_snn", params={"seed": 1, "device": "cpu", "deterministic": True, "finetune": f},
                        inputs={"model": str(paths["model"]), "train": str(paths["train"]), "val": str(paths["val"])},
                        outputs={"model": str(tmp_path / f"ft_{tag}.pt"), "log": str(tmp_path / f"log_{tag}.csv")},

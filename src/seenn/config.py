@@ -66,6 +66,13 @@ def _cross_checks(cfg: dict, source: str) -> None:
         )
     _seenn2_checks(cfg, source)
     d = cfg["data"]
+    if d["name"] == "cifar10dvs":
+        for section in ("train", "finetune", "conversion"):
+            if cfg[section]["augment"] != "none":
+                raise SeennError(
+                    f"{source}: '{section}.augment: {cfg[section]['augment']}' is for static images, but "
+                    f"cifar10dvs holds event frames (its flip + roll/rotate augmentation is not implemented): use 'none'"
+                )
     if d["name"] == "digits":
         total = d["train_size"] + d["val_size"] + d["test_size"]
         if total > 5000:

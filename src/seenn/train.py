@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from .checkpoint import fingerprint, run_epochs
 from .data import DatasetSpec, to_input
-from .data.augment import random_crop_flip
+from .data.augment import augmented_input
 from .data.prepared import load_split
 from .errors import SeennError
 from .io import check_trained_on, load_checked, load_weights, save_checked, sha256_file, write_text
@@ -70,10 +70,8 @@ def fit_snn(model, spec, x, y, xv, yv, *, timesteps: int, tcfg: dict, seed: int,
         bar = tqdm(list(batches(x.shape[0], tcfg["batch_size"], gen)), desc=f"{desc} epoch {epoch}/{tcfg['epochs']}", leave=False)
         lr = opt.param_groups[0]["lr"]
         for idx in bar:
-            xb = x[idx]
-            if tcfg["augment"]:
-                xb = random_crop_flip(xb, gen)
-            xb, yb = to_input(spec, xb).to(device), y[idx].to(device)
+            xb = augmented_input(tcfg["augment"], spec, x[idx], gen).to(device)
+            yb = y[idx].to(device)
             out = model(xb, timesteps)
             loss = snn_loss(loss_name, out, yb, tcfg["tet_lambda"], tcfg["tet_phi"])
             opt.zero_grad(set_to_none=True)

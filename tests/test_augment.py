@@ -1,0 +1,69 @@
+"""Training augmentation: each mode does what it says, draws only from the run's generator (same
+seed, same batch; a resumed run repeats it), and refuses event frames."""
+
+import pytest
+import torch
+
+from seenn.data import get_spec, to_input
+from seenn.data.augment import AUGMENTATIONS, augmented_input, cutout, random_crop_flip
+
+CIFAR = get_spec("cifar100")
+
+
+def images(n=6, seed=0):
+    return torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+
+def test_none_is_the_plain_input():
+    x = images()
+    assert torch.equal(augmented_input("none", CIFAR, x, torch.Generator().manual_seed(1)), to_input(CIFAR, x))
+
+
+@pytest.mark.parametrize("mode", AUGMENTATIONS)
+def test_same_generator_state_gives_the_same_batch_and_global_rng_is_untouched(mode):
+    x = images()
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = augmented_input(mode, CIFAR, x, torch.Generator().manual_seed(7))
+    assert torch.equal(torch.get_rng_state(), before)  # AutoAugment runs under a forked generator
+    b = augmented_input(mode, CIFAR, x, torch.Generator().manual_seed(7))
+    assert torch.equal(a, b) and a.shape == (6, 3, 32, 32) and a.dtype == torch.float32
+    if mode != "none":
+        assert not torch.equal(a, augmented_input(mode, CIFAR, x, torch.Generator().manual_seed(8)))
+
+
+def test_crop_flip_moves_pixels_without_inventing_values():
+    x = images()
+    out = random_crop_flip(x, torch.Generator().manual_seed(3))
+    for i in range(len(x)):  # every nonzero pixel of the crop exists in the source image
+        assert set(out[i].unique().tolist()) - {0} <= set(x[i].unique().tolist())
+
+
+def test_cutout_zeroes_one_square_of_at_most_16_px_per_sample():
+    x = torch.ones(200, 3, 32, 32)
+    out = cutout(x, torch.Generator().manual_seed(0))
+    holes = (out == 0).all(1)  # [N, H, W]: the hole covers every channel
+    assert torch.equal((out == 0).any(1), holes)
+    for h in holes:
+        rows, cols = h.any(1).nonzero().flatten(), h.any(0).nonzero().flatten()
+        assert 1 <= len(rows) <= 16 and 1 <= len(cols) <= 16
+        assert int(h.sum()) == len(rows) * len(cols)  # a rectangle (a square clipped at the border)
+        assert torch.equal(rows, torch.arange(rows[0], rows[-1] + 1))
+    assert (holes.flatten(1).sum(1) == 256).float().mean() > 0.2  # whole squares away from borders
+
+
+def test_autoaugment_cutout_changes_images_and_leaves_holes_at_the_mean():
+    x = images(32)
+    out = augmented_input("autoaugment_cutout", CIFAR, x, torch.Generator().manual_seed(0))
+    assert ((out == 0).all(1).flatten(1).sum(1) > 0).all()  # every sample has its hole
+    crop_only = augmented_input("crop_flip", CIFAR, x, torch.Generator().manual_seed(0))
+    assert not torch.equal(out, crop_only)
+
+
+def test_event_frames_are_refused():
+    dvs = get_spec("cifar10dvs")
+    x = torch.zeros(2, *dvs.input_shape, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="event frames"):
+        augmented_input("crop_flip", dvs, x, torch.Generator())
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        augmented_input("mixup", CIFAR, images(), torch.Generator())
