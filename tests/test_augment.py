@@ -67,3 +67,28 @@ def test_event_frames_are_refused():
         augmented_input("crop_flip", dvs, x, torch.Generator())
     with pytest.raises(ValueError, match="unknown augmentation"):
         augmented_input("mixup", CIFAR, images(), torch.Generator())
+
+
+def _fit(tmp_path, mode, tag):
+    from seenn.models import build_snn
+    from seenn.train import fit_snn
+
+    spec = get_spec("digits")
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (24, 1, 28, 28), dtype=torch.uint8, generator=g)
+    y = torch.arange(24) % 10
+    torch.manual_seed(0)
+    model = build_snn({"arch": "resnet", "stem_channels": 4, "widths": [4], "blocks": [1]},
+                      {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}, 1, 10)
+    tcfg = {"epochs": 1, "batch_size": 12, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0, "augment": mode,
+            "tet_lambda": 0.0, "tet_phi": 1.0}
+    fit_snn(model, spec, x, y, x[:10], y[:10], timesteps=2, tcfg=tcfg, seed=3, device=torch.device("cpu"),
+            ckpt_dir=tmp_path / tag, fp=tag, loss_name="mean", desc="fit")
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_training_with_each_mode_is_repeatable_and_the_modes_differ(tmp_path):
+    weights = {m: _fit(tmp_path, m, f"{m}_a") for m in AUGMENTATIONS}
+    assert torch.equal(weights["autoaugment_cutout"], _fit(tmp_path, "autoaugment_cutout", "aa_b"))
+    assert not torch.equal(weights["none"], weights["crop_flip"])
+    assert not torch.equal(weights["crop_flip"], weights["autoaugment_cutout"])
