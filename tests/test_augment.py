@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from seenn.data import get_spec, to_input
-from seenn.data.augment import AUGMENTATIONS, augmented_input, cutout, random_crop_flip
+from seenn.augment_modes import EVENT_DATASETS
+from seenn.data.augment import AUGMENTATIONS, augmented_input, cutout, flip_roll_rotate, random_crop_flip
 
 CIFAR = get_spec("cifar100")
 
@@ -19,7 +20,7 @@ def test_none_is_the_plain_input():
     assert torch.equal(augmented_input("none", CIFAR, x, torch.Generator().manual_seed(1)), to_input(CIFAR, x))
 
 
-@pytest.mark.parametrize("mode", AUGMENTATIONS)
+@pytest.mark.parametrize("mode", [m for m in AUGMENTATIONS if m != "flip_roll_rotate"])
 def test_same_generator_state_gives_the_same_batch_and_global_rng_is_untouched(mode):
     x = images()
     torch.manual_seed(123)
@@ -60,13 +61,57 @@ def test_autoaugment_cutout_changes_images_and_leaves_holes_at_the_mean():
     assert not torch.equal(out, crop_only)
 
 
-def test_event_frames_are_refused():
+def test_modes_refuse_the_other_kind_of_input():
     dvs = get_spec("cifar10dvs")
-    x = torch.zeros(2, *dvs.input_shape, dtype=torch.uint8)
-    with pytest.raises(ValueError, match="event frames"):
+    x = torch.zeros(2, *dvs.input_shape, dtype=torch.float16)
+    with pytest.raises(ValueError, match="holds event frames"):
         augmented_input("crop_flip", dvs, x, torch.Generator())
+    with pytest.raises(ValueError, match="holds static images"):
+        augmented_input("flip_roll_rotate", CIFAR, images(), torch.Generator())
     with pytest.raises(ValueError, match="unknown augmentation"):
         augmented_input("mixup", CIFAR, images(), torch.Generator())
+
+
+def test_event_datasets_list_matches_the_dataset_specs():
+    for name in ("digits", "cifar10", "cifar100", "cifar10dvs"):
+        assert get_spec(name).event == (name in EVENT_DATASETS)
+
+
+def event_frames(n=64):
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, 4, (n, 10, 2, 48, 48), generator=g).to(torch.float16)
+
+
+def test_flip_roll_rotate_moves_every_frame_of_a_sample_alike():
+    x = event_frames()
+    x[:, 1] = x[:, 0]  # frames 0 and 1 equal: they must stay equal after the augmentation
+    out = flip_roll_rotate(x, torch.Generator().manual_seed(1))
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert torch.equal(out[:, 0], out[:, 1])
+    kept = [(o == v).all() or (o == v.flip(-1)).all() for o, v in zip(out, x)]
+    assert not all(kept)  # some samples are rolled or rotated, not just flipped
+    for o, v in zip(out, x):  # a roll keeps every count (it wraps around); a rotation keeps values from the frame
+        assert set(o.unique().tolist()) <= set(v.unique().tolist()) | {0.0}
+
+
+def test_flip_roll_rotate_draws_roll_and_rotation_within_their_limits():
+    x = torch.zeros(400, 1, 1, 48, 48, dtype=torch.float16)
+    x[:, :, :, 24, 24] = 1  # one event beside the centre: a flip moves it to column 23, a roll by
+    out = flip_roll_rotate(x, torch.Generator().manual_seed(2))  # up to 5 px, a rotation by at most 1 px
+    seen = out.flatten(1).amax(1) > 0
+    pos = out.flatten(1).argmax(1)
+    row, col = pos // 48, pos % 48
+    assert ((row - 24).abs() <= 5).all() and ((col >= 18) & (col <= 29)).all()
+    far = seen & (((row - 24).abs() > 1) | (col < 22) | (col > 25))  # only a roll gets there
+    assert 0.3 < far.float().mean() < 0.6  # half the samples are rolled; most rolls move it that far
+
+
+def test_dvs_training_input_with_flip_roll_rotate_is_repeatable():
+    dvs = get_spec("cifar10dvs")
+    x = event_frames(4)
+    a = augmented_input("flip_roll_rotate", dvs, x, torch.Generator().manual_seed(5))
+    assert torch.equal(a, augmented_input("flip_roll_rotate", dvs, x, torch.Generator().manual_seed(5)))
+    assert a.dtype == torch.float32 and a.shape == x.shape
 
 
 def _fit(tmp_path, mode, tag):
@@ -88,7 +133,7 @@ def _fit(tmp_path, mode, tag):
 
 
 def test_training_with_each_mode_is_repeatable_and_the_modes_differ(tmp_path):
-    weights = {m: _fit(tmp_path, m, f"{m}_a") for m in AUGMENTATIONS}
+    weights = {m: _fit(tmp_path, m, f"{m}_a") for m in ("none", "crop_flip", "autoaugment_cutout")}
     assert torch.equal(weights["autoaugment_cutout"], _fit(tmp_path, "autoaugment_cutout", "aa_b"))
     assert not torch.equal(weights["none"], weights["crop_flip"])
     assert not torch.equal(weights["crop_flip"], weights["autoaugment_cutout"])

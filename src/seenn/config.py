@@ -12,6 +12,7 @@ from typing import Any, Iterable, Mapping
 import jsonschema
 import yaml
 
+from .augment_modes import EVENT_DATASETS, check_augmentation
 from .errors import SeennError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -66,13 +67,11 @@ def _cross_checks(cfg: dict, source: str) -> None:
         )
     _seenn2_checks(cfg, source)
     d = cfg["data"]
-    if d["name"] == "cifar10dvs":
-        for section in ("train", "finetune", "conversion"):
-            if cfg[section]["augment"] != "none":
-                raise SeennError(
-                    f"{source}: '{section}.augment: {cfg[section]['augment']}' is for static images, but "
-                    f"cifar10dvs holds event frames (its flip + roll/rotate augmentation is not implemented): use 'none'"
-                )
+    for section in ("train", "finetune", "conversion"):
+        try:
+            check_augmentation(cfg[section]["augment"], d["name"], d["name"] in EVENT_DATASETS)
+        except ValueError as exc:
+            raise SeennError(f"{source}: '{section}.augment': {exc}") from None
     if d["name"] == "digits":
         total = d["train_size"] + d["val_size"] + d["test_size"]
         if total > 5000:

@@ -68,7 +68,7 @@ DATA_CODE = ("data/*.py", "io.py", "errors.py")
 # the ResNet + neurons every SNN (direct, fine-tuned or converted) is built from; models/qcfs.py is
 # listed only by the conversion stages and models/policy.py only by the policy stages, so neither
 # reruns direct training
-SNN_CODE = ("models/__init__.py", "models/resnet.py", "neurons.py", "data/__init__.py", "data/prepared.py", "data/augment.py", "io.py", "errors.py", "runtime.py")
+SNN_CODE = ("models/__init__.py", "models/resnet.py", "neurons.py", "data/__init__.py", "data/prepared.py", "data/augment.py", "augment_modes.py", "io.py", "errors.py", "runtime.py")
 RUNTIME_KEYS = ("seed", "device", "deterministic")
 ALL_KEYS = ("seed", "device", "deterministic", "data", "model", "neuron", "train", "evaluate", "seenn1", "figures", "report",
             "engine", "conversion", "finetune", "seenn2")

@@ -6,18 +6,25 @@ Modes (config key `augment` of the train, finetune and conversion sections):
 - crop_flip: random crop with 4 px zero padding and a random horizontal flip (the CIFAR recipe).
 - autoaugment_cutout: crop_flip, then torchvision's AutoAugment with the CIFAR-10 policy, then,
   after normalization, Cutout (DeVries & Taylor 2017: one 16 px square set to 0, i.e. to the mean
-  pixel; its centre anywhere in the image, clipped at the borders). The authors' CIFAR-100 recipe."""
+  pixel; its centre anywhere in the image, clipped at the borders). The authors' CIFAR-100 recipe.
+- flip_roll_rotate (event frames, CIFAR10-DVS): a random horizontal flip, then either a roll of
+  up to 5 px in each direction or a rotation of up to 30 degrees (nearest neighbour, zeros
+  outside), the same for every frame of a sample."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms import AutoAugment, AutoAugmentPolicy
+from torchvision.transforms import AutoAugment, AutoAugmentPolicy, InterpolationMode
+from torchvision.transforms import functional as TF
 
+from ..augment_modes import AUGMENTATIONS, check_augmentation
 from . import DatasetSpec, to_input
 
-AUGMENTATIONS = ("none", "crop_flip", "autoaugment_cutout")
+__all__ = ["AUGMENTATIONS", "augmented_input", "auto_augment", "cutout", "flip_roll_rotate", "random_crop_flip"]
+
 CUTOUT_LENGTH = 16
+MAX_ROLL, MAX_ROTATION = 5, 30.0
 
 
 def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -54,13 +61,31 @@ def cutout(x: torch.Tensor, generator: torch.Generator, length: int = CUTOUT_LEN
     return x.masked_fill(hole.unsqueeze(1), 0.0)
 
 
+def flip_roll_rotate(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Event frames [N, T, C, H, W]: per sample a random horizontal flip, then a roll of up to
+    MAX_ROLL px or a rotation of up to MAX_ROTATION degrees (each half the time), on all frames."""
+    n = x.shape[0]
+    flip = torch.rand(n, generator=generator) < 0.5
+    roll = torch.rand(n, generator=generator) < 0.5
+    shifts = torch.randint(-MAX_ROLL, MAX_ROLL + 1, (n, 2), generator=generator)
+    angles = (torch.rand(n, generator=generator) * 2 - 1) * MAX_ROTATION
+    out = torch.empty_like(x)
+    for i in range(n):
+        v = x[i].flip(-1) if flip[i] else x[i]
+        if roll[i]:
+            v = torch.roll(v, shifts=(int(shifts[i, 0]), int(shifts[i, 1])), dims=(-2, -1))
+        else:
+            v = TF.rotate(v.float(), float(angles[i]), interpolation=InterpolationMode.NEAREST).to(x.dtype)
+        out[i] = v
+    return out
+
+
 def augmented_input(mode: str, spec: DatasetSpec, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """A training batch of stored uint8 images -> augmented, normalized network input."""
-    if mode not in AUGMENTATIONS:
-        raise ValueError(f"unknown augmentation '{mode}', expected one of {', '.join(AUGMENTATIONS)}")
-    if mode != "none" and spec.event:
-        raise ValueError(f"augmentation '{mode}' is for static images; {spec.name} holds event frames")
-    if mode != "none":
+    """A training batch of stored samples -> augmented network input."""
+    check_augmentation(mode, spec.name, spec.event)
+    if mode == "flip_roll_rotate":
+        x = flip_roll_rotate(x, generator)
+    elif mode != "none":
         x = random_crop_flip(x, generator)
     if mode == "autoaugment_cutout":
         x = auto_augment(x, generator)
