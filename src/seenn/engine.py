@@ -194,15 +194,9 @@ def run(model: nn.Module, x: torch.Tensor, T: int, stop: StopRule, on_step: Call
             prediction[idx] = zd.argmax(-1)
             exit_t[idx] = t[done]
             logits_out[idx] = zd
-            if bool(done.all()):
-                set_stepwise(model, True)  # every membrane cleared; the next samples start at rest
-                stepper.x = stepper.encoded = None
-                stepper.t = torch.zeros(0, dtype=torch.long)
-                active, z = active[:0], None
-            else:
-                keep = ~done
-                stepper.keep(keep.to(device))
-                active, z = active[keep], z[keep.to(z.device)]
+            keep = ~done  # all False when every sample stops: the neurons then hold no rows
+            stepper.keep(keep.to(device))
+            active, z = active[keep], z[keep.to(z.device)]
     finally:
         stepper.close()
     return EngineResult(prediction, exit_t, logits_out)

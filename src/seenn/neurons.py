@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from typing import Callable
 
 import torch
 from torch import nn
@@ -79,13 +80,53 @@ def if_step(x: torch.Tensor, u: torch.Tensor, threshold: torch.Tensor | float):
     return s, u - threshold * s
 
 
-class LIF(nn.Module):
+class StatefulNeuron(nn.Module):
+    """The stepwise membrane bookkeeping LIF and IF share: `u` holds the kept samples' membranes
+    between calls, `keep(mask)` drops finished samples (early exit), `admit(k)` announces k new
+    samples appended to the next input, which start from the neuron's rest state."""
+
+    def __init__(self):
+        super().__init__()
+        self.stepwise = False
+        self.u: torch.Tensor | None = None
+        self.fresh = 0  # stepwise: rows at the end of the next input that start from rest
+
+    def reset(self) -> None:
+        self.u, self.fresh = None, 0
+
+    def keep(self, mask: torch.Tensor) -> None:
+        if self.u is not None:
+            self.u = self.u[mask]
+
+    def admit(self, k: int) -> None:
+        if self.u is None or self.u.shape[0] == 0:  # no membrane kept: every row of the next input is new
+            self.reset()
+        else:
+            self.fresh += k
+
+    def take_state(self, x: torch.Tensor) -> tuple[torch.Tensor | None, int]:
+        """(kept membranes, number of admitted rows) for the stepwise input `x`, checked against it."""
+        u, fresh = self.u, self.fresh
+        if u is not None and x.shape[0] != u.shape[0] + fresh:
+            raise RuntimeError(f"{type(self).__name__}: stepwise input has {x.shape[0]} samples, but the neuron keeps "
+                               f"{u.shape[0]} and {fresh} were admitted (keep/admit out of step with the batch)")
+        self.fresh = 0
+        return u, fresh
+
+    def full_state(self, x: torch.Tensor, rest: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """The membranes of every row of `x`: the kept ones, then `rest(rows)` for admitted rows."""
+        u, fresh = self.take_state(x)
+        if u is None:
+            return rest(x)
+        return torch.cat([u, rest(x[x.shape[0] - fresh :])]) if fresh else u
+
+
+class LIF(StatefulNeuron):
     """Leaky integrate-and-fire neuron (decay 0.5, threshold 1.0, hard reset by default).
 
     forward(x) takes [T, B, ...] and returns spikes of the same shape, starting from u = 0.
     In stepwise mode (`self.stepwise = True`) forward takes one timestep [B, ...] and keeps the
-    membrane in `self.u` until `reset()`; `keep(mask)` drops finished samples (early exit) and
-    `admit(k)` announces k new samples appended to the next input, starting from rest (u = 0).
+    membrane in `self.u` until `reset()` (rest: u = 0; see StatefulNeuron).
     With `self.fused = True` (see `set_fused`) the elementwise work runs as compiled kernels."""
 
     def __init__(self, decay: float = 0.5, threshold: float = 1.0, surrogate: str = "triangle", width: float = 1.0):
@@ -93,37 +134,19 @@ class LIF(nn.Module):
         if surrogate not in SURROGATES:
             raise ValueError(f"unknown surrogate '{surrogate}', expected one of {sorted(SURROGATES)}")
         self.decay, self.threshold, self.surrogate, self.width = decay, threshold, surrogate, width
-        self.stepwise = False
         self.fused = False  # compiled elementwise kernels (set_fused); same spikes
         self.keep_state = True  # stepwise: False on a run's last timestep (the membrane is not needed)
-        self.u: torch.Tensor | None = None
-        self.fresh = 0  # stepwise: rows at the end of the next input that start from rest
 
     def extra_repr(self) -> str:
         return f"decay={self.decay}, threshold={self.threshold}, surrogate={self.surrogate}, width={self.width}"
 
-    def reset(self) -> None:
-        self.u, self.fresh = None, 0
-
-    def keep(self, mask: torch.Tensor) -> None:
-        if self.u is not None:
-            self.u = self.u[mask]
-
-    def admit(self, k: int) -> None:
-        self.u, self.fresh = admitted_state(self.u, self.fresh, k)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stepwise:
-            u, fresh = self.u, self.fresh
-            check_rows(self, x, u, fresh)
-            self.fresh = 0
             if self.fused and not (torch.is_grad_enabled() and x.requires_grad):
+                u, fresh = self.take_state(x)
                 s, self.u = fused_lif_step(x, u, self.decay, self.threshold, self.keep_state, fresh)
                 return s
-            if u is None:
-                u = torch.zeros_like(x)
-            elif fresh:
-                u = torch.cat([u, torch.zeros_like(x[x.shape[0] - fresh :])])
+            u = self.full_state(x, torch.zeros_like)
             s, self.u = lif_step(x, u, self.decay, self.threshold, self.surrogate, self.width)
             return s
         if self.fused:
@@ -131,41 +154,21 @@ class LIF(nn.Module):
         return lif_multistep(x, self.decay, self.threshold, self.surrogate, self.width)
 
 
-class IF(nn.Module):
+class IF(StatefulNeuron):
     """Integrate-and-fire neuron for converted SNNs: threshold `lam`, membrane starts at lam/2,
-    reset by subtraction. Same multi-step / stepwise interface as LIF."""
+    reset by subtraction. Same multi-step / stepwise interface as LIF (rest: u = lam/2)."""
 
     def __init__(self, threshold: torch.Tensor | float, init_fraction: float = 0.5):
         super().__init__()
         self.register_buffer("threshold", torch.as_tensor(threshold, dtype=torch.float32).clone())
         self.init_fraction = init_fraction
-        self.stepwise = False
-        self.u: torch.Tensor | None = None
-        self.fresh = 0  # stepwise: rows at the end of the next input that start from lam/2
-
-    def reset(self) -> None:
-        self.u, self.fresh = None, 0
-
-    def keep(self, mask: torch.Tensor) -> None:
-        if self.u is not None:
-            self.u = self.u[mask]
-
-    def admit(self, k: int) -> None:
-        self.u, self.fresh = admitted_state(self.u, self.fresh, k)
 
     def _init(self, like: torch.Tensor) -> torch.Tensor:
         return torch.full_like(like, 0.0) + self.threshold * self.init_fraction
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stepwise:
-            u, fresh = self.u, self.fresh
-            check_rows(self, x, u, fresh)
-            self.fresh = 0
-            if u is None:
-                u = self._init(x)
-            elif fresh:
-                u = torch.cat([u, self._init(x[x.shape[0] - fresh :])])
-            s, self.u = if_step(x, u, self.threshold)
+            s, self.u = if_step(x, self.full_state(x, self._init), self.threshold)
             return s * self.threshold
         u = self._init(x[0])
         out = []
@@ -175,24 +178,9 @@ class IF(nn.Module):
         return torch.stack(out)
 
 
-def admitted_state(u: torch.Tensor | None, fresh: int, k: int) -> tuple[torch.Tensor | None, int]:
-    """Stepwise state after `admit(k)`: k more rows at the end of the next input start from rest.
-    With no membrane kept (none yet, or every sample gone) all rows of the next input are new."""
-    if u is None or u.shape[0] == 0:
-        return None, 0
-    return u, fresh + k
-
-
-def check_rows(neuron: nn.Module, x: torch.Tensor, u: torch.Tensor | None, fresh: int) -> None:
-    """A stepwise input must hold the kept samples, then exactly the admitted ones."""
-    if u is not None and x.shape[0] != u.shape[0] + fresh:
-        raise RuntimeError(f"{type(neuron).__name__}: stepwise input has {x.shape[0]} samples, but the neuron keeps "
-                           f"{u.shape[0]} and {fresh} were admitted (keep/admit out of step with the batch)")
-
-
 def neuron_modules(model: nn.Module):
     """All stateful neurons of a model."""
-    return [m for m in model.modules() if isinstance(m, (LIF, IF))]
+    return [m for m in model.modules() if isinstance(m, StatefulNeuron)]
 
 
 def set_fused(model: nn.Module, on: bool) -> None:
@@ -242,21 +230,18 @@ def _k_first(x: torch.Tensor, s_out: torch.Tensor, u_out: torch.Tensor, threshol
     u_out.copy_(x * (1 - s))
 
 
-def _k_step(x: torch.Tensor, u: torch.Tensor, s_out: torch.Tensor, decay: float, threshold: float) -> None:
-    """A later timestep: spikes into `s_out`, membrane `u` updated in place."""
-    h = decay * u + x
-    s = (h - threshold > 0).to(x.dtype)
-    s_out.copy_(s)
-    u.copy_(h * (1 - s))
-
-
 def _k_step_into(x: torch.Tensor, u: torch.Tensor, s_out: torch.Tensor, u_out: torch.Tensor, decay: float,
                  threshold: float) -> None:
-    """`_k_step` writing the new membrane into `u_out` (the first rows of a batch that grew)."""
+    """A later timestep: spikes into `s_out`, the new membrane into `u_out` (which may be `u`)."""
     h = decay * u + x
     s = (h - threshold > 0).to(x.dtype)
     s_out.copy_(s)
     u_out.copy_(h * (1 - s))
+
+
+def _k_step(x: torch.Tensor, u: torch.Tensor, s_out: torch.Tensor, decay: float, threshold: float) -> None:
+    """A later timestep with the membrane `u` updated in place."""
+    _k_step_into(x, u, s_out, u, decay, threshold)
 
 
 def _k_seq_forward(x: torch.Tensor, s_out: torch.Tensor, decay: float, threshold: float) -> None:
