@@ -149,3 +149,25 @@ def test_counts_follow_the_engine_timesteps_and_exits():
         for i in range(len(x)):
             engine.run_fixed(model, x[i : i + 1], int(res.exit_t[i]), on_step=single.set_timestep)
     assert single.totals() == early.totals()
+
+
+def test_counts_do_not_depend_on_the_energy_batch_size():
+    """Regression: each engine run computes the stem when its samples join; from the second batch
+    on those MACs were filed under the previous batch's last timestep."""
+    from test_engine import posthoc_logits, spread_alpha, tiny
+
+    from seenn.energy import count_run
+
+    model = tiny()
+    torch.manual_seed(2)
+    x = torch.randn(251, 1, 12, 12) * 2  # more than 250: the last batch of 250 holds one sample
+    alpha = spread_alpha(posthoc_logits(model, x, 4), "confidence")
+    runs = {"fixed": lambda xb, on_step: engine.run_fixed(model, xb, 4, on_step=on_step),
+            "seenn1": lambda xb, on_step: engine.run_seenn1(model, xb, 4, alpha, "confidence", on_step=on_step)}
+    for name, run_batch in runs.items():
+        counts = {bs: count_run(model, run_batch, x, bs)[0] for bs in (1, 7, 250, len(x))}
+        whole = counts[len(x)]
+        assert whole.ops[("stem.0", 1)][1] > 0 and not any(t > 1 for (layer, t) in whole.ops if layer == "stem.0")
+        for bs, counter in counts.items():
+            assert counter.per_timestep(4) == whole.per_timestep(4), (name, bs)
+            assert dict(counter.ops) == dict(whole.ops), (name, bs)

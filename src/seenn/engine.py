@@ -150,8 +150,8 @@ def run(model: nn.Module, x: torch.Tensor, T: int, stop: StopRule, on_step: Call
 
     `batch_size` None runs every sample of `x` as one batch (in lockstep: all running samples
     are at the same timestep); a smaller `batch_size` batches continuously, refilling the batch
-    from `x` as samples leave. `on_step(t)` is called before timestep t runs (the energy
-    counter uses it); it needs lockstep."""
+    from `x` as samples leave. `on_step(t)` is called before timestep t's work runs, the stem of
+    the samples that join included (the energy counter uses it); it needs lockstep."""
     if T < 1:
         raise SeennError(f"the engine needs at least one timestep, got T={T}")
     n = x.shape[0]
@@ -173,6 +173,8 @@ def run(model: nn.Module, x: torch.Tensor, T: int, stop: StopRule, on_step: Call
         while True:
             if len(active) < capacity and admitted < n:
                 k = min(capacity - len(active), n - admitted)
+                if on_step is not None:  # lockstep: samples join only at the start, and their stem is timestep 1's work
+                    on_step(1)
                 stepper.admit(x[admitted : admitted + k].to(device))
                 active = torch.cat([active, torch.arange(admitted, admitted + k)])
                 admitted += k
