@@ -90,3 +90,10 @@ def test_select_keys_gives_only_declared_slice(default_config):
 @pytest.mark.parametrize("path", sorted((__import__("conftest").ROOT / "config" / "paper").glob("*.yaml")), ids=lambda p: p.name)
 def test_paper_configs_are_valid(path):
     load_config(path)
+
+
+@pytest.mark.parametrize("path", sorted((__import__("conftest").ROOT / "config" / "paper").glob("*.yaml")), ids=lambda p: p.name)
+def test_paper_configs_use_the_authors_policy_optimizer(path):
+    """The authors' ee_ii_train: SGD with lr 0.01 and weight decay 5e-4, and no momentum."""
+    s = load_config(path)["seenn2"]
+    assert (s["lr"], s["weight_decay"], s["momentum"]) == (0.01, 0.0005, 0.0)

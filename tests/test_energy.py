@@ -25,8 +25,22 @@ def test_dense_macs_hand_computed():
     # = 49 taps per (in, out) channel pair; 2 in x 3 out channels
     conv = nn.Conv2d(2, 3, 3, padding=1, bias=False)
     assert conv_synapses(torch.ones(1, 2, 3, 3), conv).tolist() == [49 * 2 * 3]
-    # the textbook count (output elements x fan-in) counts the padding taps too: 9 x 9 x 2 x 3
-    assert 49 < 81
+    # the textbook count (output elements x fan-in, 9 x 9 = 81) would add the 32 padding taps;
+    # without padding the two agree: a 5x5 input gives 3x3 outputs x 9 taps = 81 per channel pair
+    conv = nn.Conv2d(2, 3, 3, padding=0, bias=False)
+    assert conv_synapses(torch.ones(1, 2, 5, 5), conv).tolist() == [9 * 9 * 2 * 3]
+
+
+@pytest.mark.parametrize("size, pad, stride", [(3, 1, 1), (5, 1, 2), (6, 2, 3), (4, 0, 1)])
+def test_dense_counts_equal_taps_inside_the_image(size, pad, stride):
+    """Dense count = (output position, kernel tap) pairs whose input lies inside the image,
+    enumerated here one by one: padding taps are not synapses."""
+    k = 3
+    out = (size + 2 * pad - k) // stride + 1
+    inside = sum(0 <= o1 * stride + k1 - pad < size and 0 <= o2 * stride + k2 - pad < size
+                 for o1 in range(out) for o2 in range(out) for k1 in range(k) for k2 in range(k))
+    conv = nn.Conv2d(2, 3, k, stride=stride, padding=pad, bias=False)
+    assert conv_synapses(torch.ones(1, 2, size, size), conv).tolist() == [inside * 2 * 3]
 
 
 def test_strided_and_grouped_conv_counts():

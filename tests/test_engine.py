@@ -42,11 +42,11 @@ def setup():
     return model, x, posthoc_logits(model, x, T)
 
 
-def spread_alpha(z, score, temperature=1.0, accumulate="sum", at=2):
+def spread_alpha(z, score, temperature=1.0, accumulate="sum", at=2, entropy_temperature=False):
     """A threshold that makes samples exit at several different timesteps, halfway between two
     scores at timestep `at` (a threshold equal to a score would make the decision hang on float
     rounding)."""
-    s = exit_scores(z, score, temperature, accumulate)[:, at - 1].sort().values
+    s = exit_scores(z, score, temperature, accumulate, entropy_temperature)[:, at - 1].sort().values
     mid = len(s) // 2
     return float((s[mid - 1] + s[mid]) / 2)
 
@@ -66,6 +66,23 @@ def test_seenn1_engine_equals_posthoc_evaluation(setup, score, temperature, accu
     # logits agree to float rounding only: BLAS picks kernels by batch size, and the engine's
     # batches shrink; the decisions made from them are identical
     assert torch.allclose(res.logits, z[torch.arange(len(z)), ref_t - 1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("entropy_temperature", [False, True])
+@pytest.mark.parametrize("batch_size", [37, 5])
+def test_seenn1_engine_entropy_temperature_matches_posthoc(setup, entropy_temperature, batch_size):
+    """Temperature 8 on the entropy score or not (seenn1.entropy_temperature): the engine's
+    stepwise rule exits where the post-hoc rule on the saved logits does, in both settings, and
+    the setting reaches the engine (the other setting exits elsewhere at the same alpha)."""
+    model, x, z = setup
+    alpha = spread_alpha(z, "entropy", 8.0, entropy_temperature=entropy_temperature)
+    ref_t = seenn1_exit(exit_scores(z, "entropy", 8.0, "sum", entropy_temperature), alpha)
+    assert len(set(ref_t.tolist())) >= 2  # samples exit at different timesteps
+    res = engine.run_seenn1(model, x, T, alpha, "entropy", 8.0, "sum", entropy_temperature, batch_size=batch_size)
+    assert torch.equal(res.exit_t, ref_t)
+    assert torch.equal(res.prediction, z[torch.arange(len(z)), ref_t - 1].argmax(-1))
+    other = engine.run_seenn1(model, x, T, alpha, "entropy", 8.0, "sum", not entropy_temperature, batch_size=batch_size)
+    assert not torch.equal(other.exit_t, ref_t)
 
 
 @pytest.mark.parametrize("score,temperature,accumulate", [("confidence", 1.0, "sum"), ("confidence", 2.0, "mean")])

@@ -36,5 +36,21 @@ def test_mean_accumulation_and_temperature_soften_scores():
         exit_scores(z, "margin")
 
 
+def test_temperature_reaches_the_entropy_score_only_when_asked():
+    """z = [8 ln 3, 0]: softmax(z / 8) = [3/4, 1/4], so with the temperature on the entropy score
+    it is 1 - H / ln 2, H = 3/4 ln(4/3) + 1/4 ln 4 = 0.5623351, i.e. 0.1887219 (the old
+    behaviour); off (the authors' way) it is the raw entropy score of softmax(z) = [6561, 1] /
+    6562. The confidence score is max softmax(z / 8) = 3/4 either way."""
+    z = torch.tensor([[[8 * math.log(3), 0.0]]])
+    raw = exit_scores(z, "entropy")
+    assert torch.equal(exit_scores(z, "entropy", temperature=8.0), raw)
+    assert torch.equal(exit_scores(z, "entropy", 8.0, "sum", entropy_temperature=False), raw)
+    p = 6561 / 6562
+    assert float(raw[0, 0]) == pytest.approx(1 + (p * math.log(p) + (1 - p) * math.log(1 - p)) / math.log(2), rel=1e-6)
+    assert float(exit_scores(z, "entropy", 8.0, "sum", entropy_temperature=True)[0, 0]) == pytest.approx(0.1887219, abs=1e-6)
+    for flag in (False, True):
+        assert float(exit_scores(z, "confidence", 8.0, "sum", flag)[0, 0]) == pytest.approx(0.75, rel=1e-6)
+
+
 def test_policy_exit_is_one_based_argmax():
     assert policy_exit(torch.tensor([[0.1, 3.0, 0.2], [5.0, 0.0, 0.0]])).tolist() == [2, 1]

@@ -1,6 +1,7 @@
 """SEENN-II policy training: reward, weighting, both gradient estimators, learning a known
 per-timestep-correctness table, determinism and resuming."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,25 @@ def test_gradient_sign_on_two_action_toy(estimator):
     # right at both: R = [1, 0.5]; stopping at u=1 is better
     g = _toy_grads([True, True], estimator)
     assert g[0] < 0 < g[1]
+
+
+def test_reinforce_baseline_leaves_each_sample_out():
+    """Each row's reward is the same for both actions, so the sampled rewards are known: r = [1,
+    0.25, -3]. Leave-one-out baselines: b = [(0.25 - 3)/2, (1 - 3)/2, (1 + 0.25)/2] = [-1.375, -1,
+    0.625]; with w = [1, 1, 3] the advantages are [2.375, 1.25, 3 * -3.625 = -10.875] (the batch
+    mean -0.5833 would give [1.5833, 0.8333, -7.25]). Uniform logits: log pi(u) = -log 2 whatever
+    u is, so loss = log 2 * mean(advantage) = log 2 * -7.25 / 3, and each logit row's gradient is
+    -(adv_i / 3) (onehot(u_i) - 1/2), i.e. +-adv_i / 6."""
+    logits = torch.zeros(3, 2, requires_grad=True)
+    rewards = torch.tensor([[1.0, 1.0], [0.25, 0.25], [-3.0, -3.0]])
+    loss, r = reinforce_loss(logits, rewards, torch.tensor([1.0, 1.0, 3.0]), torch.Generator().manual_seed(0))
+    assert r.tolist() == [1.0, 0.25, -3.0]
+    assert loss.item() == pytest.approx(math.log(2) * -7.25 / 3, rel=1e-6)
+    loss.backward()
+    assert torch.allclose(logits.grad.abs(), torch.tensor([[2.375], [1.25], [10.875]]).expand(3, 2) / 6)
+    # a batch of one has no other sample: baseline 0, advantage = w * r = 0.5, loss = 0.5 log 2
+    loss, _ = reinforce_loss(torch.zeros(1, 2), torch.tensor([[0.5, 0.5]]), torch.ones(1), torch.Generator())
+    assert float(loss) == pytest.approx(0.5 * math.log(2), rel=1e-6)
 
 
 def test_reinforce_agrees_with_exact_expected_gradient():

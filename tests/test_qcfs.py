@@ -28,6 +28,44 @@ def test_qcfs_gradient_is_straight_through_and_reaches_lambda():
     assert act.lam.grad is not None and float(act.lam.grad) != 0
 
 
+class _RefFloor(torch.autograd.Function):
+    """The QCFS authors' `myfloor`: floor forward, gradient passed unchanged."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return torch.floor(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+def _authors_myfloor(x, up, t):
+    """The authors' `MyFloor.forward`: divide, floor (straight-through), clamp after, scale."""
+    x = x / up
+    x = _RefFloor.apply(x * t + 0.5) / t
+    x = torch.clamp(x, 0, 1)
+    return x * up
+
+
+@pytest.mark.parametrize("L", [1, 4, 8])
+def test_qcfs_matches_the_authors_myfloor_in_value_and_both_gradients(L):
+    """Floor then clamp, as `MyFloor` does: clamping first gives equal values but different x- and
+    lambda-gradients for inputs within half a level outside [0, lam], which the grid covers."""
+    grid = torch.linspace(-1.0, 3.0, 4001, dtype=torch.float64)  # lam = 2: both clip edges, 0.001 apart
+    grads = []
+    for fn in (lambda x, lam: qcfs(x, lam, L), lambda x, lam: _authors_myfloor(x, lam, L)):
+        x = grid.clone().requires_grad_(True)
+        lam = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+        y = fn(x, lam)
+        y.sum().backward()
+        grads.append((y.detach(), x.grad, lam.grad))
+    (y, gx, glam), (ry, rgx, rglam) = grads
+    assert torch.equal(y, ry)
+    assert torch.equal(gx, rgx)
+    assert float(glam) == pytest.approx(float(rglam), rel=1e-12)
+
+
 @pytest.mark.parametrize("L", [1, 2, 4, 8])
 def test_if_neuron_reproduces_qcfs_after_L_steps_on_constant_input(L):
     """Reset by subtraction + membrane starting at lam/2: over T = L steps of a constant input x,

@@ -5,7 +5,7 @@ import torch
 from seenn.seenn1 import alpha_grid, calibrate, select_alpha
 
 CFG = {"scores": ["confidence", "entropy"], "alpha_min": 0.5, "alpha_max": 0.999999, "alpha_steps": 50,
-       "temperature": 1.0, "accumulate": "sum", "tolerance_points": 0.1}
+       "temperature": 1.0, "entropy_temperature": False, "accumulate": "sum", "tolerance_points": 0.1}
 
 
 def test_select_alpha_fewest_timesteps_within_tolerance():
@@ -46,3 +46,27 @@ def test_branch_override_replaces_only_its_seenn1_key():
     assert seenn1_config({"seenn1": base}) == base
     got = seenn1_config({"seenn1": base, "conversion": {"seenn1_temperature": 8.0}})
     assert got == {**base, "temperature": 8.0} and base["temperature"] == 1.0
+
+
+def test_calibration_uses_the_temperature_for_the_entropy_score_only_if_asked():
+    """Temperature 8 with seenn1.entropy_temperature off: the entropy rows and choice are those of
+    temperature 1 (the authors' raw-logit entropy); on: they change, and the confidence rows do
+    not depend on the flag."""
+    g = torch.Generator().manual_seed(0)
+    z = (torch.randn(60, 4, 3, generator=g) * 3).cumsum(1)
+    y = torch.randint(0, 3, (60,), generator=g)
+    runs = {(t, f): calibrate(z, y, z, y, {**CFG, "temperature": t, "entropy_temperature": f}) for t, f in
+            [(1.0, False), (8.0, False), (8.0, True)]}
+    ent = {k: tab[tab["score"] == "entropy"].reset_index(drop=True) for k, (tab, _) in runs.items()}
+    conf = {k: tab[tab["score"] == "confidence"].reset_index(drop=True) for k, (tab, _) in runs.items()}
+    pd.testing.assert_frame_equal(ent[(8.0, False)], ent[(1.0, False)])
+    assert runs[(8.0, False)][1]["scores"]["entropy"] == runs[(1.0, False)][1]["scores"]["entropy"]
+    assert not ent[(8.0, True)].equals(ent[(8.0, False)])
+    pd.testing.assert_frame_equal(conf[(8.0, True)], conf[(8.0, False)])
+
+
+def test_branch_temperature_override_keeps_the_entropy_temperature_flag():
+    from seenn.seenn1 import seenn1_config
+
+    got = seenn1_config({"seenn1": CFG, "conversion": {"seenn1_temperature": 8.0}})
+    assert got == {**CFG, "temperature": 8.0} and got["entropy_temperature"] is False

@@ -244,7 +244,7 @@ def stage_energy(ctx) -> None:
     bs = p["engine"]["energy_batch_size"]
     if p["engine"]["threads"] > 0:  # a fixed thread count: the same kernels, so the same spikes, everywhere
         torch.set_num_threads(p["engine"]["threads"])
-    temperature, accumulate = p["seenn1"]["temperature"], p["seenn1"]["accumulate"]
+    how = tuple(p["seenn1"][k] for k in ("temperature", "accumulate", "entropy_temperature"))
     spec, x, y = load_split(ctx.inputs["test"])
     z, _ = load_logits(ctx.inputs["logits_test"])
     model, ck = load_snn(ctx.inputs["model"], spec)
@@ -270,9 +270,9 @@ def stage_energy(ctx) -> None:
         methods.append(method_entry(f"Fixed T={t}", n, acs, macs, float(t), acc, same))
         layers += layer_rows(f"Fixed T={t}", counter, n, max_t=t)
     for score, r in seenn1["scores"].items():
-        rule = engine.seenn1_rule(r["alpha"], score, temperature, accumulate)
+        rule = engine.seenn1_rule(r["alpha"], score, *how)
         counter, res = count_run(model, lambda xb, on_step: engine.run(model, xb, T, rule, on_step=on_step), xin, bs)
-        ref_t = seenn1_exit(exit_scores(z, score, temperature, accumulate), r["alpha"])
+        ref_t = seenn1_exit(exit_scores(z, score, *how), r["alpha"])
         avg_t, acc, same = outcome(res, ref_t)
         methods.append(method_entry(f"SEENN-I ({score})", n, *counter.totals(), avg_t, acc, same))
         layers += layer_rows(f"SEENN-I ({score})", counter, n)

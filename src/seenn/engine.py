@@ -209,11 +209,12 @@ def fixed_rule(t: torch.Tensor, T: int, z: torch.Tensor, idx: torch.Tensor) -> t
     return t >= T
 
 
-def seenn1_rule(alpha: float, score: str, temperature: float = 1.0, accumulate: str = "sum") -> StopRule:
+def seenn1_rule(alpha: float, score: str, temperature: float = 1.0, accumulate: str = "sum",
+                entropy_temperature: bool = False) -> StopRule:
     """SEENN-I: stop where the score of the accumulated logits at t exceeds alpha (or t = T)."""
 
     def rule(t: torch.Tensor, T: int, z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        return seenn1_stops(step_scores(z.cpu(), t, score, temperature, accumulate), alpha, t, T)
+        return seenn1_stops(step_scores(z.cpu(), t, score, temperature, accumulate, entropy_temperature), alpha, t, T)
 
     return rule
 
@@ -246,8 +247,8 @@ def run_fixed(model: nn.Module, x: torch.Tensor, T: int, **kw) -> EngineResult:
 
 
 def run_seenn1(model: nn.Module, x: torch.Tensor, T: int, alpha: float, score: str, temperature: float = 1.0,
-               accumulate: str = "sum", **kw) -> EngineResult:
-    return run(model, x, T, seenn1_rule(alpha, score, temperature, accumulate), **kw)
+               accumulate: str = "sum", entropy_temperature: bool = False, **kw) -> EngineResult:
+    return run(model, x, T, seenn1_rule(alpha, score, temperature, accumulate, entropy_temperature), **kw)
 
 
 def run_policy(model: nn.Module, x: torch.Tensor, T: int, policy: Policy, **kw) -> EngineResult:

@@ -10,17 +10,19 @@ import torch
 SCORES = ("confidence", "entropy")
 
 
-def exit_scores(logits: torch.Tensor, score: str, temperature: float = 1.0, accumulate: str = "sum") -> torch.Tensor:
+def exit_scores(logits: torch.Tensor, score: str, temperature: float = 1.0, accumulate: str = "sum",
+                entropy_temperature: bool = False) -> torch.Tensor:
     """Score [N, T] of accumulated logits z [N, T, K].
 
-    confidence = max softmax(z_t / temperature); entropy = 1 - H(softmax) / log K.
+    confidence = max softmax(z_t / temperature); entropy = 1 - H(softmax(z_t)) / log K, with the
+    temperature only if `entropy_temperature` (the authors' code applies it to confidence only).
     accumulate='mean' divides z_t by t first (same argmax, different softmax scale)."""
     t = torch.arange(1, logits.shape[1] + 1).view(1, -1)
-    return step_scores(logits, t, score, temperature, accumulate)
+    return step_scores(logits, t, score, temperature, accumulate, entropy_temperature)
 
 
 def step_scores(z: torch.Tensor, t: torch.Tensor, score: str, temperature: float = 1.0,
-                accumulate: str = "sum") -> torch.Tensor:
+                accumulate: str = "sum", entropy_temperature: bool = False) -> torch.Tensor:
     """Scores of accumulated logits z [..., K] reached at 1-based timesteps t (broadcast against
     z's leading dimensions): `exit_scores` for an engine whose samples are at different t."""
     z = z.double()
@@ -28,10 +30,10 @@ def step_scores(z: torch.Tensor, t: torch.Tensor, score: str, temperature: float
         z = z / t.to(z.dtype).unsqueeze(-1)
     elif accumulate != "sum":
         raise ValueError(f"accumulate must be 'sum' or 'mean', got '{accumulate}'")
-    logp = torch.log_softmax(z / temperature, dim=-1)
     if score == "confidence":
-        return logp.max(-1).values.exp()
+        return torch.log_softmax(z / temperature, dim=-1).max(-1).values.exp()
     if score == "entropy":
+        logp = torch.log_softmax(z / temperature if entropy_temperature else z, dim=-1)
         h = -(logp.exp() * logp).sum(-1)
         return 1 - h / math.log(z.shape[-1])
     raise ValueError(f"unknown exit score '{score}', expected one of {SCORES}")

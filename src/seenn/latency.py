@@ -110,7 +110,7 @@ def environment(threads: int, compiled: bool, device: torch.device) -> dict:
 
 
 def method_runs(model, ann, x: torch.Tensor, batch_size: int, T: int, seenn1: dict, temperature: float,
-                accumulate: str, policy: engine.Policy | None) -> dict[str, Callable[[], list]]:
+                accumulate: str, entropy_temperature: bool, policy: engine.Policy | None) -> dict[str, Callable[[], list]]:
     """One callable per method, each running all of `x` once and returning the engine results.
     The SNN methods run on the engine with continuous batching at `batch_size` (for fixed T it
     is the same as plain batches: every sample leaves at T); the ANN runs plain batches."""
@@ -119,7 +119,7 @@ def method_runs(model, ann, x: torch.Tensor, batch_size: int, T: int, seenn1: di
         runs[f"Fixed T={t}"] = lambda t=t: [engine.run_fixed(model, x, t, batch_size=batch_size)]
     for score, r in seenn1["scores"].items():
         runs[f"SEENN-I ({score})"] = lambda s=score, a=r["alpha"]: [
-            engine.run_seenn1(model, x, T, a, s, temperature, accumulate, batch_size=batch_size)]
+            engine.run_seenn1(model, x, T, a, s, temperature, accumulate, entropy_temperature, batch_size=batch_size)]
     if policy is not None:
         runs["SEENN-II"] = lambda: [engine.run_policy(model, x, T, policy, batch_size=batch_size)]
     runs["ANN (same architecture)"] = lambda: [ann(x[i : i + batch_size], 1) for i in range(0, x.shape[0], batch_size)]
@@ -127,12 +127,13 @@ def method_runs(model, ann, x: torch.Tensor, batch_size: int, T: int, seenn1: di
 
 
 def measure(model, ann, x: torch.Tensor, y: torch.Tensor, T: int, seenn1: dict, cfg: dict, temperature: float,
-            accumulate: str, policy: engine.Policy | None, device: torch.device) -> list[dict]:
+            accumulate: str, entropy_temperature: bool, policy: engine.Policy | None, device: torch.device) -> list[dict]:
     """Rows of the latency table: every method at every batch size."""
     rows = []
     for batch_size, n in zip(cfg["batch_sizes"], cfg["latency_samples"]):
         n = x.shape[0] if n == 0 else min(n, x.shape[0])
-        runs = method_runs(model, ann, x[:n].to(device), batch_size, T, seenn1, temperature, accumulate, policy)
+        runs = method_runs(model, ann, x[:n].to(device), batch_size, T, seenn1, temperature, accumulate,
+                           entropy_temperature, policy)
         if device.type == "cuda":  # the clock stops only when the GPU has finished
             runs = {name: (lambda fn=fn: (fn(), torch.cuda.synchronize())[0]) for name, fn in runs.items()}
         log.info("timing %d methods at batch size %d on %d samples (%d warm-up + %d timed rounds)",
@@ -206,7 +207,7 @@ def stage_latency(ctx) -> None:
     env = environment(threads, cfg["compile"], ctx.device)
     env["malloc_keeps_freed_memory"] = kept
     rows = measure(model, ann, to_input(spec, x), y, ck["timesteps"], seenn1, cfg, p["seenn1"]["temperature"],
-                   p["seenn1"]["accumulate"], policy, ctx.device)
+                   p["seenn1"]["accumulate"], p["seenn1"]["entropy_temperature"], policy, ctx.device)
     env["fused_lif"] = bool(cfg["compile"] and compile_available())
     env["load_average_1min_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     env["wall_s"] = time.perf_counter() - start

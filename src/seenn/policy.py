@@ -12,8 +12,8 @@ Two estimators of the policy gradient:
 - expected:  maximize the exact expected reward mean_b w_b sum_u pi(u|x_b) R_b(u), possible
              because R is known for every action (what the authors' code does);
 - reinforce: sample one u_b ~ pi(.|x_b) per sample and step along w_b (R_b(u_b) - b)
-             grad log pi(u_b|x_b), b = the batch mean of the sampled rewards (the paper's
-             description: reinforcement learning with a baseline).
+             grad log pi(u_b|x_b), b = the mean of the other samples' sampled rewards in the
+             batch (leave-one-out; the paper's description: reinforcement learning with a baseline).
 Sampling uses the stage's seeded generator, so training is deterministic and resumable.
 
 Stages: `seenn2_train` trains one policy per beta of `seenn2.betas` (the tradeoff curve);
@@ -78,12 +78,16 @@ def expected_loss(logits: torch.Tensor, rewards: torch.Tensor, w: torch.Tensor) 
 
 def reinforce_loss(logits: torch.Tensor, rewards: torch.Tensor, w: torch.Tensor,
                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """REINFORCE with the batch-mean baseline: one sampled action per sample; returns (loss whose
-    gradient is the estimator, per-sample sampled reward)."""
+    """REINFORCE with a leave-one-out baseline: one sampled action per sample, baseline b_i = the
+    mean of the other samples' rewards, so it does not depend on sample i's own action (the plain
+    batch mean does, biasing the gradient by O(1/batch)); a batch of one gets baseline 0. Returns
+    (loss whose gradient is the estimator, per-sample sampled reward)."""
     probs = torch.softmax(logits.detach().float().cpu(), -1)
     u = torch.multinomial(probs, 1, generator=generator).squeeze(1).to(logits.device)
     r = rewards.gather(1, u[:, None]).squeeze(1)
-    advantage = w * (r - r.mean())
+    n = r.numel()
+    baseline = (r.sum() - r) / (n - 1) if n > 1 else torch.zeros_like(r)
+    advantage = w * (r - baseline)
     logp = torch.log_softmax(logits, -1).gather(1, u[:, None]).squeeze(1)
     return -(advantage * logp).mean(), r.detach()
 

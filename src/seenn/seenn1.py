@@ -13,10 +13,10 @@ from .metrics import correctness, exit_histogram
 
 
 def sweep(logits: torch.Tensor, labels: torch.Tensor, score: str, alphas: torch.Tensor, temperature: float,
-          accumulate: str) -> pd.DataFrame:
+          accumulate: str, entropy_temperature: bool = False) -> pd.DataFrame:
     """Accuracy and average timesteps at every alpha."""
     c = correctness(logits, labels)
-    exits = seenn1_exit_many(exit_scores(logits, score, temperature, accumulate), alphas)  # [A, N]
+    exits = seenn1_exit_many(exit_scores(logits, score, temperature, accumulate, entropy_temperature), alphas)  # [A, N]
     hit = c[torch.arange(c.shape[0])[None, :], exits - 1]
     return pd.DataFrame({"alpha": alphas.tolist(), "accuracy": (hit.double().mean(1) * 100).tolist(),
                          "avg_timesteps": exits.double().mean(1).tolist()})
@@ -49,12 +49,13 @@ def calibrate(val_logits, val_labels, test_logits, test_labels, cfg: dict) -> tu
     result = {"timesteps": T, "full_t": {"val_accuracy": full_val, "test_accuracy": float(ct[:, -1].double().mean() * 100)},
               "scores": {}}
     frames = []
+    how = (cfg["temperature"], cfg["accumulate"], cfg["entropy_temperature"])
     for score in cfg["scores"]:
-        sv = sweep(val_logits, val_labels, score, alphas, cfg["temperature"], cfg["accumulate"])
-        st = sweep(test_logits, test_labels, score, alphas, cfg["temperature"], cfg["accumulate"])
+        sv = sweep(val_logits, val_labels, score, alphas, *how)
+        st = sweep(test_logits, test_labels, score, alphas, *how)
         i = select_alpha(sv, full_val, cfg["tolerance_points"])
         alpha = float(alphas[i])
-        exits = seenn1_exit_many(exit_scores(test_logits, score, cfg["temperature"], cfg["accumulate"]), alphas[i : i + 1])[0]
+        exits = seenn1_exit_many(exit_scores(test_logits, score, *how), alphas[i : i + 1])[0]
         result["scores"][score] = {
             "alpha": alpha, "val_accuracy": float(sv.at[i, "accuracy"]), "val_avg_timesteps": float(sv.at[i, "avg_timesteps"]),
             "test_accuracy": float(st.at[i, "accuracy"]), "test_avg_timesteps": float(st.at[i, "avg_timesteps"]),
@@ -84,6 +85,6 @@ def stage_seenn1(ctx) -> None:
     zt, yt = load_logits(ctx.inputs["logits_test"])
     cfg = seenn1_config(ctx.params)
     table, result = calibrate(zv, yv, zt, yt, cfg)
-    result["temperature"], result["accumulate"] = cfg["temperature"], cfg["accumulate"]
+    result.update({k: cfg[k] for k in ("temperature", "accumulate", "entropy_temperature")})
     write_text(ctx.outputs["sweep"], table.to_csv(index=False, float_format="%.6f"))
     write_json(ctx.outputs["result"], result)

@@ -121,14 +121,14 @@ def engine_stages(stages: list[Stage]) -> list[Stage]:
         Stage("energy", "energy", "seenn.energy:stage_energy",
               "ACs and MACs per layer and timestep from real spikes, and energy: fixed T, SEENN-I/II, ANN",
               ("device", "deterministic", "engine.threads", "engine.energy_batch_size", "seenn1.temperature",
-               "seenn1.accumulate"),
+               "seenn1.accumulate", "seenn1.entropy_temperature"),
               {**inputs, "logits_test": f"{d}/logits_test.pt"},
               {"energy": f"{d}/energy.json", "layers": f"{d}/energy_layers.csv",
                "table_csv": f"{RESULTS}/tables/energy.csv", "table_md": f"{RESULTS}/tables/energy.md"},
               code + ("energy.py",)),
         Stage("latency", "latency", "seenn.latency:stage_latency",
               "measured wall-clock latency and throughput: fixed T, SEENN-I/II, ANN (a measurement)",
-              ("device", "seenn1.temperature", "seenn1.accumulate") + tuple(
+              ("device", "seenn1.temperature", "seenn1.accumulate", "seenn1.entropy_temperature") + tuple(
                   f"engine.{k}" for k in ("compile", "threads", "keep_freed_memory", "batch_sizes", "latency_samples", "warmup",
                                            "repetitions")),
               inputs,

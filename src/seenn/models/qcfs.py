@@ -32,10 +32,11 @@ class _FloorSTE(torch.autograd.Function):
 
 
 def qcfs(x: torch.Tensor, lam: torch.Tensor, levels: int) -> torch.Tensor:
-    """lam * clip(floor(x * L / lam + 0.5) / L, 0, 1), clipping before the floor as the QCFS
-    authors do (same values; the gradient is zero outside [0, lam])."""
-    y = torch.clamp(x / lam, 0, 1)
-    return _FloorSTE.apply(y * levels + 0.5) / levels * lam
+    """lam * clip(floor(x * L / lam + 0.5) / L, 0, 1), flooring first and clamping after, as the
+    authors' `MyFloor` does: the values equal clamp-then-floor, but the gradients at the edges
+    follow the clamp of the rounded value, which is what the authors trained with."""
+    y = _FloorSTE.apply(x / lam * levels + 0.5) / levels
+    return torch.clamp(y, 0, 1) * lam
 
 
 class QCFS(nn.Module):

@@ -28,7 +28,9 @@ Accuracy at fixed T uses the accumulated logits z_t = O_1 + ... + O_t (argmax). 
 assumes a prediction that is correct at t stays correct; the empirical AET (Eq. 13) averages, per
 sample, the first timestep that is actually correct (T if never). SEENN-I exits at the first t whose
 score of softmax(z_t / temperature) exceeds alpha (strictly), else at T; scores are the top
-confidence and 1 - normalized entropy. Unlike the authors (fixed alpha = 0.9, shuffled test set),
+confidence and 1 - normalized entropy. The temperature divides z_t for the confidence score only,
+as in the authors' code, unless seenn1.entropy_temperature also applies it to the entropy score.
+Unlike the authors (fixed alpha = 0.9, shuffled test set),
 alpha is calibrated here on the validation split: the alpha with the fewest average timesteps whose
 validation accuracy is within the configured tolerance of full-T accuracy. The test split is only
 reported. The oracle stops each sample at its first correct timestep: the limit for any exit rule."""

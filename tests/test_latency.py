@@ -1,0 +1,63 @@
+"""Latency summaries (latency.py `paired_ratio`, `summarize`) on synthetic timing tables with
+hand-computed results: no timing is measured here."""
+
+import pytest
+
+from seenn.latency import paired_ratio, summarize
+
+ANN = "ANN (same architecture)"
+
+
+def test_paired_ratio_is_the_median_of_per_round_ratios():
+    # per round: 10/5 = 2, 2/4 = 0.5, 3/1 = 3 -> median 2 (the ratio of medians would be 3/4)
+    assert paired_ratio([10.0, 2.0, 3.0], [5.0, 4.0, 1.0]) == pytest.approx(2.0)
+    # an even number of rounds: ratios 1, 2, 3, 4 -> median 2.5
+    assert paired_ratio([1.0, 4.0, 9.0, 16.0], [1.0, 2.0, 3.0, 4.0]) == pytest.approx(2.5)
+
+
+def row(method, bs, rounds, cpu, speedup=None, cpu_speedup=None, ideal=None, min_s=None):
+    return {"method": method, "batch_size": bs, "rounds_s": rounds, "rounds_cpu_s": cpu,
+            "min_s": min(rounds) if min_s is None else min_s, "speedup_vs_fixed_T": speedup,
+            "cpu_speedup_vs_fixed_T": cpu_speedup, "ideal_speedup": ideal}
+
+
+def test_summarize_hand_computed():
+    T = 2
+    rows = [  # batch size 4 first: the summary is sorted by batch size
+        row(ANN, 4, [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]),
+        row("Fixed T=1", 4, [5.0, 5.0, 5.0], [4.0, 4.0, 4.0]),
+        row("Fixed T=2", 4, [6.0, 6.0, 6.0], [5.0, 5.0, 5.0]),
+        row(ANN, 1, [1.0, 2.0, 1.0], [1.0, 1.0, 1.0]),
+        row("Fixed T=1", 1, [3.0, 4.0, 2.0], [2.0, 2.0, 2.0]),
+        row("Fixed T=2", 1, [5.0, 8.0, 4.0], [3.0, 4.0, 3.0]),
+        row("SEENN-I (confidence)", 1, [3.0, 5.0, 3.0], [2.0, 3.0, 2.0], speedup=1.5, cpu_speedup=1.2, ideal=2.0,
+            min_s=2.5),
+        row("SEENN-II", 1, [3.0, 4.0, 3.5], [2.0, 2.0, 2.0], speedup=1.8, cpu_speedup=1.6, ideal=1.6, min_s=3.2),
+    ]
+    small, large = summarize(rows, T)
+    assert small["batch_size"] == 1 and large["batch_size"] == 4
+    # T=1 / ANN per round: 3/1, 4/2, 2/1 -> median 2; CPU 2/1 each -> 2
+    assert small["snn_t1_over_ann"] == pytest.approx(2.0) and small["cpu_snn_t1_over_ann"] == pytest.approx(2.0)
+    # later timestep (T=2 - T=1) / (T - 1) over the ANN: 2/1, 4/2, 2/1 -> 2; CPU 1/1, 2/1, 1/1 -> 1
+    assert small["snn_later_timestep_over_ann"] == pytest.approx(2.0)
+    assert small["cpu_snn_later_timestep_over_ann"] == pytest.approx(1.0)
+    # batch 4: 5/1 -> 5, later (6 - 5) / 1 -> 1; CPU 4 and 1
+    assert (large["snn_t1_over_ann"], large["snn_later_timestep_over_ann"]) == pytest.approx((5.0, 1.0))
+    assert (large["cpu_snn_t1_over_ann"], large["cpu_snn_later_timestep_over_ann"]) == pytest.approx((4.0, 1.0))
+    # only SEENN methods: fastest = fastest Fixed T=2 round (4) / the method's fastest; fraction = speedup / ideal
+    assert set(small["early_exit"]) == {"SEENN-I (confidence)", "SEENN-II"} and large["early_exit"] == {}
+    assert small["early_exit"]["SEENN-I (confidence)"] == pytest.approx(
+        {"speedup": 1.5, "cpu_speedup": 1.2, "fastest_speedup": 4 / 2.5, "ideal": 2.0, "fraction_of_ideal": 0.75,
+         "cpu_fraction_of_ideal": 0.6})
+    assert small["early_exit"]["SEENN-II"] == pytest.approx(
+        {"speedup": 1.8, "cpu_speedup": 1.6, "fastest_speedup": 4 / 3.2, "ideal": 1.6, "fraction_of_ideal": 1.125,
+         "cpu_fraction_of_ideal": 1.0})
+
+
+def test_summarize_at_one_timestep_has_no_later_timestep_cost():
+    rows = [row(ANN, 2, [1.0, 2.0], [1.0, 1.0]), row("Fixed T=1", 2, [3.0, 4.0], [2.0, 3.0])]
+    (entry,) = summarize(rows, 1)
+    # T=1 / ANN: 3/1 = 3 and 4/2 = 2 -> median 2.5; CPU 2 and 3 -> 2.5
+    assert entry["snn_t1_over_ann"] == pytest.approx(2.5) and entry["cpu_snn_t1_over_ann"] == pytest.approx(2.5)
+    assert "snn_later_timestep_over_ann" not in entry and "cpu_snn_later_timestep_over_ann" not in entry
+    assert entry["early_exit"] == {}
