@@ -185,3 +185,25 @@ def test_counts_do_not_depend_on_the_energy_batch_size():
         for bs, counter in counts.items():
             assert counter.per_timestep(4) == whole.per_timestep(4), (name, bs)
             assert dict(counter.ops) == dict(whole.ops), (name, bs)
+
+
+def test_authors_counting_convention():
+    """The authors' counter: Conv2d only (no classifier), the encoding conv as MACs at every
+    timestep run; this project's counts are otherwise unchanged."""
+    from test_engine import tiny
+
+    model = tiny()
+    torch.manual_seed(1)
+    x = torch.randn(6, 1, 12, 12) * 2
+    with OpCounter(model) as c:
+        engine.run_fixed(model, x, 3, on_step=c.set_timestep)
+    assert c.linear == {"fc"}
+    acs, macs = c.totals()
+    fc_acs = sum(a for (layer, _), (a, _) in c.ops.items() if layer == "fc")
+    stem = c.ops[("stem.0", 1)][1]
+    a_acs, a_macs = c.authors_convention(len(x), 3.0)
+    assert a_acs == pytest.approx((acs - fc_acs) / 6) and a_macs == pytest.approx(3 * stem / 6)
+    # timesteps 1..2 only: the stem twice
+    two = c.authors_convention(len(x), 2.0, max_t=2)
+    assert two[1] == pytest.approx(2 * stem / 6)
+    assert two[0] == pytest.approx(sum(a for (layer, t), (a, _) in c.ops.items() if layer != "fc" and t <= 2) / 6)

@@ -12,7 +12,7 @@ from seenn.models.policy import build_policy
 from seenn.policy import (compare_cells, expected_loss, fit_policy, reinforce_loss, reward_table, sample_weights)
 
 CFG = {"epochs": 12, "batch_size": 32, "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0, "reward_base": 2.0,
-       "policy_stem_channels": 8, "policy_widths": [8, 16]}
+       "policy_stem_channels": 8, "policy_widths": [8, 16], "policy_stem_stride": 1}
 
 
 def test_reward_values():
@@ -134,12 +134,52 @@ def test_policy_network_is_the_papers_resnet8():
 
 
 def test_compare_grid_puts_the_configured_policy_first():
-    cfg = {"beta": 2.0, "estimator": "expected", "train_split": "train", "sample_weighting": True}
+    table6 = {"policy_stem_channels": 16, "policy_widths": [16, 32, 64], "policy_stem_stride": 1}
+    cfg = {"beta": 2.0, "estimator": "expected", "train_split": "train", "sample_weighting": True, **table6}
+    main = {"beta": 2.0, "estimator": "expected", "train_split": "train", "sample_weighting": True, "variant": "paper",
+            "policy": "configured"}
     cells = compare_cells(cfg)
-    assert cells[0] == cfg and len(cells) == 5 and all(c["beta"] == 2.0 for c in cells)
-    assert cells[1] == {**cfg, "estimator": "reinforce"}
+    assert cells[0] == main and len(cells) == 5 and all(c["beta"] == 2.0 for c in cells)
+    assert cells[1] == {**main, "estimator": "reinforce"}
     assert {(c["train_split"], c["sample_weighting"]) for c in cells[2:]} == {("val", False), ("val", True), ("train", False)}
     assert all(c["estimator"] == "expected" for c in cells[2:])
+    # a narrower policy than the paper's Table 6: the Table 6 one is trained beside it
+    narrow = compare_cells({**cfg, "policy_widths": [6, 12, 24]})
+    assert narrow[:5] == cells and narrow[5] == {**main, "policy": "table6"}
+
+
+def test_action_grids_and_reward_shapes():
+    from seenn.policy import VARIANTS, action_grid
+
+    assert action_grid("all", 4) == [1, 2, 3, 4]
+    assert action_grid("powers_of_two", 64) == [1, 2, 4, 8, 16, 32, 64]
+    assert action_grid("powers_of_two", 6) == [1, 2, 4, 6]
+    c = torch.tensor([[True, False, True, True, False, True]])
+    # linear: 1 - (u - 1) / T at the grid's u, -beta where wrong
+    assert reward_table(c, beta=2.0, shape="linear", grid=[1, 2, 4, 6]).tolist()[0] == pytest.approx([1.0, -2.0, 0.5, 1 / 6])
+    assert reward_table(c, beta=2.0, base=2.0, grid=[1, 2, 4, 6]).tolist() == [[1.0, -2.0, 0.125, 1 / 32]]
+    assert set(VARIANTS) >= {"paper"} and VARIANTS["paper"] == ("all", "exponential")
+
+
+def test_select_variant_uses_seenn1s_rule():
+    import pandas as pd
+
+    from seenn.policy import select_variant
+
+    pts = pd.DataFrame({"variant": ["paper", "pow2", "linear"], "val_accuracy": [97.0, 96.2, 96.9],
+                        "val_avg_timesteps": [30.0, 9.0, 12.0]})
+    assert pts["variant"][select_variant(pts, 97.0, 0.2)] == "linear"  # pow2 is cheaper but 0.8 points below
+    assert pts["variant"][select_variant(pts, 97.0, 1.0)] == "pow2"
+    assert pts["variant"][select_variant(pts, 99.0, 0.1)] == "paper"  # none within: the most accurate
+
+
+def test_variants_schema_enum_matches_the_registry():
+    from seenn.config import load_schema
+    from seenn.policy import VARIANTS
+    from seenn.stages import CONVERTED_VARIANTS
+
+    enum = load_schema()["properties"]["conversion"]["properties"]["seenn2_variant"]["enum"]
+    assert enum == ["validation", *VARIANTS] and set(CONVERTED_VARIANTS) <= set(VARIANTS)
 
 
 def test_engine_loads_the_main_policy_and_averages_event_frames(tmp_path):
@@ -151,19 +191,25 @@ def test_engine_loads_the_main_policy_and_averages_event_frames(tmp_path):
     from seenn.errors import SeennError
     from seenn.policy import EventMean, load_policy, save_policies
 
-    cfg = {"policy_stem_channels": 4, "policy_widths": [4, 8]}
-    net = build_policy(1, 3, 4, [4, 8])
+    cfg = {"policy_stem_channels": 4, "policy_widths": [4, 8], "policy_stem_stride": 2}
+    net = build_policy(1, 3, 4, [4, 8], 2, grid=[1, 2, 4])
     entry = {"beta": 1.0, "estimator": "expected", "train_split": "val", "sample_weighting": False,
              "state_dict": net.state_dict()}
     digits = get_spec("digits")
-    save_policies(tmp_path / "one.pt", [entry], cfg=cfg, in_channels=1, actions=3, dataset=digits.name)
+    save_policies(tmp_path / "one.pt", [entry], cfg=cfg, in_channels=1, timesteps=4, grid=[1, 2, 4], dataset=digits.name)
     x = torch.randn(5, 1, 28, 28)
     loaded = load_policy(tmp_path / "one.pt", digits)
-    assert torch.equal(loaded(x), net.eval()(x))
+    assert torch.equal(loaded(x), net.eval()(x)) and loaded.grid == [1, 2, 4]
+    # the engine maps the chosen action to its timestep on the grid
+    from seenn import engine
+
+    u = engine.policy_exits(engine.Policy.from_network(loaded), x, 4)
+    assert torch.equal(u, torch.tensor([1, 2, 4])[net(x).argmax(-1)])
     frames = torch.randn(5, 4, 1, 28, 28)
     event = load_policy(tmp_path / "one.pt", replace(digits, event=True))
     assert isinstance(event, EventMean) and torch.allclose(event(frames), net(frames.mean(1)))
-    save_policies(tmp_path / "two.pt", [entry, entry], cfg=cfg, in_channels=1, actions=3, dataset=digits.name)
+    save_policies(tmp_path / "two.pt", [entry, entry], cfg=cfg, in_channels=1, timesteps=4, grid=[1, 2, 4],
+                  dataset=digits.name)
     with pytest.raises(SeennError, match="holds 2 policies"):
         load_policy(tmp_path / "two.pt", digits)
 

@@ -70,3 +70,30 @@ def test_branch_temperature_override_keeps_the_entropy_temperature_flag():
 
     got = seenn1_config({"seenn1": CFG, "conversion": {"seenn1_temperature": 8.0}})
     assert got == {**CFG, "temperature": 8.0} and got["entropy_temperature"] is False
+
+
+def test_seenn1_at_another_methods_budget_is_chosen_on_validation():
+    """SEENN-I beside SEENN-II: alpha interpolated where the validation sweep's average timesteps
+    equal the target; the test split only reports that alpha."""
+    import numpy as np
+
+    from seenn.seenn1 import alpha_grid, at_budget, sweep
+
+    g = torch.Generator().manual_seed(3)
+    zv, zt = (torch.randn(300, 4, 5, generator=g).cumsum(1) * 2 for _ in range(2))
+    yv, yt = (torch.randint(0, 5, (300,), generator=g) for _ in range(2))
+    cfg = {"scores": ["confidence"], "alpha_min": 0.2, "alpha_max": 0.9999, "alpha_steps": 60, "temperature": 1.0,
+           "accumulate": "sum", "entropy_temperature": False}
+    sv = sweep(zv, yv, "confidence", alpha_grid(0.2, 0.9999, 60), 1.0, "sum")
+    target = float(sv["avg_timesteps"].iloc[30])
+    p = at_budget(zv, yv, zt, yt, cfg, target)["confidence"]
+    assert p["val_avg_timesteps"] == pytest.approx(target)  # a point of the sweep is met exactly
+    flat = sv[sv["avg_timesteps"] == target]["alpha"]
+    assert flat.min() <= p["alpha"] <= flat.max()
+    st = sweep(zt, yt, "confidence", torch.tensor([p["alpha"]], dtype=torch.float64), 1.0, "sum")
+    assert (p["test_accuracy"], p["test_avg_timesteps"]) == (st["accuracy"][0], st["avg_timesteps"][0])
+    # between two sweep points: an alpha between theirs, and a validation cost between theirs
+    lo, hi = (float(v) for v in np.unique(sv["avg_timesteps"])[[10, 11]])
+    q = at_budget(zv, yv, zt, yt, cfg, (lo + hi) / 2)["confidence"]
+    assert sv[sv["avg_timesteps"] == lo]["alpha"].min() <= q["alpha"] <= sv[sv["avg_timesteps"] == hi]["alpha"].max()
+    assert lo <= q["val_avg_timesteps"] <= hi

@@ -66,7 +66,8 @@ def run_stage(name: str, config_path: str = DEFAULT_CONFIG) -> None:
             raise SeennError(f"stage {name}: input '{role}' ({path}) is missing: run the stage that produces it first")
     device = runtime.setup(config["seed"], config["deterministic"], config["device"])
     ctx = StageContext(name=name, params=select_keys(config, st.params), inputs=dict(st.inputs),
-                       outputs=dict(st.outputs), device=device, checkpoint_dir=Path(st.checkpoint_dir))
+                       outputs=dict(st.outputs), device=device, checkpoint_dir=Path(st.checkpoint_dir),
+                       extras=dict(st.options))
     module, func = st.func.split(":")
     start = time.perf_counter()
     log.info("start on %s (%d threads)", device, torch.get_num_threads())

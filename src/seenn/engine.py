@@ -50,9 +50,11 @@ class Policy:
 
     @classmethod
     def from_network(cls, model: nn.Module) -> "Policy":
-        """A policy network giving action logits [B, T]: u = argmax + 1 (`exits.policy_exit`)."""
+        """A policy network giving action logits [B, A]: u = the timestep of the argmax action
+        (`exits.policy_exit` over the network's `grid`, 1..A if it has none)."""
         model.eval()
-        return cls(decide=lambda x: policy_exit(model(x)), model=model)
+        grid = getattr(model, "grid", None)
+        return cls(decide=lambda x: policy_exit(model(x), grid), model=model)
 
 
 @dataclass

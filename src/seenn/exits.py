@@ -54,9 +54,11 @@ def seenn1_exit_many(scores: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor
     return above.double().argmax(2) + 1
 
 
-def policy_exit(action_logits: torch.Tensor) -> torch.Tensor:
-    """SEENN-II at test time: u = argmax pi(u|x), 1-based [N]."""
-    return action_logits.argmax(-1) + 1
+def policy_exit(action_logits: torch.Tensor, grid: list[int] | None = None) -> torch.Tensor:
+    """SEENN-II at test time: u = the timestep of action argmax pi(.|x), 1-based [N]; `grid`
+    lists the timestep of each action (None: action i is u = i + 1)."""
+    a = action_logits.argmax(-1)
+    return a + 1 if grid is None else torch.as_tensor(grid, dtype=torch.long, device=a.device)[a]
 
 
 def seenn1_stops(scores_t: torch.Tensor, alpha: float, t: int | torch.Tensor, T: int) -> torch.Tensor:

@@ -61,3 +61,13 @@ def exit_outcome(correct: torch.Tensor, exit_t: torch.Tensor) -> tuple[float, fl
 def exit_histogram(exit_t: torch.Tensor, T: int) -> list[int]:
     """Number of samples exiting at each t = 1..T."""
     return torch.bincount(exit_t.long() - 1, minlength=T).tolist()
+
+
+def doubling_timesteps(T: int) -> list[int]:
+    """1, 2, 4, ... below T, then T itself: the timesteps a long run is summarized at (and
+    SEENN-II's powers-of-two action grid)."""
+    ts, t = [], 1
+    while t < T:
+        ts.append(t)
+        t *= 2
+    return ts + [T]

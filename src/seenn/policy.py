@@ -4,6 +4,9 @@ The SNN is never rerun here: whether its accumulated prediction is correct at ev
 from the per-timestep logits the evaluate stage saved (correctness table c [N, T]).
 
 Reward (authors' code): R(u) = reward_base^-(u-1) when the SNN is correct at u, else -beta.
+For a long T (the converted SNN) that reward is nearly zero past u ~ 10, so a branch can also
+train variants: an action grid of 1, 2, 4, ..., T instead of every u, and a linear reward
+R(u) = 1 - (u-1)/T; `seenn2_select` picks among a branch's variants on the validation split.
 Optional per-sample weighting (authors' code): w = 1 for samples the SNN gets right at t = 1,
 w = r / (1 - r) for the others, r = accuracy at t = 1 on the policy's training split; it gives
 the rare "hard" samples as much total weight as the easy ones.
@@ -38,24 +41,56 @@ from .data.prepared import load_split
 from .errors import SeennError
 from .evaluate import load_logits
 from .exits import policy_exit
-from .io import check_trained_on, load_checked, load_weights, save_checked, sha256_file, write_json, write_text
-from .metrics import correctness, exit_histogram, exit_outcome
+from .io import (check_trained_on, load_checked, load_weights, read_json, save_checked, sha256_file, write_json,
+                 write_text)
+from .metrics import correctness, doubling_timesteps, exit_histogram, exit_outcome
 from .models.policy import build_policy
 
 log = logging.getLogger("seenn")
 
 ESTIMATORS = ("expected", "reinforce")
+ACTION_GRIDS = ("all", "powers_of_two")
+REWARD_SHAPES = ("exponential", "linear")
+# the SEENN-II training rules a branch can train, by name: (action grid, reward shape)
+VARIANTS = {"paper": ("all", "exponential"), "pow2": ("powers_of_two", "exponential"),
+            "linear": ("all", "linear"), "pow2_linear": ("powers_of_two", "linear")}
 POLICY_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "reward_base", "policy_stem_channels",
-               "policy_widths")
+               "policy_widths", "policy_stem_stride")
+TABLE6_POLICY = {"policy_stem_channels": 16, "policy_widths": [16, 32, 64], "policy_stem_stride": 1}  # paper Table 6
 
 
 # --- reward and estimators -------------------------------------------------------------------
 
-def reward_table(correct: torch.Tensor, beta: float, base: float = 2.0) -> torch.Tensor:
-    """R [N, T]: base^-(u-1) where the SNN is correct at u, -beta where it is wrong."""
+def action_grid(name: str, T: int) -> list[int]:
+    """The exit timesteps a policy chooses among: every u in 1..T (the paper), or 1, 2, 4, ..., T
+    (a few actions whose costs differ by a factor of two, for a long T)."""
+    if name == "all":
+        return list(range(1, T + 1))
+    if name == "powers_of_two":
+        return doubling_timesteps(T)
+    raise ValueError(f"unknown action grid '{name}', expected one of {ACTION_GRIDS}")
+
+
+def reward_table(correct: torch.Tensor, beta: float, base: float = 2.0, shape: str = "exponential",
+                 grid: list[int] | None = None) -> torch.Tensor:
+    """R [N, A] over the actions u of `grid` (default 1..T): the gain where the SNN is correct at
+    u, -beta where it is wrong. Gain: base^-(u-1) (exponential, the authors') or 1 - (u-1)/T
+    (linear: falls evenly over the whole window, so late exits still earn something)."""
     T = correct.shape[1]
-    gain = base ** -torch.arange(T, dtype=torch.float32)
-    return torch.where(correct, gain.expand_as(correct), torch.full(correct.shape, -float(beta)))
+    u = torch.tensor(list(range(1, T + 1)) if grid is None else grid, dtype=torch.long)
+    if shape == "exponential":
+        gain = base ** -(u - 1).to(torch.float32)
+    elif shape == "linear":
+        gain = 1 - (u - 1).to(torch.float32) / T
+    else:
+        raise ValueError(f"unknown reward shape '{shape}', expected one of {REWARD_SHAPES}")
+    c = correct[:, u - 1]
+    return torch.where(c, gain.expand_as(c), torch.full(c.shape, -float(beta)))
+
+
+def t1_accuracy(correct: torch.Tensor) -> float:
+    """r: the fraction of samples the SNN gets right at t = 1 (what the authors' weighting uses)."""
+    return float(correct[:, 0].double().mean())
 
 
 def sample_weights(correct: torch.Tensor, weighting: bool) -> torch.Tensor:
@@ -64,7 +99,7 @@ def sample_weights(correct: torch.Tensor, weighting: bool) -> torch.Tensor:
     w = torch.ones(correct.shape[0])
     if not weighting:
         return w
-    r = float(correct[:, 0].double().mean())
+    r = t1_accuracy(correct)
     if r <= 0.0 or r >= 1.0:  # every sample right (or wrong) at t = 1: nothing to reweight
         return w
     return torch.where(correct[:, 0], w, torch.full_like(w, r / (1 - r)))
@@ -134,13 +169,16 @@ def policy_logits(policy, x: torch.Tensor, device: torch.device, batch_size: int
 
 def fit_policy(x: torch.Tensor, correct: torch.Tensor, *, cfg: dict, beta: float, estimator: str, weighting: bool,
                epochs: int, in_channels: int, seed: int, device: torch.device, ckpt_dir: Path, fp: str,
-               desc: str) -> tuple[torch.nn.Module, list[dict]]:
+               desc: str, variant: str = "paper") -> tuple[torch.nn.Module, list[dict]]:
     """Train one policy on (inputs x, SNN correctness table) with SGD + cosine; resumable, and
-    deterministic given `seed` (same seed: same initial weights and batch order for every beta)."""
-    T = correct.shape[1]
+    deterministic given `seed` (same seed: same initial weights and batch order for every beta).
+    `variant` names the action grid and reward shape (`VARIANTS`)."""
+    grid_name, shape = VARIANTS[variant]
+    grid = action_grid(grid_name, correct.shape[1])
     torch.manual_seed(seed)
-    policy = build_policy(in_channels, T, cfg["policy_stem_channels"], cfg["policy_widths"]).to(device)
-    rewards = reward_table(correct, beta, cfg["reward_base"])
+    policy = build_policy(in_channels, len(grid), cfg["policy_stem_channels"], cfg["policy_widths"],
+                          cfg["policy_stem_stride"], grid).to(device)
+    rewards = reward_table(correct, beta, cfg["reward_base"], shape, grid)
     w = sample_weights(correct, weighting)
     opt = torch.optim.SGD(policy.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
     steps_per_epoch = math.ceil(x.shape[0] / cfg["batch_size"])
@@ -163,8 +201,9 @@ def fit_policy(x: torch.Tensor, correct: torch.Tensor, *, cfg: dict, beta: float
             loss.backward()
             opt.step()
             sched.step()
-            u = policy_exit(logits.detach().cpu())
-            reward_sum += float(rewards[idx].gather(1, (u - 1)[:, None]).double().sum())
+            a = logits.detach().cpu().argmax(-1)
+            u = policy_exit(logits.detach().cpu(), grid)
+            reward_sum += float(rewards[idx].gather(1, a[:, None]).double().sum())
             hits += int(correct[idx].gather(1, (u - 1)[:, None]).sum())
             u_sum += int(u.sum())
             obj_sum += float(r.sum())
@@ -187,11 +226,14 @@ def beta_tag(beta: float) -> str:
 
 # --- policy files ----------------------------------------------------------------------------
 
-def save_policies(path, entries: list[dict], *, cfg: dict, in_channels: int, actions: int, dataset: str) -> None:
+def save_policies(path, entries: list[dict], *, cfg: dict, in_channels: int, timesteps: int, grid: list[int],
+                  dataset: str) -> None:
     """One file with every trained policy: entries [{"beta", "estimator", "train_split",
-    "sample_weighting", "state_dict"}] plus what is needed to rebuild them."""
-    save_checked(path, {"kind": "policies", "entries": entries, "in_channels": in_channels, "actions": actions,
-                        "dataset": dataset, "policy_stem_channels": cfg["policy_stem_channels"],
+    "sample_weighting", "variant", "r_t1", "state_dict"}] plus what is needed to rebuild them
+    (architecture, the SNN's T and the action grid, shared by every entry)."""
+    save_checked(path, {"kind": "policies", "entries": entries, "in_channels": in_channels, "actions": timesteps,
+                        "action_grid": list(grid), "dataset": dataset,
+                        **{k: cfg[k] for k in ("policy_stem_channels", "policy_stem_stride")},
                         "policy_widths": list(cfg["policy_widths"])})
 
 
@@ -202,7 +244,8 @@ def load_policies(path) -> tuple[dict, list[torch.nn.Module]]:
         raise SeennError(f"{path} is not a SEENN-II policy file (kind={obj.get('kind')!r}): delete it and rerun seenn2_train")
     models = []
     for e in obj["entries"]:
-        m = build_policy(obj["in_channels"], obj["actions"], obj["policy_stem_channels"], obj["policy_widths"])
+        m = build_policy(obj["in_channels"], len(obj["action_grid"]), obj["policy_stem_channels"], obj["policy_widths"],
+                         obj["policy_stem_stride"], obj["action_grid"])
         load_weights(m, e["state_dict"], path, "SEENN-II policy file")
         models.append(m.eval())
     return obj, models
@@ -215,6 +258,7 @@ class EventMean(torch.nn.Module):
     def __init__(self, policy: torch.nn.Module):
         super().__init__()
         self.policy = policy
+        self.grid = policy.grid
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.policy(x.mean(1))
@@ -232,7 +276,7 @@ def load_policy(path, spec: DatasetSpec) -> torch.nn.Module:
 
 def evaluate_policy(policy, x: torch.Tensor, correct: torch.Tensor, device: torch.device) -> dict:
     """SEENN-II at test time: u = argmax pi(u|x); accuracy, average timesteps, exit histogram."""
-    u = policy_exit(policy_logits(policy.to(device), x, device))
+    u = policy_exit(policy_logits(policy.to(device), x, device), policy.grid)
     acc, avg_t = exit_outcome(correct, u)
     return {"test_accuracy": acc, "test_avg_timesteps": avg_t, "test_exit_histogram": exit_histogram(u, correct.shape[1])}
 
@@ -249,48 +293,71 @@ def _run_fp(ctx, cell: dict, split: str) -> str:
 
 # --- stages ----------------------------------------------------------------------------------
 
+def _variant(ctx) -> str:
+    """The training rule of this stage (its declaration's `variant` option; the paper's by default)."""
+    return ctx.extras.get("variant", "paper")
+
+
 def stage_seenn2_train(ctx) -> None:
-    """Stage seenn2_train: for each beta in seenn2.betas, train a policy on the configured split
-    with the configured estimator -> policies.pt + policy_log.csv (one row per beta and epoch)."""
+    """Stage seenn2_train[_<branch>[_<variant>]]: for each beta in seenn2.betas, train a policy on
+    the configured split with the configured estimator and the stage's variant (action grid and
+    reward) -> policies.pt + policy_log.csv (one row per beta and epoch)."""
     s = ctx.params["seenn2"]
-    split = s["train_split"]
+    split, variant = s["train_split"], _variant(ctx)
     spec, x, c = load_policy_split(ctx.inputs[split], ctx.inputs[f"logits_{split}"])
     entries, rows = [], []
     for beta in s["betas"]:
-        cell = {"beta": beta, "estimator": s["estimator"], "train_split": split, "sample_weighting": s["sample_weighting"]}
+        cell = {"beta": beta, "estimator": s["estimator"], "train_split": split, "sample_weighting": s["sample_weighting"],
+                "variant": variant}
         policy, log_rows = fit_policy(x, c, cfg=s, beta=beta, estimator=s["estimator"], weighting=s["sample_weighting"],
                                       epochs=s["epochs"], in_channels=policy_in_channels(spec), seed=ctx.params["seed"],
                                       device=ctx.device, ckpt_dir=ctx.checkpoint_dir / f"beta_{beta_tag(beta)}",
-                                      fp=_run_fp(ctx, cell, split), desc=f"policy beta={beta:g}")
-        entries.append({**cell, "state_dict": policy.state_dict()})
+                                      fp=_run_fp(ctx, cell, split), desc=f"policy beta={beta:g}", variant=variant)
+        entries.append({**cell, "r_t1": t1_accuracy(c), "state_dict": policy.state_dict()})
         rows += [{**cell, **r} for r in log_rows]
-    save_policies(ctx.outputs["policies"], entries, cfg=s, in_channels=policy_in_channels(spec), actions=c.shape[1],
-                  dataset=spec.name)
+    save_policies(ctx.outputs["policies"], entries, cfg=s, in_channels=policy_in_channels(spec), timesteps=c.shape[1],
+                  grid=policy.grid, dataset=spec.name)
     write_rows(ctx.outputs["log"], rows)
 
 
+def weighting_note(r: float, weighting: bool) -> dict:
+    """What the authors' weighting did on this branch: r (accuracy at t = 1 on the policy's
+    training split) and the weight of each sample wrong at t = 1 (1 when switched off)."""
+    w = r / (1 - r) if weighting and 0.0 < r < 1.0 else 1.0
+    return {"r_t1": r, "share_wrong_at_t1": 1 - r, "weight_wrong_at_t1": w}
+
+
 def stage_seenn2_evaluate(ctx) -> None:
-    """Stage seenn2_evaluate: policies + val/test splits and logits -> sweep.csv (one row per
-    beta: test, and validation for reference) and seenn2.json (the main beta's operating point
-    and operation counts of policy and SNN, counted on the real models)."""
+    """Stage seenn2_evaluate[...]: policies + val/test splits and logits -> sweep.csv (one row per
+    beta: test and validation, beside SEENN-I at the same validation cost) and seenn2.json (the
+    main beta's operating point, its weighting, and the operation counts of policy and SNN,
+    counted on the real models)."""
     from .ops import ann_macs, snn_macs
+    from .seenn1 import at_budget
     from .train import load_snn
 
     obj, policies = load_policies(ctx.inputs["policies"])
     spec, xt, ct = load_policy_split(ctx.inputs["test"], ctx.inputs["logits_test"])
     _, xv, cv = load_policy_split(ctx.inputs["val"], ctx.inputs["logits_val"])
     if ct.shape[1] != obj["actions"]:
-        raise SeennError(f"policies in {ctx.inputs['policies']} pick 1..{obj['actions']} timesteps but the SNN logits have "
-                         f"T = {ct.shape[1]}: rerun seenn2_train")
+        raise SeennError(f"policies in {ctx.inputs['policies']} pick among 1..{obj['actions']} timesteps but the SNN "
+                         f"logits have T = {ct.shape[1]}: rerun seenn2_train")
+    seenn1 = read_json(ctx.inputs["seenn1"])
+    zv, yv = load_logits(ctx.inputs["logits_val"])
+    zt, yt = load_logits(ctx.inputs["logits_test"])
     rows = []
     for e, policy in zip(obj["entries"], policies):
         r = evaluate_policy(policy, xt, ct, ctx.device)
         v = evaluate_policy(policy, xv, cv, ctx.device)
-        rows.append({"beta": e["beta"], "estimator": e["estimator"], "train_split": e["train_split"],
-                     "sample_weighting": e["sample_weighting"], "test_accuracy": r["test_accuracy"],
-                     "test_avg_timesteps": r["test_avg_timesteps"],
-                     **{f"exit_t{t}": n for t, n in enumerate(r["test_exit_histogram"], 1)},
-                     "val_accuracy": v["test_accuracy"], "val_avg_timesteps": v["test_avg_timesteps"]})
+        row = {"beta": e["beta"], "estimator": e["estimator"], "train_split": e["train_split"],
+               "sample_weighting": e["sample_weighting"], "variant": e["variant"], "test_accuracy": r["test_accuracy"],
+               "test_avg_timesteps": r["test_avg_timesteps"],
+               **{f"exit_t{t}": n for t, n in enumerate(r["test_exit_histogram"], 1)},
+               "val_accuracy": v["test_accuracy"], "val_avg_timesteps": v["test_avg_timesteps"]}
+        for score, p in at_budget(zv, yv, zt, yt, seenn1["settings"], v["test_avg_timesteps"]).items():
+            row.update({f"seenn1_{score}_{k}": p[k] for k in ("alpha", "val_avg_timesteps", "test_accuracy",
+                                                              "test_avg_timesteps")})
+        rows.append(row)
     main_beta = ctx.params["seenn2"]["beta"]
     i = next(i for i, e in enumerate(obj["entries"]) if e["beta"] == main_beta)
     snn, _ = load_snn(ctx.inputs["model"], spec)
@@ -300,12 +367,15 @@ def stage_seenn2_evaluate(ctx) -> None:
     T = int(ct.shape[1])
     one_step = snn_ops["fixed"] + snn_ops["per_timestep"]
     at_avg = snn_ops["fixed"] + main["test_avg_timesteps"] * snn_ops["per_timestep"]
+    entry = obj["entries"][i]
     result = {
         "beta": main_beta, "estimator": main["estimator"], "train_split": main["train_split"],
-        "sample_weighting": main["sample_weighting"], "timesteps": T,
+        "sample_weighting": main["sample_weighting"], "variant": entry["variant"], "action_grid": obj["action_grid"],
+        "timesteps": T, "weighting": weighting_note(entry["r_t1"], entry["sample_weighting"]),
         "test_accuracy": main["test_accuracy"], "test_avg_timesteps": main["test_avg_timesteps"],
         "test_exit_histogram": [main[f"exit_t{t}"] for t in range(1, T + 1)],
         "val_accuracy": main["val_accuracy"], "val_avg_timesteps": main["val_avg_timesteps"],
+        "policy": {k: obj[k] for k in ("policy_stem_channels", "policy_widths", "policy_stem_stride")},
         "ops": {"policy_macs": pol["macs"], "policy_params": pol["params"],
                 "snn_macs_per_timestep": snn_ops["per_timestep"], "snn_macs_fixed": snn_ops["fixed"],
                 "snn_params": snn_ops["params"],
@@ -318,19 +388,69 @@ def stage_seenn2_evaluate(ctx) -> None:
     write_json(ctx.outputs["result"], result)
     # the main-beta policy on its own, for the early-exit engine (energy and latency stages)
     save_policies(ctx.outputs["policy"], [obj["entries"][i]], cfg=obj, in_channels=obj["in_channels"],
-                  actions=obj["actions"], dataset=obj["dataset"])
+                  timesteps=obj["actions"], grid=obj["action_grid"], dataset=obj["dataset"])
+
+
+def select_variant(points: pd.DataFrame, full_val_accuracy: float, tolerance_points: float) -> int:
+    """Row of the variant picked on validation, by SEENN-I's calibration rule: the fewest
+    validation timesteps among those within `tolerance_points` of full-T validation accuracy;
+    if none is, the most accurate one (columns val_accuracy, val_avg_timesteps, variant)."""
+    ok = points[points["val_accuracy"] >= full_val_accuracy - tolerance_points - 1e-9]
+    if ok.empty:
+        return int(points.sort_values(["val_accuracy", "val_avg_timesteps"], ascending=[False, True]).index[0])
+    return int(ok.sort_values(["val_avg_timesteps", "val_accuracy"], ascending=[True, False]).index[0])
+
+
+def stage_seenn2_select(ctx) -> None:
+    """Stage seenn2_select_<branch>: the branch's SEENN-II variants at the main beta -> variants.csv
+    (validation and test of each), and the chosen one's seenn2.json and sweep.csv as the branch's
+    SEENN-II (`<section>.seenn2_variant`: `validation` picks on the validation split, or a name)."""
+    choice = _declared_choice(ctx.params)
+    names = [k.removeprefix("result_") for k in ctx.inputs if k.startswith("result_")]
+    results = {n: read_json(ctx.inputs[f"result_{n}"]) for n in names}
+    full_val = read_json(ctx.inputs["seenn1"])["full_t"]["val_accuracy"]
+    table = pd.DataFrame([{"variant": n, "action_grid": VARIANTS[n][0], "reward": VARIANTS[n][1],
+                           "actions": len(results[n]["action_grid"]), "beta": results[n]["beta"],
+                           **{k: results[n][k] for k in ("val_accuracy", "val_avg_timesteps", "test_accuracy",
+                                                         "test_avg_timesteps")}} for n in names])
+    if choice == "validation":
+        pick = names[select_variant(table, full_val, ctx.params["seenn1"]["tolerance_points"])]
+    elif choice in results:
+        pick = choice
+    else:
+        raise SeennError(f"seenn2_variant '{choice}' is not a variant of stage {ctx.name}; variants: {', '.join(names)}")
+    table["chosen"] = table["variant"] == pick
+    write_rows(ctx.outputs["variants"], table.to_dict("records"))
+    write_json(ctx.outputs["result"], {**results[pick], "selected_by": choice})
+    write_text(ctx.outputs["sweep"], Path(ctx.inputs[f"sweep_{pick}"]).read_text())
+
+
+def _declared_choice(params: dict) -> str:
+    """The `seenn2_variant` key the select stage declares (in the branch's own section)."""
+    found = [v["seenn2_variant"] for k, v in params.items() if isinstance(v, dict) and "seenn2_variant" in v]
+    if len(found) != 1:
+        raise SeennError(f"the select stage must declare exactly one '<section>.seenn2_variant' key, found {len(found)}")
+    return found[0]
 
 
 def compare_cells(s: dict) -> list[dict]:
     """The grid `seenn2_compare` reports at the main beta: the configured policy first, then the
     other estimator at the configured split and weighting, then the configured estimator on every
-    other (training split, weighting) pair -- 5 cells."""
+    other (training split, weighting) pair -- 5 cells; and, when the configured policy is not the
+    paper's Table 6 ResNet-8, that one too (what the smaller policy costs in accuracy)."""
     main = {"beta": s["beta"], "estimator": s["estimator"], "train_split": s["train_split"],
-            "sample_weighting": s["sample_weighting"]}
+            "sample_weighting": s["sample_weighting"], "variant": "paper", "policy": "configured"}
     cells = [main] + [{**main, "estimator": e} for e in ESTIMATORS if e != main["estimator"]]
     cells += [{**main, "train_split": split, "sample_weighting": wt} for split in ("val", "train") for wt in (False, True)
               if (split, wt) != (main["train_split"], main["sample_weighting"])]
+    if any(s[k] != v for k, v in TABLE6_POLICY.items()):
+        cells.append({**main, "policy": "table6"})
     return cells
+
+
+def cfg_of(cell: dict, s: dict) -> dict:
+    """The seenn2 settings a comparison cell trains with (the Table 6 cell swaps in its policy)."""
+    return {**s, **TABLE6_POLICY} if cell["policy"] == "table6" else s
 
 
 def _main_cell(ctx, cell: dict) -> tuple[torch.nn.Module, list[dict]]:
@@ -350,6 +470,8 @@ def stage_seenn2_compare(ctx) -> None:
     (the configured one from seenn2_train, the others trained here for `seenn2.epochs` epochs on
     their split) -> compare.csv (test accuracy, average timesteps, and the policy's greedy
     behaviour on its own training split) + compare_log.csv (training curves)."""
+    from .ops import ann_macs
+
     s = ctx.params["seenn2"]
     data = {split: load_policy_split(ctx.inputs[split], ctx.inputs[f"logits_{split}"]) for split in ("val", "train")}
     spec, xt, ct = load_policy_split(ctx.inputs["test"], ctx.inputs["logits_test"])
@@ -361,12 +483,16 @@ def stage_seenn2_compare(ctx) -> None:
             policy, lr = _main_cell(ctx, cell)
         else:
             name = f"{cell['estimator']}_{split}_{'weighted' if cell['sample_weighting'] else 'unweighted'}"
-            policy, lr = fit_policy(x, c, cfg=s, beta=cell["beta"], estimator=cell["estimator"],
+            name += "_table6" if cell["policy"] == "table6" else ""
+            policy, lr = fit_policy(x, c, cfg=cfg_of(cell, s), beta=cell["beta"], estimator=cell["estimator"],
                                     weighting=cell["sample_weighting"], epochs=s["epochs"],
                                     in_channels=policy_in_channels(spec), seed=ctx.params["seed"], device=ctx.device,
                                     ckpt_dir=ctx.checkpoint_dir / name, fp=_run_fp(ctx, cell, split), desc=f"policy {name}")
         r = evaluate_policy(policy, xt, ct, ctx.device)
-        rows.append({**cell, "epochs": s["epochs"], "train_split_accuracy_t1": float(c[:, 0].double().mean() * 100),
+        arch = f"{cfg_of(cell, s)['policy_stem_channels']}/{'-'.join(map(str, cfg_of(cell, s)['policy_widths']))}"
+        rows.append({**cell, "policy_arch": f"{arch}, stem stride {cfg_of(cell, s)['policy_stem_stride']}",
+                     "policy_macs": ann_macs(policy, tuple(xt.shape[1:]))["macs"], "epochs": s["epochs"],
+                     "train_split_accuracy_t1": float(c[:, 0].double().mean() * 100),
                      "train_split_mean_u": lr[-1]["mean_u"], "train_split_accuracy": lr[-1]["accuracy"],
                      "test_accuracy": r["test_accuracy"], "test_avg_timesteps": r["test_avg_timesteps"],
                      **{f"exit_t{t}": n for t, n in enumerate(r["test_exit_histogram"], 1)}})

@@ -3,13 +3,14 @@ config's rule, and report test accuracy and average timesteps at that alpha."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import torch
 
 from .evaluate import load_logits
-from .exits import exit_scores, seenn1_exit_many
+from .exits import exit_scores, seenn1_exit, seenn1_exit_many
 from .io import write_json, write_text
-from .metrics import correctness, exit_histogram
+from .metrics import correctness, exit_histogram, exit_outcome
 
 
 def sweep(logits: torch.Tensor, labels: torch.Tensor, score: str, alphas: torch.Tensor, temperature: float,
@@ -67,6 +68,35 @@ def calibrate(val_logits, val_labels, test_logits, test_labels, cfg: dict) -> tu
     return table, result
 
 
+def at_budget(val_logits, val_labels, test_logits, test_labels, cfg: dict, val_avg_timesteps: float) -> dict:
+    """SEENN-I at another method's cost, chosen on validation only: per score, the alpha where the
+    validation sweep's average timesteps equal `val_avg_timesteps` (interpolated linearly in
+    log(1 - alpha), the sweep's spacing; clipped to the sweep), with that alpha's validation and
+    test accuracy and average timesteps. Why: comparing with SEENN-I's best alpha on the test
+    split would pick SEENN-I's threshold on test while the other method's is fixed."""
+    alphas = alpha_grid(cfg["alpha_min"], cfg["alpha_max"], cfg["alpha_steps"])
+    how = (cfg["temperature"], cfg["accumulate"], cfg["entropy_temperature"])
+    out = {}
+    for score in cfg["scores"]:
+        sv = sweep(val_logits, val_labels, score, alphas, *how)
+        # one point per distinct average (a flat stretch of alphas gives its middle), increasing
+        g = sv.assign(log_gap=np.log1p(-sv["alpha"])).groupby("avg_timesteps", as_index=False)["log_gap"].mean()
+        alpha = float(-np.expm1(np.interp(val_avg_timesteps, g["avg_timesteps"], g["log_gap"])))
+        point = {"alpha": alpha}
+        for split, z, y in (("val", val_logits, val_labels), ("test", test_logits, test_labels)):
+            acc, avg_t = exit_outcome(correctness(z, y), seenn1_exit(exit_scores(z, score, *how), alpha))
+            point.update({f"{split}_accuracy": acc, f"{split}_avg_timesteps": avg_t})
+        out[score] = point
+    return out
+
+
+def settings(cfg: dict) -> dict:
+    """The SEENN-I settings a calibration used, recorded in seenn1.json so that later stages
+    (SEENN-II's comparison, energy, latency) apply the same rule without re-reading the config."""
+    return {k: cfg[k] for k in ("scores", "alpha_min", "alpha_max", "alpha_steps", "temperature", "accumulate",
+                                "entropy_temperature", "tolerance_points")}
+
+
 def seenn1_config(params: dict) -> dict:
     """The `seenn1` settings with a branch's overrides: a declared key `<section>.seenn1_<name>`
     (e.g. conversion.seenn1_temperature) replaces seenn1.<name> for that branch only. Why: the
@@ -86,5 +116,6 @@ def stage_seenn1(ctx) -> None:
     cfg = seenn1_config(ctx.params)
     table, result = calibrate(zv, yv, zt, yt, cfg)
     result.update({k: cfg[k] for k in ("temperature", "accumulate", "entropy_temperature")})
+    result["settings"] = settings(cfg)
     write_text(ctx.outputs["sweep"], table.to_csv(index=False, float_format="%.6f"))
     write_json(ctx.outputs["result"], result)

@@ -34,6 +34,7 @@ class Stage:
     metrics: tuple[str, ...] = ()  # output roles that DVC shows as metrics
     plots: tuple[str, ...] = ()  # output roles that DVC shows as plots
     checkpoints: bool = False  # keeps resumable checkpoints under results/checkpoints/<name>/
+    options: tuple[tuple[str, object], ...] = ()  # fixed arguments of the stage function (ctx.extras)
 
     @property
     def params_file(self) -> str:
@@ -141,8 +142,13 @@ def engine_stages(stages: list[Stage]) -> list[Stage]:
 def engine_report_inputs(stages: list[Stage]) -> dict[str, str]:
     """What the measurements report reads from the engine stages."""
     by = {st.name: st for st in stages}
-    return {"energy_csv": by["energy"].outputs["table_csv"], "latency_csv": by["latency"].outputs["table_csv"],
-            "latency": by["latency"].outputs["latency"]}
+    return {"energy_csv": by["energy"].outputs["table_csv"], "energy": by["energy"].outputs["energy"],
+            "latency_csv": by["latency"].outputs["table_csv"], "latency": by["latency"].outputs["latency"]}
+
+
+# SEENN-II training rules of the converted SNN (T up to 64): the paper's, a powers-of-two action
+# grid, a linear reward, both (seenn.policy.VARIANTS); conversion.seenn2_variant picks one
+CONVERTED_VARIANTS = ("paper", "pow2", "linear", "pow2_linear")
 
 
 def conversion_stages() -> list[Stage]:
@@ -165,14 +171,15 @@ def conversion_stages() -> list[Stage]:
               {"model": f"{d}/snn.pt", "ann_metrics": f"{d}/ann_metrics.json"},
               SNN_CODE + ("models/qcfs.py", "train.py", "train_ann.py", "convert.py"), metrics=("ann_metrics",)),
     ] + branch_stages("converted", f"{d}/snn.pt", seenn1_overrides=("conversion.seenn1_temperature",), train_logits=True) \
-      + policy_stages("converted", S2C, suffix="_converted", compare=False)
+      + variant_stages("converted", S2C, "conversion", CONVERTED_VARIANTS)
 
 
 def conversion_report_inputs() -> dict[str, str]:
     """Files of the conversion branch that tables, figures and report read."""
     return {"metrics_converted": f"{CONVERTED}/metrics.json", "seenn1_converted": f"{CONVERTED}/seenn1.json",
             "ann_metrics": f"{CONVERTED}/ann_metrics.json", "sweep_converted": f"{CONVERTED}/seenn1_sweep.csv",
-            "seenn2_result_converted": f"{S2C}/seenn2.json", "seenn2_sweep_converted": f"{S2C}/sweep.csv"}
+            "seenn2_result_converted": f"{S2C}/seenn2.json", "seenn2_sweep_converted": f"{S2C}/sweep.csv",
+            "seenn2_variants_converted": f"{S2C}/variants.csv"}
 
 
 POLICY_CODE = ("policy.py", "models/policy.py", "checkpoint.py", "data/__init__.py", "data/prepared.py", "evaluate.py",
@@ -182,42 +189,65 @@ POLICY_CODE = ("policy.py", "models/policy.py", "checkpoint.py", "data/__init__.
 # change from its last checkpoint, so adding a beta trains only that beta.
 SEENN2_TRAIN_KEYS = tuple(f"seenn2.{k}" for k in ("train_split", "sample_weighting", "estimator", "reward_base", "epochs",
                                                   "batch_size", "lr", "momentum", "weight_decay", "policy_stem_channels",
-                                                  "policy_widths"))
+                                                  "policy_widths", "policy_stem_stride"))
 FT = f"{RESULTS}/finetuned"
 S2 = f"{RESULTS}/seenn2"
 S2C = f"{RESULTS}/converted/seenn2"
 
 
-def policy_stages(branch: str, out: str, suffix: str = "", compare: bool = True) -> list[Stage]:
-    """SEENN-II on one SNN branch: one policy per beta trained on the branch's saved per-timestep
-    correctness, its test evaluation with operation counts (and the main-beta policy alone, role
-    'policy', for the engine), and optionally the estimator x training-split comparison."""
+def policy_stages(branch: str, out: str, suffix: str = "", compare: bool = True, variant: str = "paper") -> list[Stage]:
+    """SEENN-II on one SNN branch with one training rule (`policy.VARIANTS`): one policy per beta
+    trained on the branch's saved per-timestep correctness, its test evaluation with operation
+    counts and SEENN-I at the same validation cost (and the main-beta policy alone, role 'policy',
+    for the engine), and optionally the estimator x training-split comparison."""
     s = _splits()
     d = f"{RESULTS}/{branch}"
     logits = {f"logits_{k}": f"{d}/logits_{k}.pt" for k in ("train", "val", "test")}
+    opts = (("variant", variant),)
     stages = [
         Stage(f"seenn2_train{suffix}", "policy", "seenn.policy:stage_seenn2_train",
-              f"SEENN-II: train one policy network per beta on the {branch} SNN's saved per-timestep correctness",
+              f"SEENN-II: train one policy network per beta on the {branch} SNN's saved per-timestep correctness"
+              f" ({variant} rule)",
               RUNTIME_KEYS + SEENN2_TRAIN_KEYS + ("seenn2.betas",),
               {"train": s["train"], "val": s["val"], "logits_train": logits["logits_train"], "logits_val": logits["logits_val"]},
               {"policies": f"{out}/policies.pt", "log": f"{out}/policy_log.csv"},
-              POLICY_CODE, plots=("log",), checkpoints=True),
+              POLICY_CODE, plots=("log",), checkpoints=True, options=opts),
         Stage(f"seenn2_evaluate{suffix}", "policy", "seenn.policy:stage_seenn2_evaluate",
-              f"SEENN-II on the test split (u = argmax pi) for every beta on the {branch} SNN; operations of policy and SNN",
+              f"SEENN-II on the test split (u = argmax pi) for every beta on the {branch} SNN ({variant} rule), beside "
+              "SEENN-I at the same validation cost; operations of policy and SNN",
               ("device", "deterministic", "seenn2.beta"),
               {"policies": f"{out}/policies.pt", "model": f"{d}/snn.pt", "val": s["val"], "test": s["test"],
-               "logits_val": logits["logits_val"], "logits_test": logits["logits_test"]},
+               "logits_val": logits["logits_val"], "logits_test": logits["logits_test"], "seenn1": f"{d}/seenn1.json"},
               {"sweep": f"{out}/sweep.csv", "result": f"{out}/seenn2.json", "policy": f"{out}/policy.pt"},
-              POLICY_CODE + ("ops.py", "train.py") + SNN_CODE, metrics=("result",)),
+              POLICY_CODE + ("ops.py", "train.py", "seenn1.py") + SNN_CODE, metrics=("result",), options=opts),
     ]
     if compare:
         stages.append(
             Stage(f"seenn2_compare{suffix}", "policy", "seenn.policy:stage_seenn2_compare",
-                  "SEENN-II at the main beta: expected-reward vs REINFORCE, held-out vs train split, weighting on/off",
+                  "SEENN-II at the main beta: expected-reward vs REINFORCE, held-out vs train split, weighting on/off, "
+                  "and the paper's Table 6 policy",
                   RUNTIME_KEYS + SEENN2_TRAIN_KEYS + ("seenn2.beta",),
                   {**s, **logits, "policies": f"{out}/policies.pt", "policy_log": f"{out}/policy_log.csv"},
                   {"compare": f"{out}/compare.csv", "log": f"{out}/compare_log.csv"},
-                  POLICY_CODE, plots=("log",), checkpoints=True))
+                  POLICY_CODE + ("ops.py",), plots=("log",), checkpoints=True))
+    return stages
+
+
+def variant_stages(branch: str, out: str, section: str, variants: tuple[str, ...]) -> list[Stage]:
+    """SEENN-II on one branch with several training rules, each a stage pair writing to
+    <out>/<variant>/, then `seenn2_select_<branch>`, which picks one on the validation split
+    (`<section>.seenn2_variant`) and writes it as the branch's SEENN-II (<out>/seenn2.json)."""
+    stages = [st for v in variants
+              for st in policy_stages(branch, f"{out}/{v}", suffix=f"_{branch}_{v}", compare=False, variant=v)]
+    results = {v: f"{out}/{v}/seenn2.json" for v in variants}
+    stages.append(
+        Stage(f"seenn2_select_{branch}", "policy", "seenn.policy:stage_seenn2_select",
+              f"SEENN-II on the {branch} SNN: the training rule picked on the validation split among {', '.join(variants)}",
+              (f"{section}.seenn2_variant", "seenn1.tolerance_points"),
+              {**{f"result_{v}": p for v, p in results.items()}, **{f"sweep_{v}": f"{out}/{v}/sweep.csv" for v in variants},
+               "seenn1": f"{RESULTS}/{branch}/seenn1.json"},
+              {"result": f"{out}/seenn2.json", "sweep": f"{out}/sweep.csv", "variants": f"{out}/variants.csv"},
+              POLICY_CODE, metrics=("result",)))
     return stages
 
 
@@ -237,7 +267,7 @@ def seenn2_stages() -> list[Stage]:
     ]
 
 
-SEENN2_TABLES = ("seenn2_sweep", "seenn2_compare", "seenn2_ops")
+SEENN2_TABLES = ("seenn2_sweep", "seenn2_compare", "seenn2_ops", "seenn2_variants")
 SEENN2_FIGURES = ("tradeoff_seenn2", "policy_training", "policy_compare", "training_finetune")
 
 
@@ -294,7 +324,8 @@ def build_stages() -> list[Stage]:
               {**{k: v for st in stages if st.name in ("tables", "figures") for k, v in st.outputs.items()},
                "manifest": f"{PREPARED}/manifest.json", "metrics_direct": f"{RESULTS}/direct/metrics.json",
                **conversion_report_inputs(),
-               "energy_csv": engine_report_inputs(stages)["energy_csv"]},
+               **{k: v for k, v in engine_report_inputs(stages).items() if k in ("energy_csv", "energy")},
+               "seenn2_result": f"{S2}/seenn2.json"},
               {"pdf": "reports/seenn_report.pdf"},
               ("report/pdf.py", "io.py")))
     # Wall-clock figures get a PDF of their own, so the main report stays byte-identical on rerun.

@@ -158,7 +158,10 @@ def seenn2_tradeoff_figure(sweep_ft: pd.DataFrame, metrics_ft: dict, seenn1_ft: 
         ax.annotate(f"{r['beta']:g}", (r["test_avg_timesteps"], r["test_accuracy"]), fontsize=6, xytext=(3, 3),
                     textcoords="offset points", color="tab:red")
     markers = {("expected", "val"): "s", ("expected", "train"): "P", ("reinforce", "val"): "^", ("reinforce", "train"): "X"}
-    for _, r in compare.iterrows():
+    for _, r in compare[compare["policy"] == "table6"].iterrows():  # the paper's wider policy, for its accuracy
+        ax.scatter([r["test_avg_timesteps"]], [r["test_accuracy"]], marker="*", color="tab:olive", s=80, zorder=7,
+                   label=f"Table 6 policy ({r['policy_arch']}), {r['estimator']}, {r['train_split']} (beta={r['beta']:g})")
+    for _, r in compare[compare["policy"] != "table6"].iterrows():
         ax.scatter([r["test_avg_timesteps"]], [r["test_accuracy"]], marker=markers[(r["estimator"], r["train_split"])],
                    facecolors="none" if not r["sample_weighting"] else "tab:purple", edgecolors="tab:purple", s=45, zorder=7,
                    label=f"{r['estimator']}, {r['train_split']}, {'weighted' if r['sample_weighting'] else 'unweighted'}"
@@ -193,7 +196,8 @@ def seenn2_figures(ctx, dpi: int) -> None:
     save_png(policy_curves_figure(plog, "beta", f"Policy training on the {seenn2['train_split']} split "
                                                 f"({seenn2['estimator']} estimator)"), o["policy_training"], dpi)
     clog = pd.read_csv(i["compare_log"])
-    clog["cell"] = clog["train_split"] + ", " + clog["sample_weighting"].map({True: "weighted", False: "unweighted"})
+    clog["cell"] = (clog["train_split"] + ", " + clog["sample_weighting"].map({True: "weighted", False: "unweighted"})
+                    + clog["policy"].map({"table6": ", Table 6 policy"}).fillna(""))
     save_png(policy_curves_figure(clog, "estimator", f"Estimators and training splits at beta={seenn2['beta']:g} "
                                                      "(each on its own training split)", style="cell", x="steps"),
              o["policy_compare"], dpi)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import read_json, write_text
+from ..metrics import doubling_timesteps
 
 BRANCH_LABELS = {"direct": "Direct-trained SNN", "finetuned": "Fine-tuned SNN", "converted": "QCFS-converted SNN"}
 ANN_LABEL = "QCFS ANN"
@@ -41,10 +42,12 @@ def methods_table(metrics: dict, seenn1: dict, branch: str) -> pd.DataFrame:
     return df
 
 
-def write_table(df: pd.DataFrame, csv_path, md_path, digits: int = 4) -> None:
+def write_table(df: pd.DataFrame, csv_path, md_path, digits: int = 4, notes: str | None = None) -> None:
+    """The table as CSV and as Markdown (with `notes` as a paragraph under it)."""
     write_text(csv_path, df.to_csv(index=False, float_format=f"%.{digits}f"))
     shown = df.astype(object).where(df.notna(), None)  # empty cells, not "nan"
-    write_text(md_path, shown.to_markdown(index=False, floatfmt=f".{digits}f", missingval="") + "\n")
+    md = shown.to_markdown(index=False, floatfmt=f".{digits}f", missingval="") + "\n"
+    write_text(md_path, md + (f"\n{notes}\n" if notes else ""))
 
 
 def branches(inputs: dict) -> list[str]:
@@ -72,13 +75,7 @@ def build_tables(inputs: dict) -> dict[str, pd.DataFrame]:
 
 # --- conversion branch (QCFS ANN -> IF SNN) ---------------------------------------------------
 
-def conversion_timesteps(T: int) -> list[int]:
-    """The T shown in summaries of a long run: powers of two up to T, and T itself."""
-    ts, t = [], 1
-    while t < T:
-        ts.append(t)
-        t *= 2
-    return ts + [T]
+conversion_timesteps = doubling_timesteps  # the T shown in summaries of a long run
 
 
 def conversion_table(ann: dict, metrics: dict) -> pd.DataFrame:
@@ -98,47 +95,21 @@ def conversion_table(ann: dict, metrics: dict) -> pd.DataFrame:
 
 # --- SEENN-II (fine-tuned SNN + policy network) ----------------------------------------------
 
-def seenn1_curve(sweep: pd.DataFrame, metrics: dict, score: str) -> tuple[np.ndarray, np.ndarray]:
-    """SEENN-I's test tradeoff curve for one score: (average timesteps, accuracy), increasing in
-    timesteps, with the alpha -> 0 (every sample exits at t = 1) and alpha -> 1 (every sample runs
-    T) limits added; at equal average timesteps the best accuracy (upper envelope) is kept."""
-    acc = metrics["test"]["accuracy_per_t"]
-    df = sweep[(sweep["split"] == "test") & (sweep["score"] == score)][["avg_timesteps", "accuracy"]]
-    ends = pd.DataFrame({"avg_timesteps": [1.0, float(len(acc))], "accuracy": [acc[0], acc[-1]]})
-    df = pd.concat([df, ends]).groupby("avg_timesteps", as_index=False)["accuracy"].max().sort_values("avg_timesteps")
-    return df["avg_timesteps"].to_numpy(), df["accuracy"].to_numpy()
-
-
-def seenn1_at(sweep: pd.DataFrame, metrics: dict, score: str, avg_timesteps: float) -> float:
-    """SEENN-I test accuracy at the given average timesteps, linearly interpolated on its curve."""
-    x, y = seenn1_curve(sweep, metrics, score)
-    return float(np.interp(avg_timesteps, x, y))
-
-
-def seenn1_best_within(sweep: pd.DataFrame, metrics: dict, score: str, avg_timesteps: float) -> float:
-    """The best SEENN-I test accuracy at no more than the given average timesteps (its curve is
-    not monotone: a smaller alpha can be both cheaper and more accurate)."""
-    x, y = seenn1_curve(sweep, metrics, score)
-    return float(y[x <= avg_timesteps + 1e-12].max())
-
-
-def seenn2_sweep_table(s2sweep: pd.DataFrame, sweep_ft: pd.DataFrame, metrics_ft: dict, scores) -> pd.DataFrame:
+def seenn2_sweep_table(s2sweep: pd.DataFrame, scores) -> pd.DataFrame:
     """One row per beta: SEENN-II test accuracy and average timesteps, beside SEENN-I (each score)
-    interpolated at the same average timesteps and SEENN-I's best accuracy at no more timesteps,
-    on the same fine-tuned SNN; validation numbers of SEENN-II for reference."""
+    at the same cost chosen on validation (its alpha interpolated where its validation average
+    timesteps equal SEENN-II's), both measured on the test split of the same SNN."""
     rows = []
     for _, r in s2sweep.iterrows():
-        row = {"beta": r["beta"], "estimator": r["estimator"], "train_split": r["train_split"],
-               "sample_weighting": bool(r["sample_weighting"]), "test_accuracy": r["test_accuracy"],
-               "avg_timesteps": r["test_avg_timesteps"]}
-        seenn1 = {score: seenn1_at(sweep_ft, metrics_ft, score, r["test_avg_timesteps"]) for score in scores}
-        row.update({f"SEENN-I ({score}) at same t": v for score, v in seenn1.items()})
-        row["SEENN-II minus SEENN-I at same t"] = r["test_accuracy"] - max(seenn1.values())
-        best = max(seenn1_best_within(sweep_ft, metrics_ft, score, r["test_avg_timesteps"]) for score in scores)
-        row["best SEENN-I at <= same t"] = best
-        row["SEENN-II minus best SEENN-I at <= t"] = r["test_accuracy"] - best
-        if "val_accuracy" in r:
-            row["val_accuracy"], row["val_avg_timesteps"] = r["val_accuracy"], r["val_avg_timesteps"]
+        row = {"beta": r["beta"], "variant": r["variant"], "estimator": r["estimator"], "train_split": r["train_split"],
+               "sample_weighting": bool(r["sample_weighting"]), "val_avg_timesteps": r["val_avg_timesteps"],
+               "test_accuracy": r["test_accuracy"], "avg_timesteps": r["test_avg_timesteps"]}
+        for score in scores:
+            row[f"SEENN-I ({score}) alpha"] = r[f"seenn1_{score}_alpha"]
+            row[f"SEENN-I ({score}) test acc"] = r[f"seenn1_{score}_test_accuracy"]
+            row[f"SEENN-I ({score}) avg t"] = r[f"seenn1_{score}_test_avg_timesteps"]
+        best = max(scores, key=lambda sc: r[f"seenn1_{sc}_test_accuracy"])
+        row["SEENN-II minus SEENN-I (pts)"] = r["test_accuracy"] - r[f"seenn1_{best}_test_accuracy"]
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -146,7 +117,8 @@ def seenn2_sweep_table(s2sweep: pd.DataFrame, sweep_ft: pd.DataFrame, metrics_ft
 def seenn2_rows(points: pd.DataFrame, T: int, label: str) -> pd.DataFrame:
     """Methods-table rows of SEENN-II operating points (columns estimator, beta, test_accuracy,
     test_avg_timesteps: rows of compare.csv or a seenn2.json)."""
-    df = pd.DataFrame([{"model": label, "method": f"SEENN-II ({r['estimator']}, β={r['beta']:g})", "threshold": None,
+    df = pd.DataFrame([{"model": label, "method": f"SEENN-II ({r['estimator']}, β={r['beta']:g}"
+                        + (f", {r['variant']} rule)" if r.get("variant", "paper") != "paper" else ")"), "threshold": None,
                         "test_accuracy": r["test_accuracy"], "avg_timesteps": r["test_avg_timesteps"]}
                        for _, r in points.iterrows()])
     df["timestep_reduction"] = T / df["avg_timesteps"]
@@ -161,8 +133,16 @@ def seenn2_method_rows(seenn2: dict, compare: pd.DataFrame, T: int, label: str) 
     return seenn2_rows(sel, T, label)
 
 
+def seenn2_variants_table(variants: pd.DataFrame, label: str) -> pd.DataFrame:
+    """SEENN-II training rules of one SNN at the main beta: validation and test of each, and the
+    one picked on validation."""
+    cols = ["variant", "action_grid", "reward", "actions", "beta", "val_accuracy", "val_avg_timesteps", "test_accuracy",
+            "test_avg_timesteps", "chosen"]
+    return variants[cols].assign(model=label)[["model"] + cols]
+
+
 def seenn2_compare_table(compare: pd.DataFrame) -> pd.DataFrame:
-    cols = ["estimator", "train_split", "sample_weighting", "epochs", "train_split_accuracy_t1", "train_split_accuracy",
+    cols = ["estimator", "train_split", "sample_weighting", "policy_arch", "policy_macs", "epochs", "train_split_accuracy_t1", "train_split_accuracy",
             "train_split_mean_u", "test_accuracy", "test_avg_timesteps"] + [c for c in compare.columns if c.startswith("exit_t")]
     return compare[cols].rename(columns={"train_split_accuracy_t1": "SNN acc t=1, policy split",
                                          "train_split_accuracy": "SEENN-II acc, policy split",
@@ -203,16 +183,16 @@ def add_seenn2_tables(tables: dict, inputs: dict) -> None:
     label = BRANCH_LABELS["finetuned"]
     s2 = seenn2_method_rows(seenn2, compare, metrics["test"]["timesteps"], label)
     tables["methods"] = insert_before_oracle(tables["methods"], label, s2)
-    sweeps = [seenn2_sweep_table(pd.read_csv(inputs["seenn2_sweep"]), pd.read_csv(inputs["sweep_finetuned"]), metrics,
-                                 list(seenn1["scores"])).assign(model=label)]
+    sweeps = [seenn2_sweep_table(pd.read_csv(inputs["seenn2_sweep"]), list(seenn1["scores"])).assign(model=label)]
     if "seenn2_result_converted" in inputs:
         conv = BRANCH_LABELS["converted"]
         metrics_c, seenn1_c = read_json(inputs["metrics_converted"]), read_json(inputs["seenn1_converted"])
         s2c = read_json(inputs["seenn2_result_converted"])
-        point = pd.DataFrame([{k: s2c[k] for k in ("estimator", "beta", "test_accuracy", "test_avg_timesteps")}])
+        point = pd.DataFrame([{k: s2c[k] for k in ("estimator", "beta", "variant", "test_accuracy", "test_avg_timesteps")}])
         tables["methods"] = insert_before_oracle(tables["methods"], conv, seenn2_rows(point, s2c["timesteps"], conv))
-        sweeps.append(seenn2_sweep_table(pd.read_csv(inputs["seenn2_sweep_converted"]), pd.read_csv(inputs["sweep_converted"]),
-                                         metrics_c, list(seenn1_c["scores"])).assign(model=conv))
+        sweeps.append(seenn2_sweep_table(pd.read_csv(inputs["seenn2_sweep_converted"]), list(seenn1_c["scores"]))
+                      .assign(model=conv))
+        tables["seenn2_variants"] = seenn2_variants_table(pd.read_csv(inputs["seenn2_variants_converted"]), conv)
     sweep = pd.concat(sweeps, ignore_index=True)
     tables["seenn2_sweep"] = sweep[["model"] + [c for c in sweep.columns if c != "model"]]
     tables["seenn2_compare"] = seenn2_compare_table(compare)
@@ -245,4 +225,5 @@ def energy_table(methods: list[dict]) -> pd.DataFrame:
     return pd.DataFrame([{
         "method": m["method"], "test_accuracy": m["accuracy"], "avg_timesteps": m["avg_timesteps"],
         "ACs_M": m["acs"] / 1e6, "MACs_M": m["macs"] / 1e6, "energy_uJ": m["energy_uj"],
-        "energy_vs_ANN": m["energy_vs_ann"]} for m in methods])
+        "energy_vs_ANN": m["energy_vs_ann"], "energy_vs_fixed_T1": m["energy_vs_fixed_t1"],
+        "energy_uJ_authors_counting": m["energy_uj_authors"]} for m in methods])
