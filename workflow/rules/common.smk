@@ -3,8 +3,6 @@ import shutil
 import subprocess
 import sys
 
-import yaml
-
 from seenn.config import validate_config
 from seenn.errors import SeennError
 from seenn.stages import STAGES, final_outputs, stages_in_family, write_params_file
@@ -14,13 +12,12 @@ try:
 except SeennError as exc:
     sys.exit(f"seenn: error: {exc}")
 
-with open("params.yaml") as _fh:
-    if yaml.safe_load(_fh) != config:
-        sys.exit(
-            "seenn: error: the config differs from params.yaml (--configfile/--config overrides?). "
-            "params.yaml is the single config both Snakemake and DVC read: edit it, or copy a file "
-            "from config/paper/ over it."
-        )
+if PARAMS != config:  # PARAMS: params.yaml as the Snakefile read it, strictly, before `configfile:`
+    sys.exit(
+        "seenn: error: the config differs from params.yaml (--configfile/--config overrides?). "
+        "params.yaml is the single config both Snakemake and DVC read: edit it, or copy a file "
+        "from config/paper/ over it."
+    )
 
 # Each stage's slice of the config becomes a file input; rewritten only when the slice changes.
 for _st in STAGES:
