@@ -36,8 +36,11 @@ def stage_inputs(stage):
 
 def stage_threads(stage):
     """Training and evaluation take every core; light stages one. Latency takes every core so
-    that nothing else runs while it measures."""
-    return workflow.cores if stage.family in ("train", "evaluate", "policy", "convert", "latency") else 1
+    that nothing else runs while it measures. A callable, so `workflow.cores` is read only when a
+    job is scheduled: `snakemake --unlock` (no --cores) must not ask for it."""
+    if stage.family in ("train", "evaluate", "policy", "convert", "latency"):
+        return lambda wildcards: workflow.cores
+    return 1
 
 
 def record_in_dvc_lock():
