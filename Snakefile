@@ -4,6 +4,18 @@ from snakemake.utils import min_version
 
 min_version("8.0")
 
+import sys
+
+from seenn.config import read_yaml
+from seenn.errors import SeennError
+
+# params.yaml through the project's strict reader first (UTF-8 text, no duplicate key), the one
+# `seenn run` and, for duplicates, DVC apply: Snakemake's own reader keeps a duplicate's last value.
+try:
+    PARAMS = read_yaml("params.yaml")
+except SeennError as exc:
+    sys.exit(f"seenn: error: {exc}")
+
 
 configfile: "params.yaml"
 

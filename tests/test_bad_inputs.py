@@ -117,3 +117,41 @@ def test_truncated_prepared_split_is_named(prepared):
 
 def test_unknown_stage(prepared):
     assert "unknown stage 'trian_snn'" in _one_line_error(prepared, "run", "trian_snn")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return make_project(tmp_path_factory.mktemp("front") / "p", tiny_config())
+
+
+def test_duplicate_key_is_refused_by_both_front_doors(project):
+    """Snakemake alone would keep the last value; DVC's reader refuses: both must refuse the same file."""
+    params = project / "params.yaml"
+    original = params.read_text()
+    params.write_text(original + "seed: 7\n")
+    try:
+        lines = len(original.splitlines())
+        seed_line = original.splitlines().index(f"seed: {tiny_config()['seed']}") + 1
+        r = sh(project, "snakemake", "-n", check=False)
+        assert r.returncode != 0
+        assert r.stderr.strip().splitlines() == [
+            f"seenn: error: config file params.yaml is not valid YAML: duplicate key 'seed' (lines {seed_line} and {lines + 1})"]
+        r = sh(project, "dvc", "status", check=False)
+        assert r.returncode != 0 and 'found duplicate key "seed"' in r.stderr
+        assert "duplicate key 'seed'" in _one_line_error(project, "run", "prepare_data")
+    finally:
+        params.write_text(original)
+    assert sh(project, "snakemake", "-n").returncode == 0  # the same project is accepted without the duplicate
+
+
+def test_binary_params_file_stops_snakemake_with_one_line(project):
+    params = project / "params.yaml"
+    original = params.read_text()
+    params.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    try:
+        r = sh(project, "snakemake", "-n", check=False)
+        assert r.returncode != 0 and "Traceback" not in r.stderr
+        assert r.stderr.strip().splitlines() == [
+            "seenn: error: config file params.yaml is not UTF-8 text (byte 0x89 at offset 0): is it the right file?"]
+    finally:
+        params.write_text(original)

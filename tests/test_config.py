@@ -1,11 +1,27 @@
+import math
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from seenn.config import load_config, select_keys, validate_config
+from conftest import ROOT
+from seenn.config import load_config, load_schema, select_keys, validate_config
 from seenn.errors import SeennError
+
+
+def float_keys(node: dict, path: tuple = ()) -> list[tuple]:
+    """Paths of every 'type: number' in the schema (an array's items as index 0), so that a new float
+    key is covered without editing this file."""
+    found = [path] if node.get("type") == "number" else []
+    for key, sub in node.get("properties", {}).items():
+        found += float_keys(sub, path + (key,))
+    if isinstance(node.get("items"), dict):
+        found += float_keys(node["items"], path + (0,))
+    return found
+
+
+FLOAT_KEYS = float_keys(load_schema())
 
 
 def test_default_config_is_valid(default_config):
@@ -63,6 +79,62 @@ def test_bad_config_names_the_key(default_config, mutate, message):
     with pytest.raises(SeennError) as exc:
         validate_config(default_config)
     assert message in str(exc.value)
+
+
+def test_float_keys_are_found_in_the_schema():
+    assert {("train", "lr"), ("seenn1", "temperature"), ("train", "tet_phi"), ("seenn2", "betas", 0)} <= set(FLOAT_KEYS)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("path", FLOAT_KEYS, ids=lambda p: ".".join(map(str, p)))
+def test_non_finite_float_is_refused(default_config, path, value):
+    node = default_config
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    with pytest.raises(SeennError) as exc:
+        validate_config(default_config)
+    key = ".".join(map(str, path))
+    assert str(exc.value) == f"config: invalid value for '{key}': {value} is not a finite number"
+
+
+@pytest.mark.parametrize("text", [".nan", ".inf", "-.Inf", ".NaN"])
+def test_cli_validate_refuses_yaml_non_finite_numbers(tmp_path, text):
+    path = tmp_path / "p.yaml"
+    path.write_text((ROOT / "params.yaml").read_text().replace("temperature: 1.0", f"temperature: {text}", 1))
+    r = subprocess.run([sys.executable, "-m", "seenn", "validate", "--config", str(path)], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [
+        f"seenn: error: {path}: invalid value for 'seenn1.temperature': {float(text.replace('.', ''))} is not a finite number"]
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "is not UTF-8 text (byte 0x89 at offset 0)"),
+    (b"\x00\x01\x02\x03", "is not valid YAML: unacceptable character #x0000 at offset 0"),
+    (b"seed: [1, 2\n", "is not valid YAML: expected ',' or ']', but got '<stream end>' (line 2, column 1)"),
+], ids=["binary", "control-bytes", "broken-yaml"])
+def test_params_file_that_is_not_yaml_text_gives_one_line(tmp_path, data, message):
+    path = tmp_path / "p.yaml"
+    path.write_bytes(data)
+    r = subprocess.run([sys.executable, "-m", "seenn", "validate", "--config", str(path)], capture_output=True, text=True)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"seenn: error: config file {path} {message}")
+
+
+def test_duplicate_key_is_refused_with_both_lines(tmp_path):
+    text = (ROOT / "params.yaml").read_text()
+    seed_line = text.splitlines().index("seed: 1000") + 1
+    path = tmp_path / "p.yaml"
+    path.write_text(text + "seed: 7\n")
+    with pytest.raises(SeennError) as exc:
+        load_config(path)
+    assert str(exc.value) == (f"config file {path} is not valid YAML: duplicate key 'seed' "
+                              f"(lines {seed_line} and {len(text.splitlines()) + 1})")
+    lr_line = text.splitlines().index("  lr: 0.1") + 1
+    path.write_text(text.replace("  lr: 0.1\n", "  lr: 0.1\n  lr: 0.2\n", 1))  # nested, in train:
+    with pytest.raises(SeennError, match=rf"duplicate key 'lr' \(lines {lr_line} and {lr_line + 1}\)"):
+        load_config(path)
 
 
 def test_cli_validate_fails_at_once_with_one_line(tmp_path, default_config):

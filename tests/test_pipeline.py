@@ -42,8 +42,18 @@ def output_bytes(cwd: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     cwd = make_project(tmp_path_factory.mktemp("dag") / "a", tiny_config())
-    sh(cwd, "snakemake", "--cores", "2")
+    r = sh(cwd, "snakemake", "--cores", "2")
+    (cwd.parent / "snakemake.out").write_text(r.stdout + r.stderr)  # what a terminal-less run's log holds
     return cwd
+
+
+def test_logs_hold_lines_not_progress_bar_refreshes(project):
+    """stderr is not a terminal here: no tqdm carriage returns in the stage logs or Snakemake's output."""
+    logs = sorted((project / "logs").glob("*.log"))
+    assert len(logs) >= 20
+    for path in logs + [project.parent / "snakemake.out"]:
+        assert "\r" not in path.read_text(), path.name
+    assert "train_snn epoch 4: loss" in (project / "logs/train_snn.log").read_text()
 
 
 def test_outputs_exist_and_are_sane(project):

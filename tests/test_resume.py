@@ -1,6 +1,8 @@
 """A training stage killed with SIGKILL mid-run resumes from its last complete epoch and ends
-with byte-identical weights and log to a run never killed."""
+with byte-identical weights and log to a run never killed; so does a killed Snakemake, after the
+README's `snakemake --unlock`."""
 
+import os
 import signal
 import subprocess
 import time
@@ -10,6 +12,7 @@ import pytest
 from conftest import ENV, make_project, sh, tiny_config
 
 pytestmark = pytest.mark.slow
+OUTPUTS = ("results/direct/snn.pt", "results/direct/train_log.csv")
 
 
 def _config():
@@ -18,27 +21,52 @@ def _config():
     return cfg
 
 
-def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(tmp_path):
-    ref = make_project(tmp_path / "ref", _config())
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    ref = make_project(tmp_path_factory.mktemp("resume") / "ref", _config())
     sh(ref, "seenn", "run", "prepare_data")
     sh(ref, "seenn", "run", "train_snn")
+    return ref
 
-    cut = make_project(tmp_path / "cut", _config())
-    sh(cut, "seenn", "run", "prepare_data")
-    ckpt_dir = cut / "results/checkpoints/train_snn"
-    proc = subprocess.Popen(["seenn", "run", "train_snn"], cwd=cut, env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+def _kill_after_epoch_two(cwd, *cmd) -> None:
+    """Start `cmd` in its own process group and SIGKILL the whole group once epoch 2 is checkpointed."""
+    ckpt = cwd / "results/checkpoints/train_snn/epoch_0002.pt"
+    proc = subprocess.Popen(list(cmd), cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     deadline = time.time() + 300
-    while not (ckpt_dir / "epoch_0002.pt").exists():
+    while not ckpt.exists():
         assert proc.poll() is None, "training finished before it could be killed"
         assert time.time() < deadline
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (cut / "results/direct/snn.pt").exists()  # nothing that looks finished
+    assert not (cwd / OUTPUTS[0]).exists()  # nothing that looks finished
 
-    sh(cut, "seenn", "run", "train_snn")
+
+def _assert_resumed_and_identical(cut, ref) -> None:
     log = (cut / "logs/train_snn.log").read_text()
     assert "resuming from checkpoint" in log and "epoch 2 of 4 done" in log
-    for out in ("results/direct/snn.pt", "results/direct/train_log.csv"):
+    for out in OUTPUTS:
         assert (cut / out).read_bytes() == (ref / out).read_bytes(), out
+
+
+def test_sigkill_then_rerun_resumes_and_matches_uninterrupted(tmp_path, reference):
+    cut = make_project(tmp_path / "cut", _config())
+    sh(cut, "seenn", "run", "prepare_data")
+    _kill_after_epoch_two(cut, "seenn", "run", "train_snn")
+    sh(cut, "seenn", "run", "train_snn")
+    _assert_resumed_and_identical(cut, reference)
+
+
+def test_killed_snakemake_unlock_then_resume_as_the_readme_says(tmp_path, reference):
+    cut = make_project(tmp_path / "cut", _config())
+    _kill_after_epoch_two(cut, "snakemake", "--cores", "2", "train_snn")
+    r = sh(cut, "snakemake", "--cores", "2", "train_snn", check=False)
+    assert r.returncode != 0 and "--unlock" in r.stderr and "cannot be locked" in r.stderr  # the lock outlived the kill
+    r = sh(cut, "snakemake", "--unlock")  # verbatim, no --cores
+    assert "Unlocked working directory" in r.stdout + r.stderr
+    sh(cut, "snakemake", "--cores", "2", "train_snn")
+    _assert_resumed_and_identical(cut, reference)
+    r = sh(cut, "snakemake", "-n", "train_snn")  # a dry run needs no --cores either
+    assert "Nothing to be done" in r.stdout + r.stderr

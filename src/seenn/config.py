@@ -6,6 +6,7 @@ few cross-field checks the schema cannot express. Every error names the offendin
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -21,7 +22,66 @@ DEFAULT_CONFIG = "params.yaml"
 
 
 def load_schema() -> dict:
+    """The JSON Schema every config must meet."""
     return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _finite_number(checker, instance) -> bool:
+    """JSON Schema 'number', finite only: NaN fails every comparison and inf meets any minimum."""
+    return jsonschema.Draft202012Validator.TYPE_CHECKER.is_type(instance, "number") and math.isfinite(instance)
+
+
+# The schema's validator with 'type: number' meaning a finite number.
+Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("number", _finite_number))
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last value
+    silently, DVC's ruamel refuses the file: both front doors must read a file the same way)."""
+
+    def construct_mapping(self, node, deep=False):
+        first_line: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+            try:
+                if key in first_line:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key '{key}' (lines {first_line[key]} and {line})", None)
+                first_line[key] = line
+            except TypeError:  # an unhashable key: PyYAML's own check below names it
+                break
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error as one line: the problem and where (PyYAML's own text spans several lines)."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        problem += f" (line {mark.line + 1}, column {mark.column + 1})"
+    elif isinstance(exc, yaml.reader.ReaderError):
+        problem = f"unacceptable character #x{exc.character:04x} at offset {exc.position}: {exc.reason}"
+    return " ".join(problem.split())
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML config file strictly (UTF-8 text, no duplicate keys); errors are one line naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise SeennError(f"config file {path} not found (run from the project root, or copy one from config/paper/)")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SeennError(f"config file {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                         f"{exc.start}): is it the right file?") from None
+    try:
+        return yaml.load(text, Loader=StrictLoader)
+    except yaml.YAMLError as exc:
+        raise SeennError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
 
 
 def _key_path(path: Iterable[Any]) -> str:
@@ -30,7 +90,7 @@ def _key_path(path: Iterable[Any]) -> str:
 
 def validate_config(config: Mapping[str, Any], source: str = "config") -> dict:
     """Validate `config`; raise SeennError naming the first bad key. Returns a deep copy."""
-    validator = jsonschema.Draft202012Validator(load_schema())
+    validator = Validator(load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.path), list(map(str, e.path))))
     if errors:
         err = errors[0]
@@ -44,6 +104,8 @@ def validate_config(config: Mapping[str, Any], source: str = "config") -> dict:
             )
         if err.validator == "required":
             raise SeennError(f"{source}: missing key under '{key}': {err.message}")
+        if isinstance(err.instance, float) and not math.isfinite(err.instance):
+            raise SeennError(f"{source}: invalid value for '{key}': {err.instance} is not a finite number")
         raise SeennError(f"{source}: invalid value for '{key}': {err.message}")
     cfg = copy.deepcopy(dict(config))
     _cross_checks(cfg, source)
@@ -93,12 +155,7 @@ def _seenn2_checks(cfg: dict, source: str) -> None:
 def load_config(path: str | Path = DEFAULT_CONFIG) -> dict:
     """Read and validate a YAML config file."""
     path = Path(path)
-    if not path.exists():
-        raise SeennError(f"config file {path} not found (run from the project root, or copy one from config/paper/)")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SeennError(f"config file {path} is not valid YAML: {exc}") from None
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise SeennError(f"config file {path} must hold a mapping of keys, got {type(raw).__name__}")
     return validate_config(raw, source=str(path))

@@ -33,7 +33,6 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from .checkpoint import fingerprint, run_epochs
 from .data import DatasetSpec, to_input
@@ -45,6 +44,7 @@ from .io import (check_trained_on, load_checked, load_weights, read_json, save_c
                  write_text)
 from .metrics import correctness, doubling_timesteps, exit_histogram, exit_outcome
 from .models.policy import build_policy
+from .progress import progress
 
 log = logging.getLogger("seenn")
 
@@ -192,7 +192,7 @@ def fit_policy(x: torch.Tensor, correct: torch.Tensor, *, cfg: dict, beta: float
         lr = opt.param_groups[0]["lr"]
         total, obj_sum, reward_sum, u_sum, hits = 0, 0.0, 0.0, 0, 0
         order = torch.randperm(x.shape[0], generator=gen)
-        bar = tqdm(range(0, x.shape[0], cfg["batch_size"]), desc=f"{desc} epoch {epoch}/{epochs}", leave=False)
+        bar = progress(range(0, x.shape[0], cfg["batch_size"]), desc=f"{desc} epoch {epoch}/{epochs}")
         for i in bar:
             idx = order[i : i + cfg["batch_size"]]
             logits = policy(x[idx].to(device))

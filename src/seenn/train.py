@@ -1,5 +1,5 @@
 """Direct SNN training: SGD with momentum, cosine schedule, per-timestep loss, one resumable
-checkpoint per epoch, a progress bar and a deterministic CSV log."""
+checkpoint per epoch, progress (a bar on a terminal, log lines elsewhere) and a deterministic CSV log."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from .checkpoint import fingerprint, run_epochs
 from .data import DatasetSpec, to_input
@@ -20,6 +19,7 @@ from .io import check_trained_on, load_checked, load_weights, save_checked, sha2
 from .losses import snn_loss
 from .models import build_if_snn, build_snn
 from .neurons import set_stepwise
+from .progress import progress
 
 log = logging.getLogger("seenn")
 
@@ -41,7 +41,7 @@ def predict_logits(model, spec: DatasetSpec, x: torch.Tensor, timesteps: int, ba
     model.eval()
     outs = []
     it = list(batches(x.shape[0], batch_size, None))
-    for idx in tqdm(it, desc=desc, leave=False, disable=desc is None):
+    for idx in progress(it, desc=desc):
         xb = to_input(spec, x[idx]).to(device)
         if stepwise:
             set_stepwise(model, True)
@@ -67,7 +67,7 @@ def fit_snn(model, spec, x, y, xv, yv, *, timesteps: int, tcfg: dict, seed: int,
     def epoch_fn(epoch: int) -> dict:
         model.train()
         total, correct, loss_sum = 0, 0, 0.0
-        bar = tqdm(list(batches(x.shape[0], tcfg["batch_size"], gen)), desc=f"{desc} epoch {epoch}/{tcfg['epochs']}", leave=False)
+        bar = progress(list(batches(x.shape[0], tcfg["batch_size"], gen)), desc=f"{desc} epoch {epoch}/{tcfg['epochs']}")
         lr = opt.param_groups[0]["lr"]
         for idx in bar:
             xb = augmented_input(tcfg["augment"], spec, x[idx], gen).to(device)

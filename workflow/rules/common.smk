@@ -3,8 +3,6 @@ import shutil
 import subprocess
 import sys
 
-import yaml
-
 from seenn.config import validate_config
 from seenn.errors import SeennError
 from seenn.stages import STAGES, final_outputs, stages_in_family, write_params_file
@@ -14,13 +12,12 @@ try:
 except SeennError as exc:
     sys.exit(f"seenn: error: {exc}")
 
-with open("params.yaml") as _fh:
-    if yaml.safe_load(_fh) != config:
-        sys.exit(
-            "seenn: error: the config differs from params.yaml (--configfile/--config overrides?). "
-            "params.yaml is the single config both Snakemake and DVC read: edit it, or copy a file "
-            "from config/paper/ over it."
-        )
+if PARAMS != config:  # PARAMS: params.yaml as the Snakefile read it, strictly, before `configfile:`
+    sys.exit(
+        "seenn: error: the config differs from params.yaml (--configfile/--config overrides?). "
+        "params.yaml is the single config both Snakemake and DVC read: edit it, or copy a file "
+        "from config/paper/ over it."
+    )
 
 # Each stage's slice of the config becomes a file input; rewritten only when the slice changes.
 for _st in STAGES:
@@ -39,8 +36,11 @@ def stage_inputs(stage):
 
 def stage_threads(stage):
     """Training and evaluation take every core; light stages one. Latency takes every core so
-    that nothing else runs while it measures."""
-    return workflow.cores if stage.family in ("train", "evaluate", "policy", "convert", "latency") else 1
+    that nothing else runs while it measures. A callable, so `workflow.cores` is read only when a
+    job is scheduled: `snakemake --unlock` (no --cores) must not ask for it."""
+    if stage.family in ("train", "evaluate", "policy", "convert", "latency"):
+        return lambda wildcards: workflow.cores
+    return 1
 
 
 def record_in_dvc_lock():

@@ -108,12 +108,12 @@ def _to_frames(path: Path) -> torch.Tensor:
 
 
 def _load(data_cfg: dict, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    from tqdm import tqdm
+    from ..progress import progress
 
     folder, names, y = _discover(data_cfg)
     idx = _split_indices(y, int(data_cfg["val_size"]), seed)
     x = torch.empty((len(names), TIMESTEPS, SENSOR_SIZE[2], SIZE, SIZE), dtype=torch.float16)
-    for k, name in enumerate(tqdm(names, desc="CIFAR10-DVS -> frames", unit="rec")):
+    for k, name in enumerate(progress(names, desc="CIFAR10-DVS -> frames", unit="rec")):
         x[k] = _to_frames(folder / name)
     return {split: (x[i].contiguous(), y[i].contiguous()) for split, i in idx.items()}
 
