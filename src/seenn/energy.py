@@ -333,7 +333,16 @@ def stage_energy(ctx) -> None:
     for entry in methods:
         entry["energy_vs_ann"] = entry["energy_uj"] / ann_energy
         entry["energy_vs_fixed_t1"] = entry["energy_uj"] / t1_energy
+    notes = CONVENTIONS
+    share = None
+    pol = next((e for e in methods if e["method"] == "SEENN-II policy network alone"), None)
+    if pol is not None:  # the ANN of the same architecture is one dense SNN timestep (stem included)
+        share = {"of_one_timestep_dense_ops_percent": 100 * pol["macs"] / methods[-1]["macs"],
+                 "of_fixed_t1_energy_percent": 100 * pol["energy_uj"] / t1_energy}
+        notes += (f" The SEENN-II policy network costs {share['of_one_timestep_dense_ops_percent']:.2f} % of one SNN "
+                  f"timestep's dense operations (the ANN row) and {share['of_fixed_t1_energy_percent']:.1f} % of the "
+                  "energy of fixed T=1 (whose spike-driven layers cost additions only).")
     write_json(ctx.outputs["energy"], {"pj_per_addition": ADD_PJ, "pj_per_multiplication": MUL_PJ, "test_samples": n,
-                                       "timesteps": T, "conventions": CONVENTIONS, "methods": methods})
+                                       "timesteps": T, "conventions": notes, "policy_share": share, "methods": methods})
     write_text(ctx.outputs["layers"], pd.DataFrame(layers).to_csv(index=False, float_format="%.6f"))
-    write_table(energy_table(methods), ctx.outputs["table_csv"], ctx.outputs["table_md"], notes=CONVENTIONS)
+    write_table(energy_table(methods), ctx.outputs["table_csv"], ctx.outputs["table_md"], notes=notes)
