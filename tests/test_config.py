@@ -72,6 +72,8 @@ def test_default_config_is_valid(default_config):
         (lambda c: c["seenn2"].update(momentum=1.0), "'seenn2.momentum'"),
         (lambda c: c["seenn2"].update(beta=3.0), "'seenn2.beta' (3.0) must be one of 'seenn2.betas'"),
         (lambda c: c["seenn2"].update(seed=1), "unknown key 'seenn2.seed'"),
+        (lambda c: c.update(cpu_kernels="sse2"), "'cpu_kernels'"),
+        (lambda c: c.pop("cpu_kernels"), "'cpu_kernels' is a required property"),
     ],
 )
 def test_bad_config_names_the_key(default_config, mutate, message):

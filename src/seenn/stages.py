@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import glob
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .config import PROJECT_ROOT, select_keys
@@ -71,7 +71,10 @@ DATA_CODE = ("data/*.py", "io.py", "errors.py")
 # reruns direct training
 SNN_CODE = ("models/__init__.py", "models/resnet.py", "neurons.py", "data/__init__.py", "data/prepared.py", "data/augment.py", "augment_modes.py", "io.py", "errors.py", "runtime.py")
 RUNTIME_KEYS = ("seed", "device", "deterministic")
-ALL_KEYS = ("seed", "device", "deterministic", "data", "model", "neuron", "train", "evaluate", "seenn1", "figures", "report",
+# `seenn run` applies cpu_kernels to every stage, and the kernels can change any float result, so every
+# stage declares it (build_stages adds it): switching kernels reruns the whole DAG under both tools.
+KERNEL_KEY = "cpu_kernels"
+ALL_KEYS = ("seed", "device", "deterministic", KERNEL_KEY, "data", "model", "neuron", "train", "evaluate", "seenn1", "figures", "report",
             "engine", "conversion", "finetune", "seenn2")
 CONVERTED = f"{RESULTS}/converted"
 # conversion keys the QCFS ANN training reads: conversion.max_timesteps reruns conversion, not training
@@ -327,14 +330,14 @@ def build_stages() -> list[Stage]:
                **{k: v for k, v in engine_report_inputs(stages).items() if k in ("energy_csv", "energy")},
                "seenn2_result": f"{S2}/seenn2.json"},
               {"pdf": "reports/seenn_report.pdf"},
-              ("report/pdf.py", "io.py")))
+              ("report/pdf.py", "io.py", "runtime.py")))
     # Wall-clock figures get a PDF of their own, so the main report stays byte-identical on rerun.
     stages.append(
         Stage("report_measurements", "report", "seenn.report.pdf:stage_measurements_report",
               "the PDF of measured latency and throughput (not deterministic), beside the counted energy",
               ("report.title",), engine_report_inputs(stages), {"pdf": "reports/seenn_measurements.pdf"},
               ("report/pdf.py", "io.py")))
-    return stages
+    return [st if KERNEL_KEY in st.params else replace(st, params=(KERNEL_KEY,) + st.params) for st in stages]
 
 
 STAGES: list[Stage] = build_stages()

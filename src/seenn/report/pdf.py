@@ -18,6 +18,7 @@ import yaml  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 
 from ..io import atomic_path, read_json  # noqa: E402
+from ..runtime import cpu_kernels_description, cpu_model  # noqa: E402
 from .tables import ANN_LABEL, BRANCH_LABELS, conversion_timesteps  # noqa: E402
 
 A4 = (8.27, 11.69)
@@ -237,23 +238,27 @@ def conversion_pages(pdf: PdfPages, i: dict) -> None:
     figure_page(pdf, "QCFS ANN training", i["training_ann"], "Loss and accuracy per epoch of the QCFS ANN training (validation at T = 1).")
 
 
-def stage_report(ctx) -> None:
-    p, i = ctx.params, ctx.inputs
-    manifest = read_json(i["manifest"])
-    metrics = read_json(i["metrics_direct"])
+def provenance(p: dict, manifest: dict, metrics: dict) -> str:
+    """Where the results come from: code, data, seeds, device, the CPU and its kernels, packages."""
     splits = ", ".join(f"{s} {v['n']}" for s, v in manifest["splits"].items())
-    provenance = "\n".join([
+    return "\n".join([
         f"last commit of code or config: {git_commit()}",
         f"dataset: {manifest['dataset']} ({splits}); split seed {manifest['seed']}; source: {manifest['source']}",
         f"split sha256: " + ", ".join(f"{s} {v['sha256'][:16]}" for s, v in manifest["splits"].items()),
         f"device: {metrics['device']}; seed {p['seed']}; deterministic algorithms: {p['deterministic']}",
+        f"CPU (of the report stage): {cpu_model()}; CPU kernels: {cpu_kernels_description(p['cpu_kernels'])}",
         f"packages: {versions()}",
     ])
+
+
+def stage_report(ctx) -> None:
+    p, i = ctx.params, ctx.inputs
+    provenance_text = provenance(p, read_json(i["manifest"]), read_json(i["metrics_direct"]))
     with atomic_path(ctx.outputs["pdf"]) as tmp:
         with PdfPages(tmp, metadata={"CreationDate": None, "ModDate": None, "Producer": "seenn-bench",
                                      "Creator": "seenn-bench", "Title": p["report"]["title"]}) as pdf:
             text_page(pdf, p["report"]["title"], [
-                ("Provenance", provenance),
+                ("Provenance", provenance_text),
                 ("Method notes", METHOD_NOTES),
                 ("Configuration (params.yaml)", yaml.safe_dump(p, sort_keys=False, width=100)),
             ])

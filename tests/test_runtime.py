@@ -1,0 +1,61 @@
+"""`cpu_kernels` picks the CPU kernels in-process, before torch runs any, with the same effect as
+the environment variables set before Python starts; too late, it refuses instead of doing nothing."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from seenn.runtime import CPU_KERNEL_ENV, PORTABLE_CPU_ENV
+
+# Float results that go through ATen's vectorized kernels, oneDNN (convolution) and MKL (matmul).
+PROBE = """
+import hashlib, sys
+import torch
+from seenn.runtime import apply_cpu_kernels
+if len(sys.argv) > 1:
+    apply_cpu_kernels(sys.argv[1])
+torch.manual_seed(0)
+x, w = torch.randn(8, 16, 28, 28, requires_grad=True), torch.randn(32, 16, 3, 3, requires_grad=True)
+y = torch.nn.functional.conv2d(x, w, padding=1)
+y.square().sum().backward()
+out = [y, x.grad, w.grad, torch.randn(256, 1000) @ torch.randn(1000, 300), torch.randn(100000).exp()]
+print(torch.backends.cpu.get_cpu_capability(), hashlib.sha256(b"".join(t.detach().numpy().tobytes() for t in out)).hexdigest())
+"""
+
+
+def _probe(*args, env_extra=None) -> tuple[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in PORTABLE_CPU_ENV}
+    r = subprocess.run([sys.executable, "-c", PROBE, *args], env={**env, **(env_extra or {})}, capture_output=True,
+                       text=True, check=True)
+    capability, digest = r.stdout.split()
+    return capability, digest
+
+
+@pytest.fixture(scope="module")
+def native() -> tuple[str, str]:
+    return _probe()
+
+
+@pytest.mark.parametrize("mode", ["portable", "avx2"])
+def test_kernels_set_in_process_equal_the_environment_set_before_start(native, mode):
+    if mode == "avx2" and native[0] not in ("AVX2", "AVX512"):
+        pytest.skip("this CPU lacks AVX2")
+    by_env = _probe(env_extra=CPU_KERNEL_ENV[mode])
+    assert _probe(mode) == by_env and by_env[0] == CPU_KERNEL_ENV[mode]["ATEN_CPU_CAPABILITY"].upper()
+    if native[1] == by_env[1]:
+        pytest.skip(f"this CPU's native kernels give the {mode} bytes: nothing to tell apart")
+
+
+def test_native_clears_the_variables_so_the_config_alone_decides(native):
+    assert _probe("native", env_extra=PORTABLE_CPU_ENV) == native
+
+
+def test_portable_after_torch_ran_a_kernel_is_refused(native):
+    if native[0] == "DEFAULT":
+        pytest.skip("ATen's native kernels are its baseline ones on this CPU: lateness cannot be seen")
+    code = ("import torch; from seenn.runtime import apply_cpu_kernels; torch.ones(64).exp().sum(); "
+            "apply_cpu_kernels('portable')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode != 0 and "'cpu_kernels: portable' did not take effect (ATen runs" in r.stderr
