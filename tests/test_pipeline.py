@@ -73,8 +73,10 @@ def test_outputs_exist_and_are_sane(project):
     energy = json.loads((project / "results/finetuned/energy.json").read_text())
     names = [e["method"] for e in energy["methods"]]
     assert names == [f"Fixed T={t}" for t in range(1, T + 1)] + ["SEENN-I (confidence)", "SEENN-I (entropy)", "SEENN-II",
-                                                                  "ANN (same architecture)"]
-    assert all(e["engine_matches_posthoc"] for e in energy["methods"][:-1])  # the engine equals the post-hoc results
+                                                                  "SEENN-II policy network alone", "ANN (same architecture)"]
+    runs = [e for e in energy["methods"] if e["avg_timesteps"] is not None]  # the SNN methods
+    assert len(runs) == T + 3 and all(e["engine_matches_posthoc"] for e in runs)  # the engine equals the post-hoc results
+    assert energy["policy_share"]["of_one_timestep_dense_ops_percent"] > 0 and "Authors' counting" in energy["conventions"]
     fixed = [e["acs"] + e["macs"] for e in energy["methods"][:T]]
     assert fixed == sorted(fixed) and energy["methods"][-1]["acs"] == 0
     m_ft = json.loads((project / "results/finetuned/metrics.json").read_text())
@@ -84,7 +86,8 @@ def test_outputs_exist_and_are_sane(project):
     e2 = energy["methods"][names.index("SEENN-II")]
     assert e2["accuracy"] == pytest.approx(s2["test_accuracy"]) and e2["avg_timesteps"] == pytest.approx(s2["test_avg_timesteps"])
     lat = json.loads((project / "results/measurements/latency.json").read_text())
-    assert {(r["method"], r["batch_size"]) for r in lat["rows"]} == {(n, b) for n in names for b in (1, 64)}
+    timed = [n for n in names if n != "SEENN-II policy network alone"]
+    assert {(r["method"], r["batch_size"]) for r in lat["rows"]} == {(n, b) for n in timed for b in (1, 64)}
     assert all(r["median_s"] > 0 for r in lat["rows"])
     assert "Fixed T=1" in (project / "results/measurements/latency.md").read_text()
     methods = (project / "results/tables/methods.md").read_text()
@@ -123,7 +126,9 @@ def test_seenn2_outputs_are_sane(project):
     sweep = pd.read_csv(project / "results/seenn2/sweep.csv")
     assert sweep["beta"].tolist() == cfg["seenn2"]["betas"]
     compare = pd.read_csv(project / "results/seenn2/compare.csv")
-    assert len(compare) == 5 and set(compare["estimator"]) == {"expected", "reinforce"}
+    # the tiny policy is narrower than the paper's Table 6 one, which is trained beside it
+    assert len(compare) == 6 and set(compare["estimator"]) == {"expected", "reinforce"}
+    assert compare["policy"].tolist() == ["configured"] * 5 + ["table6"]
     main = compare.iloc[0]  # the configured policy, as seenn2_evaluate reports it
     assert main["test_accuracy"] == pytest.approx(s2["test_accuracy"], abs=1e-6)
     assert main["test_avg_timesteps"] == pytest.approx(s2["test_avg_timesteps"], abs=1e-6)
@@ -132,7 +137,13 @@ def test_seenn2_outputs_are_sane(project):
     assert {"mean_reward", "mean_u", "accuracy"} <= set(log.columns)
     methods = (project / "results/tables/methods.md").read_text()
     assert "SEENN-II (expected, β=1)" in methods and "SEENN-II (reinforce" in methods and "Fine-tuned SNN" in methods
-    assert "SEENN-I (confidence) at same t" in (project / "results/tables/seenn2_sweep.md").read_text()
+    assert "SEENN-I (confidence) test acc" in (project / "results/tables/seenn2_sweep.md").read_text()
+    assert {"seenn1_confidence_alpha", "seenn1_confidence_test_accuracy"} <= set(sweep.columns)
+    # the converted SNN: one stage per training rule, the reported one picked on validation
+    variants = pd.read_csv(project / "results/converted/seenn2/variants.csv")
+    assert variants["variant"].tolist() == ["paper", "pow2", "linear", "pow2_linear"] and variants["chosen"].sum() == 1
+    s2c = json.loads((project / "results/converted/seenn2/seenn2.json").read_text())
+    assert s2c["variant"] == variants[variants["chosen"]]["variant"].item() and s2c["selected_by"] == "validation"
 
 
 def test_reruns_do_nothing_under_both_tools(project):
