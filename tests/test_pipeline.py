@@ -192,13 +192,13 @@ def test_training_setting_reruns_training_and_everything_after(project):
 
 
 REPORT_STAGES = {"tables", "figures", "report"}
+CONVERTED_POLICY = {f"seenn2_{kind}_converted_{rule}" for kind in ("train", "evaluate")
+                    for rule in ("paper", "pow2", "linear", "pow2_linear")} | {"seenn2_select_converted"}
 
 
 @pytest.mark.parametrize("key, value, first, branch", [
-    ("lr", 0.05, "train_ann", {"train_ann", "convert_snn", "evaluate_converted", "seenn1_converted",
-                               "seenn2_train_converted", "seenn2_evaluate_converted"}),
-    ("max_timesteps", 6, "convert_snn", {"convert_snn", "evaluate_converted", "seenn1_converted",
-                                         "seenn2_train_converted", "seenn2_evaluate_converted"}),
+    ("lr", 0.05, "train_ann", {"train_ann", "convert_snn", "evaluate_converted", "seenn1_converted"} | CONVERTED_POLICY),
+    ("max_timesteps", 6, "convert_snn", {"convert_snn", "evaluate_converted", "seenn1_converted"} | CONVERTED_POLICY),
 ])
 def test_conversion_setting_reruns_only_the_conversion_branch(project, key, value, first, branch):
     """A conversion key reruns the conversion branch from the first stage that reads it, plus the
@@ -222,7 +222,7 @@ def test_seenn2_beta_list_reruns_only_the_policy_sweep_and_reports(project):
     cfg = yaml.safe_load(original)
     cfg["seenn2"]["betas"] = cfg["seenn2"]["betas"] + [0.5]
     params.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    policies = {"seenn2_train", "seenn2_evaluate", "seenn2_compare", "seenn2_train_converted", "seenn2_evaluate_converted"}
+    policies = {"seenn2_train", "seenn2_evaluate", "seenn2_compare"} | CONVERTED_POLICY
     try:
         # the policy stages of both SNNs and what follows them: seenn2_compare reads the main-beta
         # policy from seenn2_train (it reruns, but resumes every unchanged policy from its
@@ -230,7 +230,7 @@ def test_seenn2_beta_list_reruns_only_the_policy_sweep_and_reports(project):
         engine = {"energy", "latency", "report_measurements"}
         assert planned_jobs(project) == policies | engine | REPORT_STAGES
         # `dvc status` names the stages whose own deps or params changed (the report reads the whole config)
-        assert dvc_changed(project) == {"seenn2_train", "seenn2_train_converted", "report"}
+        assert dvc_changed(project) == {"seenn2_train", "report"} | {st for st in CONVERTED_POLICY if "_train_" in st}
         # DVC compares content: the main-beta policy comes out byte-identical (resumed, same seed),
         # so the engine stages, which read only that policy, do not rerun
         out = sh(project, "dvc", "repro").stdout
