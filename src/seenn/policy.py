@@ -479,18 +479,19 @@ def stage_seenn2_compare(ctx) -> None:
     for i, cell in enumerate(compare_cells(s)):
         split = cell["train_split"]
         _, x, c = data[split]
+        cfg = cfg_of(cell, s)
         if i == 0:
             policy, lr = _main_cell(ctx, cell)
         else:
             name = f"{cell['estimator']}_{split}_{'weighted' if cell['sample_weighting'] else 'unweighted'}"
             name += "_table6" if cell["policy"] == "table6" else ""
-            policy, lr = fit_policy(x, c, cfg=cfg_of(cell, s), beta=cell["beta"], estimator=cell["estimator"],
+            policy, lr = fit_policy(x, c, cfg=cfg, beta=cell["beta"], estimator=cell["estimator"],
                                     weighting=cell["sample_weighting"], epochs=s["epochs"],
                                     in_channels=policy_in_channels(spec), seed=ctx.params["seed"], device=ctx.device,
                                     ckpt_dir=ctx.checkpoint_dir / name, fp=_run_fp(ctx, cell, split), desc=f"policy {name}")
         r = evaluate_policy(policy, xt, ct, ctx.device)
-        arch = f"{cfg_of(cell, s)['policy_stem_channels']}/{'-'.join(map(str, cfg_of(cell, s)['policy_widths']))}"
-        rows.append({**cell, "policy_arch": f"{arch}, stem stride {cfg_of(cell, s)['policy_stem_stride']}",
+        arch = f"{cfg['policy_stem_channels']}/{'-'.join(map(str, cfg['policy_widths']))}"
+        rows.append({**cell, "policy_arch": f"{arch}, stem stride {cfg['policy_stem_stride']}",
                      "policy_macs": ann_macs(policy, tuple(xt.shape[1:]))["macs"], "epochs": s["epochs"],
                      "train_split_accuracy_t1": float(c[:, 0].double().mean() * 100),
                      "train_split_mean_u": lr[-1]["mean_u"], "train_split_accuracy": lr[-1]["accuracy"],
