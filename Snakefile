@@ -1,5 +1,5 @@
-# seenn-bench workflow. The stages are defined once, in src/seenn/stages.py; the rules in
-# workflow/rules/ are generated from that table, and so is dvc.yaml (`seenn dvc-yaml`).
+# seenn-bench workflow. Each stage is declared beside its code; src/seenn/stages.py assembles the
+# table, workflow/rules/stages.smk makes one rule per stage, and `seenn dvc-yaml` writes dvc.yaml from it.
 from snakemake.utils import min_version
 
 min_version("8.0")
@@ -21,15 +21,7 @@ configfile: "params.yaml"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/data.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/convert.smk"
-include: "workflow/rules/evaluate.smk"
-include: "workflow/rules/exits.smk"
-include: "workflow/rules/energy.smk"
-include: "workflow/rules/latency.smk"
-include: "workflow/rules/policy.smk"
-include: "workflow/rules/report.smk"
+include: "workflow/rules/stages.smk"
 
 
 rule all:

@@ -35,9 +35,11 @@ from seenn import engine  # noqa: E402
 from seenn.data import to_input  # noqa: E402
 from seenn.data.prepared import load_split  # noqa: E402
 from seenn.evaluate import load_logits  # noqa: E402
-from seenn.exits import exit_scores, seenn1_exit  # noqa: E402
+from seenn.exits import ExitAt, exit_scores, seenn1_exit  # noqa: E402
 from seenn.io import read_json  # noqa: E402
-from seenn.latency import build_ann, keep_freed_memory, method_runs, paired_ratio, time_rounds  # noqa: E402
+from seenn.latency import keep_freed_memory, method_runs, paired_ratio, time_rounds  # noqa: E402
+from seenn.methods import engine_methods  # noqa: E402
+from seenn.models.resnet import ann_twin  # noqa: E402
 from seenn.neurons import compile_available, set_fused  # noqa: E402
 from seenn.train import load_snn  # noqa: E402
 
@@ -66,7 +68,7 @@ def main(argv=None) -> None:
     n = x.shape[0] if args.samples == 0 else min(args.samples, x.shape[0])
     model, ck = load_snn(res_dir / "snn.pt", spec)
     model.eval()
-    ann = build_ann(model)
+    ann = ann_twin(model)
     if not args.no_compile:
         set_fused(model, True)
     T = ck["timesteps"]
@@ -78,13 +80,13 @@ def main(argv=None) -> None:
 
     score, r = next(iter(seenn1["scores"].items()))
     if args.stand_in or not Path(args.policy).exists():
-        runs = method_runs(model, ann, xin, bs, T, seenn1, 1.0, "sum", None)
+        runs = method_runs(model, ann, xin, bs, engine_methods(T, seenn1, False), None)
         u_all = seenn1_exit(exit_scores(z[:n], score), r["alpha"])
         runs["SEENN-II (stand-in: u = SEENN-I exits, no policy net)"] = lambda: [
-            engine.run(model, xin, T, engine.exit_at_rule(u_all), batch_size=bs)]
+            engine.run(model, xin, T, ExitAt(u_all).stops, batch_size=bs)]
     else:
         policy = engine.load_policy(args.policy, spec, torch.device("cpu"))
-        runs = method_runs(model, ann, xin, bs, T, seenn1, 1.0, "sum", policy)
+        runs = method_runs(model, ann, xin, bs, engine_methods(T, seenn1, True), policy)
     if args.lockstep:
         for sc, rr in seenn1["scores"].items():
             runs[f"SEENN-I ({sc}), lockstep batches"] = lambda sc=sc, a=rr["alpha"]: [

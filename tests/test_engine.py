@@ -7,7 +7,7 @@ from torch import nn
 
 from seenn import engine
 from seenn.errors import SeennError
-from seenn.exits import exit_scores, policy_exit, seenn1_exit, seenn1_stops
+from seenn.exits import RULES, exit_scores, policy_exit, seenn1_exit, seenn1_stops
 from seenn.models import build_snn
 
 NEURON = {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}
@@ -250,3 +250,31 @@ def test_stepwise_stop_rule_agrees_with_the_vectorized_rule():
         stop = seenn1_stops(s[:, t - 1], 0.7, t, T)
         first = torch.where((first == 0) & stop, torch.full_like(first, t), first)
     assert torch.equal(first, seenn1_exit(s, 0.7))
+
+
+def _rule_instances(z):
+    """One instance of every registered exit rule (exits.RULES), set so that samples leave at
+    several timesteps; a new rule without a case here fails the test below."""
+    from seenn.exits import ExitAt, FixedT, Seenn1
+
+    cases = {"fixed": [FixedT()],
+             "seenn1": [Seenn1("confidence", spread_alpha(z, "confidence")),
+                        Seenn1("entropy", spread_alpha(z, "entropy", 8.0, entropy_temperature=True), 8.0, "sum", True),
+                        Seenn1("confidence", spread_alpha(z, "confidence", 2.0, "mean"), 2.0, "mean")],
+             "policy": [ExitAt(torch.arange(len(z)) % T + 1)]}
+    return cases
+
+
+@pytest.mark.parametrize("kind", sorted(RULES))
+@pytest.mark.parametrize("batch_size", [37, 5])
+def test_every_exit_rule_gives_the_same_exits_stepwise_and_posthoc(setup, kind, batch_size):
+    """An exit rule's two forms agree: the engine, stopping samples with `rule.stops` one
+    timestep at a time, exits each sample where `rule.posthoc` says from the saved logits."""
+    model, x, z = setup
+    cases = _rule_instances(z)
+    assert kind in cases, f"exit rule '{kind}' has no test case in _rule_instances"
+    for rule in cases[kind]:
+        ref_t = rule.posthoc(z)
+        res = engine.run(model, x, T, rule.stops, batch_size=batch_size)
+        assert torch.equal(res.exit_t, ref_t), rule
+        assert torch.equal(res.prediction, z[torch.arange(len(z)), ref_t - 1].argmax(-1)), rule

@@ -5,7 +5,7 @@ saves train-split logits when asked."""
 import pandas as pd
 import torch
 
-from seenn.cli import StageContext
+from seenn.dag import StageContext
 from seenn.data import get_spec
 from seenn.evaluate import load_logits, stage_evaluate_snn
 from seenn.finetune import stage_finetune_snn

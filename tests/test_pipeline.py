@@ -3,6 +3,7 @@ reruns do nothing, a figure setting reruns only figures + report, a training set
 training and everything after it, and two clean runs give byte-identical outputs."""
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -252,3 +253,91 @@ def test_two_clean_runs_are_byte_identical(project, tmp_path):
     lock_b = yaml.safe_load((other / "dvc.lock").read_text())["stages"]
     measured = {"latency", "report_measurements"}
     assert {k: v for k, v in lock_a.items() if k not in measured} == {k: v for k, v in lock_b.items() if k not in measured}
+
+
+# --- computed code inputs -------------------------------------------------------------------------
+
+def _probe_stages():
+    """One stage per stage function, plus the converted SNN's evaluation (it loads another model kind)."""
+    from seenn.stages import STAGES
+
+    seen, out = set(), []
+    for st in STAGES:
+        if st.func not in seen or st.name == "evaluate_converted":
+            seen.add(st.func)
+            out.append(st)
+    return out
+
+
+def test_every_module_a_stage_loads_is_among_its_code_inputs(project, tmp_path):
+    """Run each stage in a fresh interpreter (in a copy of the finished tiny project) and list the
+    `seenn` modules it loaded: every one must be a declared code input of the stage, or editing it
+    would leave the stage's results stale."""
+    import json
+    import shutil
+    import sys
+
+    from seenn.dag import module_file
+
+    cwd = tmp_path / "probe"
+    shutil.copytree(project, cwd, symlinks=True)
+    cfg = yaml.safe_load((cwd / "params.yaml").read_text())
+    probe = Path(__file__).with_name("stage_probe.py")
+    missing = {}
+    for st in _probe_stages():
+        shutil.rmtree(cwd / st.checkpoint_dir, ignore_errors=True)  # really train, not resume
+        job = {"name": st.name, "func": st.func, "config": cfg, "inputs": dict(st.inputs), "outputs": dict(st.outputs),
+               "params": json.loads((cwd / st.params_file).read_text()), "checkpoint_dir": st.checkpoint_dir,
+               "options": dict(st.options)}
+        loaded = json.loads(sh(cwd, sys.executable, str(probe), json.dumps(job)).stdout.splitlines()[-1])
+        lost = sorted({module_file(m) for m in loaded} - set(st.code_files()))
+        if lost:
+            missing[st.name] = lost
+    assert missing == {}
+
+
+def _edit(project: Path, rel: str):
+    """Append a comment to a source file of the project; returns a function that restores it
+    (content and modification time, so Snakemake sees nothing left to do)."""
+    path = project / rel
+    backup = path.with_name(path.name + ".orig")
+    shutil.copy2(path, backup)
+    path.write_text(path.read_text() + "\n# edited\n")
+
+    def restore():
+        shutil.copy2(backup, path)
+        backup.unlink()
+
+    return restore
+
+
+def _all_stages() -> set[str]:
+    from seenn.stages import STAGES
+
+    return {st.name for st in STAGES}
+
+
+REPORTS = {"tables", "figures", "report", "report_measurements"}
+POLICY_STAGES = {"seenn2_train", "seenn2_evaluate", "seenn2_compare"} | CONVERTED_POLICY
+
+
+@pytest.mark.parametrize("rel, direct, planned", [
+    # the normalization constants (DatasetSpec.mean/std) feed every stage that builds a network input, and
+    # every stage that reads a split or saved logits (the dataset registry loads on a split's spec)
+    ("src/seenn/data/digits.py", lambda every: every - {"tables", "report", "report_measurements"}, lambda every: every),
+    ("src/seenn/report/tables.py", lambda every: {"tables", "report"}, lambda every: {"tables", "report"}),
+    ("src/seenn/models/policy.py", lambda every: POLICY_STAGES | {"energy", "latency"},
+     lambda every: POLICY_STAGES | {"energy", "latency"} | REPORTS),
+])
+def test_editing_a_source_file_reruns_exactly_the_stages_that_load_it(project, rel, direct, planned):
+    """`dvc status` names the stages whose own code changed; a Snakemake dry run plans them and
+    everything downstream of them."""
+    every = _all_stages()
+    restore = _edit(project, rel)
+    try:
+        assert dvc_changed(project) == direct(every)
+        assert planned_jobs(project) == planned(every)
+    finally:
+        restore()
+    assert planned_jobs(project) == set()
+    assert dvc_changed(project) == set()

@@ -1,6 +1,6 @@
 """`seenn`: the only entry point the DAG calls.
 
-    seenn run <stage> [--config params.yaml]   run one stage of the table in src/seenn/stages.py
+    seenn run <stage> [--config params.yaml]   run one stage (declared beside its code; table: src/seenn/stages.py)
     seenn validate [--config FILE]             validate a config and exit
     seenn dvc-yaml [--check]                   write (or check) dvc.yaml from the stage table
     seenn stages                               list the stages"""
@@ -8,31 +8,17 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from . import snakemake_records
 from .config import DEFAULT_CONFIG, load_config, select_keys
+from .dag import StageContext
 from .errors import SeennError
-
-
-@dataclass
-class StageContext:
-    """What a stage function gets: its own config slice, its files, the device."""
-
-    name: str
-    params: dict
-    inputs: dict
-    outputs: dict
-    device: torch.device
-    checkpoint_dir: Path
-    extras: dict = field(default_factory=dict)
 
 
 def _setup_logging(stage: str, log_file: str | None) -> None:
@@ -68,10 +54,9 @@ def run_stage(name: str, config_path: str = DEFAULT_CONFIG) -> None:
     ctx = StageContext(name=name, params=select_keys(config, st.params), inputs=dict(st.inputs),
                        outputs=dict(st.outputs), device=device, checkpoint_dir=Path(st.checkpoint_dir),
                        extras=dict(st.options))
-    module, func = st.func.split(":")
     start = time.perf_counter()
     log.info("start on %s (%d threads, %s CPU kernels)", device, torch.get_num_threads(), config["cpu_kernels"])
-    getattr(importlib.import_module(module), func)(ctx)
+    st.run(ctx)
     missing = [p for p in st.outputs.values() if not Path(p).exists()]
     if missing:
         raise SeennError(f"stage {name} finished without writing {', '.join(missing)}")

@@ -108,3 +108,15 @@ def stage_convert_snn(ctx) -> None:
     log.info("QCFS ANN (L=%d): val %.2f %%, test %.2f %%; converted to an IF SNN for T up to %d",
              ck["levels"], metrics["val"]["accuracy"], metrics["test"]["accuracy"], T)
     write_json(ctx.outputs["ann_metrics"], metrics)
+
+
+def declare():
+    from .dag import Stage, branch_dir, split_paths
+
+    d = branch_dir("converted")
+    return Stage(name="convert_snn", run=stage_convert_snn,
+                 desc="QCFS ANN -> IF SNN (threshold lambda, reset by subtraction, membrane from lambda/2); ANN accuracy",
+                 params=("device", "deterministic", "conversion.max_timesteps", "evaluate"),
+                 inputs={"ann": f"{d}/ann.pt", **split_paths("val", "test")},
+                 outputs={"model": f"{d}/snn.pt", "ann_metrics": f"{d}/ann_metrics.json"}, metrics=("ann_metrics",),
+                 threads="all")

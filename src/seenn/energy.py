@@ -255,8 +255,8 @@ def layer_rows(name: str, counter: OpCounter, n: int, max_t: int | None = None) 
 
 @torch.no_grad()
 def stage_energy(ctx) -> None:
-    """Stage energy_<branch>: operation counts and energy of fixed T, SEENN-I, SEENN-II and the
-    ANN on the test split, from the spikes the engine actually produces."""
+    """Stage energy: operation counts and energy of every method of `methods.engine_methods` (fixed
+    T, SEENN-I, SEENN-II, the ANN) on the test split, from the spikes the engine actually produces."""
     import logging
 
     import pandas as pd
@@ -265,10 +265,9 @@ def stage_energy(ctx) -> None:
     from .data import to_input
     from .data.prepared import load_split
     from .evaluate import load_logits
-    from .exits import exit_scores, seenn1_exit
-    from .io import read_json, write_json, write_text
-    from .latency import build_ann
-    from .report.tables import energy_table, write_table
+    from .io import read_json, write_json, write_table, write_text
+    from .methods import POLICY_ALONE, engine_methods
+    from .models.resnet import ann_twin
     from .train import load_snn
 
     log = logging.getLogger("seenn")
@@ -276,14 +275,12 @@ def stage_energy(ctx) -> None:
     bs = p["engine"]["energy_batch_size"]
     if p["engine"]["threads"] > 0:  # a fixed thread count: the same kernels, so the same spikes, everywhere
         torch.set_num_threads(p["engine"]["threads"])
-    how = tuple(p["seenn1"][k] for k in ("temperature", "accumulate", "entropy_temperature"))
     spec, x, y = load_split(ctx.inputs["test"])
     z, _ = load_logits(ctx.inputs["logits_test"])
     model, ck = load_snn(ctx.inputs["model"], spec)
     model.to(ctx.device).eval()
     T, n = ck["timesteps"], x.shape[0]
     xin = to_input(spec, x).to(ctx.device)
-    seenn1 = read_json(ctx.inputs["seenn1"])
     methods, layers = [], []
 
     def outcome(res: engine.EngineResult, ref_t: torch.Tensor) -> tuple[float, float, bool]:
@@ -293,49 +290,52 @@ def stage_energy(ctx) -> None:
             log.warning("engine and post-hoc evaluation disagree on %d samples", int(((res.exit_t != ref_t) | (res.prediction != ref_pred)).sum()))
         return float(res.exit_t.double().mean()), float((res.prediction == y).double().mean() * 100), same
 
-    counter, res = count_run(model, lambda xb, on_step: engine.run_fixed(model, xb, T, on_step=on_step), xin, bs)
-    _, acc_T, same = outcome(res, torch.full((n,), T, dtype=torch.long))
-    steps = counter.per_timestep(T)
-    for t in range(1, T + 1):
-        acs, macs = (sum(s[i] for s in steps[:t]) for i in (0, 1))
-        acc = float(((z[:, t - 1].argmax(-1)) == y).double().mean() * 100)
-        methods.append(method_entry(f"Fixed T={t}", n, acs, macs, float(t), acc, same,
-                                    counter.authors_convention(n, float(t), max_t=t)))
-        layers += layer_rows(f"Fixed T={t}", counter, n, max_t=t)
-    for score, r in seenn1["scores"].items():
-        rule = engine.seenn1_rule(r["alpha"], score, *how)
-        counter, res = count_run(model, lambda xb, on_step: engine.run(model, xb, T, rule, on_step=on_step), xin, bs)
-        ref_t = seenn1_exit(exit_scores(z, score, *how), r["alpha"])
-        avg_t, acc, same = outcome(res, ref_t)
-        methods.append(method_entry(f"SEENN-I ({score})", n, *counter.totals(), avg_t, acc, same,
-                                    counter.authors_convention(n, avg_t)))
-        layers += layer_rows(f"SEENN-I ({score})", counter, n)
-    if "policy" in ctx.inputs:  # SEENN-II: the SNN up to each chosen u, plus the policy network's MACs
-        policy = engine.load_policy(ctx.inputs["policy"], spec, ctx.device)
-        pcounter, _ = count_run(policy.model, lambda xb, on_step: policy.model(xb), xin, bs, dense=True)
-        counter, res = count_run(model, lambda xb, on_step: engine.run_policy(model, xb, T, policy, on_step=on_step), xin, bs)
-        u = engine.policy_exits(policy, xin, T, bs)
-        avg_t, acc, same = outcome(res, u)
-        acs, macs = counter.totals()
-        p_authors = pcounter.authors_convention(n, 1.0)
-        s_authors = counter.authors_convention(n, avg_t)
-        methods.append(method_entry("SEENN-II", n, acs, macs + pcounter.totals()[1], avg_t, acc, same,
-                                    (s_authors[0], s_authors[1] + p_authors[1])))
-        methods.append(method_entry("SEENN-II policy network alone", n, *pcounter.totals(), None, None, None, p_authors))
-        layers += layer_rows("SEENN-II", counter, n) + layer_rows("SEENN-II policy", pcounter, n)
-    ann = build_ann(model)
-    counter, _ = count_run(ann, lambda xb, on_step: ann(xb, 1), xin[:bs], bs, dense=True)
-    m = min(bs, n)
-    methods.append(method_entry("ANN (same architecture)", m, *counter.totals(), None, None, None,
-                                counter.authors_convention(m, 1.0)))
-    layers += layer_rows("ANN (same architecture)", counter, m)
+    fixed_run = None  # fixed T: one run to T, counted per timestep, gives every fixed t <= T
+    for method in engine_methods(T, read_json(ctx.inputs["seenn1"]), "policy" in ctx.inputs):
+        name = method.label
+        if method.kind == "fixed":
+            if fixed_run is None:
+                counter, res = count_run(model, lambda xb, on_step: engine.run_fixed(model, xb, T, on_step=on_step), xin, bs)
+                _, _, same = outcome(res, torch.full((n,), T, dtype=torch.long))
+                fixed_run = counter, counter.per_timestep(T), same
+            counter, steps, same = fixed_run
+            t = method.T
+            acs, macs = (sum(s[i] for s in steps[:t]) for i in (0, 1))
+            acc = float(((z[:, t - 1].argmax(-1)) == y).double().mean() * 100)
+            methods.append(method_entry(name, n, acs, macs, float(t), acc, same,
+                                        counter.authors_convention(n, float(t), max_t=t)))
+            layers += layer_rows(name, counter, n, max_t=t)
+        elif method.kind == "seenn1":
+            counter, res = count_run(model, lambda xb, on_step: engine.run(model, xb, T, method.rule.stops, on_step=on_step),
+                                     xin, bs)
+            avg_t, acc, same = outcome(res, method.rule.posthoc(z))
+            methods.append(method_entry(name, n, *counter.totals(), avg_t, acc, same, counter.authors_convention(n, avg_t)))
+            layers += layer_rows(name, counter, n)
+        elif method.kind == "seenn2":  # the SNN up to each chosen u, plus the policy network's MACs
+            policy = engine.load_policy(ctx.inputs["policy"], spec, ctx.device)
+            pcounter, _ = count_run(policy.model, lambda xb, on_step: policy.model(xb), xin, bs, dense=True)
+            counter, res = count_run(model, lambda xb, on_step: engine.run_policy(model, xb, T, policy, on_step=on_step), xin, bs)
+            avg_t, acc, same = outcome(res, engine.policy_exits(policy, xin, T, bs))
+            acs, macs = counter.totals()
+            p_authors = pcounter.authors_convention(n, 1.0)
+            s_authors = counter.authors_convention(n, avg_t)
+            methods.append(method_entry(name, n, acs, macs + pcounter.totals()[1], avg_t, acc, same,
+                                        (s_authors[0], s_authors[1] + p_authors[1])))
+            methods.append(method_entry(POLICY_ALONE, n, *pcounter.totals(), None, None, None, p_authors))
+            layers += layer_rows(name, counter, n) + layer_rows("SEENN-II policy", pcounter, n)
+        else:  # the ANN of the same architecture: one dense forward on one energy batch
+            ann = ann_twin(model)
+            counter, _ = count_run(ann, lambda xb, on_step: ann(xb, 1), xin[:bs], bs, dense=True)
+            m = min(bs, n)
+            methods.append(method_entry(name, m, *counter.totals(), None, None, None, counter.authors_convention(m, 1.0)))
+            layers += layer_rows(name, counter, m)
     ann_energy, t1_energy = methods[-1]["energy_uj"], methods[0]["energy_uj"]
     for entry in methods:
         entry["energy_vs_ann"] = entry["energy_uj"] / ann_energy
         entry["energy_vs_fixed_t1"] = entry["energy_uj"] / t1_energy
     notes = CONVENTIONS
     share = None
-    pol = next((e for e in methods if e["method"] == "SEENN-II policy network alone"), None)
+    pol = next((e for e in methods if e["method"] == POLICY_ALONE), None)
     if pol is not None:  # the ANN of the same architecture is one dense SNN timestep (stem included)
         share = {"of_one_timestep_dense_ops_percent": 100 * pol["macs"] / methods[-1]["macs"],
                  "of_fixed_t1_energy_percent": 100 * pol["energy_uj"] / t1_energy}
@@ -346,3 +346,26 @@ def stage_energy(ctx) -> None:
                                        "timesteps": T, "conventions": notes, "policy_share": share, "methods": methods})
     write_text(ctx.outputs["layers"], pd.DataFrame(layers).to_csv(index=False, float_format="%.6f"))
     write_table(energy_table(methods), ctx.outputs["table_csv"], ctx.outputs["table_md"], notes=notes)
+
+
+def energy_table(methods: list[dict]):
+    """Operations and energy per inference: ACs and MACs in millions, energy in microjoules."""
+    import pandas as pd
+
+    return pd.DataFrame([{
+        "method": m["method"], "test_accuracy": m["accuracy"], "avg_timesteps": m["avg_timesteps"],
+        "ACs_M": m["acs"] / 1e6, "MACs_M": m["macs"] / 1e6, "energy_uJ": m["energy_uj"],
+        "energy_vs_ANN": m["energy_vs_ann"], "energy_vs_fixed_T1": m["energy_vs_fixed_t1"],
+        "energy_uJ_authors_counting": m["energy_uj_authors"]} for m in methods])
+
+
+def declare(branch):
+    from .dag import TABLES, Stage, engine_inputs
+
+    d = branch.dir
+    return Stage(name="energy", run=stage_energy,
+                 desc="ACs and MACs per layer and timestep from real spikes, and energy: fixed T, SEENN-I/II, ANN",
+                 params=("device", "deterministic", "engine.threads", "engine.energy_batch_size"),
+                 inputs={**engine_inputs(branch), "logits_test": f"{d}/logits_test.pt"},
+                 outputs={"energy": f"{d}/energy.json", "layers": f"{d}/energy_layers.csv",
+                          "table_csv": f"{TABLES}/energy.csv", "table_md": f"{TABLES}/energy.md"})

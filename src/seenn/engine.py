@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .errors import SeennError
-from .exits import policy_exit, seenn1_stops, step_scores
+from .exits import ExitAt, FixedT, Seenn1, policy_exit
 from .neurons import neuron_modules, set_stepwise
 
 # stop rule: (timestep t [B] (1-based, CPU), T, accumulated logits z_t [B, K] of the running
@@ -206,28 +206,10 @@ def run(model: nn.Module, x: torch.Tensor, T: int, stop: StopRule, on_step: Call
     return EngineResult(prediction, exit_t, logits_out)
 
 
-def fixed_rule(t: torch.Tensor, T: int, z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """No early exit: every sample runs all T timesteps."""
-    return t >= T
-
-
 def seenn1_rule(alpha: float, score: str, temperature: float = 1.0, accumulate: str = "sum",
                 entropy_temperature: bool = False) -> StopRule:
     """SEENN-I: stop where the score of the accumulated logits at t exceeds alpha (or t = T)."""
-
-    def rule(t: torch.Tensor, T: int, z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        return seenn1_stops(step_scores(z.cpu(), t, score, temperature, accumulate, entropy_temperature), alpha, t, T)
-
-    return rule
-
-
-def exit_at_rule(u: torch.Tensor) -> StopRule:
-    """Stop sample i at the 1-based timestep u[i] (SEENN-II's decision, made before the run)."""
-
-    def rule(t: torch.Tensor, T: int, z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        return u[idx] == t
-
-    return rule
+    return Seenn1(score, alpha, temperature, accumulate, entropy_temperature).stops
 
 
 def policy_exits(policy: Policy, x: torch.Tensor, T: int, batch_size: int | None = None) -> torch.Tensor:
@@ -245,7 +227,7 @@ def policy_exits(policy: Policy, x: torch.Tensor, T: int, batch_size: int | None
 
 
 def run_fixed(model: nn.Module, x: torch.Tensor, T: int, **kw) -> EngineResult:
-    return run(model, x, T, fixed_rule, **kw)
+    return run(model, x, T, FixedT().stops, **kw)
 
 
 def run_seenn1(model: nn.Module, x: torch.Tensor, T: int, alpha: float, score: str, temperature: float = 1.0,
@@ -255,7 +237,7 @@ def run_seenn1(model: nn.Module, x: torch.Tensor, T: int, alpha: float, score: s
 
 def run_policy(model: nn.Module, x: torch.Tensor, T: int, policy: Policy, **kw) -> EngineResult:
     """SEENN-II: the policy decides u for every sample first, then the SNN runs until each u."""
-    return run(model, x, T, exit_at_rule(policy_exits(policy, x, T, kw.get("batch_size"))), **kw)
+    return run(model, x, T, ExitAt(policy_exits(policy, x, T, kw.get("batch_size"))).stops, **kw)
 
 
 def run_batches(fn: Callable[[torch.Tensor], EngineResult], x: torch.Tensor, batch_size: int,

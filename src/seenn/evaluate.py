@@ -49,3 +49,19 @@ def stage_evaluate_snn(ctx) -> None:
         save_logits(ctx.outputs[f"logits_{split}"], z, y)
         metrics[split] = summarize(z, y)
     write_json(ctx.outputs["metrics"], metrics)
+
+
+def declare(branch):
+    """Per-timestep logits of one SNN branch (with the train split's when SEENN-II trains on them)."""
+    from .dag import Stage, split_paths
+
+    d, s = branch.dir, split_paths()
+    extra_in = {"train": s["train"]} if branch.train_logits else {}
+    extra_out = {"logits_train": f"{d}/logits_train.pt"} if branch.train_logits else {}
+    return Stage(name=f"evaluate_{branch.name}", run=stage_evaluate_snn,
+                 desc=f"per-timestep logits of the {branch.name} SNN on {'train, ' if branch.train_logits else ''}val and test",
+                 params=("device", "deterministic", "evaluate"),
+                 inputs={"model": branch.model, **extra_in, "val": s["val"], "test": s["test"]},
+                 outputs={**extra_out, "logits_val": f"{d}/logits_val.pt", "logits_test": f"{d}/logits_test.pt",
+                          "metrics": f"{d}/metrics.json"},
+                 metrics=("metrics",), threads="all")

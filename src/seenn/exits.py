@@ -1,9 +1,15 @@
 """Exit rules. SEENN-I: stop at the first t whose score of softmax(z_t) exceeds alpha.
-SEENN-II: stop at the timestep the policy picks. One implementation shared by every branch."""
+SEENN-II: stop at the timestep the policy picks. One implementation shared by every branch.
+
+An exit rule is one object (`ExitRule`) with both forms: `posthoc` on saved per-timestep logits
+(calibration, tables) and `stops`, one timestep at a time, for the early-exit engine; a test
+checks that the two agree for every rule in `RULES`."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -67,3 +73,80 @@ def seenn1_stops(scores_t: torch.Tensor, alpha: float, t: int | torch.Tensor, T:
     `scores_t` [N] stops now (score > alpha, strictly, or t = T). Stopping at the first True
     gives `seenn1_exit`'s timestep."""
     return (scores_t > alpha) | (torch.as_tensor(t) >= T)
+
+
+# --- exit rules as objects ------------------------------------------------------------------------
+
+class ExitRule:
+    """Where each sample leaves: `posthoc(logits)` gives 1-based exit timesteps [N] from saved
+    accumulated logits [N, T, K]; `stops(t, T, z, idx)` says, while the engine runs, which of the
+    running samples (original indices `idx` [B], at 1-based timesteps `t` [B], accumulated logits
+    `z` [B, K]) stop now. Running the engine until each sample stops gives `posthoc`'s timesteps."""
+
+    kind: ClassVar[str]
+
+    def posthoc(self, logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def stops(self, t: torch.Tensor, T: int, z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class FixedT(ExitRule):
+    """No early exit: every sample runs all T timesteps."""
+
+    kind: ClassVar[str] = "fixed"
+
+    def posthoc(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.full((logits.shape[0],), logits.shape[1], dtype=torch.long)
+
+    def stops(self, t, T, z, idx):
+        return t >= T
+
+
+@dataclass(frozen=True)
+class Seenn1(ExitRule):
+    """SEENN-I: stop at the first t whose score of the accumulated logits exceeds alpha (or at T);
+    the settings are those the calibration recorded (`seenn1.json: settings`)."""
+
+    kind: ClassVar[str] = "seenn1"
+    score: str
+    alpha: float
+    temperature: float = 1.0
+    accumulate: str = "sum"
+    entropy_temperature: bool = False
+
+    @classmethod
+    def calibrated(cls, score: str, calibration: dict) -> "Seenn1":
+        """The rule at the alpha a SEENN-I calibration (a seenn1.json) chose for `score`."""
+        how = calibration["settings"]
+        return cls(score, calibration["scores"][score]["alpha"], how["temperature"], how["accumulate"],
+                   how["entropy_temperature"])
+
+    @property
+    def how(self) -> tuple:
+        return self.temperature, self.accumulate, self.entropy_temperature
+
+    def posthoc(self, logits: torch.Tensor) -> torch.Tensor:
+        return seenn1_exit(exit_scores(logits, self.score, *self.how), self.alpha)
+
+    def stops(self, t, T, z, idx):
+        return seenn1_stops(step_scores(z.cpu(), t, self.score, *self.how), self.alpha, t, T)
+
+
+@dataclass(frozen=True, eq=False)
+class ExitAt(ExitRule):
+    """SEENN-II: sample i stops at u[i] (1-based), decided from the input before the SNN runs."""
+
+    kind: ClassVar[str] = "policy"
+    u: torch.Tensor
+
+    def posthoc(self, logits: torch.Tensor) -> torch.Tensor:
+        return self.u.clone()
+
+    def stops(self, t, T, z, idx):
+        return self.u[idx] == t
+
+
+RULES = {rule.kind: rule for rule in (FixedT, Seenn1, ExitAt)}

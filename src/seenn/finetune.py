@@ -40,3 +40,15 @@ def stage_finetune_snn(ctx) -> None:
         write_log(rows, ctx.outputs["log"])
     else:  # fine-tuning off: a header-only log
         write_text(ctx.outputs["log"], ",".join(LOG_COLUMNS) + "\n")
+
+
+def declare():
+    from .dag import RUNTIME_KEYS, Stage, branch_dir, split_paths
+
+    d = branch_dir("finetuned")
+    return Stage(name="finetune_snn", run=stage_finetune_snn,
+                 desc="early-exit-aware fine-tuning of the direct SNN (loss averaged over every cumulative timestep output)",
+                 params=RUNTIME_KEYS + ("finetune",),
+                 inputs={"model": f"{branch_dir('direct')}/snn.pt", **split_paths("train", "val")},
+                 outputs={"model": f"{d}/snn.pt", "log": f"{d}/finetune_log.csv"}, plots=("log",), checkpoints=True,
+                 threads="all")

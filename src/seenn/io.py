@@ -139,3 +139,11 @@ def load_weights(model: torch.nn.Module, state_dict: dict, path, what: str) -> N
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
         raise SeennError(f"{what} {path} does not fit the architecture it names: {first[0] if first else exc}") from None
+
+
+def write_table(df, csv_path, md_path, digits: int = 4, notes: str | None = None) -> None:
+    """A pandas DataFrame as CSV and as Markdown (with `notes` as a paragraph under it), each written atomically."""
+    write_text(csv_path, df.to_csv(index=False, float_format=f"%.{digits}f"))
+    shown = df.astype(object).where(df.notna(), None)  # empty cells, not "nan"
+    md = shown.to_markdown(index=False, floatfmt=f".{digits}f", missingval="") + "\n"
+    write_text(md_path, md + (f"\n{notes}\n" if notes else ""))

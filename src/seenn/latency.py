@@ -16,7 +16,6 @@ load average so a reader can judge them)."""
 
 from __future__ import annotations
 
-import copy
 import ctypes
 import logging
 import os
@@ -25,33 +24,18 @@ import time
 from typing import Callable
 
 import torch
-from torch import nn
 
 from . import engine
 from .data import to_input
 from .data.prepared import load_split
-from .errors import SeennError
-from .io import read_json, write_json, write_text
+from .io import read_json, write_json, write_table
+from .methods import ANN, Method, engine_methods, fixed_label
+from .models.resnet import ann_twin
 from .neurons import compile_available, set_fused
 from .runtime import cpu_model
 from .train import load_snn
 
 log = logging.getLogger("seenn")
-
-
-def build_ann(snn: nn.Module) -> nn.Module:
-    """The ANN of the same architecture: the same ResNet with ReLU in place of every spiking
-    neuron, run once (T = 1). It reuses the SNN's trained weights: only its time and operation
-    counts are used, never its accuracy."""
-    from .models.resnet import SpikingResNet, TimeFold
-
-    if not isinstance(snn, SpikingResNet):
-        raise SeennError(f"the ANN reference needs a SpikingResNet, got {type(snn).__name__}")
-    ann = copy.deepcopy(snn)
-    for m in ann.modules():
-        if isinstance(m, TimeFold):
-            m.neuron = nn.ReLU()
-    return ann.eval()
 
 
 def time_rounds(methods: dict[str, Callable[[], object]], warmup: int, repetitions: int):
@@ -101,31 +85,30 @@ def environment(threads: int, compiled: bool, device: torch.device) -> dict:
             "load_average_1min_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
 
 
-def method_runs(model, ann, x: torch.Tensor, batch_size: int, T: int, seenn1: dict, temperature: float,
-                accumulate: str, entropy_temperature: bool, policy: engine.Policy | None) -> dict[str, Callable[[], list]]:
-    """One callable per method, each running all of `x` once and returning the engine results.
-    The SNN methods run on the engine with continuous batching at `batch_size` (for fixed T it
-    is the same as plain batches: every sample leaves at T); the ANN runs plain batches."""
+def method_runs(model, ann, x: torch.Tensor, batch_size: int, methods: list[Method],
+                policy: engine.Policy | None) -> dict[str, Callable[[], list]]:
+    """One callable per method of `methods.engine_methods`, each running all of `x` once and
+    returning the engine results. The SNN methods run on the engine with continuous batching at
+    `batch_size` (for fixed T it is the same as plain batches: every sample leaves at T); the ANN
+    runs plain batches."""
     runs: dict[str, Callable[[], list]] = {}
-    for t in range(1, T + 1):
-        runs[f"Fixed T={t}"] = lambda t=t: [engine.run_fixed(model, x, t, batch_size=batch_size)]
-    for score, r in seenn1["scores"].items():
-        runs[f"SEENN-I ({score})"] = lambda s=score, a=r["alpha"]: [
-            engine.run_seenn1(model, x, T, a, s, temperature, accumulate, entropy_temperature, batch_size=batch_size)]
-    if policy is not None:
-        runs["SEENN-II"] = lambda: [engine.run_policy(model, x, T, policy, batch_size=batch_size)]
-    runs["ANN (same architecture)"] = lambda: [ann(x[i : i + batch_size], 1) for i in range(0, x.shape[0], batch_size)]
+    for m in methods:
+        if m.kind in ("fixed", "seenn1"):
+            runs[m.label] = lambda m=m: [engine.run(model, x, m.T, m.rule.stops, batch_size=batch_size)]
+        elif m.kind == "seenn2":
+            runs[m.label] = lambda: [engine.run_policy(model, x, m.T, policy, batch_size=batch_size)]
+        else:
+            runs[m.label] = lambda: [ann(x[i : i + batch_size], 1) for i in range(0, x.shape[0], batch_size)]
     return runs
 
 
-def measure(model, ann, x: torch.Tensor, y: torch.Tensor, T: int, seenn1: dict, cfg: dict, temperature: float,
-            accumulate: str, entropy_temperature: bool, policy: engine.Policy | None, device: torch.device) -> list[dict]:
+def measure(model, ann, x: torch.Tensor, y: torch.Tensor, T: int, methods: list[Method], cfg: dict,
+            policy: engine.Policy | None, device: torch.device) -> list[dict]:
     """Rows of the latency table: every method at every batch size."""
     rows = []
     for batch_size, n in zip(cfg["batch_sizes"], cfg["latency_samples"]):
         n = x.shape[0] if n == 0 else min(n, x.shape[0])
-        runs = method_runs(model, ann, x[:n].to(device), batch_size, T, seenn1, temperature, accumulate,
-                           entropy_temperature, policy)
+        runs = method_runs(model, ann, x[:n].to(device), batch_size, methods, policy)
         if device.type == "cuda":  # the clock stops only when the GPU has finished
             runs = {name: (lambda fn=fn: (fn(), torch.cuda.synchronize())[0]) for name, fn in runs.items()}
         log.info("timing %d methods at batch size %d on %d samples (%d warm-up + %d timed rounds)",
@@ -133,7 +116,7 @@ def measure(model, ann, x: torch.Tensor, y: torch.Tensor, T: int, seenn1: dict, 
         with torch.no_grad():
             outcomes = {name: fn() for name, fn in runs.items()}  # also the first warm-up
             times, cpu = time_rounds(runs, cfg["warmup"] - 1, cfg["repetitions"])
-        fixed = f"Fixed T={T}"
+        fixed = fixed_label(T)
         for name, ts in times.items():
             med, med_cpu = statistics.median(ts), statistics.median(cpu[name])
             row = {"method": name, "batch_size": batch_size, "samples": n, "median_s": med, "min_s": min(ts),
@@ -160,27 +143,28 @@ def summarize(rows: list[dict], T: int) -> list[dict]:
     wall-clock and on CPU time; `fastest_speedup` compares the fastest rounds (contention only
     ever slows a round down, so the minimum is the least disturbed figure)."""
     out = []
+    not_early = {ANN} | {fixed_label(t) for t in range(1, T + 1)}
+    early_exit = {r["method"] for r in rows} - not_early
     for bs in sorted({r["batch_size"] for r in rows}):
         by = {r["method"]: r for r in rows if r["batch_size"] == bs}
         entry = {"batch_size": bs}
         for clock, key in (("", "rounds_s"), ("cpu_", "rounds_cpu_s")):
-            ann, t1, tT = (by[m][key] for m in ("ANN (same architecture)", "Fixed T=1", f"Fixed T={T}"))
+            ann, t1, tT = (by[m][key] for m in (ANN, fixed_label(1), fixed_label(T)))
             entry[f"{clock}snn_t1_over_ann"] = paired_ratio(t1, ann)
             if T > 1:
                 entry[f"{clock}snn_later_timestep_over_ann"] = paired_ratio([(b - a) / (T - 1) for a, b in zip(t1, tT)], ann)
-        fastest_T = by[f"Fixed T={T}"]["min_s"]
+        fastest_T = by[fixed_label(T)]["min_s"]
         entry["early_exit"] = {name: {"speedup": r["speedup_vs_fixed_T"], "cpu_speedup": r["cpu_speedup_vs_fixed_T"],
                                       "fastest_speedup": fastest_T / r["min_s"], "ideal": r["ideal_speedup"],
                                       "fraction_of_ideal": r["speedup_vs_fixed_T"] / r["ideal_speedup"],
                                       "cpu_fraction_of_ideal": r["cpu_speedup_vs_fixed_T"] / r["ideal_speedup"]}
-                               for name, r in by.items() if name.startswith("SEENN")}
+                               for name, r in by.items() if name in early_exit}
         out.append(entry)
     return out
 
 
 def stage_latency(ctx) -> None:
     """Stage latency: trained SNN + SEENN-I calibration -> results/measurements/latency.*."""
-    from .report.tables import latency_table, write_table
 
     p = ctx.params
     cfg = p["engine"]
@@ -189,8 +173,7 @@ def stage_latency(ctx) -> None:
     spec, x, y = load_split(ctx.inputs["test"])
     model, ck = load_snn(ctx.inputs["model"], spec)
     model.to(ctx.device).eval()
-    ann = build_ann(model).to(ctx.device)
-    seenn1 = read_json(ctx.inputs["seenn1"])
+    ann = ann_twin(model).to(ctx.device)
     policy = engine.load_policy(ctx.inputs["policy"], spec, ctx.device) if "policy" in ctx.inputs else None
     if cfg["compile"]:
         set_fused(model, True)
@@ -198,8 +181,8 @@ def stage_latency(ctx) -> None:
     start = time.perf_counter()
     env = environment(threads, cfg["compile"], ctx.device)
     env["malloc_keeps_freed_memory"] = kept
-    rows = measure(model, ann, to_input(spec, x), y, ck["timesteps"], seenn1, cfg, p["seenn1"]["temperature"],
-                   p["seenn1"]["accumulate"], p["seenn1"]["entropy_temperature"], policy, ctx.device)
+    methods = engine_methods(ck["timesteps"], read_json(ctx.inputs["seenn1"]), policy is not None)
+    rows = measure(model, ann, to_input(spec, x), y, ck["timesteps"], methods, cfg, policy, ctx.device)
     env["fused_lif"] = bool(cfg["compile"] and compile_available())
     env["load_average_1min_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     env["wall_s"] = time.perf_counter() - start
@@ -208,5 +191,30 @@ def stage_latency(ctx) -> None:
         log.info("batch %d: SNN T=1 / ANN %.2fx; %s", entry["batch_size"], entry["snn_t1_over_ann"],
                  "; ".join(f"{k} speedup {v['speedup']:.2f}x of ideal {v['ideal']:.2f}x" for k, v in entry["early_exit"].items()))
     write_json(ctx.outputs["latency"], {"environment": env, "timesteps": ck["timesteps"], "rows": rows, "summary": summary})
-    table = latency_table(rows)
-    write_table(table, ctx.outputs["table_csv"], ctx.outputs["table_md"])
+    write_table(latency_table(rows), ctx.outputs["table_csv"], ctx.outputs["table_md"])
+
+
+def latency_table(rows: list[dict]):
+    """Measured latency per method and batch size: paper Eq. 14 (test time / samples) in ms,
+    samples per second, and the speedup over fixed T beside the ideal T / average timesteps."""
+    import pandas as pd
+
+    return pd.DataFrame([{
+        "method": r["method"], "batch": r["batch_size"], "samples": r["samples"],
+        "ms_per_sample": r["seconds_per_sample"] * 1e3, "samples_per_s": r["samples_per_second"],
+        "avg_timesteps": r["avg_timesteps"], "speedup": r["speedup_vs_fixed_T"],
+        "ideal": r["ideal_speedup"]} for r in rows])
+
+
+def declare(branch):
+    from .dag import MEASUREMENTS, Stage, engine_inputs
+
+    return Stage(name="latency", run=stage_latency,
+                 desc="measured wall-clock latency and throughput: fixed T, SEENN-I/II, ANN (a measurement)",
+                 params=("device",) + tuple(
+                     f"engine.{k}" for k in ("compile", "threads", "keep_freed_memory", "batch_sizes", "latency_samples",
+                                              "warmup", "repetitions")),
+                 inputs=engine_inputs(branch),
+                 outputs={"latency": f"{MEASUREMENTS}/latency.json", "table_csv": f"{MEASUREMENTS}/latency.csv",
+                          "table_md": f"{MEASUREMENTS}/latency.md"},
+                 threads="all")

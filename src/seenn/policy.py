@@ -500,3 +500,80 @@ def stage_seenn2_compare(ctx) -> None:
         log_rows += [{**cell, **row} for row in lr]
     write_rows(ctx.outputs["compare"], rows)
     write_rows(ctx.outputs["log"], log_rows)
+
+
+
+# --- declarations ----------------------------------------------------------------------------
+
+# seenn2 keys the policy trainings read; `seenn2.beta` (the main operating point) and `seenn2.betas`
+# (the sweep) are added per stage. Reruns of a policy stage resume every policy whose settings did not
+# change from its last checkpoint, so adding a beta trains only that beta.
+SEENN2_TRAIN_KEYS = tuple(f"seenn2.{k}" for k in ("train_split", "sample_weighting", "estimator", "reward_base", "epochs",
+                                                  "batch_size", "lr", "momentum", "weight_decay", "policy_stem_channels",
+                                                  "policy_widths", "policy_stem_stride"))
+
+
+def declare_rule(branch, out: str, suffix: str, variant: str, compare: bool) -> list:
+    """SEENN-II on one SNN branch with one training rule (`VARIANTS`): one policy per beta trained
+    on the branch's saved per-timestep correctness, its test evaluation with operation counts and
+    SEENN-I at the same validation cost (and the main-beta policy alone, role 'policy', for the
+    engine), and optionally the estimator x training-split comparison."""
+    from .dag import RUNTIME_KEYS, Stage, split_paths
+
+    s, d = split_paths(), branch.dir
+    logits = {f"logits_{k}": f"{d}/logits_{k}.pt" for k in ("train", "val", "test")}
+    opts = {"variant": variant}
+    stages = [
+        Stage(name=f"seenn2_train{suffix}", run=stage_seenn2_train,
+              desc=f"SEENN-II: train one policy network per beta on the {branch.name} SNN's saved per-timestep "
+                   f"correctness ({variant} rule)",
+              params=RUNTIME_KEYS + SEENN2_TRAIN_KEYS + ("seenn2.betas",),
+              inputs={"train": s["train"], "val": s["val"], "logits_train": logits["logits_train"],
+                      "logits_val": logits["logits_val"]},
+              outputs={"policies": f"{out}/policies.pt", "log": f"{out}/policy_log.csv"},
+              plots=("log",), checkpoints=True, options=opts, threads="all"),
+        Stage(name=f"seenn2_evaluate{suffix}", run=stage_seenn2_evaluate,
+              desc=f"SEENN-II on the test split (u = argmax pi) for every beta on the {branch.name} SNN ({variant} rule), "
+                   "beside SEENN-I at the same validation cost; operations of policy and SNN",
+              params=("device", "deterministic", "seenn2.beta"),
+              inputs={"policies": f"{out}/policies.pt", "model": branch.model, "val": s["val"], "test": s["test"],
+                      "logits_val": logits["logits_val"], "logits_test": logits["logits_test"], "seenn1": f"{d}/seenn1.json"},
+              outputs={"sweep": f"{out}/sweep.csv", "result": f"{out}/seenn2.json", "policy": f"{out}/policy.pt"},
+              metrics=("result",), options=opts, threads="all"),
+    ]
+    if compare:
+        stages.append(
+            Stage(name=f"seenn2_compare{suffix}", run=stage_seenn2_compare,
+                  desc="SEENN-II at the main beta: expected-reward vs REINFORCE, held-out vs train split, weighting "
+                       "on/off, and the paper's Table 6 policy",
+                  params=RUNTIME_KEYS + SEENN2_TRAIN_KEYS + ("seenn2.beta",),
+                  inputs={**s, **logits, "policies": f"{out}/policies.pt", "policy_log": f"{out}/policy_log.csv"},
+                  outputs={"compare": f"{out}/compare.csv", "log": f"{out}/compare_log.csv"},
+                  plots=("log",), checkpoints=True, threads="all"))
+    return stages
+
+
+def declare(branch) -> list:
+    """SEENN-II stages of one branch: one training rule writing to `branch.seenn2_out`, or several,
+    each a stage pair writing to <out>/<rule>/, then `seenn2_select_<branch>`, which picks one on
+    the validation split (`<section>.seenn2_variant`) and writes it as the branch's SEENN-II."""
+    from .dag import Stage
+
+    out = branch.seenn2_out
+    if out is None:
+        return []
+    if branch.seenn2_section is None:
+        (variant,) = branch.seenn2_variants
+        return declare_rule(branch, out, "", variant, branch.seenn2_compare)
+    rules = branch.seenn2_variants
+    stages = [st for v in rules for st in declare_rule(branch, f"{out}/{v}", f"_{branch.name}_{v}", v, False)]
+    stages.append(
+        Stage(name=f"seenn2_select_{branch.name}", run=stage_seenn2_select,
+              desc=f"SEENN-II on the {branch.name} SNN: the training rule picked on the validation split among "
+                   f"{', '.join(rules)}",
+              params=(f"{branch.seenn2_section}.seenn2_variant", "seenn1.tolerance_points"),
+              inputs={**{f"result_{v}": f"{out}/{v}/seenn2.json" for v in rules},
+                      **{f"sweep_{v}": f"{out}/{v}/sweep.csv" for v in rules}, "seenn1": f"{branch.dir}/seenn1.json"},
+              outputs={"result": f"{out}/seenn2.json", "sweep": f"{out}/sweep.csv", "variants": f"{out}/variants.csv"},
+              metrics=("result",), threads="all"))
+    return stages

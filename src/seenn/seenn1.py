@@ -119,3 +119,16 @@ def stage_seenn1(ctx) -> None:
     result["settings"] = settings(cfg)
     write_text(ctx.outputs["sweep"], table.to_csv(index=False, float_format="%.6f"))
     write_json(ctx.outputs["result"], result)
+
+
+def declare(branch):
+    """SEENN-I on one SNN branch; `branch.seenn1_overrides` are config keys `<section>.seenn1_<name>`
+    replacing seenn1.<name> for that branch only (`seenn1_config`)."""
+    from .dag import Stage
+
+    d = branch.dir
+    return Stage(name=f"seenn1_{branch.name}", run=stage_seenn1,
+                 desc=f"SEENN-I threshold sweep and calibration on the {branch.name} SNN",
+                 params=("seenn1",) + branch.seenn1_overrides,
+                 inputs={"logits_val": f"{d}/logits_val.pt", "logits_test": f"{d}/logits_test.pt"},
+                 outputs={"sweep": f"{d}/seenn1_sweep.csv", "result": f"{d}/seenn1.json"}, metrics=("result",))

@@ -140,3 +140,13 @@ def stage_train_snn(ctx) -> None:
     save_snn(ctx.outputs["model"], model.cpu(), model_cfg=p["model"], neuron_cfg=p["neuron"],
              timesteps=p["train"]["timesteps"], spec=spec)
     write_log(rows, ctx.outputs["log"])
+
+
+def declare():
+    from .dag import RUNTIME_KEYS, Stage, branch_dir, split_paths
+
+    d = branch_dir("direct")
+    return Stage(name="train_snn", run=stage_train_snn, desc="direct SNN training (surrogate gradients, per-timestep loss)",
+                 params=RUNTIME_KEYS + ("model", "neuron", "train"), inputs=split_paths("train", "val"),
+                 outputs={"model": f"{d}/snn.pt", "log": f"{d}/train_log.csv"}, plots=("log",), checkpoints=True,
+                 threads="all")

@@ -60,3 +60,19 @@ def stage_train_ann(ctx) -> None:
                    ckpt_dir=ctx.checkpoint_dir, fp=fp, loss_name="mean", desc="train_ann")
     save_ann(ctx.outputs["model"], model.cpu(), model_cfg=p["model"], levels=c["levels"], spec=spec)
     write_log(rows, ctx.outputs["log"])
+
+
+# conversion keys the QCFS ANN training reads: conversion.max_timesteps reruns conversion, not training
+ANN_TRAIN_KEYS = tuple(f"conversion.{k}" for k in ("levels", "lambda_init", "epochs", "batch_size", "lr", "momentum",
+                                                     "weight_decay", "augment"))
+
+
+def declare():
+    from .dag import RUNTIME_KEYS, Stage, branch_dir, split_paths
+
+    d = branch_dir("converted")
+    return Stage(name="train_ann", run=stage_train_ann,
+                 desc="QCFS ANN training (quantization-clip-floor-shift activations, trainable thresholds)",
+                 params=RUNTIME_KEYS + ("model",) + ANN_TRAIN_KEYS, inputs=split_paths("train", "val"),
+                 outputs={"model": f"{d}/ann.pt", "log": f"{d}/ann_train_log.csv"}, plots=("log",), checkpoints=True,
+                 threads="all")

@@ -5,7 +5,7 @@ import sys
 
 from seenn.config import validate_config
 from seenn.errors import SeennError
-from seenn.stages import STAGES, final_outputs, stages_in_family, write_params_file
+from seenn.stages import STAGES, final_outputs, write_params_file
 
 try:
     validate_config(config, source="params.yaml")
@@ -35,12 +35,12 @@ def stage_inputs(stage):
 
 
 def stage_threads(stage):
-    """Training and evaluation take every core; light stages one. Latency takes every core so
-    that nothing else runs while it measures. A callable, so `workflow.cores` is read only when a
-    job is scheduled: `snakemake --unlock` (no --cores) must not ask for it."""
-    if stage.family in ("train", "evaluate", "policy", "convert", "latency"):
+    """A stage's `threads`: "all" (training, evaluation, latency, which must run alone while it
+    measures) takes every core, as a callable, so `workflow.cores` is read only when a job is
+    scheduled: `snakemake --unlock` (no --cores) must not ask for it."""
+    if stage.threads == "all":
         return lambda wildcards: workflow.cores
-    return 1
+    return stage.threads
 
 
 def record_in_dvc_lock():

@@ -14,3 +14,11 @@ def stage_prepare_data(ctx) -> None:
     manifest = prepare(ctx.params["data"], ctx.params["seed"], Path(ctx.outputs["manifest"]).parent)
     for split, info in manifest["splits"].items():
         log.info("%s: %d samples, per class %s", split, info["n"], info["counts_per_class"])
+
+
+def declare():
+    from ..dag import PREPARED, Stage, split_paths
+
+    return Stage(name="prepare_data", run=stage_prepare_data,
+                 desc="load, shuffle and split the dataset; write checked split files and a manifest",
+                 params=("seed", "data"), inputs={}, outputs={**split_paths(), "manifest": f"{PREPARED}/manifest.json"})

@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..errors import SeennError
 from ..neurons import IF, LIF
 
 
@@ -131,3 +132,18 @@ def build_if_snn(model_cfg: dict, in_channels: int, num_classes: int) -> Spiking
     threshold): the shape of an SNN converted from a QCFS ANN. Thresholds are placeholders until
     the converted state dict (which holds each layer's lambda) is loaded."""
     return build_resnet(model_cfg, lambda: IF(1.0, 0.5), in_channels, num_classes)
+
+
+def ann_twin(snn: nn.Module) -> nn.Module:
+    """The ANN of the same architecture: the same ResNet with ReLU in place of every spiking
+    neuron, run once (T = 1). It reuses the SNN's trained weights: only its time and operation
+    counts are used (energy, latency), never its accuracy."""
+    import copy
+
+    if not isinstance(snn, SpikingResNet):
+        raise SeennError(f"the ANN reference needs a SpikingResNet, got {type(snn).__name__}")
+    ann = copy.deepcopy(snn)
+    for m in ann.modules():
+        if isinstance(m, TimeFold):
+            m.neuron = nn.ReLU()
+    return ann.eval()

@@ -13,6 +13,7 @@ import seaborn as sns  # noqa: E402
 from ..evaluate import load_logits  # noqa: E402
 from ..exits import exit_scores  # noqa: E402
 from ..io import atomic_path, read_json  # noqa: E402
+from ..methods import seenn1_label  # noqa: E402
 
 PNG_METADATA = {"Software": None}
 
@@ -29,10 +30,10 @@ def tradeoff_figure(sweep: pd.DataFrame, metrics: dict, seenn1: dict, title: str
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     test = sweep[sweep["split"] == "test"].sort_values(["score", "alpha"])
     for score, df in test.groupby("score", sort=True):
-        ax.plot(df["avg_timesteps"], df["accuracy"], label=f"SEENN-I ({score}) over alpha", lw=1.5)
+        ax.plot(df["avg_timesteps"], df["accuracy"], label=f"{seenn1_label(score)} over alpha", lw=1.5)
         r = seenn1["scores"][score]
         ax.scatter([r["test_avg_timesteps"]], [r["test_accuracy"]], marker="*", s=140, zorder=5,
-                   label=f"SEENN-I ({score}) at calibrated alpha={r['alpha']:.4f}")
+                   label=f"{seenn1_label(score)} at calibrated alpha={r['alpha']:.4f}")
     acc = metrics["test"]["accuracy_per_t"]
     ax.plot(range(1, len(acc) + 1), acc, "ko--", label="fixed T", lw=1)
     ax.scatter([metrics["test"]["oracle_timesteps"]], [metrics["test"]["oracle_accuracy"]], marker="D", color="grey",
@@ -132,7 +133,7 @@ def stage_figures(ctx) -> None:
     z, y = load_logits(ctx.inputs["logits_test"])
     save_png(tradeoff_figure(sweep, metrics, seenn1, "Accuracy vs average timesteps (test)"), ctx.outputs["tradeoff"], dpi)
     save_png(exit_histogram_figure(seenn1, "Exit timesteps of SEENN-I (test)"), ctx.outputs["exit_histogram"], dpi)
-    save_png(confidence_figure(z, y, p["seenn1"]["temperature"], p["seenn1"]["accumulate"], p["figures"]["confidence_bins"],
+    save_png(confidence_figure(z, y, seenn1["settings"]["temperature"], seenn1["settings"]["accumulate"], p["figures"]["confidence_bins"],
                                "Confidence of the accumulated prediction at each timestep (test)"),
              ctx.outputs["confidence"], dpi)
     save_png(training_figure(pd.read_csv(ctx.inputs["train_log"]), "Direct SNN training"), ctx.outputs["training"], dpi)
@@ -150,7 +151,7 @@ def seenn2_tradeoff_figure(sweep_ft: pd.DataFrame, metrics_ft: dict, seenn1_ft: 
     fig = tradeoff_figure(sweep_ft, metrics_ft, seenn1_ft, title)
     ax = fig.axes[0]
     for score, df in sweep_direct[sweep_direct["split"] == "test"].sort_values(["score", "alpha"]).groupby("score", sort=True):
-        ax.plot(df["avg_timesteps"], df["accuracy"], color="0.75", lw=1, ls=":", label=f"direct SNN: SEENN-I ({score})")
+        ax.plot(df["avg_timesteps"], df["accuracy"], color="0.75", lw=1, ls=":", label=f"direct SNN: {seenn1_label(score)}")
     curve = s2sweep.sort_values("test_avg_timesteps")
     ax.plot(curve["test_avg_timesteps"], curve["test_accuracy"], "o-", color="tab:red", lw=1.8, zorder=6,
             label=f"SEENN-II ({seenn2['estimator']}, {seenn2['train_split']} split) over beta")
@@ -208,3 +209,20 @@ def seenn2_figures(ctx, dpi: int) -> None:
     else:
         fig = training_figure(ft_log, "Early-exit-aware fine-tuning of the direct SNN")
     save_png(fig, o["training_finetune"], dpi)
+
+
+SEENN2_FIGURES = ("tradeoff_seenn2", "policy_training", "policy_compare", "training_finetune")
+
+
+def declare():
+    from ..dag import FIGURES, Stage, branch_dir, result_inputs
+
+    direct, conv = branch_dir("direct"), branch_dir("converted")
+    names = ("tradeoff", "exit_histogram", "confidence", "training", "conversion", "tradeoff_converted", "training_ann")
+    return Stage(name="figures", run=stage_figures,
+                 desc="figures: accuracy vs average timesteps, exit histogram, confidence per timestep",
+                 params=("figures",),
+                 inputs={"logits_test": f"{direct}/logits_test.pt", "sweep_direct": f"{direct}/seenn1_sweep.csv",
+                         "train_log": f"{direct}/train_log.csv", **result_inputs(),
+                         "ann_train_log": f"{conv}/ann_train_log.csv"},
+                 outputs={name: f"{FIGURES}/{name}.png" for name in names + SEENN2_FIGURES})

@@ -19,7 +19,8 @@ from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 
 from ..io import atomic_path, read_json  # noqa: E402
 from ..runtime import cpu_kernels_description, cpu_model  # noqa: E402
-from .tables import ANN_LABEL, BRANCH_LABELS, conversion_timesteps  # noqa: E402
+from ..methods import ANN, BRANCH_LABELS, POLICY_ALONE, QCFS_ANN, fixed_label, seenn1_label  # noqa: E402
+from ..metrics import doubling_timesteps  # noqa: E402
 
 A4 = (8.27, 11.69)
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "seaborn", "snakemake", "dvc", "seenn-bench")
@@ -132,8 +133,8 @@ def energy_page(pdf: PdfPages, energy_csv: str, energy_json: str) -> None:
     text_page(pdf, "How energy is counted", [("Conventions", read_json(energy_json)["conventions"])])
 
 
-SHORT_METHODS = {"SEENN-I (confidence)": "SEENN-I conf.", "SEENN-I (entropy)": "SEENN-I entropy",
-                 "ANN (same architecture)": "ANN (ReLU)", "SEENN-II policy network alone": "SEENN-II policy"}
+SHORT_METHODS = {seenn1_label("confidence"): "SEENN-I conf.", seenn1_label("entropy"): "SEENN-I entropy",
+                 ANN: "ANN (ReLU)", POLICY_ALONE: "SEENN-II policy"}
 
 
 def engine_page(pdf: PdfPages, inputs: dict) -> None:
@@ -192,8 +193,8 @@ def conversion_blocks(ann: dict, metrics: dict, seenn1: dict, seenn2: dict | Non
     T = metrics["test"]["timesteps"]
     acc = metrics["test"]["accuracy_per_t"]
     lams = ", ".join(f"{k} {v:.3f}" for k, v in ann["thresholds"].items())
-    lines = [f"{ANN_LABEL} (L={ann['levels']}): test {ann['test']['accuracy']:.2f} %, val {ann['val']['accuracy']:.2f} %",
-             f"{BRANCH_LABELS['converted']}: test " + ", ".join(f"T={t} {acc[t - 1]:.2f} %" for t in conversion_timesteps(T)),
+    lines = [f"{QCFS_ANN} (L={ann['levels']}): test {ann['test']['accuracy']:.2f} %, val {ann['val']['accuracy']:.2f} %",
+             f"{BRANCH_LABELS['converted']}: test " + ", ".join(f"T={t} {acc[t - 1]:.2f} %" for t in doubling_timesteps(T)),
              f"gap to the ANN at T={T}: {acc[-1] - ann['test']['accuracy']:+.2f} points",
              f"AET {metrics['test']['aet']:.3f}, empirical AET {metrics['test']['empirical_aet']:.3f} (test, T max {T})"]
     for score, r in seenn1["scores"].items():
@@ -216,9 +217,9 @@ def conversion_pages(pdf: PdfPages, i: dict) -> None:
     seenn2 = read_json(i["seenn2_result_converted"]) if "seenn2_result_converted" in i else None
     text_page(pdf, "ANN-to-SNN conversion (QCFS)", conversion_blocks(ann, metrics, seenn1, seenn2))
     label = BRANCH_LABELS["converted"]
-    shown_t = {f"Fixed T={t}" for t in conversion_timesteps(metrics["test"]["timesteps"])}
+    shown_t = {fixed_label(t) for t in doubling_timesteps(metrics["test"]["timesteps"])}
     methods = pd.read_csv(i["methods_csv"])
-    methods = methods[(methods["model"] == label) & (~methods["method"].str.startswith("Fixed T=") | methods["method"].isin(shown_t))]
+    methods = methods[(methods["model"] == label) & (~methods["method"].isin({fixed_label(t) for t in range(1, metrics["test"]["timesteps"] + 1)}) | methods["method"].isin(shown_t))]
     aet = pd.read_csv(i["aet_csv"])
     conv = pd.read_csv(i["conversion_csv"])
     conv["T"] = conv["T"].map(lambda v: "" if pd.isna(v) else str(int(v)))  # the ANN row has no T
@@ -387,3 +388,29 @@ def seenn2_pages(pdf: PdfPages, i: dict, p: dict) -> None:
                 "The same curves for the comparison grid at the main beta: expected reward vs REINFORCE, held-out (val) vs "
                 "train split, with and without the authors' per-sample weighting.")
     figure_page(pdf, "Fine-tuning", i["training_finetune"], "Loss and accuracy per epoch of the early-exit-aware fine-tuning.")
+
+
+# the report prints the whole config, in this order
+ALL_KEYS = ("seed", "device", "deterministic", "cpu_kernels", "data", "model", "neuron", "train", "evaluate", "seenn1",
+            "figures", "report", "engine", "conversion", "finetune", "seenn2")
+
+
+def declare(tables, figures, energy, latency) -> list:
+    """The report (deterministic) and the measurements report (wall-clock figures get a PDF of their
+    own, so the main report stays byte-identical on rerun)."""
+    from ..dag import PREPARED, Stage, branch_dir, conversion_inputs
+
+    engine = {"energy_csv": energy.outputs["table_csv"], "energy": energy.outputs["energy"]}
+    return [
+        Stage(name="report", run=stage_report, desc="the PDF report with provenance, tables and figures",
+              params=ALL_KEYS,
+              inputs={**tables.outputs, **figures.outputs, "manifest": f"{PREPARED}/manifest.json",
+                      "metrics_direct": f"{branch_dir('direct')}/metrics.json", **conversion_inputs(), **engine,
+                      "seenn2_result": f"{branch_dir('seenn2')}/seenn2.json"},
+              outputs={"pdf": "reports/seenn_report.pdf"}),
+        Stage(name="report_measurements", run=stage_measurements_report,
+              desc="the PDF of measured latency and throughput (not deterministic), beside the counted energy",
+              params=("report.title",),
+              inputs={**engine, "latency_csv": latency.outputs["table_csv"], "latency": latency.outputs["latency"]},
+              outputs={"pdf": "reports/seenn_measurements.pdf"}),
+    ]

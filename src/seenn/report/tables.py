@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..io import read_json, write_text
+from ..io import read_json, write_table
+from ..methods import BRANCH_LABELS, QCFS_ANN, fixed_label, seenn1_label
 from ..metrics import doubling_timesteps
 
-BRANCH_LABELS = {"direct": "Direct-trained SNN", "finetuned": "Fine-tuned SNN", "converted": "QCFS-converted SNN"}
-ANN_LABEL = "QCFS ANN"
 
 
 def accuracy_per_t(metrics: dict, branch: str) -> pd.DataFrame:
@@ -30,24 +29,16 @@ def methods_table(metrics: dict, seenn1: dict, branch: str) -> pd.DataFrame:
     m = metrics["test"]
     T = m["timesteps"]
     label = BRANCH_LABELS.get(branch, branch)
-    rows = [{"model": label, "method": f"Fixed T={t}", "threshold": None, "test_accuracy": acc, "avg_timesteps": float(t)}
+    rows = [{"model": label, "method": fixed_label(t), "threshold": None, "test_accuracy": acc, "avg_timesteps": float(t)}
             for t, acc in enumerate(m["accuracy_per_t"], 1)]
     for score, r in seenn1["scores"].items():
-        rows.append({"model": label, "method": f"SEENN-I ({score})", "threshold": r["alpha"],
+        rows.append({"model": label, "method": seenn1_label(score), "threshold": r["alpha"],
                      "test_accuracy": r["test_accuracy"], "avg_timesteps": r["test_avg_timesteps"]})
     rows.append({"model": label, "method": "Oracle (first correct t)", "threshold": None,
                  "test_accuracy": m["oracle_accuracy"], "avg_timesteps": m["oracle_timesteps"]})
     df = pd.DataFrame(rows)
     df["timestep_reduction"] = T / df["avg_timesteps"]
     return df
-
-
-def write_table(df: pd.DataFrame, csv_path, md_path, digits: int = 4, notes: str | None = None) -> None:
-    """The table as CSV and as Markdown (with `notes` as a paragraph under it)."""
-    write_text(csv_path, df.to_csv(index=False, float_format=f"%.{digits}f"))
-    shown = df.astype(object).where(df.notna(), None)  # empty cells, not "nan"
-    md = shown.to_markdown(index=False, floatfmt=f".{digits}f", missingval="") + "\n"
-    write_text(md_path, md + (f"\n{notes}\n" if notes else ""))
 
 
 def branches(inputs: dict) -> list[str]:
@@ -75,16 +66,15 @@ def build_tables(inputs: dict) -> dict[str, pd.DataFrame]:
 
 # --- conversion branch (QCFS ANN -> IF SNN) ---------------------------------------------------
 
-conversion_timesteps = doubling_timesteps  # the T shown in summaries of a long run
 
 
 def conversion_table(ann: dict, metrics: dict) -> pd.DataFrame:
     """The QCFS ANN beside its converted SNN at T = 1, 2, 4, ..., T max: accuracy on val and test
     and the gap to the ANN (points; negative = below the ANN)."""
-    rows = [{"model": f"{ANN_LABEL} (L={ann['levels']})", "T": None, "val_accuracy": ann["val"]["accuracy"],
+    rows = [{"model": f"{QCFS_ANN} (L={ann['levels']})", "T": None, "val_accuracy": ann["val"]["accuracy"],
              "test_accuracy": ann["test"]["accuracy"], "test_gap_to_ann": 0.0}]
     T = metrics["test"]["timesteps"]
-    for t in conversion_timesteps(T):
+    for t in doubling_timesteps(T):
         acc_t = metrics["test"]["accuracy_per_t"][t - 1]
         rows.append({"model": BRANCH_LABELS["converted"], "T": t, "val_accuracy": metrics["val"]["accuracy_per_t"][t - 1],
                      "test_accuracy": acc_t, "test_gap_to_ann": acc_t - ann["test"]["accuracy"]})
@@ -204,26 +194,16 @@ def stage_tables(ctx) -> None:
         write_table(df, ctx.outputs[f"{name}_csv"], ctx.outputs[f"{name}_md"])
 
 
-# ----------------------------------------------------------------------------------------------
-# Engine tables (latency and energy stages). The latency table holds measurements (they vary
-# from run to run); the energy table holds deterministic operation counts.
-# ----------------------------------------------------------------------------------------------
+# --- declaration -------------------------------------------------------------------------------
 
-def latency_table(rows: list[dict]) -> pd.DataFrame:
-    """Measured latency per method and batch size: paper Eq. 14 (test time / samples) in ms,
-    samples per second, and the speedup over fixed T beside the ideal T / average timesteps."""
-    df = pd.DataFrame([{
-        "method": r["method"], "batch": r["batch_size"], "samples": r["samples"],
-        "ms_per_sample": r["seconds_per_sample"] * 1e3, "samples_per_s": r["samples_per_second"],
-        "avg_timesteps": r["avg_timesteps"], "speedup": r["speedup_vs_fixed_T"],
-        "ideal": r["ideal_speedup"]} for r in rows])
-    return df
+TABLE_NAMES = ("accuracy_per_t", "aet", "methods", "conversion", "seenn2_sweep", "seenn2_compare", "seenn2_ops",
+               "seenn2_variants")
 
 
-def energy_table(methods: list[dict]) -> pd.DataFrame:
-    """Operations and energy per inference: ACs and MACs in millions, energy in microjoules."""
-    return pd.DataFrame([{
-        "method": m["method"], "test_accuracy": m["accuracy"], "avg_timesteps": m["avg_timesteps"],
-        "ACs_M": m["acs"] / 1e6, "MACs_M": m["macs"] / 1e6, "energy_uJ": m["energy_uj"],
-        "energy_vs_ANN": m["energy_vs_ann"], "energy_vs_fixed_T1": m["energy_vs_fixed_t1"],
-        "energy_uJ_authors_counting": m["energy_uj_authors"]} for m in methods])
+def declare():
+    from ..dag import TABLES, Stage, result_inputs
+
+    return Stage(name="tables", run=stage_tables,
+                 desc="CSV and Markdown tables: accuracy per T, AET vs empirical AET, fixed T vs SEENN-I/II vs oracle",
+                 params=(), inputs=result_inputs(),
+                 outputs={f"{name}_{ext}": f"{TABLES}/{name}.{ext}" for name in TABLE_NAMES for ext in ("csv", "md")})

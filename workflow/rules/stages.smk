@@ -1,13 +1,13 @@
-# Rules of the 'train' stages, one per entry of src/seenn/stages.py with family 'train'.
+# One rule per stage of the table in src/seenn/stages.py (each stage is declared beside its code).
 # Directive values are read now, except shell/message, which Snakemake formats at run time:
 # they use {rule}, never the loop variable.
-for _st in stages_in_family("train"):
+for _st in STAGES:
 
     rule:
         name:
             _st.name
         message:
-            "stage {rule} (see src/seenn/stages.py; log in {log})"
+            "stage {rule} (log in {log})"
         input:
             **stage_inputs(_st),
         output:
@@ -15,5 +15,7 @@ for _st in stages_in_family("train"):
         log:
             _st.log_file,
         threads: stage_threads(_st)
+        resources:
+            **_st.resources,
         shell:
             "seenn run {rule}"

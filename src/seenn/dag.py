@@ -1,0 +1,202 @@
+"""What a pipeline stage is: its declaration (`Stage`), what it gets when it runs (`StageContext`),
+the shared file layout, and its code inputs, computed as the import closure of its module.
+
+Each stage is declared beside the function that runs it; `seenn.stages` assembles the table
+that both front doors (Snakemake, DVC) read."""
+
+from __future__ import annotations
+
+import ast
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+import torch
+
+PACKAGE_DIR = Path(__file__).resolve().parent  # src/seenn
+PROJECT_ROOT = PACKAGE_DIR.parents[1]
+
+PREPARED = "data/prepared"
+RESULTS = "results"
+PARAMS_DIR = "results/params"
+MEASUREMENTS = "results/measurements"  # wall-clock measurements: not deterministic, not compared
+TABLES = f"{RESULTS}/tables"
+FIGURES = f"{RESULTS}/figures"
+SPLITS = ("train", "val", "test")
+# `seenn run` sets seeds, determinism and CPU kernels (seenn.runtime) before any stage function:
+# that module's closure is code of every stage
+RUNNER_MODULE = "seenn.runtime"
+RUNTIME_KEYS = ("seed", "device", "deterministic")  # what a training stage reads besides its own section
+
+
+def split_paths(*splits: str) -> dict[str, str]:
+    """The prepared split files, by split name (all three when none is named)."""
+    return {s: f"{PREPARED}/{s}.pt" for s in (splits or SPLITS)}
+
+
+def branch_dir(branch: str) -> str:
+    """Where the files of one SNN branch (direct, finetuned, converted) live."""
+    return f"{RESULTS}/{branch}"
+
+
+# --- files several stages read ------------------------------------------------------------
+
+def engine_inputs(branch) -> dict[str, str]:
+    """What the engine stages read of the SNN branch they run: the SNN, the test split, its SEENN-I
+    calibration, and its main-beta SEENN-II policy when the branch has SEENN-II."""
+    return {"model": branch.model, **split_paths("test"), "seenn1": f"{branch.dir}/seenn1.json",
+            **({"policy": f"{branch.seenn2_out}/policy.pt"} if branch.seenn2_out else {})}
+
+
+def result_inputs() -> dict[str, str]:
+    """The branches' result files that the tables and figures read."""
+    direct, ft, conv = (branch_dir(b) for b in ("direct", "finetuned", "converted"))
+    s2 = branch_dir("seenn2")
+    return {"metrics_direct": f"{direct}/metrics.json", "seenn1_direct": f"{direct}/seenn1.json",
+            "metrics_finetuned": f"{ft}/metrics.json", "seenn1_finetuned": f"{ft}/seenn1.json",
+            "sweep_finetuned": f"{ft}/seenn1_sweep.csv", "finetune_log": f"{ft}/finetune_log.csv",
+            "seenn2_result": f"{s2}/seenn2.json", "seenn2_sweep": f"{s2}/sweep.csv", "seenn2_compare": f"{s2}/compare.csv",
+            "policy_log": f"{s2}/policy_log.csv", "compare_log": f"{s2}/compare_log.csv",
+            **conversion_inputs()}
+
+
+def conversion_inputs() -> dict[str, str]:
+    """Files of the conversion branch that tables, figures and report read."""
+    conv = branch_dir("converted")
+    s2c = f"{conv}/seenn2"
+    return {"metrics_converted": f"{conv}/metrics.json", "seenn1_converted": f"{conv}/seenn1.json",
+            "ann_metrics": f"{conv}/ann_metrics.json", "sweep_converted": f"{conv}/seenn1_sweep.csv",
+            "seenn2_result_converted": f"{s2c}/seenn2.json", "seenn2_sweep_converted": f"{s2c}/sweep.csv",
+            "seenn2_variants_converted": f"{s2c}/variants.csv"}
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One SNN the exit methods run on: its evaluation, SEENN-I and SEENN-II stages come from one
+    loop over the branches (`seenn.stages`)."""
+
+    name: str  # direct | finetuned | converted: results/<name>/
+    model: str  # the SNN file the branch evaluates
+    train_logits: bool = False  # also save the train split's logits (SEENN-II trains a policy on them)
+    seenn1_overrides: tuple[str, ...] = ()  # config keys `<section>.seenn1_<name>` replacing seenn1.<name>
+    seenn2_out: str | None = None  # where its SEENN-II stages write (None: no SEENN-II)
+    seenn2_variants: tuple[str, ...] = ("paper",)  # SEENN-II training rules (seenn.policy.VARIANTS)
+    seenn2_section: str | None = None  # with several rules: `<section>.seenn2_variant` picks one on val
+    seenn2_compare: bool = False  # also the estimator x split comparison and Table 6 policy
+
+    @property
+    def dir(self) -> str:
+        return branch_dir(self.name)
+
+
+@dataclass
+class StageContext:
+    """What a stage function gets: its own config slice, its files, the device."""
+
+    name: str
+    params: dict
+    inputs: dict
+    outputs: dict
+    device: torch.device
+    checkpoint_dir: Path
+    extras: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stage:
+    """One stage of the DAG, declared beside `run`, the function `seenn run <name>` calls."""
+
+    name: str
+    run: Callable[[StageContext], None]
+    desc: str
+    params: tuple[str, ...]  # dotted config keys the stage reads (it sees only those)
+    inputs: Mapping[str, str]
+    outputs: Mapping[str, str]
+    metrics: tuple[str, ...] = ()  # output roles that DVC shows as metrics
+    plots: tuple[str, ...] = ()  # output roles that DVC shows as plots
+    checkpoints: bool = False  # keeps resumable checkpoints under results/checkpoints/<name>/
+    options: Mapping[str, object] = field(default_factory=dict)  # fixed arguments of `run` (ctx.extras)
+    threads: int | str = 1  # "all": every core Snakemake was given (training, evaluation, latency)
+    resources: Mapping[str, int | str] = field(default_factory=dict)  # Snakemake resources (gpus, mem_mb, runtime)
+
+    @property
+    def module(self) -> str:
+        return self.run.__module__
+
+    @property
+    def func(self) -> str:
+        return f"{self.module}:{self.run.__name__}"
+
+    @property
+    def params_file(self) -> str:
+        return f"{PARAMS_DIR}/{self.name}.json"
+
+    @property
+    def log_file(self) -> str:
+        return f"logs/{self.name}.log"
+
+    @property
+    def checkpoint_dir(self) -> str:
+        return f"{RESULTS}/checkpoints/{self.name}"
+
+    def code_files(self) -> list[str]:
+        """Source files whose change reruns the stage: what its module and the runner import."""
+        return sorted(module_file(m) for m in import_closure(self.module) | import_closure(RUNNER_MODULE))
+
+    def deps(self) -> list[str]:
+        return list(self.inputs.values()) + self.code_files()
+
+
+def module_file(module: str) -> str:
+    """Project-relative source file of a `seenn` module."""
+    return str(_source(module).relative_to(PROJECT_ROOT))
+
+
+def _source(module: str) -> Path:
+    base = PACKAGE_DIR.parent.joinpath(*module.split("."))
+    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+
+
+def _is_module(module: str) -> bool:
+    base = PACKAGE_DIR.parent.joinpath(*module.split("."))
+    return (base / "__init__.py").is_file() or base.with_suffix(".py").is_file()
+
+
+def _imports(module: str) -> set[str]:
+    """`seenn` modules one module imports, anywhere in its source (function bodies included),
+    with the packages whose `__init__` the import runs."""
+    path = _source(module)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            names = [base] + [f"{base}.{a.name}" for a in node.names]  # `from pkg import submodule`
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] == "seenn" and _is_module(name):
+                parts = name.split(".")
+                found.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return found
+
+
+@functools.cache
+def import_closure(module: str) -> frozenset[str]:
+    """Every `seenn` module that importing `module` (and running its functions) can load."""
+    parts = module.split(".")
+    todo = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+    seen: set[str] = set()
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo |= _imports(m) - seen
+    return frozenset(seen)
