@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .config import PROJECT_ROOT, select_keys
+from .config import PROJECT_ROOT, SOURCE_KEY, select_keys
 from .io import write_text
 
 PREPARED = "data/prepared"
@@ -74,8 +74,10 @@ RUNTIME_KEYS = ("seed", "device", "deterministic")
 # `seenn run` applies cpu_kernels to every stage, and the kernels can change any float result, so every
 # stage declares it (build_stages adds it): switching kernels reruns the whole DAG under both tools.
 KERNEL_KEY = "cpu_kernels"
+# Every top-level key, with the record of where params.yaml came from (SOURCE_KEY): only the report reads
+# that record, so regenerating params.yaml from edited defaults or overlay comments reruns the report alone.
 ALL_KEYS = ("seed", "device", "deterministic", KERNEL_KEY, "data", "model", "neuron", "train", "evaluate", "seenn1", "figures", "report",
-            "engine", "conversion", "finetune", "seenn2")
+            "engine", "conversion", "finetune", "seenn2", SOURCE_KEY)
 CONVERTED = f"{RESULTS}/converted"
 # conversion keys the QCFS ANN training reads: conversion.max_timesteps reruns conversion, not training
 ANN_TRAIN_KEYS = tuple(f"conversion.{k}" for k in ("levels", "lambda_init", "epochs", "batch_size", "lr", "momentum",
@@ -330,7 +332,7 @@ def build_stages() -> list[Stage]:
                **{k: v for k, v in engine_report_inputs(stages).items() if k in ("energy_csv", "energy")},
                "seenn2_result": f"{S2}/seenn2.json"},
               {"pdf": "reports/seenn_report.pdf"},
-              ("report/pdf.py", "io.py", "runtime.py")))
+              ("report/pdf.py", "io.py", "runtime.py", "config.py", "augment_modes.py", "errors.py")))
     # Wall-clock figures get a PDF of their own, so the main report stays byte-identical on rerun.
     stages.append(
         Stage("report_measurements", "report", "seenn.report.pdf:stage_measurements_report",
