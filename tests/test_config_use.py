@@ -176,3 +176,10 @@ def test_cli_config_use(tmp_path):
         f"keys only; allowed here: arch, stem_channels, widths, blocks)"]
     r = subprocess.run([*run, "--output", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0 and out.read_text() == (ROOT / "params.yaml").read_text()
+    validate = [sys.executable, "-m", "seenn", "validate", "--config", str(out)]
+    r = subprocess.run(validate, cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout == f"{out}: valid\n"
+    out.write_text(out.read_text().replace("seed: 1000\n", "seed: 1001\n", 1))
+    r = subprocess.run(validate, cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout == (f"{out}: valid; its values were edited by hand since `seenn config use` "
+                                              f"wrote it (the report flags that)\n")

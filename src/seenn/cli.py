@@ -103,8 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "run":
             run_stage(args.stage, args.config)
         elif args.cmd == "validate":
-            load_config(args.config)
-            print(f"{args.config}: valid")
+            from .config import edited_by_hand
+
+            edited = edited_by_hand(load_config(args.config))
+            print(f"{args.config}: valid" + ("; its values were edited by hand since `seenn config use` wrote it "
+                                             "(the report flags that)" if edited else ""))
         elif args.cmd == "config":
             from .overlay import use
 

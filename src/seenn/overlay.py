@@ -5,9 +5,11 @@ rows in config/paper/) holds only the values it changes. The result always start
 defaults, never from the params.yaml of the last call: mappings merge key by key, any other value
 (a list included) replaces the default whole, and a key the defaults lack is an error. The
 overlay's values are written into the commented defaults in place (ruamel.yaml round trip), each
-marked `# overlay (default ...)`, so params.yaml stays readable. It also records where it came
-from under `config_source` (the files and their sha256, and the digest of the values written),
-which only the report reads: it names the overlay and flags a params.yaml edited by hand since."""
+marked `# overlay (default ...)`, so params.yaml stays readable; the overlay's leading comment
+block replaces the defaults' at the top, its other comments stay in the overlay file. It also
+records where it came from under `config_source` (the files and their sha256, and the digest of
+the values written), which only the report reads: it names the overlay and flags a params.yaml
+edited by hand since."""
 
 from __future__ import annotations
 
