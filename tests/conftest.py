@@ -32,6 +32,17 @@ TINY_OVERRIDES = {
 }
 
 
+def paper_config(path) -> dict:
+    """A paper overlay applied to config/defaults.yaml, as `seenn config use` writes it into params.yaml."""
+    from seenn.config import StrictLoader
+    from seenn.overlay import compose
+
+    return yaml.load(compose(path, ROOT / "config" / "defaults.yaml", root=ROOT), Loader=StrictLoader)
+
+
+PAPER_CONFIGS = sorted((ROOT / "config" / "paper").glob("*.yaml"))
+
+
 def tiny_config() -> dict:
     """The default config shrunk so the whole DAG runs in about a minute."""
     cfg = yaml.safe_load((ROOT / "params.yaml").read_text())

@@ -2,7 +2,6 @@
 per-timestep-correctness table, determinism and resuming."""
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -217,13 +216,11 @@ def test_engine_loads_the_main_policy_and_averages_event_frames(tmp_path):
 def test_policy_costs_the_papers_share_of_resnet19():
     """Counted on the real models of the paper config: the ResNet-8 policy's MACs are 0.547 % of
     one ResNet-19 timestep on 32x32 CIFAR-10 images, the share the paper reports."""
-    import yaml
-
+    from conftest import ROOT, paper_config
     from seenn.models.resnet import build_snn
     from seenn.ops import ann_macs, snn_macs
 
-    root = Path(__file__).resolve().parents[1]
-    cfg = yaml.safe_load((root / "config/paper/resnet19_cifar10.yaml").read_text())
+    cfg = paper_config(ROOT / "config/paper/resnet19_cifar10.yaml")
     s = cfg["seenn2"]
     policy = build_policy(3, cfg["train"]["timesteps"], s["policy_stem_channels"], s["policy_widths"])
     snn = build_snn(cfg["model"], cfg["neuron"], 3, 10)

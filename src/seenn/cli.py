@@ -2,6 +2,7 @@
 
     seenn run <stage> [--config params.yaml]   run one stage (declared beside its code; table: src/seenn/stages.py)
     seenn validate [--config FILE]             validate a config and exit
+    seenn config use [OVERLAY]                 write params.yaml: config/defaults.yaml + the overlay (if any)
     seenn dvc-yaml [--check]                   write (or check) dvc.yaml from the stage table
     seenn stages                               list the stages"""
 
@@ -72,6 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--config", default=DEFAULT_CONFIG)
     p_val = sub.add_parser("validate", help="validate a config file")
     p_val.add_argument("--config", default=DEFAULT_CONFIG)
+    p_cfg = sub.add_parser("config", help="write params.yaml from the defaults and an overlay")
+    cfg_sub = p_cfg.add_subparsers(dest="config_cmd", required=True)
+    p_use = cfg_sub.add_parser("use", help="write params.yaml as config/defaults.yaml with OVERLAY applied")
+    p_use.add_argument("overlay", nargs="?", help="a file holding only what differs from the defaults, e.g. "
+                       "config/paper/resnet19_cifar10.yaml (none: the defaults as they are)")
+    p_use.add_argument("--defaults", default="config/defaults.yaml")
+    p_use.add_argument("--output", default=DEFAULT_CONFIG)
     p_dvc = sub.add_parser("dvc-yaml", help="write dvc.yaml from the stage table")
     p_dvc.add_argument("--check", action="store_true", help="exit 1 if dvc.yaml differs from the table")
     sub.add_parser("stages", help="list the stages")
@@ -80,8 +88,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "run":
             run_stage(args.stage, args.config)
         elif args.cmd == "validate":
-            load_config(args.config)
-            print(f"{args.config}: valid")
+            from .config import edited_by_hand
+
+            edited = edited_by_hand(load_config(args.config))
+            print(f"{args.config}: valid" + ("; its values were edited by hand since `seenn config use` wrote it "
+                                             "(the report flags that)" if edited else ""))
+        elif args.cmd == "config":
+            from .overlay import use
+
+            use(args.overlay, args.defaults, args.output)
+            print(f"wrote {args.output} from {args.defaults}" + (f" with {args.overlay}" if args.overlay else ""))
         elif args.cmd == "dvc-yaml":
             from .stages import dvc_yaml
 

@@ -6,6 +6,8 @@ few cross-field checks the schema cannot express. Every error names the offendin
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -19,6 +21,9 @@ from .errors import SeennError
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = PROJECT_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 DEFAULT_CONFIG = "params.yaml"
+# Where params.yaml came from, written by `seenn config use` (src/seenn/overlay.py). Only the report
+# stage declares it, so regenerating params.yaml from another defaults file reruns the report alone.
+SOURCE_KEY = "config_source"
 
 
 def load_schema() -> dict:
@@ -72,7 +77,8 @@ def read_yaml(path: str | Path) -> Any:
     """Parse a YAML config file strictly (UTF-8 text, no duplicate keys); errors are one line naming the file."""
     path = Path(path)
     if not path.exists():
-        raise SeennError(f"config file {path} not found (run from the project root, or copy one from config/paper/)")
+        raise SeennError(f"config file {path} not found (run from the project root; `seenn config use [OVERLAY]` "
+                         f"writes params.yaml from config/defaults.yaml)")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -103,7 +109,9 @@ def validate_config(config: Mapping[str, Any], source: str = "config") -> dict:
                 f"allowed keys: {', '.join(sorted(err.schema.get('properties', {})))}"
             )
         if err.validator == "required":
-            raise SeennError(f"{source}: missing key under '{key}': {err.message}")
+            hint = (" (`seenn config use [OVERLAY]` writes a params.yaml that records it)"
+                    if not err.path and err.message == f"{SOURCE_KEY!r} is a required property" else "")
+            raise SeennError(f"{source}: missing key under '{key}': {err.message}{hint}")
         if isinstance(err.instance, float) and not math.isfinite(err.instance):
             raise SeennError(f"{source}: invalid value for '{key}': {err.instance} is not a finite number")
         raise SeennError(f"{source}: invalid value for '{key}': {err.message}")
@@ -128,6 +136,10 @@ def _cross_checks(cfg: dict, source: str) -> None:
             f"has {len(e['batch_sizes'])} (one sample count per batch size)"
         )
     _seenn2_checks(cfg, source)
+    src = cfg[SOURCE_KEY]
+    if (src["overlay"] is None) != (src["overlay_sha256"] is None):
+        raise SeennError(f"{source}: '{SOURCE_KEY}.overlay' and '{SOURCE_KEY}.overlay_sha256' must both be null "
+                         f"or both be set")
     d = cfg["data"]
     for section in ("train", "finetune", "conversion"):
         try:
@@ -150,6 +162,20 @@ def _seenn2_checks(cfg: dict, source: str) -> None:
     if s["beta"] not in s["betas"]:
         raise SeennError(f"{source}: 'seenn2.beta' ({s['beta']}) must be one of 'seenn2.betas' ({s['betas']}): "
                          f"the main SEENN-II operating point is read from the beta sweep")
+
+
+def config_digest(config: Mapping[str, Any]) -> str:
+    """sha256 of every value of the config but its provenance record (canonical JSON: key order,
+    comments and number spelling do not count). `seenn config use` records it in params.yaml; the
+    report recomputes it to flag a file edited by hand since."""
+    values = {k: v for k, v in config.items() if k != SOURCE_KEY}
+    text = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def edited_by_hand(config: Mapping[str, Any]) -> bool:
+    """Whether the config's values differ from those `seenn config use` recorded when it wrote them."""
+    return config_digest(config) != config[SOURCE_KEY]["params_sha256"]
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG) -> dict:

@@ -15,8 +15,8 @@ except SeennError as exc:
 if PARAMS != config:  # PARAMS: params.yaml as the Snakefile read it, strictly, before `configfile:`
     sys.exit(
         "seenn: error: the config differs from params.yaml (--configfile/--config overrides?). "
-        "params.yaml is the single config both Snakemake and DVC read: edit it, or copy a file "
-        "from config/paper/ over it."
+        "params.yaml is the single config both Snakemake and DVC read: write it with "
+        "`seenn config use [OVERLAY]` (config/defaults.yaml plus an overlay such as config/paper/<row>.yaml)."
     )
 
 # Each stage's slice of the config becomes a file input; rewritten only when the slice changes.

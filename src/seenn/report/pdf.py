@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 
+from ..config import SOURCE_KEY, config_digest, edited_by_hand  # noqa: E402
 from ..io import atomic_path, read_json  # noqa: E402
 from ..runtime import cpu_kernels_description, cpu_model  # noqa: E402
 from ..methods import ANN, BRANCH_LABELS, POLICY_ALONE, QCFS_ANN, fixed_label, seenn1_label  # noqa: E402
@@ -41,7 +42,7 @@ neuron of the converted SNN when u >= threshold (as QCFS); the authors' tanh-sur
 u - threshold >= 0. The rules differ only when a membrane lands exactly on the threshold."""
 
 
-CODE_PATHS = ["src", "workflow", "params.yaml", "Snakefile", "pyproject.toml"]
+CODE_PATHS = ["src", "workflow", "config", "params.yaml", "Snakefile", "pyproject.toml"]
 
 
 def git_commit() -> str:
@@ -239,11 +240,26 @@ def conversion_pages(pdf: PdfPages, i: dict) -> None:
     figure_page(pdf, "QCFS ANN training", i["training_ann"], "Loss and accuracy per epoch of the QCFS ANN training (validation at T = 1).")
 
 
+def config_source_lines(p: dict) -> list[str]:
+    """Which defaults and overlay `seenn config use` wrote params.yaml from (recorded in it), and
+    whether its values were edited by hand since: their digest against the one it recorded."""
+    src = p[SOURCE_KEY]
+    overlay = f"overlay {src['overlay']} (sha256 {src['overlay_sha256'][:16]})" if src["overlay"] else "no overlay"
+    lines = [f"config: `seenn config use` from {src['defaults']} (sha256 {src['defaults_sha256'][:16]}), {overlay}"]
+    if edited_by_hand(p):
+        lines.append(f"params.yaml EDITED BY HAND since: its values hash to {config_digest(p)[:16]}, "
+                     f"not the recorded {src['params_sha256'][:16]}")
+    else:
+        lines.append(f"params.yaml not edited since (values sha256 {src['params_sha256'][:16]}, as recorded)")
+    return lines
+
+
 def provenance(p: dict, manifest: dict, metrics: dict) -> str:
-    """Where the results come from: code, data, seeds, device, the CPU and its kernels, packages."""
+    """Where the results come from: code, config, data, seeds, device, the CPU and its kernels, packages."""
     splits = ", ".join(f"{s} {v['n']}" for s, v in manifest["splits"].items())
     return "\n".join([
         f"last commit of code or config: {git_commit()}",
+        *config_source_lines(p),
         f"dataset: {manifest['dataset']} ({splits}); split seed {manifest['seed']}; source: {manifest['source']}",
         f"split sha256: " + ", ".join(f"{s} {v['sha256'][:16]}" for s, v in manifest["splits"].items()),
         f"device: {metrics['device']}; seed {p['seed']}; deterministic algorithms: {p['deterministic']}",
@@ -261,7 +277,8 @@ def stage_report(ctx) -> None:
             text_page(pdf, p["report"]["title"], [
                 ("Provenance", provenance_text),
                 ("Method notes", METHOD_NOTES),
-                ("Configuration (params.yaml)", yaml.safe_dump(p, sort_keys=False, width=100)),
+                ("Configuration (params.yaml)", yaml.safe_dump({k: v for k, v in p.items() if k != SOURCE_KEY},
+                                                               sort_keys=False, width=100)),
             ])
             shown = {BRANCH_LABELS["direct"], BRANCH_LABELS["finetuned"]}  # the converted SNN has its own section
             table_page(pdf, [(title, df[df["model"].isin(shown)].reset_index(drop=True)) for title, df in (
@@ -390,9 +407,11 @@ def seenn2_pages(pdf: PdfPages, i: dict, p: dict) -> None:
     figure_page(pdf, "Fine-tuning", i["training_finetune"], "Loss and accuracy per epoch of the early-exit-aware fine-tuning.")
 
 
-# the report prints the whole config, in this order
+# the report prints the whole config, in this order, and the record of where params.yaml came from
+# (SOURCE_KEY): only the report reads that record, so regenerating params.yaml from edited defaults or
+# overlay comments reruns the report alone
 ALL_KEYS = ("seed", "device", "deterministic", "cpu_kernels", "data", "model", "neuron", "train", "evaluate", "seenn1",
-            "figures", "report", "engine", "conversion", "finetune", "seenn2")
+            "figures", "report", "engine", "conversion", "finetune", "seenn2", SOURCE_KEY)
 
 
 def declare(tables, figures, energy, latency) -> list:
