@@ -13,7 +13,8 @@ from typing import ClassVar
 
 import torch
 
-SCORES = ("confidence", "entropy")
+SCORES = ("confidence", "entropy")  # seenn1.scores
+ACCUMULATE = ("sum", "mean")  # seenn1.accumulate: score z_t, or z_t / t
 
 
 def exit_scores(logits: torch.Tensor, score: str, temperature: float = 1.0, accumulate: str = "sum",
@@ -34,7 +35,7 @@ def step_scores(z: torch.Tensor, t: torch.Tensor, score: str, temperature: float
     z = z.double()
     if accumulate == "mean":
         z = z / t.to(z.dtype).unsqueeze(-1)
-    elif accumulate != "sum":
+    elif accumulate not in ACCUMULATE:
         raise ValueError(f"accumulate must be 'sum' or 'mean', got '{accumulate}'")
     if score == "confidence":
         return torch.log_softmax(z / temperature, dim=-1).max(-1).values.exp()

@@ -63,6 +63,9 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+DEVICES = ("auto", "cpu", "cuda")  # `device`: auto picks CUDA when there is one
+
+
 def setup(seed: int, deterministic: bool, device: str, cpu_kernels: str = "native") -> torch.device:
     """Choose the CPU kernels; seed Python, NumPy and torch; switch on deterministic kernels; return the device."""
     apply_cpu_kernels(cpu_kernels)

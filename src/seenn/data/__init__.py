@@ -31,14 +31,20 @@ class DatasetSpec:
     where: str  # one line saying where the raw files must be (or that they ship in a package)
 
 
+def registry() -> dict[str, DatasetSpec]:
+    """Every dataset by its config name (`data.name`). A dataset module is imported only here, so
+    a stage that names no dataset loads none of them."""
+    from . import cifar, cifar10dvs, digits
+
+    return {m.SPEC.name: m.SPEC for m in (digits, cifar.CIFAR10, cifar.CIFAR100, cifar10dvs)}
+
+
 def get_spec(name: str) -> DatasetSpec:
     """Look a dataset up by its config name."""
-    from . import cifar, cifar10dvs, digits  # noqa: F401  (registered on import)
-
-    registry = {m.SPEC.name: m.SPEC for m in (digits, cifar.CIFAR10, cifar.CIFAR100, cifar10dvs)}
-    if name not in registry:
-        raise SeennError(f"unknown dataset 'data.name: {name}'; known: {', '.join(sorted(registry))}")
-    return registry[name]
+    known = registry()
+    if name not in known:
+        raise SeennError(f"unknown dataset 'data.name: {name}'; known: {', '.join(sorted(known))}")
+    return known[name]
 
 
 def validate_split(spec: DatasetSpec, split: str, x: torch.Tensor, y: torch.Tensor, source: str) -> None:

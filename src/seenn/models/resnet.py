@@ -108,13 +108,16 @@ class SpikingResNet(nn.Module):
         return out.reshape(timesteps, -1, out.shape[-1])
 
 
+ARCHITECTURES = {"resnet": SpikingResNet}  # model.arch -> network class (the paper's Table 6 ResNets)
+
+
 def build_resnet(model_cfg: dict, neuron: NeuronFactory, in_channels: int, num_classes: int,
                  event: bool = False) -> SpikingResNet:
     """The configured ResNet with `neuron()` in every activation slot (LIF, IF or QCFS): the
     direct SNN, the QCFS ANN and the converted SNN share layers and parameter names."""
-    if model_cfg["arch"] != "resnet":
+    if model_cfg["arch"] not in ARCHITECTURES:
         raise ValueError(f"unknown model.arch '{model_cfg['arch']}'")
-    return SpikingResNet(in_channels, num_classes, model_cfg["stem_channels"], list(model_cfg["widths"]),
+    return ARCHITECTURES[model_cfg["arch"]](in_channels, num_classes, model_cfg["stem_channels"], list(model_cfg["widths"]),
                          list(model_cfg["blocks"]), neuron, event=event)
 
 
