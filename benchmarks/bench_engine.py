@@ -38,7 +38,7 @@ from seenn.evaluate import load_logits  # noqa: E402
 from seenn.exits import exit_scores, seenn1_exit  # noqa: E402
 from seenn.io import read_json  # noqa: E402
 from seenn.latency import build_ann, keep_freed_memory, method_runs, paired_ratio, time_rounds  # noqa: E402
-from seenn.neurons import compile_available, set_fused  # noqa: E402
+from seenn.kernels import compile_available, set_fused  # noqa: E402
 from seenn.train import load_snn  # noqa: E402
 
 

@@ -29,15 +29,6 @@ CASES = [("triangle", 1.0, 0.5, 1.0), ("triangle", 0.5, 0.3, 0.8), ("tanh", 3.0,
 SHAPE = (4, 3, 4, 5)  # T, B, C, W
 
 
-def fused_kernels():
-    """The module with the compiled kernels (neurons.py itself before the split)."""
-    try:
-        from seenn import kernels
-    except ImportError:
-        from seenn import neurons as kernels
-    return kernels
-
-
 def make_inputs() -> dict[str, torch.Tensor]:
     """Seeded inputs per case (stored in the fixture: torch.randn's last bits depend on the CPU
     kernels, so the test reads them back rather than drawing them again)."""
@@ -102,16 +93,15 @@ def _stepwise_batching(lif, x):
 
 
 def compute(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    from seenn import neurons
+    from seenn import kernels, neurons
 
-    fused = fused_kernels()
     res: dict[str, torch.Tensor] = {}
     for sur, w, decay, thr in CASES:
         key = case_key(sur, w, decay, thr)
         x, go, v, gv = (inputs[f"{key}/{n}"] for n in ("x", "go", "v", "gv"))
 
         vr = v.clone().requires_grad_()
-        neurons.spike(vr, sur, w).backward(gv)
+        neurons.make_surrogate(sur, w)(vr).backward(gv)
         res[f"{key}/spike/grad"] = vr.grad
 
         plain = neurons.LIF(decay, thr, sur, w)
@@ -120,14 +110,14 @@ def compute(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         res[f"{key}/plain_batching/s"], res[f"{key}/plain_batching/u"] = _stepwise_batching(plain, x)
 
         for mode in ("compiled", "fallback"):
-            before = fused.KERNELS.failed
+            before = kernels.KERNELS.failed
             if mode == "fallback":
-                fused.KERNELS.failed = True
+                kernels.KERNELS.failed = True
             elif before:
                 continue  # torch.compile unavailable: no compiled entries
             try:
                 lif = neurons.LIF(decay, thr, sur, w)
-                neurons.set_fused(lif, True)
+                kernels.set_fused(lif, True)
                 p = f"{key}/fused_{mode}"
                 res[f"{p}_multistep/s"], res[f"{p}_multistep/gx"] = _multistep_grad(lif, x, go)
                 with torch.no_grad():
@@ -135,10 +125,10 @@ def compute(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
                     res[f"{p}_multistep_t1/s"] = lif(x[:1])
                 res[f"{p}_stepwise_grad/s"], res[f"{p}_stepwise_grad/gx"] = _stepwise_grad(lif, x, go)
                 res[f"{p}_batching/s"], res[f"{p}_batching/u"] = _stepwise_batching(lif, x)
-                if mode == "compiled" and fused.KERNELS.failed:
+                if mode == "compiled" and kernels.KERNELS.failed:
                     raise RuntimeError("torch.compile failed while computing the compiled entries")
             finally:
-                fused.KERNELS.failed = before
+                kernels.KERNELS.failed = before
     return res
 
 

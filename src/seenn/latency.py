@@ -32,7 +32,7 @@ from .data import to_input
 from .data.prepared import load_split
 from .errors import SeennError
 from .io import read_json, write_json, write_text
-from .neurons import compile_available, set_fused
+from .kernels import compile_available, set_fused
 from .runtime import cpu_model
 from .train import load_snn
 

@@ -119,7 +119,7 @@ def engine_stages(stages: list[Stage]) -> list[Stage]:
     d = str(Path(model).parent)
     inputs = {"model": model, "test": _splits()["test"], "seenn1": f"{d}/seenn1.json",
               **({"policy": pstage.outputs["policy"]} if pstage else {})}
-    code = SNN_CODE + ("engine.py", "exits.py", "train.py", "evaluate.py", "latency.py", "report/tables.py")
+    code = SNN_CODE + ("engine.py", "exits.py", "train.py", "evaluate.py", "latency.py", "kernels.py", "report/tables.py")
     code += ("policy.py", "models/policy.py") if pstage else ()
     return [
         Stage("energy", "energy", "seenn.energy:stage_energy",
