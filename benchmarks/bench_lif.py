@@ -23,15 +23,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from seenn.latency import keep_freed_memory  # noqa: E402
-from seenn.neurons import compile_available, fused_lif_multistep, lif_multistep  # noqa: E402
+from seenn.kernels import compile_available, fused_lif_multistep  # noqa: E402
+from seenn.neurons import Triangle, lif_multistep  # noqa: E402
 
 
 def seenn_fused(x):
-    return fused_lif_multistep(x, 0.5, 1.0, "triangle", 1.0)
+    return fused_lif_multistep(x, 0.5, 1.0, Triangle(1.0))
 
 
 def seenn_plain(x):
-    return lif_multistep(x, 0.5, 1.0, "triangle", 1.0)
+    return lif_multistep(x, 0.5, 1.0, Triangle(1.0))
 
 
 def spikingjelly_lif():

@@ -32,7 +32,7 @@ from seenn.data import to_input
 from seenn.data.prepared import load_split
 from seenn.io import read_json
 from seenn.losses import snn_loss
-from seenn.neurons import set_fused
+from seenn.kernels import set_fused
 from seenn.train import load_snn
 torch.set_num_threads({threads})
 case, batch = {case!r}, {batch}

@@ -123,7 +123,7 @@ def test_continuous_batching_keeps_the_batch_full(setup):
 def test_continuous_batching_with_event_inputs_and_fused_neurons(fused):
     """Event inputs: each sample reads its own frame t in a mixed batch; fused LIF kernels give
     the same exits as the saved logits of the plain multi-step path."""
-    from seenn.neurons import set_fused
+    from seenn.kernels import set_fused
 
     model = tiny(event=True, in_ch=2)
     torch.manual_seed(2)

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from seenn import engine
-from seenn.neurons import (KERNELS, LIF, _k_first, _k_seq_backward, _k_seq_forward, _k_spikes, _k_step,
-                           compile_available, fused_lif_multistep, lif_multistep, set_fused)
+from seenn.kernels import (KERNELS, FusedLIF, _k_first, _k_seq_backward, _k_seq_forward, _k_spikes, _k_step,
+                           compile_available, fused_lif_multistep, set_fused)
+from seenn.neurons import LIF, make_surrogate, lif_multistep
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def fallback():
 
 def reference_grad(x, surrogate, width):
     x = x.clone().requires_grad_()
-    s = lif_multistep(x, 0.5, 1.0, surrogate, width)
+    s = lif_multistep(x, 0.5, 1.0, make_surrogate(surrogate, width))
     g = torch.randn_like(s, generator=torch.Generator().manual_seed(5))
     s.backward(g)
     return s.detach(), x.grad, g
@@ -33,13 +34,13 @@ def test_fallback_kernels_equal_the_plain_lif(fallback, surrogate, width):
     x = torch.randn(4, 3, 5, 6) * 1.5
     s_ref, g_ref, g = reference_grad(x, surrogate, width)
     xr = x.clone().requires_grad_()
-    s = fused_lif_multistep(xr, 0.5, 1.0, surrogate, width)
+    s = fused_lif_multistep(xr, 0.5, 1.0, make_surrogate(surrogate, width))
     s.backward(g)
     assert torch.equal(s, s_ref)
-    assert torch.allclose(xr.grad, g_ref, atol=1e-6)
+    assert torch.equal(xr.grad, g_ref)  # the same surrogate derivative, the same float operations
     with torch.no_grad():
-        assert torch.equal(fused_lif_multistep(x, 0.5, 1.0, surrogate, width), s_ref)
-        assert torch.equal(fused_lif_multistep(x[:1], 0.5, 1.0, surrogate, width), s_ref[:1])
+        assert torch.equal(fused_lif_multistep(x, 0.5, 1.0, make_surrogate(surrogate, width)), s_ref)
+        assert torch.equal(fused_lif_multistep(x[:1], 0.5, 1.0, make_surrogate(surrogate, width)), s_ref[:1])
 
 
 def test_compiled_kernels_equal_the_fallback():
@@ -49,16 +50,18 @@ def test_compiled_kernels_equal_the_fallback():
     x = torch.randn(4, 3, 5, 6) * 1.5
     s_ref, g_ref, g = reference_grad(x, "triangle", 1.0)
     xr = x.clone().requires_grad_()
-    s = fused_lif_multistep(xr, 0.5, 1.0, "triangle", 1.0)  # compiled forward + backward kernels
+    s = fused_lif_multistep(xr, 0.5, 1.0, make_surrogate("triangle", 1.0))  # compiled forward + backward kernels
     s.backward(g)
     with torch.no_grad():
-        s_inf = fused_lif_multistep(x, 0.5, 1.0, "triangle", 1.0)  # compiled first/step kernels
-        s_one = fused_lif_multistep(x[:1], 0.5, 1.0, "triangle", 1.0)  # compiled spikes-only kernel
+        s_inf = fused_lif_multistep(x, 0.5, 1.0, make_surrogate("triangle", 1.0))  # compiled first/step kernels
+        s_one = fused_lif_multistep(x[:1], 0.5, 1.0, make_surrogate("triangle", 1.0))  # compiled spikes-only kernel
     if not compile_available():
         pytest.skip("torch.compile failed here; the fused LIF fell back to plain PyTorch")
     assert {f.__name__ for f in (_k_first, _k_step, _k_spikes, _k_seq_forward, _k_seq_backward)} <= set(KERNELS.compiled)
     assert torch.equal(s, s_ref) and torch.equal(s_inf, s_ref) and torch.equal(s_one, s_ref[:1])
-    assert torch.allclose(xr.grad, g_ref, atol=1e-6)
+    # bit for bit with the triangle; the compiled tanh differs from ATen's in the last bits
+    # (about 2e-7 here), pinned instead by tests/test_neuron_reference.py
+    assert torch.equal(xr.grad, g_ref)
 
 
 def test_fused_model_gives_the_same_engine_results():
@@ -87,4 +90,4 @@ def test_set_fused_reaches_every_lif():
 
     model = tiny()
     set_fused(model, True)
-    assert all(m.fused for m in model.modules() if isinstance(m, LIF))
+    assert all(isinstance(m.impl, FusedLIF) for m in model.modules() if isinstance(m, LIF))

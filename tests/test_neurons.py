@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from seenn.neurons import IF, LIF, set_stepwise, spike
+from seenn.neurons import IF, LIF, SURROGATES, Tanh, Triangle, set_stepwise
 
 
 def test_lif_hand_computed_sequence():
@@ -27,13 +27,13 @@ def test_lif_stepwise_matches_sequence_and_resets():
 
 def test_triangle_surrogate_gradient_values():
     v = torch.tensor([-1.5, -0.5, 0.0, 0.25, 2.0], requires_grad=True)
-    spike(v, "triangle", 1.0).sum().backward()
+    Triangle(1.0)(v).sum().backward()
     assert v.grad.tolist() == pytest.approx([0.0, 0.5, 1.0, 0.75, 0.0])
 
 
 def test_tanh_surrogate_gradient_matches_formula():
     v = torch.tensor([0.0, 0.1, 3.5], requires_grad=True)
-    spike(v, "tanh", 3.0).sum().backward()
+    Tanh(3.0)(v).sum().backward()
     expected = [3 * (1 - math.tanh(3 * x) ** 2) / (2 * math.tanh(9)) for x in (0.0, 0.1)] + [0.0]
     assert v.grad.tolist() == pytest.approx(expected)
 
@@ -55,3 +55,10 @@ def test_set_stepwise_toggles_every_neuron():
     assert all(n.stepwise for n in m)
     set_stepwise(m, False)
     assert not any(n.stepwise for n in m)
+
+
+def test_surrogate_registry_is_the_config_vocabulary():
+    from seenn.config import load_schema
+
+    assert load_schema()["properties"]["neuron"]["properties"]["surrogate"]["enum"] == list(SURROGATES)
+    assert all(cls.name == name for name, cls in SURROGATES.items())

@@ -31,7 +31,7 @@ from .data.prepared import load_split
 from .io import read_json, write_json, write_table
 from .methods import ANN, Method, engine_methods, fixed_label
 from .models.resnet import ann_twin
-from .neurons import compile_available, set_fused
+from .kernels import compile_available, set_fused
 from .runtime import cpu_model
 from .train import load_snn
 
