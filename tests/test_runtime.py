@@ -59,3 +59,18 @@ def test_portable_after_torch_ran_a_kernel_is_refused(native):
             "apply_cpu_kernels('portable')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode != 0 and "'cpu_kernels: portable' did not take effect (ATen runs" in r.stderr
+
+
+def test_each_kernel_setting_compiles_into_a_cache_of_its_own():
+    """torch.compile's cache does not key kernels by ATen capability: a cache shared by two
+    settings served wrong fused-LIF kernels. Each setting gets its own; a user's choice is kept."""
+    code = ("import os, sys; from seenn.runtime import apply_cpu_kernels; apply_cpu_kernels(sys.argv[1]); "
+            "print(os.environ['TORCHINDUCTOR_CACHE_DIR'])")
+    env = {k: v for k, v in os.environ.items() if k not in PORTABLE_CPU_ENV and k != "TORCHINDUCTOR_CACHE_DIR"}
+
+    def cache(mode, extra=None):
+        return subprocess.run([sys.executable, "-c", code, mode], env={**env, **(extra or {})}, capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    assert len({cache(m) for m in CPU_KERNEL_ENV}) == len(CPU_KERNEL_ENV)
+    assert cache("avx2", {"TORCHINDUCTOR_CACHE_DIR": "/somewhere/mine"}) == "/somewhere/mine"

@@ -29,6 +29,21 @@ CPU_KERNEL_ENV = {
 PORTABLE_CPU_ENV = CPU_KERNEL_ENV["portable"]
 
 
+INDUCTOR_CACHE = "TORCHINDUCTOR_CACHE_DIR"
+_OWN_CACHES: set[str] = set()  # cache directories this module chose (a user's own choice is kept)
+
+
+def inductor_cache_dir(mode: str) -> str:
+    """torch.compile's kernel cache for one `cpu_kernels` setting. Its cache keys do not include
+    the ATen capability a kernel was built for, so one cache shared by two settings serves kernels
+    built for the other (seen: wrong spikes from the fused LIF, heap corruption): one per setting."""
+    import getpass
+    import tempfile
+
+    base = os.path.join(tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}")
+    return base if mode == "native" else f"{base}_{mode}"
+
+
 def apply_cpu_kernels(mode: str) -> None:
     """Choose the CPU kernels before torch runs any. The variables are cleared first, so the
     config alone decides ('native' leaves the choice to each library)."""
@@ -37,6 +52,9 @@ def apply_cpu_kernels(mode: str) -> None:
     for key in PORTABLE_CPU_ENV:
         os.environ.pop(key, None)
     os.environ.update(CPU_KERNEL_ENV[mode])
+    if os.environ.get(INDUCTOR_CACHE) in (None, *_OWN_CACHES):
+        os.environ[INDUCTOR_CACHE] = inductor_cache_dir(mode)
+        _OWN_CACHES.add(os.environ[INDUCTOR_CACHE])
     wanted = CPU_KERNEL_ENV[mode].get("ATEN_CPU_CAPABILITY", "").upper()
     if wanted and torch.backends.cpu.get_cpu_capability() != wanted:
         raise SeennError(f"config 'cpu_kernels: {mode}' did not take effect (ATen runs "
