@@ -250,13 +250,7 @@ def run_batches(fn: Callable[[torch.Tensor], EngineResult], x: torch.Tensor, bat
 
 
 def load_policy(path, spec, device: torch.device) -> Policy:
-    """SEENN-II hook: the trained policy network saved at `path`, as the engine's Policy.
+    """The SEENN-II policy network saved at `path` (by the seenn2_evaluate stage), as the engine's Policy."""
+    from .policy import load_policy as load_network
 
-    Expects `seenn.policy.load_policy(path, spec) -> nn.Module` mapping a normalized input batch
-    to action logits [B, T] (the SEENN-II branch provides it); u = argmax + 1."""
-    try:
-        from .policy import load_policy as load_network  # type: ignore[attr-defined]
-    except ImportError:
-        raise SeennError(f"a SEENN-II policy ({path}) is wired into the engine stages, but seenn.policy.load_policy "
-                         "does not exist: add it (path, spec) -> policy network") from None
     return Policy.from_network(load_network(path, spec).to(device))
