@@ -61,3 +61,32 @@ def test_summarize_at_one_timestep_has_no_later_timestep_cost():
     assert entry["snn_t1_over_ann"] == pytest.approx(2.5) and entry["cpu_snn_t1_over_ann"] == pytest.approx(2.5)
     assert "snn_later_timestep_over_ann" not in entry and "cpu_snn_later_timestep_over_ann" not in entry
     assert entry["early_exit"] == {}
+
+
+def test_every_method_runs_what_its_label_says():
+    """method_runs: fixed T=t exits every sample at t, SEENN-I where its rule says, SEENN-II at the
+    policy's u (the SNN's T, not another method's), the ANN as plain batches."""
+    import torch
+
+    from seenn import engine
+    from seenn.latency import method_runs
+    from seenn.methods import ANN, SEENN2, engine_methods, fixed_label, seenn1_label
+    from test_engine import T, posthoc_logits, tiny
+
+    model = tiny()
+    torch.manual_seed(1)
+    x = torch.randn(11, 1, 12, 12) * 2
+    u = torch.arange(11) % T + 1
+    policy = engine.Policy(decide=lambda xb: u)  # one batch: the whole input
+    calibration = {"scores": {"confidence": {"alpha": 0.9}},
+                   "settings": {"temperature": 1.0, "accumulate": "sum", "entropy_temperature": False}}
+    methods = engine_methods(T, calibration, with_policy=True)
+    assert [m.label for m in methods] == [*(fixed_label(t) for t in range(1, T + 1)), seenn1_label("confidence"), SEENN2, ANN]
+    with torch.no_grad():
+        runs = {name: fn() for name, fn in method_runs(model, lambda xb, t: model(xb, t), x, 11, methods, policy).items()}
+    for t in range(1, T + 1):
+        assert runs[fixed_label(t)][0].exit_t.tolist() == [t] * 11
+    seenn1 = next(m for m in methods if m.kind == "seenn1").rule
+    assert torch.equal(runs[seenn1_label("confidence")][0].exit_t, seenn1.posthoc(posthoc_logits(model, x, T)))
+    assert torch.equal(runs[SEENN2][0].exit_t, u)
+    assert runs[ANN][0].shape == (1, 11, 5)

@@ -96,7 +96,7 @@ def method_runs(model, ann, x: torch.Tensor, batch_size: int, methods: list[Meth
         if m.kind in ("fixed", "seenn1"):
             runs[m.label] = lambda m=m: [engine.run(model, x, m.T, m.rule.stops, batch_size=batch_size)]
         elif m.kind == "seenn2":
-            runs[m.label] = lambda: [engine.run_policy(model, x, m.T, policy, batch_size=batch_size)]
+            runs[m.label] = lambda m=m: [engine.run_policy(model, x, m.T, policy, batch_size=batch_size)]
         else:
             runs[m.label] = lambda: [ann(x[i : i + batch_size], 1) for i in range(0, x.shape[0], batch_size)]
     return runs
