@@ -262,14 +262,13 @@ def stage_energy(ctx) -> None:
     import pandas as pd
 
     from . import engine
+    from .artifacts import load_logits, load_split
     from .data import to_input
-    from .data.prepared import load_split
-    from .evaluate import load_logits
     from .exits import exit_scores, seenn1_exit
+    from .inference import load_snn
     from .io import read_json, write_json, write_text
     from .latency import build_ann
     from .report.tables import energy_table, write_table
-    from .train import load_snn
 
     log = logging.getLogger("seenn")
     p = ctx.params

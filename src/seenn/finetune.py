@@ -8,12 +8,11 @@ unchanged, so the DAG (and every later stage) keeps its shape."""
 
 from __future__ import annotations
 
+from .artifacts import load_split, save_snn, write_train_log
 from .checkpoint import fingerprint
-from .data.prepared import load_split
-from .io import sha256_file, write_text
-from .train import fit_snn, load_snn, save_snn, write_log
-
-LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_acc")  # the columns of fit_snn's rows
+from .inference import load_snn
+from .io import sha256_file
+from .train import fit_snn
 
 
 def finetune_config(f: dict) -> dict:
@@ -36,7 +35,4 @@ def stage_finetune_snn(ctx) -> None:
                        device=ctx.device, ckpt_dir=ctx.checkpoint_dir, fp=fp, loss_name=f["loss"], desc="finetune_snn")
     save_snn(ctx.outputs["model"], model.cpu(), model_cfg=ck["model"], neuron_cfg=ck["neuron"],
              timesteps=ck["timesteps"], spec=spec)
-    if rows:
-        write_log(rows, ctx.outputs["log"])
-    else:  # fine-tuning off: a header-only log
-        write_text(ctx.outputs["log"], ",".join(LOG_COLUMNS) + "\n")
+    write_train_log(ctx.outputs["log"], rows)  # fine-tuning off: the header alone

@@ -28,13 +28,13 @@ import torch
 from torch import nn
 
 from . import engine
+from .artifacts import load_split
 from .data import to_input
-from .data.prepared import load_split
 from .errors import SeennError
+from .inference import load_snn
 from .io import read_json, write_json, write_text
 from .neurons import compile_available, set_fused
 from .runtime import cpu_model
-from .train import load_snn
 
 log = logging.getLogger("seenn")
 

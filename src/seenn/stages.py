@@ -65,11 +65,11 @@ def _splits() -> dict[str, str]:
     return {s: f"{PREPARED}/{s}.pt" for s in ("train", "val", "test")}
 
 
-DATA_CODE = ("data/*.py", "io.py", "errors.py")
+DATA_CODE = ("data/*.py", "artifacts.py", "io.py", "errors.py")
 # the ResNet + neurons every SNN (direct, fine-tuned or converted) is built from; models/qcfs.py is
 # listed only by the conversion stages and models/policy.py only by the policy stages, so neither
 # reruns direct training
-SNN_CODE = ("models/__init__.py", "models/resnet.py", "neurons.py", "data/__init__.py", "data/prepared.py", "data/augment.py", "augment_modes.py", "io.py", "errors.py", "runtime.py")
+SNN_CODE = ("models/__init__.py", "models/resnet.py", "neurons.py", "data/__init__.py", "data/augment.py", "augment_modes.py", "artifacts.py", "inference.py", "io.py", "errors.py", "runtime.py")
 RUNTIME_KEYS = ("seed", "device", "deterministic")
 # `seenn run` applies cpu_kernels to every stage, and the kernels can change any float result, so every
 # stage declares it (build_stages adds it): switching kernels reruns the whole DAG under both tools.
@@ -99,13 +99,13 @@ def branch_stages(branch: str, model_path: str, seenn1_overrides: tuple[str, ...
               ("device", "deterministic", "evaluate"),
               {"model": model_path, **extra_in, "val": s["val"], "test": s["test"]},
               {**extra_out, "logits_val": f"{d}/logits_val.pt", "logits_test": f"{d}/logits_test.pt", "metrics": f"{d}/metrics.json"},
-              SNN_CODE + ("evaluate.py", "train.py", "metrics.py", "runtime.py"), metrics=("metrics",)),
+              SNN_CODE + ("evaluate.py", "metrics.py", "runtime.py"), metrics=("metrics",)),
         Stage(f"seenn1_{branch}", "exits", "seenn.seenn1:stage_seenn1",
               f"SEENN-I threshold sweep and calibration on the {branch} SNN",
               ("seenn1",) + seenn1_overrides,
               {"logits_val": f"{d}/logits_val.pt", "logits_test": f"{d}/logits_test.pt"},
               {"sweep": f"{d}/seenn1_sweep.csv", "result": f"{d}/seenn1.json"},
-              ("seenn1.py", "exits.py", "metrics.py", "evaluate.py", "io.py"), metrics=("result",)),
+              ("seenn1.py", "exits.py", "metrics.py", "artifacts.py", "io.py", "errors.py"), metrics=("result",)),
     ]
 
 
@@ -119,7 +119,7 @@ def engine_stages(stages: list[Stage]) -> list[Stage]:
     d = str(Path(model).parent)
     inputs = {"model": model, "test": _splits()["test"], "seenn1": f"{d}/seenn1.json",
               **({"policy": pstage.outputs["policy"]} if pstage else {})}
-    code = SNN_CODE + ("engine.py", "exits.py", "train.py", "evaluate.py", "latency.py", "report/tables.py")
+    code = SNN_CODE + ("engine.py", "exits.py", "latency.py", "report/tables.py")
     code += ("policy.py", "models/policy.py") if pstage else ()
     return [
         Stage("energy", "energy", "seenn.energy:stage_energy",
@@ -172,7 +172,7 @@ def conversion_stages() -> list[Stage]:
               ("device", "deterministic", "conversion.max_timesteps", "evaluate"),
               {"ann": f"{d}/ann.pt", "val": s["val"], "test": s["test"]},
               {"model": f"{d}/snn.pt", "ann_metrics": f"{d}/ann_metrics.json"},
-              SNN_CODE + ("models/qcfs.py", "train.py", "train_ann.py", "convert.py"), metrics=("ann_metrics",)),
+              SNN_CODE + ("models/qcfs.py", "convert.py"), metrics=("ann_metrics",)),
     ] + branch_stages("converted", f"{d}/snn.pt", seenn1_overrides=("conversion.seenn1_temperature",), train_logits=True) \
       + variant_stages("converted", S2C, "conversion", CONVERTED_VARIANTS)
 
@@ -185,7 +185,7 @@ def conversion_report_inputs() -> dict[str, str]:
             "seenn2_variants_converted": f"{S2C}/variants.csv"}
 
 
-POLICY_CODE = ("policy.py", "models/policy.py", "checkpoint.py", "data/__init__.py", "data/prepared.py", "evaluate.py",
+POLICY_CODE = ("policy.py", "models/policy.py", "checkpoint.py", "data/__init__.py", "artifacts.py",
                "exits.py", "metrics.py", "io.py", "errors.py", "runtime.py")
 # seenn2 keys the policy trainings read; `seenn2.beta` (the main operating point) and `seenn2.betas`
 # (the sweep) are added per stage. Reruns of a policy stage resume every policy whose settings did not
@@ -222,7 +222,7 @@ def policy_stages(branch: str, out: str, suffix: str = "", compare: bool = True,
               {"policies": f"{out}/policies.pt", "model": f"{d}/snn.pt", "val": s["val"], "test": s["test"],
                "logits_val": logits["logits_val"], "logits_test": logits["logits_test"], "seenn1": f"{d}/seenn1.json"},
               {"sweep": f"{out}/sweep.csv", "result": f"{out}/seenn2.json", "policy": f"{out}/policy.pt"},
-              POLICY_CODE + ("ops.py", "train.py", "seenn1.py") + SNN_CODE, metrics=("result",), options=opts),
+              POLICY_CODE + ("ops.py", "seenn1.py") + SNN_CODE, metrics=("result",), options=opts),
     ]
     if compare:
         stages.append(
@@ -319,7 +319,7 @@ def build_stages() -> list[Stage]:
                "tradeoff_converted": f"{RESULTS}/figures/tradeoff_converted.png",
                "training_ann": f"{RESULTS}/figures/training_ann.png",
                **{name: f"{RESULTS}/figures/{name}.png" for name in SEENN2_FIGURES}},
-              ("report/figures.py", "exits.py", "metrics.py", "evaluate.py", "io.py")),
+              ("report/figures.py", "exits.py", "metrics.py", "artifacts.py", "io.py", "errors.py")),
     ]
     stages.append(
         Stage("report", "report", "seenn.report.pdf:stage_report", "the PDF report with provenance, tables and figures",

@@ -7,41 +7,11 @@ momentum, cosine schedule, one checkpoint per epoch. Its hyperparameters live un
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from .artifacts import load_split, save_ann, write_train_log
 from .checkpoint import fingerprint
-from .data import DatasetSpec
-from .data.prepared import load_split
-from .errors import SeennError
-from .io import check_trained_on, load_checked, load_weights, save_checked, sha256_file
-from .models.qcfs import build_qcfs_ann
-from .train import fit_snn, write_log
-
-ANN_KIND = "qcfs_ann"
-
-
-def require_static_images(spec: DatasetSpec, stage: str) -> None:
-    """Conversion feeds the analog image at every timestep: event data has no ANN counterpart."""
-    if spec.event:
-        raise SeennError(f"stage {stage}: the QCFS conversion branch needs a static-image dataset, but "
-                         f"'data.name: {spec.name}' holds event frames (use the direct branch for event data)")
-
-
-def save_ann(path: Path, model, *, model_cfg: dict, levels: int, spec: DatasetSpec) -> None:
-    """Checkpoint with everything needed to rebuild the ANN without the config."""
-    save_checked(path, {"kind": ANN_KIND, "state_dict": model.state_dict(), "model": model_cfg, "levels": levels,
-                        "dataset": spec.name, "num_classes": spec.num_classes})
-
-
-def load_ann(path: Path, spec: DatasetSpec):
-    """Rebuild the QCFS ANN saved by `save_ann`; errors name the file."""
-    ck = load_checked(path, what="QCFS ANN checkpoint", producer="the train_ann stage")
-    if ck.get("kind") != ANN_KIND:
-        raise SeennError(f"{path} is not a QCFS ANN checkpoint (kind={ck.get('kind')!r}): delete it and rerun train_ann")
-    check_trained_on(ck, spec, path, "QCFS ANN checkpoint", "rerun train_ann")
-    model = build_qcfs_ann(ck["model"], ck["levels"], 1.0, spec.input_shape[-3], spec.num_classes)
-    load_weights(model, ck["state_dict"], path, "QCFS ANN checkpoint")
-    return model, ck
+from .io import sha256_file
+from .models.qcfs import build_qcfs_ann, require_static_images
+from .train import fit_snn
 
 
 def stage_train_ann(ctx) -> None:
@@ -59,4 +29,4 @@ def stage_train_ann(ctx) -> None:
     rows = fit_snn(model, spec, x, y, xv, yv, timesteps=1, tcfg=tcfg, seed=p["seed"], device=ctx.device,
                    ckpt_dir=ctx.checkpoint_dir, fp=fp, loss_name="mean", desc="train_ann")
     save_ann(ctx.outputs["model"], model.cpu(), model_cfg=p["model"], levels=c["levels"], spec=spec)
-    write_log(rows, ctx.outputs["log"])
+    write_train_log(ctx.outputs["log"], rows)
