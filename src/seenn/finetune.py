@@ -1,7 +1,7 @@
 """Early-exit-aware fine-tuning (SEENN-II, step 1): continue training the direct SNN with the
 cumulative loss mean_t CE(z_t / t, y), so that every prefix t = 1..T of the accumulated output
 predicts well, not only the full-T one. Same resumable SGD + cosine loop as direct training
-(`train.fit_snn`); the output is a new checkpoint beside the direct one.
+(`training.fit`); the output is a new checkpoint beside the direct one.
 
 `finetune.epochs: 0` switches fine-tuning off: the checkpoint is then the direct one, rewritten
 unchanged, so the DAG (and every later stage) keeps its shape."""
@@ -12,13 +12,8 @@ from .artifacts import load_split, save_snn, write_train_log
 from .checkpoint import fingerprint
 from .inference import load_snn
 from .io import sha256_file
-from .train import fit_snn
-
-
-def finetune_config(f: dict) -> dict:
-    """The `finetune` section in the shape `fit_snn` expects. TET's lambda and phi do not apply:
-    the fine-tuning losses are 'cumulative' (default) and 'mean'."""
-    return {**f, "tet_lambda": 0.0, "tet_phi": 1.0}
+from .losses import snn_criterion
+from .training import fit
 
 
 def stage_finetune_snn(ctx) -> None:
@@ -31,8 +26,9 @@ def stage_finetune_snn(ctx) -> None:
     rows: list[dict] = []
     if f["epochs"] > 0:
         fp = fingerprint(p, sha256_file(ctx.inputs["model"]), sha256_file(ctx.inputs["train"]), sha256_file(ctx.inputs["val"]))
-        rows = fit_snn(model, spec, x, y, xv, yv, timesteps=ck["timesteps"], tcfg=finetune_config(f), seed=p["seed"],
-                       device=ctx.device, ckpt_dir=ctx.checkpoint_dir, fp=fp, loss_name=f["loss"], desc="finetune_snn")
+        # the fine-tuning losses are 'cumulative' (default) and 'mean': no TET lambda and phi
+        rows = fit(model, snn_criterion(f["loss"]), spec, x, y, xv, yv, timesteps=ck["timesteps"], cfg=f,
+                   seed=p["seed"], device=ctx.device, ckpt_dir=ctx.checkpoint_dir, fp=fp, desc="finetune_snn")
     save_snn(ctx.outputs["model"], model.cpu(), model_cfg=ck["model"], neuron_cfg=ck["neuron"],
              timesteps=ck["timesteps"], spec=spec)
     write_train_log(ctx.outputs["log"], rows)  # fine-tuning off: the header alone

@@ -165,7 +165,7 @@ def conversion_stages() -> list[Stage]:
               RUNTIME_KEYS + ("model",) + ANN_TRAIN_KEYS,
               {"train": s["train"], "val": s["val"]},
               {"model": f"{d}/ann.pt", "log": f"{d}/ann_train_log.csv"},
-              SNN_CODE + ("models/qcfs.py", "train.py", "train_ann.py", "losses.py", "checkpoint.py"),
+              SNN_CODE + ("models/qcfs.py", "training.py", "train_ann.py", "losses.py", "checkpoint.py"),
               plots=("log",), checkpoints=True),
         Stage("convert_snn", "convert", "seenn.convert:stage_convert_snn",
               "QCFS ANN -> IF SNN (threshold lambda, reset by subtraction, membrane from lambda/2); ANN accuracy",
@@ -264,7 +264,7 @@ def seenn2_stages() -> list[Stage]:
               RUNTIME_KEYS + ("finetune",),
               {"model": f"{RESULTS}/direct/snn.pt", "train": s["train"], "val": s["val"]},
               {"model": f"{FT}/snn.pt", "log": f"{FT}/finetune_log.csv"},
-              SNN_CODE + ("finetune.py", "train.py", "losses.py", "checkpoint.py"), plots=("log",), checkpoints=True),
+              SNN_CODE + ("finetune.py", "training.py", "losses.py", "checkpoint.py"), plots=("log",), checkpoints=True),
         *branch_stages("finetuned", f"{FT}/snn.pt", train_logits=True),
         *policy_stages("finetuned", S2),
     ]
@@ -293,7 +293,7 @@ def build_stages() -> list[Stage]:
               RUNTIME_KEYS + ("model", "neuron", "train"),
               {"train": s["train"], "val": s["val"]},
               {"model": f"{RESULTS}/direct/snn.pt", "log": f"{RESULTS}/direct/train_log.csv"},
-              SNN_CODE + ("train.py", "losses.py", "checkpoint.py"), plots=("log",), checkpoints=True),
+              SNN_CODE + ("train.py", "training.py", "losses.py", "checkpoint.py"), plots=("log",), checkpoints=True),
     ]
     stages += branch_stages("direct", f"{RESULTS}/direct/snn.pt")
     stages += seenn2_stages()

@@ -1,7 +1,7 @@
 """QCFS ANN training: the first stage of the conversion branch.
 
 The ANN is the configured ResNet with QCFS activations (models/qcfs.py), trained by the same
-resumable loop as the direct SNN (train.fit_snn with T = 1 and plain cross-entropy): SGD with
+resumable loop as the direct SNN (training.fit, run with T = 1 and plain cross-entropy): SGD with
 momentum, cosine schedule, one checkpoint per epoch. Its hyperparameters live under
 `conversion:` so that changing them reruns only the conversion branch."""
 
@@ -10,8 +10,9 @@ from __future__ import annotations
 from .artifacts import load_split, save_ann, write_train_log
 from .checkpoint import fingerprint
 from .io import sha256_file
+from .losses import ann_loss
 from .models.qcfs import build_qcfs_ann, require_static_images
-from .train import fit_snn
+from .training import fit
 
 
 def stage_train_ann(ctx) -> None:
@@ -23,10 +24,8 @@ def stage_train_ann(ctx) -> None:
     require_static_images(spec, ctx.name)
     model = build_qcfs_ann(p["model"], c["levels"], c["lambda_init"], spec.input_shape[-3], spec.num_classes)
     fp = fingerprint(p, sha256_file(ctx.inputs["train"]), sha256_file(ctx.inputs["val"]))
-    # T = 1 and the 'mean' loss make fit_snn plain ANN training with cross-entropy. `c` holds
-    # only the conversion keys this stage declares (stages.ANN_TRAIN_KEYS)
-    tcfg = {**c, "tet_lambda": 0.0, "tet_phi": 1.0}
-    rows = fit_snn(model, spec, x, y, xv, yv, timesteps=1, tcfg=tcfg, seed=p["seed"], device=ctx.device,
-                   ckpt_dir=ctx.checkpoint_dir, fp=fp, loss_name="mean", desc="train_ann")
+    # `c` holds only the conversion keys this stage declares (stages.ANN_TRAIN_KEYS)
+    rows = fit(model, ann_loss, spec, x, y, xv, yv, timesteps=1, cfg=c, seed=p["seed"], device=ctx.device,
+               ckpt_dir=ctx.checkpoint_dir, fp=fp, desc="train_ann")
     save_ann(ctx.outputs["model"], model.cpu(), model_cfg=p["model"], levels=c["levels"], spec=spec)
     write_train_log(ctx.outputs["log"], rows)
