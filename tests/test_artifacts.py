@@ -14,7 +14,7 @@ from seenn.io import load_checked
 from seenn.models import build_snn
 from seenn.models.qcfs import build_qcfs_ann
 from seenn.models.policy import build_policy
-from seenn.policy import load_policies
+from seenn.policy_inference import load_policies
 
 DIGITS = get_spec("digits")
 MODEL = {"arch": "resnet", "stem_channels": 4, "widths": [4, 8], "blocks": [1, 1]}

@@ -273,7 +273,7 @@ def load_policy(path, spec, device: torch.device) -> Policy:
     Expects `seenn.policy.load_policy(path, spec) -> nn.Module` mapping a normalized input batch
     to action logits [B, T] (the SEENN-II branch provides it); u = argmax + 1."""
     try:
-        from .policy import load_policy as load_network  # type: ignore[attr-defined]
+        from .policy_inference import load_policy as load_network  # type: ignore[attr-defined]
     except ImportError:
         raise SeennError(f"a SEENN-II policy ({path}) is wired into the engine stages, but seenn.policy.load_policy "
                          "does not exist: add it (path, spec) -> policy network") from None

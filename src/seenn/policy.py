@@ -34,8 +34,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .artifacts import (check_trained_on, copy_text, load_logits, load_policy_file, load_split, load_weights,
-                        read_csv, save_policies, write_csv)
+from .artifacts import copy_text, load_logits, load_split, read_csv, save_policies, write_csv
 from .checkpoint import fingerprint, run_epochs
 from .data import DatasetSpec, to_input
 from .errors import SeennError
@@ -43,6 +42,7 @@ from .exits import policy_exit
 from .io import read_json, sha256_file, write_json
 from .metrics import correctness, doubling_timesteps, exit_histogram, exit_outcome
 from .models.policy import build_policy
+from .policy_inference import load_policies
 from .progress import progress
 
 log = logging.getLogger("seenn")
@@ -221,43 +221,6 @@ def fit_policy(x: torch.Tensor, correct: torch.Tensor, *, cfg: dict, beta: float
 
 def beta_tag(beta: float) -> str:
     return f"{beta:g}".replace(".", "p").replace("-", "m")
-
-
-# --- policies from their file (artifacts.save_policies) ---------------------------------------
-
-def load_policies(path) -> tuple[dict, list[torch.nn.Module]]:
-    """(file contents, rebuilt policies in entry order)."""
-    obj = load_policy_file(path)
-    models = []
-    for e in obj["entries"]:
-        m = build_policy(obj["in_channels"], len(obj["action_grid"]), obj["policy_stem_channels"], obj["policy_widths"],
-                         obj["policy_stem_stride"], obj["action_grid"])
-        load_weights(m, e["state_dict"], path, "SEENN-II policy file")
-        models.append(m.eval())
-    return obj, models
-
-
-class EventMean(torch.nn.Module):
-    """The policy as the engine calls it on event data: the SNN's input [B, T, C, H, W] is
-    averaged over time first, as in training (`policy_input`)."""
-
-    def __init__(self, policy: torch.nn.Module):
-        super().__init__()
-        self.policy = policy
-        self.grid = policy.grid
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.policy(x.mean(1))
-
-
-def load_policy(path, spec: DatasetSpec) -> torch.nn.Module:
-    """The single policy saved by seenn2_evaluate (role 'policy'), as a network mapping the SNN's
-    input batch (`to_input`) to action logits [B, T]; used by `engine.load_policy`."""
-    obj, policies = load_policies(path)
-    if len(policies) != 1:
-        raise SeennError(f"{path} holds {len(policies)} policies, expected the one main-beta policy: rerun seenn2_evaluate")
-    check_trained_on(obj, spec, path, "SEENN-II policy", "rerun the SEENN-II stages")
-    return EventMean(policies[0]) if spec.event else policies[0]
 
 
 def evaluate_policy(policy, x: torch.Tensor, correct: torch.Tensor, device: torch.device) -> dict:

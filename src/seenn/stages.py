@@ -120,7 +120,7 @@ def engine_stages(stages: list[Stage]) -> list[Stage]:
     inputs = {"model": model, "test": _splits()["test"], "seenn1": f"{d}/seenn1.json",
               **({"policy": pstage.outputs["policy"]} if pstage else {})}
     code = SNN_CODE + ("engine.py", "exits.py", "latency.py", "report/tables.py")
-    code += ("policy.py", "models/policy.py") if pstage else ()
+    code += ("policy_inference.py", "models/policy.py") if pstage else ()
     return [
         Stage("energy", "energy", "seenn.energy:stage_energy",
               "ACs and MACs per layer and timestep from real spikes, and energy: fixed T, SEENN-I/II, ANN",
@@ -185,7 +185,7 @@ def conversion_report_inputs() -> dict[str, str]:
             "seenn2_variants_converted": f"{S2C}/variants.csv"}
 
 
-POLICY_CODE = ("policy.py", "models/policy.py", "checkpoint.py", "data/__init__.py", "artifacts.py",
+POLICY_CODE = ("policy.py", "policy_inference.py", "models/policy.py", "checkpoint.py", "data/__init__.py", "artifacts.py",
                "exits.py", "metrics.py", "io.py", "errors.py", "runtime.py")
 # seenn2 keys the policy trainings read; `seenn2.beta` (the main operating point) and `seenn2.betas`
 # (the sweep) are added per stage. Reruns of a policy stage resume every policy whose settings did not
