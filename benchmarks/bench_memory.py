@@ -28,12 +28,13 @@ CASE = r"""
 import json, os, sys, threading, time, torch
 sys.path.insert(0, {src!r})
 from seenn import engine
+from seenn.artifacts import load_split
 from seenn.data import to_input
-from seenn.data.prepared import load_split
+from seenn.inference import load_snn
 from seenn.io import read_json
 from seenn.losses import snn_loss
 from seenn.kernels import set_fused
-from seenn.train import load_snn
+from seenn.inference import load_snn
 torch.set_num_threads({threads})
 case, batch = {case!r}, {batch}
 spec, x, y = load_split({test!r})

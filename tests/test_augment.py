@@ -115,8 +115,9 @@ def test_dvs_training_input_with_flip_roll_rotate_is_repeatable():
 
 
 def _fit(tmp_path, mode, tag):
+    from seenn.losses import mean_loss
     from seenn.models import build_snn
-    from seenn.train import fit_snn
+    from seenn.training import fit
 
     spec = get_spec("digits")
     g = torch.Generator().manual_seed(0)
@@ -125,10 +126,9 @@ def _fit(tmp_path, mode, tag):
     torch.manual_seed(0)
     model = build_snn({"arch": "resnet", "stem_channels": 4, "widths": [4], "blocks": [1]},
                       {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}, 1, 10)
-    tcfg = {"epochs": 1, "batch_size": 12, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0, "augment": mode,
-            "tet_lambda": 0.0, "tet_phi": 1.0}
-    fit_snn(model, spec, x, y, x[:10], y[:10], timesteps=2, tcfg=tcfg, seed=3, device=torch.device("cpu"),
-            ckpt_dir=tmp_path / tag, fp=tag, loss_name="mean", desc="fit")
+    cfg = {"epochs": 1, "batch_size": 12, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0, "augment": mode}
+    fit(model, mean_loss, spec, x, y, x[:10], y[:10], timesteps=2, cfg=cfg, seed=3, device=torch.device("cpu"),
+        ckpt_dir=tmp_path / tag, fp=tag, desc="fit")
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 
 

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from conftest import ENV, make_project, sh, tiny_config
+from seenn.artifacts import load_split, save_snn
 from seenn.checkpoint import latest_checkpoint
 from seenn.data import get_spec, validate_split
-from seenn.data.prepared import load_split
 from seenn.errors import SeennError
+from seenn.inference import load_snn
 from seenn.io import save_checked
 from seenn.models import build_snn
-from seenn.train import load_snn, save_snn
 
 DIGITS = get_spec("digits")
 GOOD_X = torch.zeros(4, 1, 28, 28, dtype=torch.uint8)

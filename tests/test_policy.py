@@ -188,7 +188,8 @@ def test_engine_loads_the_main_policy_and_averages_event_frames(tmp_path):
 
     from seenn.data import get_spec
     from seenn.errors import SeennError
-    from seenn.policy import EventMean, load_policy, save_policies
+    from seenn.artifacts import save_policies
+    from seenn.policy_inference import EventMean, load_policy
 
     cfg = {"policy_stem_channels": 4, "policy_widths": [4, 8], "policy_stem_stride": 2}
     net = build_policy(1, 3, 4, [4, 8], 2, grid=[1, 2, 4])

@@ -1,7 +1,7 @@
 """Resumable training: one atomic, sha256-checked checkpoint per epoch holding model,
 optimizer, scheduler, epoch, log rows and every RNG state.
 
-Checkpoints live in results/<branch>/checkpoints/<name>/ -- outside every declared output, so
+Checkpoints live in results/checkpoints/<stage>/ (format: artifacts) -- outside every declared output, so
 neither Snakemake nor DVC deletes them when a stage fails. A checkpoint whose fingerprint (hash
 of the stage's parameters and input hashes) differs from the current run is ignored."""
 
@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from .io import load_checked, save_checked
+from .artifacts import epoch_checkpoint_path, epoch_checkpoints, load_epoch_checkpoint, save_epoch_checkpoint
 from .runtime import rng_state, set_rng_state
 
 log = logging.getLogger("seenn")
@@ -26,16 +26,10 @@ def fingerprint(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _epoch_path(ckpt_dir: Path, epoch: int) -> Path:
-    return ckpt_dir / f"epoch_{epoch:04d}.pt"
-
-
 def latest_checkpoint(ckpt_dir: Path, fp: str) -> tuple[int, dict] | None:
     """The newest checkpoint for fingerprint `fp`, or None."""
-    if not ckpt_dir.is_dir():
-        return None
-    for path in sorted(ckpt_dir.glob("epoch_*.pt"), reverse=True):
-        state = load_checked(path, what="checkpoint", producer="the training stage (delete the checkpoint directory to start over)")
+    for path in reversed(epoch_checkpoints(ckpt_dir)):
+        state = load_epoch_checkpoint(path)
         if state.get("fingerprint") == fp:
             return state["epoch"], state
         log.info("ignoring checkpoint %s made with other settings", path)
@@ -61,7 +55,7 @@ def run_epochs(*, name: str, ckpt_dir: Path, fp: str, epochs: int, model: torch.
         set_rng_state(state["rng"], generator)
         rows = list(state["rows"])
         start = done + 1
-        log.info("%s: resuming from checkpoint %s (epoch %d of %d done)", name, _epoch_path(ckpt_dir, done), done, epochs)
+        log.info("%s: resuming from checkpoint %s (epoch %d of %d done)", name, epoch_checkpoint_path(ckpt_dir, done), done, epochs)
     for epoch in range(start, epochs + 1):
         rows.append(epoch_fn(epoch))
         state = {
@@ -69,7 +63,5 @@ def run_epochs(*, name: str, ckpt_dir: Path, fp: str, epochs: int, model: torch.
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "rng": rng_state(generator), "rows": rows,
         }
-        save_checked(_epoch_path(ckpt_dir, epoch), state)
-        for old in sorted(ckpt_dir.glob("epoch_*.pt"))[:-keep]:
-            old.unlink()
+        save_epoch_checkpoint(ckpt_dir, epoch, state, keep)
     return rows

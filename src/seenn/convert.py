@@ -8,7 +8,7 @@ into the convolution would give the same numbers up to rounding. Max-pooling has
 counterpart that preserves rates and is refused; the ResNet here uses average pooling only.
 
 The converted network is the same ResNet class with IF neurons (models.build_if_snn), so the
-evaluate stage, predict_logits and stepwise mode run it like the direct SNN. Input: the analog
+evaluate stage, inference.predict_logits and stepwise mode run it like the direct SNN. Input: the analog
 image at every timestep (direct encoding); output: per-timestep logits O_t whose running sum
 z_t = O_1 + ... + O_t is what every metric and exit rule reads (z_t / t approaches the ANN's
 logits as t grows)."""
@@ -21,18 +21,16 @@ import logging
 import torch
 from torch import nn
 
-from .data.prepared import load_split
+from .artifacts import load_ann_checkpoint, load_split, load_weights, save_converted
 from .errors import SeennError
-from .io import save_checked, write_json
-from .models.qcfs import QCFS, qcfs_layers
+from .inference import predict_logits
+from .io import write_json
+from .models.qcfs import QCFS, build_qcfs_ann, qcfs_layers, require_static_images
 from .models.resnet import TimeFold
 from .neurons import IF
-from .train import predict_logits
-from .train_ann import load_ann, require_static_images
 
 log = logging.getLogger("seenn")
 
-CONVERTED_KIND = "converted"
 MAX_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardtanh)
 
@@ -73,12 +71,12 @@ def thresholds(model: nn.Module) -> dict[str, float]:
     return {name.removesuffix(".neuron"): float(q.lam.detach()) for name, q in qcfs_layers(model).items()}
 
 
-def save_converted(path, snn: nn.Module, *, model_cfg: dict, levels: int, timesteps: int, spec) -> None:
-    """Checkpoint that train.load_snn rebuilds (kind 'converted'). `timesteps` is the number of
-    steps the evaluate stage runs; `stepwise` asks it to run one step at a time (long T would
-    otherwise hold T x batch activations in memory at once)."""
-    save_checked(path, {"kind": CONVERTED_KIND, "state_dict": snn.state_dict(), "model": model_cfg, "levels": levels,
-                        "timesteps": timesteps, "stepwise": True, "dataset": spec.name, "num_classes": spec.num_classes})
+def load_ann(path, spec):
+    """(QCFS ANN, checkpoint contents) saved by the train_ann stage; errors name the file."""
+    ck = load_ann_checkpoint(path, spec)
+    model = build_qcfs_ann(ck["model"], ck["levels"], 1.0, spec.input_shape[-3], spec.num_classes)
+    load_weights(model, ck["state_dict"], path, "QCFS ANN checkpoint")
+    return model, ck
 
 
 @torch.no_grad()

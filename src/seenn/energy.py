@@ -262,13 +262,12 @@ def stage_energy(ctx) -> None:
     import pandas as pd
 
     from . import engine
+    from .artifacts import load_logits, load_split
     from .data import to_input
-    from .data.prepared import load_split
-    from .evaluate import load_logits
     from .io import read_json, write_json, write_table, write_text
     from .methods import POLICY_ALONE, engine_methods
     from .models.resnet import ann_twin
-    from .train import load_snn
+    from .inference import load_snn
 
     log = logging.getLogger("seenn")
     p = ctx.params

@@ -251,6 +251,6 @@ def run_batches(fn: Callable[[torch.Tensor], EngineResult], x: torch.Tensor, bat
 
 def load_policy(path, spec, device: torch.device) -> Policy:
     """The SEENN-II policy network saved at `path` (by the seenn2_evaluate stage), as the engine's Policy."""
-    from .policy import load_policy as load_network
+    from .policy_inference import load_policy as load_network
 
     return Policy.from_network(load_network(path, spec).to(device))

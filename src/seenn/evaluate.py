@@ -6,20 +6,10 @@ from __future__ import annotations
 
 import torch
 
-from .data.prepared import load_split
-from .io import load_checked, save_checked, write_json
+from .artifacts import load_split, save_logits
+from .inference import load_snn, predict_logits
+from .io import write_json
 from .metrics import accuracy_per_t, aet, correctness, empirical_aet, oracle
-
-LOGITS_PRODUCER = "the evaluate stage"
-
-
-def save_logits(path, logits: torch.Tensor, labels: torch.Tensor) -> None:
-    save_checked(path, {"logits": logits.contiguous(), "labels": labels.contiguous()})
-
-
-def load_logits(path) -> tuple[torch.Tensor, torch.Tensor]:
-    obj = load_checked(path, what="per-timestep logits", producer=LOGITS_PRODUCER)
-    return obj["logits"], obj["labels"]
 
 
 def summarize(logits: torch.Tensor, labels: torch.Tensor) -> dict:
@@ -33,8 +23,6 @@ def summarize(logits: torch.Tensor, labels: torch.Tensor) -> dict:
 def stage_evaluate_snn(ctx) -> None:
     """Stage evaluate_<branch>: trained SNN -> logits_{val,test}.pt (+ logits_train.pt when the
     stage declares the train split as an input) + metrics.json."""
-    from .train import load_snn, predict_logits
-
     splits = [s for s in ("train", "val", "test") if s in ctx.inputs]
     data = {s: load_split(ctx.inputs[s]) for s in splits}
     spec = data["val"][0]

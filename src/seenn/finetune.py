@@ -1,25 +1,19 @@
 """Early-exit-aware fine-tuning (SEENN-II, step 1): continue training the direct SNN with the
 cumulative loss mean_t CE(z_t / t, y), so that every prefix t = 1..T of the accumulated output
 predicts well, not only the full-T one. Same resumable SGD + cosine loop as direct training
-(`train.fit_snn`); the output is a new checkpoint beside the direct one.
+(`training.fit`); the output is a new checkpoint beside the direct one.
 
 `finetune.epochs: 0` switches fine-tuning off: the checkpoint is then the direct one, rewritten
 unchanged, so the DAG (and every later stage) keeps its shape."""
 
 from __future__ import annotations
 
+from .artifacts import load_split, save_snn, write_train_log
 from .checkpoint import fingerprint
-from .data.prepared import load_split
-from .io import sha256_file, write_text
-from .train import fit_snn, load_snn, save_snn, write_log
-
-LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_acc")  # the columns of fit_snn's rows
-
-
-def finetune_config(f: dict) -> dict:
-    """The `finetune` section in the shape `fit_snn` expects. TET's lambda and phi do not apply:
-    the fine-tuning losses are 'cumulative' (default) and 'mean'."""
-    return {**f, "tet_lambda": 0.0, "tet_phi": 1.0}
+from .inference import load_snn
+from .io import sha256_file
+from .losses import snn_criterion
+from .training import fit
 
 
 def stage_finetune_snn(ctx) -> None:
@@ -32,14 +26,12 @@ def stage_finetune_snn(ctx) -> None:
     rows: list[dict] = []
     if f["epochs"] > 0:
         fp = fingerprint(p, sha256_file(ctx.inputs["model"]), sha256_file(ctx.inputs["train"]), sha256_file(ctx.inputs["val"]))
-        rows = fit_snn(model, spec, x, y, xv, yv, timesteps=ck["timesteps"], tcfg=finetune_config(f), seed=p["seed"],
-                       device=ctx.device, ckpt_dir=ctx.checkpoint_dir, fp=fp, loss_name=f["loss"], desc="finetune_snn")
+        # the fine-tuning losses are 'cumulative' (default) and 'mean': no TET lambda and phi
+        rows = fit(model, snn_criterion(f["loss"]), spec, x, y, xv, yv, timesteps=ck["timesteps"], cfg=f,
+                   seed=p["seed"], device=ctx.device, ckpt_dir=ctx.checkpoint_dir, fp=fp, desc="finetune_snn")
     save_snn(ctx.outputs["model"], model.cpu(), model_cfg=ck["model"], neuron_cfg=ck["neuron"],
              timesteps=ck["timesteps"], spec=spec)
-    if rows:
-        write_log(rows, ctx.outputs["log"])
-    else:  # fine-tuning off: a header-only log
-        write_text(ctx.outputs["log"], ",".join(LOG_COLUMNS) + "\n")
+    write_train_log(ctx.outputs["log"], rows)  # fine-tuning off: the header alone
 
 
 def declare():

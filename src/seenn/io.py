@@ -123,24 +123,6 @@ def load_checked(path: str | os.PathLike, *, what: str = "file", producer: str =
     return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
 
 
-def check_trained_on(ck: dict, spec, path, what: str, rerun: str) -> None:
-    """Refuse a checkpoint made for another dataset (name, and class count when it records one)."""
-    classes = ck.get("num_classes")
-    if ck["dataset"] != spec.name or (classes is not None and classes != spec.num_classes):
-        made = f"'{ck['dataset']}'" + (f" ({classes} classes)" if classes is not None else "")
-        raise SeennError(f"{what} {path} was trained on {made}, but the data is '{spec.name}' "
-                         f"({spec.num_classes} classes): {rerun}")
-
-
-def load_weights(model: torch.nn.Module, state_dict: dict, path, what: str) -> None:
-    """`model.load_state_dict`, with a mismatch reported as one line naming the file."""
-    try:
-        model.load_state_dict(state_dict)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise SeennError(f"{what} {path} does not fit the architecture it names: {first[0] if first else exc}") from None
-
-
 def write_table(df, csv_path, md_path, digits: int = 4, notes: str | None = None) -> None:
     """A pandas DataFrame as CSV and as Markdown (with `notes` as a paragraph under it), each written atomically."""
     write_text(csv_path, df.to_csv(index=False, float_format=f"%.{digits}f"))

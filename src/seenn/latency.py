@@ -26,14 +26,14 @@ from typing import Callable
 import torch
 
 from . import engine
+from .artifacts import load_split
 from .data import to_input
-from .data.prepared import load_split
 from .io import read_json, write_json, write_table
 from .methods import ANN, Method, engine_methods, fixed_label
+from .inference import load_snn
 from .models.resnet import ann_twin
 from .kernels import compile_available, set_fused
 from .runtime import cpu_model
-from .train import load_snn
 
 log = logging.getLogger("seenn")
 

@@ -2,9 +2,13 @@
 
 tet:        (1 - lam) * mean_t CE(O_t, y) + lam * MSE(O, phi)          (TET, Deng et al. 2022)
 mean:       CE(mean_t O_t, y)                                          (standard SNN loss)
-cumulative: mean_t CE(z_t / t, y), z_t = O_1 + ... + O_t                (every prefix predicts; SEENN-II fine-tuning)"""
+cumulative: mean_t CE(z_t / t, y), z_t = O_1 + ... + O_t                (every prefix predicts; SEENN-II fine-tuning)
+ann:        CE(O_1, y) with T = 1                                      (the QCFS ANN)
+Each is a criterion(out, y) for training.train_one_epoch; `snn_criterion` picks one by config name."""
 
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -27,11 +31,28 @@ def cumulative_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return sum(F.cross_entropy(z[t], y) for t in range(T)) / T
 
 
-def snn_loss(name: str, out: torch.Tensor, y: torch.Tensor, tet_lambda: float = 1e-3, tet_phi: float = 1.0) -> torch.Tensor:
+def ann_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Plain cross-entropy of an ANN run as one timestep (out [1, B, K])."""
+    if out.shape[0] != 1:
+        raise ValueError(f"ann_loss expects the output of one timestep, got T = {out.shape[0]}")
+    return F.cross_entropy(out.mean(0), y)  # the mean of one step is that step, in earlier runs' op order
+
+
+# config name -> loss (train.loss); the fine-tuning offers the losses without TET's extra terms
+LOSSES = {"tet": tet_loss, "mean": mean_loss, "cumulative": cumulative_loss}
+FINETUNE_LOSSES = ("cumulative", "mean")
+
+
+def snn_criterion(name: str, tet_lambda: float | None = None, tet_phi: float | None = None):
+    """The SNN loss `name` (`LOSSES`) as criterion(out, y); only 'tet' takes lambda and phi."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss '{name}', expected one of {', '.join(LOSSES)}")
     if name == "tet":
-        return tet_loss(out, y, tet_lambda, tet_phi)
-    if name == "mean":
-        return mean_loss(out, y)
-    if name == "cumulative":
-        return cumulative_loss(out, y)
-    raise ValueError(f"unknown loss '{name}'")
+        if tet_lambda is None or tet_phi is None:
+            raise ValueError("the 'tet' loss needs tet_lambda and tet_phi")
+        return functools.partial(tet_loss, lam=tet_lambda, phi=tet_phi)
+    return LOSSES[name]
+
+
+def snn_loss(name: str, out: torch.Tensor, y: torch.Tensor, tet_lambda: float = 1e-3, tet_phi: float = 1.0) -> torch.Tensor:
+    return snn_criterion(name, tet_lambda, tet_phi)(out, y)

@@ -34,16 +34,15 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from .artifacts import copy_text, load_logits, load_split, read_csv, save_policies, write_csv
 from .checkpoint import fingerprint, run_epochs
 from .data import DatasetSpec, to_input
-from .data.prepared import load_split
 from .errors import SeennError
-from .evaluate import load_logits
 from .exits import policy_exit
-from .io import (check_trained_on, load_checked, load_weights, read_json, save_checked, sha256_file, write_json,
-                 write_text)
+from .io import read_json, sha256_file, write_json
 from .metrics import correctness, doubling_timesteps, exit_histogram, exit_outcome
 from .models.policy import build_policy
+from .policy_inference import load_policies
 from .progress import progress
 
 log = logging.getLogger("seenn")
@@ -224,65 +223,11 @@ def beta_tag(beta: float) -> str:
     return f"{beta:g}".replace(".", "p").replace("-", "m")
 
 
-# --- policy files ----------------------------------------------------------------------------
-
-def save_policies(path, entries: list[dict], *, cfg: dict, in_channels: int, timesteps: int, grid: list[int],
-                  dataset: str) -> None:
-    """One file with every trained policy: entries [{"beta", "estimator", "train_split",
-    "sample_weighting", "variant", "r_t1", "state_dict"}] plus what is needed to rebuild them
-    (architecture, the SNN's T and the action grid, shared by every entry)."""
-    save_checked(path, {"kind": "policies", "entries": entries, "in_channels": in_channels, "actions": timesteps,
-                        "action_grid": list(grid), "dataset": dataset,
-                        **{k: cfg[k] for k in ("policy_stem_channels", "policy_stem_stride")},
-                        "policy_widths": list(cfg["policy_widths"])})
-
-
-def load_policies(path) -> tuple[dict, list[torch.nn.Module]]:
-    """(file contents, rebuilt policies in entry order)."""
-    obj = load_checked(path, what="SEENN-II policies", producer="the seenn2_train stage")
-    if obj.get("kind") != "policies":
-        raise SeennError(f"{path} is not a SEENN-II policy file (kind={obj.get('kind')!r}): delete it and rerun seenn2_train")
-    models = []
-    for e in obj["entries"]:
-        m = build_policy(obj["in_channels"], len(obj["action_grid"]), obj["policy_stem_channels"], obj["policy_widths"],
-                         obj["policy_stem_stride"], obj["action_grid"])
-        load_weights(m, e["state_dict"], path, "SEENN-II policy file")
-        models.append(m.eval())
-    return obj, models
-
-
-class EventMean(torch.nn.Module):
-    """The policy as the engine calls it on event data: the SNN's input [B, T, C, H, W] is
-    averaged over time first, as in training (`policy_input`)."""
-
-    def __init__(self, policy: torch.nn.Module):
-        super().__init__()
-        self.policy = policy
-        self.grid = policy.grid
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.policy(x.mean(1))
-
-
-def load_policy(path, spec: DatasetSpec) -> torch.nn.Module:
-    """The single policy saved by seenn2_evaluate (role 'policy'), as a network mapping the SNN's
-    input batch (`to_input`) to action logits [B, T]; used by `engine.load_policy`."""
-    obj, policies = load_policies(path)
-    if len(policies) != 1:
-        raise SeennError(f"{path} holds {len(policies)} policies, expected the one main-beta policy: rerun seenn2_evaluate")
-    check_trained_on(obj, spec, path, "SEENN-II policy", "rerun the SEENN-II stages")
-    return EventMean(policies[0]) if spec.event else policies[0]
-
-
 def evaluate_policy(policy, x: torch.Tensor, correct: torch.Tensor, device: torch.device) -> dict:
     """SEENN-II at test time: u = argmax pi(u|x); accuracy, average timesteps, exit histogram."""
     u = policy_exit(policy_logits(policy.to(device), x, device), policy.grid)
     acc, avg_t = exit_outcome(correct, u)
     return {"test_accuracy": acc, "test_avg_timesteps": avg_t, "test_exit_histogram": exit_histogram(u, correct.shape[1])}
-
-
-def write_rows(path, rows: list[dict]) -> None:
-    write_text(path, pd.DataFrame(rows).to_csv(index=False, float_format="%.6f"))
 
 
 def _run_fp(ctx, cell: dict, split: str) -> str:
@@ -317,7 +262,7 @@ def stage_seenn2_train(ctx) -> None:
         rows += [{**cell, **r} for r in log_rows]
     save_policies(ctx.outputs["policies"], entries, cfg=s, in_channels=policy_in_channels(spec), timesteps=c.shape[1],
                   grid=policy.grid, dataset=spec.name)
-    write_rows(ctx.outputs["log"], rows)
+    write_csv(ctx.outputs["log"], rows)
 
 
 def weighting_note(r: float, weighting: bool) -> dict:
@@ -334,7 +279,7 @@ def stage_seenn2_evaluate(ctx) -> None:
     counted on the real models)."""
     from .ops import ann_macs, snn_macs
     from .seenn1 import at_budget
-    from .train import load_snn
+    from .inference import load_snn
 
     obj, policies = load_policies(ctx.inputs["policies"])
     spec, xt, ct = load_policy_split(ctx.inputs["test"], ctx.inputs["logits_test"])
@@ -384,7 +329,7 @@ def stage_seenn2_evaluate(ctx) -> None:
                 # SEENN-II's dense cost (SNN at the average timesteps + policy) in SNN timesteps
                 "timestep_equivalents_with_policy": main["test_avg_timesteps"] + pol["macs"] / snn_ops["per_timestep"]},
     }
-    write_rows(ctx.outputs["sweep"], rows)
+    write_csv(ctx.outputs["sweep"], rows)
     write_json(ctx.outputs["result"], result)
     # the main-beta policy on its own, for the early-exit engine (energy and latency stages)
     save_policies(ctx.outputs["policy"], [obj["entries"][i]], cfg=obj, in_channels=obj["in_channels"],
@@ -420,9 +365,9 @@ def stage_seenn2_select(ctx) -> None:
     else:
         raise SeennError(f"seenn2_variant '{choice}' is not a variant of stage {ctx.name}; variants: {', '.join(names)}")
     table["chosen"] = table["variant"] == pick
-    write_rows(ctx.outputs["variants"], table.to_dict("records"))
+    write_csv(ctx.outputs["variants"], table.to_dict("records"))
     write_json(ctx.outputs["result"], {**results[pick], "selected_by": choice})
-    write_text(ctx.outputs["sweep"], Path(ctx.inputs[f"sweep_{pick}"]).read_text())
+    copy_text(ctx.inputs[f"sweep_{pick}"], ctx.outputs["sweep"])
 
 
 def _declared_choice(params: dict) -> str:
@@ -459,7 +404,7 @@ def _main_cell(ctx, cell: dict) -> tuple[torch.nn.Module, list[dict]]:
     keys = ("beta", "estimator", "train_split", "sample_weighting")
     for e, policy in zip(obj["entries"], policies):
         if all(e[k] == cell[k] for k in keys):
-            log_df = pd.read_csv(ctx.inputs["policy_log"])
+            log_df = read_csv(ctx.inputs["policy_log"])
             mine = log_df[(log_df["beta"] == cell["beta"])].drop(columns=list(keys))
             return policy, mine.to_dict("records")
     raise SeennError(f"{ctx.inputs['policies']} holds no policy for {cell}: rerun seenn2_train")
@@ -498,8 +443,8 @@ def stage_seenn2_compare(ctx) -> None:
                      "test_accuracy": r["test_accuracy"], "test_avg_timesteps": r["test_avg_timesteps"],
                      **{f"exit_t{t}": n for t, n in enumerate(r["test_exit_histogram"], 1)}})
         log_rows += [{**cell, **row} for row in lr]
-    write_rows(ctx.outputs["compare"], rows)
-    write_rows(ctx.outputs["log"], log_rows)
+    write_csv(ctx.outputs["compare"], rows)
+    write_csv(ctx.outputs["log"], log_rows)
 
 
 

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .evaluate import load_logits
+from .artifacts import load_logits, write_csv
 from .exits import exit_scores, seenn1_exit, seenn1_exit_many
-from .io import write_json, write_text
+from .io import write_json
 from .metrics import correctness, exit_histogram, exit_outcome
 
 
@@ -117,7 +117,7 @@ def stage_seenn1(ctx) -> None:
     table, result = calibrate(zv, yv, zt, yt, cfg)
     result.update({k: cfg[k] for k in ("temperature", "accumulate", "entropy_temperature")})
     result["settings"] = settings(cfg)
-    write_text(ctx.outputs["sweep"], table.to_csv(index=False, float_format="%.6f"))
+    write_csv(ctx.outputs["sweep"], table)
     write_json(ctx.outputs["result"], result)
 
 

@@ -1,47 +1,18 @@
 """QCFS ANN training: the first stage of the conversion branch.
 
 The ANN is the configured ResNet with QCFS activations (models/qcfs.py), trained by the same
-resumable loop as the direct SNN (train.fit_snn with T = 1 and plain cross-entropy): SGD with
+resumable loop as the direct SNN (training.fit, run with T = 1 and plain cross-entropy): SGD with
 momentum, cosine schedule, one checkpoint per epoch. Its hyperparameters live under
 `conversion:` so that changing them reruns only the conversion branch."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from .artifacts import load_split, save_ann, write_train_log
 from .checkpoint import fingerprint
-from .data import DatasetSpec
-from .data.prepared import load_split
-from .errors import SeennError
-from .io import check_trained_on, load_checked, load_weights, save_checked, sha256_file
-from .models.qcfs import build_qcfs_ann
-from .train import fit_snn, write_log
-
-ANN_KIND = "qcfs_ann"
-
-
-def require_static_images(spec: DatasetSpec, stage: str) -> None:
-    """Conversion feeds the analog image at every timestep: event data has no ANN counterpart."""
-    if spec.event:
-        raise SeennError(f"stage {stage}: the QCFS conversion branch needs a static-image dataset, but "
-                         f"'data.name: {spec.name}' holds event frames (use the direct branch for event data)")
-
-
-def save_ann(path: Path, model, *, model_cfg: dict, levels: int, spec: DatasetSpec) -> None:
-    """Checkpoint with everything needed to rebuild the ANN without the config."""
-    save_checked(path, {"kind": ANN_KIND, "state_dict": model.state_dict(), "model": model_cfg, "levels": levels,
-                        "dataset": spec.name, "num_classes": spec.num_classes})
-
-
-def load_ann(path: Path, spec: DatasetSpec):
-    """Rebuild the QCFS ANN saved by `save_ann`; errors name the file."""
-    ck = load_checked(path, what="QCFS ANN checkpoint", producer="the train_ann stage")
-    if ck.get("kind") != ANN_KIND:
-        raise SeennError(f"{path} is not a QCFS ANN checkpoint (kind={ck.get('kind')!r}): delete it and rerun train_ann")
-    check_trained_on(ck, spec, path, "QCFS ANN checkpoint", "rerun train_ann")
-    model = build_qcfs_ann(ck["model"], ck["levels"], 1.0, spec.input_shape[-3], spec.num_classes)
-    load_weights(model, ck["state_dict"], path, "QCFS ANN checkpoint")
-    return model, ck
+from .io import sha256_file
+from .losses import ann_loss
+from .models.qcfs import build_qcfs_ann, require_static_images
+from .training import fit
 
 
 def stage_train_ann(ctx) -> None:
@@ -53,13 +24,11 @@ def stage_train_ann(ctx) -> None:
     require_static_images(spec, ctx.name)
     model = build_qcfs_ann(p["model"], c["levels"], c["lambda_init"], spec.input_shape[-3], spec.num_classes)
     fp = fingerprint(p, sha256_file(ctx.inputs["train"]), sha256_file(ctx.inputs["val"]))
-    # T = 1 and the 'mean' loss make fit_snn plain ANN training with cross-entropy. `c` holds
-    # only the conversion keys this stage declares (stages.ANN_TRAIN_KEYS)
-    tcfg = {**c, "tet_lambda": 0.0, "tet_phi": 1.0}
-    rows = fit_snn(model, spec, x, y, xv, yv, timesteps=1, tcfg=tcfg, seed=p["seed"], device=ctx.device,
-                   ckpt_dir=ctx.checkpoint_dir, fp=fp, loss_name="mean", desc="train_ann")
+    # `c` holds only the conversion keys this stage declares (stages.ANN_TRAIN_KEYS)
+    rows = fit(model, ann_loss, spec, x, y, xv, yv, timesteps=1, cfg=c, seed=p["seed"], device=ctx.device,
+               ckpt_dir=ctx.checkpoint_dir, fp=fp, desc="train_ann")
     save_ann(ctx.outputs["model"], model.cpu(), model_cfg=p["model"], levels=c["levels"], spec=spec)
-    write_log(rows, ctx.outputs["log"])
+    write_train_log(ctx.outputs["log"], rows)
 
 
 # conversion keys the QCFS ANN training reads: conversion.max_timesteps reruns conversion, not training

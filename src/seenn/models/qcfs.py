@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import SeennError
 from .resnet import SpikingResNet, build_resnet
 
 
@@ -67,3 +68,10 @@ def build_qcfs_ann(model_cfg: dict, levels: int, lambda_init: float, in_channels
 def qcfs_layers(model: nn.Module) -> dict[str, QCFS]:
     """Every QCFS activation of a model by module name, in forward order."""
     return {name: m for name, m in model.named_modules() if isinstance(m, QCFS)}
+
+
+def require_static_images(spec, stage: str) -> None:
+    """The QCFS ANN takes the analog image (fed at every timestep once converted): event data has no ANN counterpart."""
+    if spec.event:
+        raise SeennError(f"stage {stage}: the QCFS conversion branch needs a static-image dataset, but "
+                         f"'data.name: {spec.name}' holds event frames (use the direct branch for event data)")

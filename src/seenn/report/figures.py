@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from ..evaluate import load_logits  # noqa: E402
+from ..artifacts import load_logits  # noqa: E402
 from ..exits import exit_scores  # noqa: E402
 from ..io import atomic_path, read_json  # noqa: E402
 from ..methods import seenn1_label  # noqa: E402

@@ -1,0 +1,101 @@
+"""The one training loop (training.py) and its criteria (losses.py): the ANN criterion is plain
+cross-entropy, TET alone takes lambda and phi, batches draw order then augmentation from one
+generator, and train_one_epoch steps the schedule per batch and reports batch-weighted means."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seenn.artifacts import TRAIN_LOG_COLUMNS
+from seenn.data import get_spec
+from seenn.data.augment import augmented_input
+from seenn.losses import ann_loss, cumulative_loss, mean_loss, snn_criterion, tet_loss
+from seenn.models import build_snn
+from seenn.training import ShuffledBatches, fit, train_one_epoch
+
+DIGITS = get_spec("digits")
+
+
+def test_ann_loss_is_cross_entropy_of_the_one_step_in_value_and_gradient():
+    out = torch.randn(1, 5, 10, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    y = torch.tensor([0, 3, 9, 1, 1])
+    loss = ann_loss(out, y)
+    (g,) = torch.autograd.grad(loss, out)
+    ref = F.cross_entropy(out[0], y)
+    (g_ref,) = torch.autograd.grad(ref, out)
+    assert torch.equal(loss, ref) and torch.equal(g, g_ref)
+    with pytest.raises(ValueError, match="one timestep, got T = 2"):
+        ann_loss(torch.zeros(2, 5, 10), y)
+
+
+def test_snn_criterion_gives_tet_its_parameters_and_no_other_loss_needs_them():
+    out = torch.randn(3, 4, 10, generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([1, 2, 3, 4])
+    assert torch.equal(snn_criterion("tet", 0.25, 0.5)(out, y), tet_loss(out, y, 0.25, 0.5))
+    assert snn_criterion("mean") is mean_loss and snn_criterion("cumulative") is cumulative_loss
+    with pytest.raises(ValueError, match="'tet' loss needs tet_lambda and tet_phi"):
+        snn_criterion("tet")
+    with pytest.raises(ValueError, match="unknown loss 'ce'"):
+        snn_criterion("ce")
+
+
+def test_batches_draw_the_order_then_each_augmentation_from_one_generator():
+    x = torch.randint(0, 256, (10, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    y = torch.arange(10)
+    data = ShuffledBatches(DIGITS, x, y, 4, "crop_flip", torch.Generator().manual_seed(7))
+    got = list(data)
+    g = torch.Generator().manual_seed(7)
+    order = torch.randperm(10, generator=g)
+    want = [(augmented_input("crop_flip", DIGITS, x[order[i : i + 4]], g), y[order[i : i + 4]]) for i in range(0, 10, 4)]
+    assert len(data) == 3 == len(got)
+    assert all(torch.equal(a, c) and torch.equal(b, d) for (a, b), (c, d) in zip(got, want))
+
+
+class _Linear(torch.nn.Module):
+    """A model with the SNN call signature: model(x, T) -> outputs [T, B, K]."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(3, 2)
+
+    def forward(self, x, timesteps):
+        return self.fc(x).expand(timesteps, -1, -1)
+
+
+def test_train_one_epoch_steps_the_schedule_per_batch_and_reports_batch_weighted_means():
+    torch.manual_seed(0)
+    model = _Linear()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    x, y = torch.randn(5, 3), torch.tensor([0, 1, 0, 1, 1])
+    data = [(x[:3], y[:3]), (x[3:], y[3:])]
+    seen = []
+
+    def criterion(out, yb):
+        seen.append((out.shape, float(mean_loss(out, yb).detach())))
+        return mean_loss(out, yb)
+
+    m = train_one_epoch(model, criterion, opt, data, torch.device("cpu"), timesteps=2, scheduler=sched)
+    assert [s for s, _ in seen] == [(2, 3, 2), (2, 2, 2)]
+    assert m["lr"] == 0.5 and opt.param_groups[0]["lr"] == 0.125  # stepped once per batch, lr read before
+    assert m["train_loss"] == pytest.approx((3 * seen[0][1] + 2 * seen[1][1]) / 5)
+    assert 0 <= m["train_acc"] <= 100 and model.training
+
+
+def test_fit_logs_one_row_per_epoch_and_repeats_itself(tmp_path):
+    x = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    y = torch.arange(16) % 10
+    cfg = {"epochs": 2, "batch_size": 8, "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0, "augment": "none"}
+
+    def run(tag):
+        torch.manual_seed(0)
+        model = build_snn({"arch": "resnet", "stem_channels": 4, "widths": [4], "blocks": [1]},
+                          {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}, 1, 10)
+        rows = fit(model, snn_criterion("cumulative"), DIGITS, x, y, x[:8], y[:8], timesteps=2, cfg=cfg, seed=1,
+                   device=torch.device("cpu"), ckpt_dir=tmp_path / tag, fp=tag, desc="fit")
+        return rows, torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    rows, w = run("a")
+    assert [tuple(r) for r in rows] == [TRAIN_LOG_COLUMNS] * 2 and [r["epoch"] for r in rows] == [1, 2]
+    rows_b, w_b = run("b")
+    assert rows_b == rows and torch.equal(w_b, w)
