@@ -9,7 +9,8 @@ from conftest import ROOT
 from seenn.config import config_digest, load_config, load_schema, select_keys
 from seenn.overlay import compose, use
 from seenn.report.pdf import config_source_lines, git_commit
-from seenn.stages import ALL_KEYS, BY_NAME
+from seenn.report.pdf import ALL_KEYS
+from seenn.stages import BY_NAME
 
 
 def git(cwd, *args):
