@@ -159,8 +159,7 @@ def _source(module: str) -> Path:
 
 
 def _is_module(module: str) -> bool:
-    base = PACKAGE_DIR.parent.joinpath(*module.split("."))
-    return (base / "__init__.py").is_file() or base.with_suffix(".py").is_file()
+    return _source(module).is_file()
 
 
 def _imports(module: str) -> set[str]:
