@@ -40,7 +40,7 @@ def paper_config(path) -> dict:
     return yaml.load(compose(path, ROOT / "config" / "defaults.yaml", root=ROOT), Loader=StrictLoader)
 
 
-PAPER_CONFIGS = sorted((ROOT / "config" / "paper").glob("*.yaml"))
+PAPER_CONFIGS = sorted(p for p in (ROOT / "config" / "paper").glob("*.yaml") if p.name != "numbers.yaml")  # the overlays
 
 
 def tiny_config() -> dict:

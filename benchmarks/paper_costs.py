@@ -1,0 +1,95 @@
+"""What each paper row costs: dense MACs per sample (counted on the real networks at the real
+input size by `seenn.ops`), the training FLOPs of its whole DAG, and the hours that would take on
+one GPU at an assumed sustained throughput. Prints a Markdown table (the README's cost table).
+
+    python benchmarks/paper_costs.py                     # every config/paper/<row>.yaml
+    python benchmarks/paper_costs.py --tflops 50 --rows resnet19_cifar10
+
+Estimated, not measured: FLOPs = 2 x MACs; a training step costs 3 forward passes (forward +
+backward); an SNN timestep costs its dense MACs whatever the spike sparsity (GPUs compute
+densely); the stem of a static image runs once per sample. Hours = FLOPs / (--tflops x 1e12) /
+3600: SNN training is bound by memory traffic of the elementwise neuron updates as much as by
+its convolutions, so the default 50 TFLOP/s (bf16 AMP on an A100/H100-class GPU at a few tens of
+percent of its peak) is a guess until `benchmarks/gpu_check.py` has timed the architectures on a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from seenn.config import StrictLoader, validate_config  # noqa: E402
+from seenn.data import get_spec  # noqa: E402
+from seenn.models import build_snn  # noqa: E402
+from seenn.models.policy import build_policy  # noqa: E402
+from seenn.ops import ann_macs, snn_macs  # noqa: E402
+from seenn.overlay import compose  # noqa: E402
+
+# training images per dataset (before the validation split is carved off) and test images
+POOL = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000), "imagenet": (1_281_167, 50_000),
+        "cifar10dvs": (9_000, 1_000)}
+FLOPS_PER_MAC, TRAIN_PASSES = 2, 3
+
+
+def row_config(path: Path) -> dict:
+    return validate_config(yaml.load(compose(path, ROOT / "config/defaults.yaml", root=ROOT), Loader=StrictLoader))
+
+
+def row_costs(cfg: dict) -> dict:
+    """MACs per sample and the DAG's training and evaluation FLOPs for one row's config."""
+    spec = get_spec(cfg["data"]["name"])
+    pool, n_test = POOL[spec.name]
+    n_val = n_test if cfg["data"].get("protocol") == "authors" else cfg["data"]["val_size"]
+    n_train = pool if cfg["data"].get("protocol") == "authors" else pool - n_val
+    t, c, f, s = cfg["train"], cfg["conversion"], cfg["finetune"], cfg["seenn2"]
+    T = t["timesteps"]
+    snn = build_snn(cfg["model"], cfg["neuron"], spec.input_shape[-3], spec.num_classes, event=spec.event)
+    m = snn_macs(snn, spec.input_shape)
+    per_sample = m["fixed"] + T * m["per_timestep"]  # one inference at fixed T
+    pol = build_policy(spec.input_shape[-3], T, s["policy_stem_channels"], s["policy_widths"], s["policy_stem_stride"])
+    policy_macs = ann_macs(pol, spec.input_shape[-3:])["macs"]  # event data: the policy sees the mean frame
+    flops = {}
+    flops["train_snn"] = t["epochs"] * n_train * per_sample * TRAIN_PASSES * FLOPS_PER_MAC
+    flops["finetune_snn"] = f["epochs"] * n_train * per_sample * TRAIN_PASSES * FLOPS_PER_MAC
+    # evaluation: the direct SNN on val + test, the fine-tuned one on train + val + test (its policy's data)
+    flops["evaluate"] = (2 * n_val + 2 * n_test + n_train) * per_sample * FLOPS_PER_MAC
+    n_policies = len(s["betas"]) + 6  # one per beta, and the estimator / split / weighting comparison cells
+    flops["seenn2"] = n_policies * s["epochs"] * n_train * policy_macs * TRAIN_PASSES * FLOPS_PER_MAC
+    if c["enabled"]:
+        ann = m["fixed"] + m["per_timestep"]
+        flops["train_ann"] = c["epochs"] * n_train * ann * TRAIN_PASSES * FLOPS_PER_MAC
+        Tc = c["max_timesteps"]
+        flops["evaluate_converted"] = (n_train + n_val + n_test) * (m["fixed"] + Tc * m["per_timestep"]) * FLOPS_PER_MAC
+        flops["seenn2_converted"] = 4 * len(s["betas"]) * s["epochs"] * n_train * policy_macs * TRAIN_PASSES * FLOPS_PER_MAC
+    return {"macs_per_timestep": m["per_timestep"], "macs_fixed": m["fixed"], "macs_per_sample": per_sample,
+            "policy_macs": policy_macs, "flops": flops, "total_flops": sum(flops.values())}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tflops", type=float, default=50.0, help="assumed sustained TFLOP/s of one GPU")
+    ap.add_argument("--rows", nargs="*", help="row ids (config/paper/<row>.yaml); default: all")
+    args = ap.parse_args(argv)
+    paths = sorted(p for p in (ROOT / "config/paper").glob("*.yaml") if p.name != "numbers.yaml")
+    if args.rows:
+        paths = [p for p in paths if p.stem in args.rows]
+    print(f"| paper row | T | MACs / sample (fixed T) | of which per timestep | DAG training + evaluation FLOPs | "
+          f"hours on one GPU (estimated, {args.tflops:g} TFLOP/s) |")
+    print("|---|---|---|---|---|---|")
+    for p in paths:
+        cfg = row_config(p)
+        r = row_costs(cfg)
+        print(f"| `{p.stem}` | {cfg['train']['timesteps']} | {r['macs_per_sample'] / 1e9:.3g} G | "
+              f"{r['macs_per_timestep'] / 1e9:.3g} G | {r['total_flops']:.2e} | "
+              f"{r['total_flops'] / (args.tflops * 1e12) / 3600:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

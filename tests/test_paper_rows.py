@@ -1,0 +1,129 @@
+"""Every paper row (config/paper/<row>.yaml) is a config that runs: it validates, names a row of
+config/paper/numbers.yaml, `snakemake -n` plans its whole DAG, and its networks take one training
+step and one evaluation step on a fixture batch (offline, CPU: a reduced input size where the
+real one is too slow, the real shapes otherwise)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+import yaml
+
+from conftest import PAPER_CONFIGS, ROOT, make_project, paper_config, sh
+from seenn.config import validate_config
+
+NUMBERS = yaml.safe_load((ROOT / "config/paper/numbers.yaml").read_text())
+METRICS = ("fixed_t_accuracy", "seenn1_accuracy", "seenn1_avg_timesteps", "seenn2_accuracy", "seenn2_avg_timesteps",
+           "aet", "empirical_aet")
+FIXTURE_SIDE = 64  # ImageNet networks take 64 px fixture images here (adaptive pooling: same layers as at 224)
+FIXTURE_TIMESTEPS = 2  # enough to exercise the recurrence; the configured T runs in the planned DAG
+
+
+def row_id(path) -> str:
+    return path.stem
+
+
+def test_every_overlay_is_a_row_of_the_numbers_file_and_back():
+    assert sorted(row_id(p) for p in PAPER_CONFIGS) == sorted(NUMBERS)
+
+
+@pytest.mark.parametrize("row", sorted(NUMBERS))
+def test_the_numbers_file_holds_only_numbers_or_blanks(row):
+    entry = NUMBERS[row]
+    assert set(entry) == {"title", "source", "max_timesteps", *METRICS}
+    for key in METRICS:
+        assert entry[key] is None or isinstance(entry[key], (int, float)), (row, key)
+
+
+@pytest.mark.parametrize("path", PAPER_CONFIGS, ids=row_id)
+def test_each_row_config_names_its_row_and_its_timesteps(path):
+    cfg = validate_config(paper_config(path))
+    assert cfg["report"]["paper_row"] == row_id(path)
+    max_t = NUMBERS[row_id(path)]["max_timesteps"]
+    if max_t is not None:  # a Table 5 row: the SNN runs the paper's T
+        assert cfg["train"]["timesteps"] == max_t
+
+
+def planned_jobs(project) -> dict[str, int]:
+    """rule -> job count from `snakemake -n`'s job stats table."""
+    out = sh(project, "snakemake", "-n", "--cores", "1").stdout
+    stats = out.split("Job stats:", 1)[1]
+    rows = re.findall(r"^(\w+)\s+(\d+)$", stats, flags=re.M)
+    return {rule: int(n) for rule, n in rows if rule != "total"}
+
+
+@pytest.mark.parametrize("path", PAPER_CONFIGS, ids=row_id)
+def test_snakemake_plans_the_whole_dag_of_each_row(path, tmp_path):
+    from seenn.stages import build_stages
+
+    cfg = validate_config(paper_config(path))
+    project = make_project(tmp_path / "p", cfg)
+    jobs = planned_jobs(project)
+    expected = {st.name for st in build_stages(cfg)}
+    assert set(jobs) - {"all"} == expected
+    assert all(n == 1 for rule, n in jobs.items())
+    if not cfg["conversion"]["enabled"]:
+        assert not any("convert" in name for name in expected)
+
+
+def fixture_batch(spec, n: int = 2):
+    """A fixture batch in the stored format of the dataset (uint8 images or float16 event frames)."""
+    g = torch.Generator().manual_seed(0)
+    shape = list(spec.input_shape)
+    if spec.event:
+        shape[0] = FIXTURE_TIMESTEPS
+        x = (torch.rand(n, *shape, generator=g) < 0.2).to(torch.float16)
+    else:
+        if shape[-1] > FIXTURE_SIDE:
+            shape[-2:] = [FIXTURE_SIDE, FIXTURE_SIDE]
+        x = torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8)
+    return x, torch.arange(n) % spec.num_classes
+
+
+def one_step(model, criterion, spec, x, y, augment: str, timesteps: int, stepwise_eval: bool = False):
+    """One SGD step on the fixture batch (with the row's augmentation), then per-timestep logits."""
+    from seenn.data.augment import augmented_input
+    from seenn.inference import predict_logits
+    from seenn.training import train_one_epoch
+
+    inputs = augmented_input(augment, spec, x, torch.Generator().manual_seed(0))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    before = [p.detach().clone() for p in model.parameters()]
+    m = train_one_epoch(model, criterion, opt, [(inputs, y)], torch.device("cpu"), timesteps=timesteps)
+    assert torch.isfinite(torch.tensor(m["train_loss"]))
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters())), "the step changed no weight"
+    return predict_logits(model, spec, x, FIXTURE_TIMESTEPS, 2, torch.device("cpu"), stepwise=stepwise_eval)
+
+
+@pytest.mark.parametrize("path", PAPER_CONFIGS, ids=row_id)
+def test_each_row_trains_and_evaluates_one_step_on_a_fixture_batch(path):
+    from seenn.convert import convert
+    from seenn.data import get_spec
+    from seenn.inference import predict_logits
+    from seenn.losses import ann_loss, snn_criterion
+    from seenn.models import build_snn
+    from seenn.models.policy import build_policy
+    from seenn.models.qcfs import build_qcfs_ann
+    from seenn.policy import policy_input
+
+    torch.manual_seed(0)
+    cfg = validate_config(paper_config(path))
+    spec = get_spec(cfg["data"]["name"])
+    x, y = fixture_batch(spec)
+    expected = (x.shape[0], FIXTURE_TIMESTEPS, spec.num_classes)
+    t = cfg["train"]
+    snn = build_snn(cfg["model"], cfg["neuron"], spec.input_shape[-3], spec.num_classes, event=spec.event)
+    z = one_step(snn, snn_criterion(t["loss"], t["tet_lambda"], t["tet_phi"]), spec, x, y, t["augment"], FIXTURE_TIMESTEPS)
+    assert z.shape == expected and torch.isfinite(z).all()
+    s = cfg["seenn2"]
+    policy = build_policy(spec.input_shape[-3], t["timesteps"], s["policy_stem_channels"], s["policy_widths"],
+                          s["policy_stem_stride"])
+    assert policy(policy_input(spec, x)).shape == (x.shape[0], t["timesteps"])
+    if cfg["conversion"]["enabled"]:  # the QCFS ANN's step, then the converted IF SNN, one timestep at a time
+        c = cfg["conversion"]
+        ann = build_qcfs_ann(cfg["model"], c["levels"], c["lambda_init"], spec.input_shape[-3], spec.num_classes)
+        one_step(ann, ann_loss, spec, x, y, c["augment"], 1)
+        z = predict_logits(convert(ann), spec, x, FIXTURE_TIMESTEPS, 2, torch.device("cpu"), stepwise=True)
+        assert z.shape == expected and torch.isfinite(z).all()
