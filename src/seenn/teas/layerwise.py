@@ -173,3 +173,29 @@ def run(model: nn.Module, x: torch.Tensor, windows: Sequence[int] | dict[str, in
     else:
         raise SeennError(f"layer-major execution supports SpikingResNet and TeasMLP, got {type(model).__name__}")
     return result
+
+
+@torch.no_grad()
+def synaptic_owners(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
+    """{Conv2d / Linear name: index of the spiking layer it belongs to}: the one whose window it
+    runs in (the stem under direct encoding, which runs once, belongs to the first layer).
+    Found by running one sample of `x` at windows of 1 and watching `on_layer`."""
+    current = [0]
+    owners: dict[str, int] = {}
+    handles = []
+
+    def watch(name: str):
+        def hook(module, args) -> None:
+            owners.setdefault(name, max(current[0] - 1, 0))
+
+        return hook
+
+    for name, m in model.named_modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            handles.append(m.register_forward_pre_hook(watch(name)))
+    try:
+        run(model, x[:1], [1] * len(spiking_layers(model)), on_layer=lambda t: current.__setitem__(0, t))
+    finally:
+        for h in handles:
+            h.remove()
+    return owners
