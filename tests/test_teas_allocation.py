@@ -99,7 +99,7 @@ def test_regularizer_gradient_lowers_activity():
     W = [4, 3, 3, 2, 2]
     params = regularizer.layer_parameters(m, x)
     res = layerwise.run(m, x, W)
-    ref = [float(r) for r in regularizer.spike_rates(res)]
+    ref = [float(r.detach()) for r in regularizer.spike_rates(res)]
     lr = regularizer.activity_regularizer(regularizer.spike_rates(res), params, ref)
     assert float(lr.detach()) == pytest.approx(1.0)
     lr.backward()
