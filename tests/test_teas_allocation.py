@@ -122,5 +122,7 @@ def test_teas_loss_adds_lambda_times_the_regularizer():
     total, ce, lr = total.detach(), ce.detach(), lr.detach()
     assert float(ce) == pytest.approx(float(torch.nn.functional.cross_entropy(res.logits.detach().mean(0), y)))
     assert float(total) == pytest.approx(float(ce) + 0.5 * float(lr))
+    _, ce_counts, _ = regularizer.teas_loss(res, y, params, 0.5, logit_scale=float(res.logits.shape[0]))
+    assert float(ce_counts.detach()) == pytest.approx(float(torch.nn.functional.cross_entropy(res.logits.detach().sum(0), y)))
     with pytest.raises(SeennError, match="lambda"):
         regularizer.teas_loss(res, y, params, -1.0)

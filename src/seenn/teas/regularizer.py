@@ -63,10 +63,12 @@ def activity_regularizer(rates: Sequence[torch.Tensor], params: Sequence[int],
 
 
 def teas_loss(result: LayerwiseResult, labels: torch.Tensor, params: Sequence[int], lam: float,
-              reference: Sequence[float] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Eq. 8: (CE + lambda l_r, CE, l_r), CE (Eq. 7) on the mean logits over the last window."""
+              reference: Sequence[float] | None = None,
+              logit_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. 8: (CE + lambda l_r, CE, l_r), CE (Eq. 7) on the mean logits over the last window
+    times `logit_scale` (1: the rate; the last window's length: the spike counts of TeasMLP)."""
     if lam < 0:
         raise SeennError(f"the regularizer's lambda must be >= 0, got {lam}")
-    ce = F.cross_entropy(result.mean_logits(), labels)
+    ce = F.cross_entropy(result.mean_logits() * logit_scale, labels)
     lr = activity_regularizer(spike_rates(result), params, reference)
     return ce + lam * lr, ce, lr
