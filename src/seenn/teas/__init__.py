@@ -1,0 +1,5 @@
+"""TEAS (layer-wise time steps guided by spiking activity): the research core, no stages yet.
+
+temporal (Eq. 3 conversion between windows), layerwise (layer-major execution), mlp (the TEAS
+MNIST network), activity (Eq. 2 profile, noise probe), allocation (windows at a scaling ratio,
+periodic adjustment), regularizer (Eq. 6-8), cost (operations, energy, timestep-equivalents)."""

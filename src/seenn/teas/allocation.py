@@ -1,0 +1,109 @@
+"""Windows per spiking layer from activity at a target overall scaling ratio, and their periodic
+adjustment during retraining (TEAS section 3.3). Definitions (the paper leaves them open):
+
+- Overall scaling ratio: rho = sum_l c_l T^l / (T sum_l c_l), the cost-weighted average window
+  over the full window T, with c_l the operations one step of layer l's window costs (cost.py:
+  the synaptic layers that run at each step of it); c = None weighs layers equally (the plain
+  average of the windows, the paper's "averaged time steps"). rho * T = timestep-equivalents.
+- Initial allocation: T^l = round(T * (a_l / a_max) ^ gamma) clipped to [1, T], a_l the layer's
+  per-neuron activity (activity.LayerActivity.rate). The most active layer keeps T; gamma = 0
+  keeps every window at T, gamma = 1 shortens in proportion to activity, larger gamma shortens
+  more; a more active layer never gets fewer steps. Among the integer allocations of this family
+  (every gamma >= 0, enumerated exactly at the rounding breakpoints) the one whose rho is
+  closest to the target is taken, ties to the larger rho. Only as close as the family allows:
+  when every layer is equally active, every layer keeps T.
+- Adjustment (every few epochs): recompute that allocation from the activity measured since the
+  last adjustment; among the layers whose window differs from it, only the `layers_per_step`
+  most active ones move, each by at most `max_change` steps toward it ("we only update some of
+  the most active layers during this process each iteration", "smaller tuning magnitudes").
+  Steps come off the layers whose activity fell (the regularizer pushes the least active layers
+  hardest) and go back where it rose, at the same ratio. The final adjustment (`final=True`)
+  takes the allocation whole."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import SeennError
+
+
+def _costs(costs: Sequence[float] | None, n: int) -> np.ndarray:
+    c = np.ones(n) if costs is None else np.asarray(costs, dtype=np.float64)
+    if c.shape != (n,) or (c < 0).any() or not c.sum() > 0:
+        raise SeennError(f"layer costs must be {n} non-negative numbers with a positive sum, got {costs!r}")
+    return c
+
+
+def scaling_ratio(windows: Sequence[int], costs: Sequence[float] | None, T: int) -> float:
+    """rho = sum_l c_l T^l / (T sum_l c_l)."""
+    c = _costs(costs, len(windows))
+    return float((c * np.asarray(windows, dtype=np.float64)).sum() / (T * c.sum()))
+
+
+def _check(activity: Sequence[float], T: int, rho: float) -> np.ndarray:
+    a = np.asarray(activity, dtype=np.float64)
+    if a.ndim != 1 or a.size == 0 or (a < 0).any() or not a.max() > 0 or not np.isfinite(a).all():
+        raise SeennError(f"activity must be non-negative per-layer numbers, not all zero, got {activity!r}")
+    if not isinstance(T, int) or T < 1:
+        raise SeennError(f"the full window T must be an integer >= 1, got {T!r}")
+    if not 0 < rho <= 1:
+        raise SeennError(f"the target scaling ratio must be in (0, 1], got {rho}")
+    return a
+
+
+def _windows(r: np.ndarray, gammas: np.ndarray, T: int) -> np.ndarray:
+    """[G, L] windows round(T r^gamma) clipped to [1, T] (0^gamma = 0 for gamma > 0)."""
+    with np.errstate(divide="ignore"):
+        w = T * np.power(r[None, :], gammas[:, None])
+    w[:, r == 0] = np.where(gammas[:, None] > 0, 0.0, float(T))
+    return np.clip(np.floor(w + 0.5), 1, T).astype(np.int64)
+
+
+def allocate(activity: Sequence[float], costs: Sequence[float] | None, T: int, rho: float) -> list[int]:
+    """The initial allocation at target ratio `rho` (see the module docstring)."""
+    a = _check(activity, T, rho)
+    c = _costs(costs, a.size)
+    r = a / a.max()
+    inner = r[(r > 0) & (r < 1)]
+    ks = np.arange(1, T)
+    if inner.size and ks.size:  # gamma where T r^gamma = k + 0.5: a window's rounding changes there
+        br = np.unique((np.log((ks[None, :] + 0.5) / T) / np.log(inner[:, None])).ravel())
+        gammas = np.concatenate([[0.0], (br[:-1] + br[1:]) / 2, [br[-1] * 2 + 1]])
+    else:
+        gammas = np.array([0.0, 1.0])
+    W = _windows(r, gammas, T)
+    ratios = (W * c).sum(1) / (T * c.sum())
+    best = np.lexsort((-ratios, np.abs(ratios - rho)))[0]
+    return [int(w) for w in W[best]]
+
+
+def adjust(windows: Sequence[int], activity: Sequence[float], costs: Sequence[float] | None, T: int, rho: float,
+           layers_per_step: int = 2, max_change: int = 1, final: bool = False) -> list[int]:
+    """One periodic adjustment of `windows` toward the allocation of the current `activity`."""
+    target = allocate(activity, costs, T, rho)
+    if len(windows) != len(target):
+        raise SeennError(f"{len(windows)} windows for {len(target)} layers of activity")
+    if final:
+        return target
+    if layers_per_step < 1 or max_change < 1:
+        raise SeennError(f"layers_per_step and max_change must be >= 1, got {layers_per_step}, {max_change}")
+    new = [int(w) for w in windows]
+    order = sorted(range(len(new)), key=lambda l: (-float(activity[l]), l))
+    moved = 0
+    for l in order:
+        if new[l] != target[l] and moved < layers_per_step:
+            step = max(-max_change, min(max_change, target[l] - new[l]))
+            new[l] += step
+            moved += 1
+    return new
+
+
+def timestep_equivalents(windows: Sequence[int], costs: Sequence[float] | None) -> float:
+    """The cost-weighted average window: rho * T (for SEENN, whose layers share the window, the
+    average exit timestep)."""
+    return scaling_ratio(windows, costs, 1)
+
+
+__all__ = ["adjust", "allocate", "scaling_ratio", "timestep_equivalents"]

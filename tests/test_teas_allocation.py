@@ -1,0 +1,128 @@
+"""TEAS allocation at a scaling ratio, periodic adjustment, and the Eq. 6-8 regularizer."""
+
+import numpy as np
+import pytest
+import torch
+
+from seenn.errors import SeennError
+from seenn.models import build_snn
+from seenn.teas import layerwise, regularizer
+from seenn.teas.allocation import adjust, allocate, scaling_ratio, timestep_equivalents
+
+NEURON = {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}
+
+
+def test_scaling_ratio_is_the_cost_weighted_average_window_over_T():
+    assert scaling_ratio([8, 4, 2], [1, 2, 1], 8) == pytest.approx((8 + 8 + 2) / 32)
+    assert scaling_ratio([8, 4, 2], None, 8) == pytest.approx(14 / 24)
+    assert timestep_equivalents([8, 4, 2], [1, 2, 1]) == pytest.approx(18 / 4)
+    assert timestep_equivalents([3, 3, 3], [5, 1, 7]) == pytest.approx(3)  # SEENN: one shared window
+
+
+def test_allocation_hand_computed():
+    a = [1.0, 0.5, 0.25]
+    assert allocate(a, None, 8, 14 / 24) == [8, 4, 2]  # gamma = 1: in proportion to activity
+    assert allocate(a, None, 8, 1.0) == [8, 8, 8]  # gamma = 0
+    assert allocate(a, None, 8, 0.01) == [8, 1, 1]  # the most active layer keeps T
+    # costs [1, 1, 10], target 0.3: [8,4,2] -> 32/96, [8,3,2] -> 31/96, [8,3,1] -> 21/96: the closest is [8,3,2]
+    assert allocate(a, [1, 1, 10], 8, 0.3) == [8, 3, 2]
+    assert allocate([0.5, 1.0, 0.0], None, 4, 7 / 12) == [2, 4, 1]  # a silent layer gets one step
+    assert allocate([0.5, 1.0, 0.0], None, 4, 0.5) == [1, 4, 1]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_allocation_is_the_closest_of_its_family(seed):
+    rng = np.random.default_rng(seed)
+    a, c, T = rng.random(6), rng.random(6) + 0.1, 16
+    rho = float(rng.uniform(0.2, 0.9))
+    w = allocate(a, c, T, rho)
+    top = int(np.argmax(a))
+    assert w[top] == T and all(1 <= v <= T for v in w)
+    order = np.argsort(-a)
+    assert all(w[order[i]] >= w[order[i + 1]] for i in range(5))  # more active, never fewer steps
+    best = min(abs(scaling_ratio(np.clip(np.floor(T * (a / a.max()) ** g + 0.5), 1, T), c, T) - rho)
+               for g in np.linspace(0, 40, 4001))
+    assert abs(scaling_ratio(w, c, T) - rho) <= best + 1e-12
+
+
+def test_adjustment_moves_a_few_of_the_most_active_layers_a_little():
+    a = [1.0, 0.5, 0.25]  # allocation at 14/24: [8, 4, 2]
+    assert adjust([8, 8, 8], a, None, 8, 14 / 24, layers_per_step=1) == [8, 7, 8]
+    assert adjust([8, 8, 8], a, None, 8, 14 / 24, layers_per_step=2, max_change=3) == [8, 5, 5]
+    assert adjust([8, 8, 8], a, None, 8, 14 / 24, final=True) == [8, 4, 2]
+    # activity rose in the last layer: it gets a step back; the layer already at its target is left
+    assert adjust([8, 4, 1], [1.0, 0.5, 0.3], None, 8, 14 / 24, layers_per_step=1) == [8, 4, 2]
+    assert adjust([8, 4, 2], a, None, 8, 14 / 24) == [8, 4, 2]
+
+
+def test_bad_allocation_inputs_are_named():
+    with pytest.raises(SeennError, match="scaling ratio"):
+        allocate([1.0, 0.5], None, 8, 0.0)
+    with pytest.raises(SeennError, match="activity"):
+        allocate([0.0, 0.0], None, 8, 0.5)
+    with pytest.raises(SeennError, match="costs"):
+        allocate([1.0, 0.5], [1.0], 8, 0.5)
+
+
+def test_regularizer_value_and_gradient_by_hand():
+    A = torch.tensor([0.5, 0.25], requires_grad=True)
+    lr = regularizer.activity_regularizer([A[0], A[1]], [10, 30], reference=[0.5, 0.5])
+    assert float(lr.detach()) == pytest.approx((10 * 0.5 / 0.5 + 30 * 0.25 / 0.5) / 40)
+    lr.backward()
+    assert torch.allclose(A.grad, torch.tensor([10 / (0.5 * 40), 30 / (0.5 * 40)]))
+    B = torch.tensor([0.5, 0.25], requires_grad=True)
+    lr = regularizer.activity_regularizer([B[0], B[1]], [10, 30])  # reference: the batch's own activity
+    assert float(lr.detach()) == pytest.approx(1.0)
+    lr.backward()
+    assert torch.allclose(B.grad, torch.tensor([10 / (0.5 * 40), 30 / (0.25 * 40)]))  # the quieter layer, harder
+    C = torch.tensor([0.5, 0.0], requires_grad=True)
+    assert float(regularizer.activity_regularizer([C[0], C[1]], [10, 30]).detach()) == pytest.approx(10 / 40)  # silent: left out
+
+
+def tiny():
+    torch.manual_seed(0)
+    return build_snn({"arch": "resnet", "stem_channels": 4, "widths": [4, 8], "blocks": [1, 1]}, NEURON, 1, 5)
+
+
+def test_layer_parameters_follow_the_windows():
+    m, x = tiny(), torch.randn(2, 1, 8, 8)
+    p = regularizer.layer_parameters(m, x)
+    # stem 1*4*9; block 0: conv1, conv2 4*4*9; block 1: conv1 4*8*9, conv2 8*8*9 + shortcut 4*8, fc 8*5 + 5
+    assert p == [36, 144, 144, 288, 576 + 32 + 45]
+    assert sum(p) == sum(q.numel() for n, q in m.named_parameters() if "bn" not in n and "shortcut.2" not in n
+                         and "stem.1" not in n)
+
+
+def test_regularizer_gradient_lowers_activity():
+    m = tiny()
+    x = torch.randn(8, 1, 8, 8) * 2
+    W = [4, 3, 3, 2, 2]
+    params = regularizer.layer_parameters(m, x)
+    res = layerwise.run(m, x, W)
+    ref = [float(r.detach()) for r in regularizer.spike_rates(res)]
+    lr = regularizer.activity_regularizer(regularizer.spike_rates(res), params, ref)
+    assert float(lr.detach()) == pytest.approx(1.0)
+    lr.backward()
+    grads = [q.grad.abs().sum() for n, q in m.named_parameters() if "conv" in n]
+    assert all(float(g) > 0 for g in grads)
+    with torch.no_grad():
+        for q in m.parameters():
+            if q.grad is not None:
+                q -= 0.05 * q.grad
+        after = regularizer.activity_regularizer(regularizer.spike_rates(layerwise.run(m, x, W)), params, ref)
+    assert float(after.detach()) < 0.99  # one step on l_r alone: the weighted activity went down
+
+
+def test_teas_loss_adds_lambda_times_the_regularizer():
+    m = tiny()
+    x, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
+    res = layerwise.run(m, x, [3, 2, 2, 1, 1])
+    params = regularizer.layer_parameters(m, x)
+    total, ce, lr = regularizer.teas_loss(res, y, params, 0.5)
+    total, ce, lr = total.detach(), ce.detach(), lr.detach()
+    assert float(ce) == pytest.approx(float(torch.nn.functional.cross_entropy(res.logits.detach().mean(0), y)))
+    assert float(total) == pytest.approx(float(ce) + 0.5 * float(lr))
+    _, ce_counts, _ = regularizer.teas_loss(res, y, params, 0.5, logit_scale=float(res.logits.shape[0]))
+    assert float(ce_counts.detach()) == pytest.approx(float(torch.nn.functional.cross_entropy(res.logits.detach().sum(0), y)))
+    with pytest.raises(SeennError, match="lambda"):
+        regularizer.teas_loss(res, y, params, -1.0)

@@ -1,0 +1,134 @@
+"""TEAS layer-major execution: equal windows reproduce forward(x, T); unequal windows run; the MLP."""
+
+import pytest
+import torch
+
+from seenn.errors import SeennError
+from seenn.models import build_if_snn, build_snn
+from seenn.models.resnet import TimeFold
+from seenn.neurons import IF, LIF
+from seenn.teas import layerwise
+from seenn.teas.mlp import TeasMLP
+
+NEURON = {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}
+ARCH = {"arch": "resnet", "stem_channels": 4, "widths": [4, 8], "blocks": [1, 2]}
+
+
+def lif_net(event=False, in_ch=1):
+    torch.manual_seed(0)
+    return build_snn(ARCH, NEURON, in_ch, 5, event=event)
+
+
+def if_net():
+    torch.manual_seed(0)
+    m = build_if_snn(ARCH, 1, 5)
+    for i, slot in enumerate(mm for mm in m.modules() if isinstance(mm, TimeFold)):
+        slot.neuron.threshold.fill_(0.4 + 0.15 * i)  # a lambda per layer, as after conversion
+    return m
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_equal_windows_equal_forward_lif(train):
+    m = lif_net().train(train)
+    x = torch.randn(3, 1, 12, 12) * 3
+    with torch.no_grad():
+        ref = m(x, 4)
+        res = layerwise.run(m, x, [4] * 7)
+    assert torch.equal(res.logits, ref)
+    assert res.logits.abs().sum() > 0
+
+
+def test_equal_windows_equal_forward_if():
+    m = if_net().eval()
+    x = torch.randn(3, 1, 12, 12) * 3
+    with torch.no_grad():
+        ref = m(x, 6)
+        res = layerwise.run(m, x, [6] * 7)
+    assert torch.equal(res.logits, ref)
+    assert any(bool((s != 0).any()) for s in res.spikes.values())
+
+
+def test_equal_windows_equal_forward_event_input():
+    m = lif_net(event=True, in_ch=2).eval()
+    x = torch.rand(2, 5, 2, 12, 12) * 2
+    with torch.no_grad():
+        assert torch.equal(layerwise.run(m, x, [5] * 7).logits, m(x, 5))
+
+
+@pytest.mark.parametrize("conversion", ["eq3", "naive"])
+def test_unequal_windows_run_with_the_right_shapes(conversion):
+    m = if_net().eval()
+    x = torch.randn(2, 1, 12, 12) * 3
+    W = [6, 3, 8, 2, 5, 4, 7]
+    with torch.no_grad():
+        res = layerwise.run(m, x, W, conversion)
+    assert res.logits.shape == (7, 2, 5)
+    assert [s.shape[0] for s in res.spikes.values()] == W
+    assert res.mean_logits().shape == (2, 5)
+    names = layerwise.spiking_layers(m)
+    assert list(res.spikes) == names and names[:3] == ["stem_act", "layers.0.act1", "layers.0.act2"]
+    with torch.no_grad():
+        assert torch.equal(layerwise.run(m, x, W, conversion).logits, res.logits)  # deterministic
+
+
+def test_gradients_cross_unequal_windows():
+    m = lif_net()
+    x = torch.randn(4, 1, 12, 12) * 3
+    layerwise.run(m, x, [4, 2, 3, 1, 4, 2, 3]).mean_logits().sum().backward()
+    assert m.stem[0].weight.grad.abs().sum() > 0
+
+
+def test_fire_records_the_firing_potential():
+    n = IF(1.0, 0.5)  # u: .5+.7=1.2 fire -> .2, .9, 1.6 fire -> .6, 1.3 fire -> .3
+    f = layerwise.fire(n, torch.full((4, 1), 0.7))
+    assert torch.equal(f.spikes.flatten(), torch.tensor([1.0, 0.0, 1.0, 1.0]))
+    assert torch.allclose(f.v_fire, torch.tensor([(1.2 + 1.6 + 1.3) / 3]))
+    lif = LIF(0.5, 1.0)  # u: .8, .4+.8=1.2 fire -> 0, .8, 1.2 fire
+    g = layerwise.fire(lif, torch.full((4, 1), 0.8))
+    assert torch.equal(g.spikes.flatten(), torch.tensor([0.0, 1.0, 0.0, 1.0]))
+    assert torch.allclose(g.v_fire, torch.tensor([1.2]))
+    assert float(layerwise.fire(lif, torch.zeros(3, 1)).v_fire) == 0.0  # silent
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (1, 8, 8)])
+def test_mlp_forward_and_layer_major(shape):
+    torch.manual_seed(0)
+    m = TeasMLP(shape, 10, hidden=32)
+    x = torch.rand(5, *shape) * 2
+    out = m(x, 6)
+    assert out.shape == (6, 5, 10) and set(out.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(layerwise.run(m, x, [6, 6]).logits, out)
+    res = layerwise.run(m, x, [6, 3])
+    assert res.logits.shape == (3, 5, 10)
+    res.mean_logits().sum().backward()
+    assert m.stem[1].weight.grad.abs().sum() > 0  # through the output surrogate and the conversion
+    with pytest.raises(SeennError, match="inputs"):
+        m(torch.rand(2, 1, 9, 9), 2)
+
+
+def test_bad_windows_are_named():
+    m = lif_net()
+    x = torch.randn(1, 1, 12, 12)
+    with pytest.raises(SeennError, match="7 spiking layers"):
+        layerwise.run(m, x, [4, 4])
+    with pytest.raises(SeennError, match="layers.0.act1"):
+        layerwise.run(m, x, [4, 0, 4, 4, 4, 4, 4])
+    with pytest.raises(SeennError, match="conversion"):
+        layerwise.run(m, x, [4] * 7, conversion="spline")
+
+
+def test_residual_shortcut_is_converted_to_the_block_output_window():
+    from seenn.teas.temporal import convert
+
+    m = lif_net().eval()
+    x = torch.randn(3, 1, 12, 12) * 3
+    with torch.no_grad():
+        res = layerwise.run(m, x, [4, 4, 2, 2, 2, 2, 2])
+        b = m.layers[0]  # identity shortcut: the stem's train, converted 4 -> 2, is added to the main path
+        f0 = layerwise.fire(m.stem_act.neuron, m.encode(x, 4).reshape(4, 3, 4, 12, 12))
+        f1 = layerwise.fire(b.act1.neuron, b.bn1(b.conv1(f0.spikes.flatten(0, 1))).reshape(4, 3, 4, 12, 12))
+        main = b.bn2(b.conv2(convert(f1.spikes, f1.v_fire, 1.0, 2).flatten(0, 1)))
+        short = convert(f0.spikes, f0.v_fire, 1.0, 2).flatten(0, 1)
+        f2 = layerwise.fire(b.act2.neuron, (main + short).reshape(2, 3, 4, 12, 12))
+    assert torch.equal(res.spikes["layers.0.act2"], f2.spikes)
+    assert not torch.equal(short, f0.spikes[:2].flatten(0, 1))  # the conversion is not a truncation here
