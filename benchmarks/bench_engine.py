@@ -38,7 +38,7 @@ from seenn.exits import ExitAt, exit_scores, seenn1_exit  # noqa: E402
 from seenn.io import read_json  # noqa: E402
 from seenn.latency import keep_freed_memory, method_runs, paired_ratio, time_rounds  # noqa: E402
 from seenn.methods import engine_methods  # noqa: E402
-from seenn.models.resnet import ann_twin  # noqa: E402
+from seenn.models import ann_twin  # noqa: E402
 from seenn.kernels import compile_available, set_fused  # noqa: E402
 from seenn.inference import load_snn  # noqa: E402
 

@@ -92,7 +92,7 @@ def test_overlay_marks_the_values_it_changes_and_keeps_the_rest():
     assert "# ResNet-19, CIFAR-10, T=4" in text  # the overlay's own header
     lines = text.splitlines()
     assert "  name: cifar10         # overlay (default \"digits\"); digits | cifar10 | cifar100 | cifar10dvs" in lines
-    assert "  blocks: [3, 3, 2]     # overlay (default [1, 1, 1])" in lines
+    assert "  blocks: [3, 3, 2]     # overlay (default [1, 1, 1]); arch resnet only" in lines
     assert "  alpha_steps: 200" in lines  # unchanged, as in the defaults
     assert "  accumulate: sum       # score z_t (sum of outputs, as the authors) or z_t / t (mean)" in lines
 
@@ -173,7 +173,7 @@ def test_cli_config_use(tmp_path):
     r = subprocess.run([*run, str(bad), "--output", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.splitlines() == [
         f"seenn: error: overlay {bad}: key 'model.depth' is not in config/defaults.yaml (an overlay changes existing "
-        f"keys only; allowed here: arch, stem_channels, widths, blocks)"]
+        f"keys only; allowed here: arch, stem_channels, widths, blocks, sew_connect)"]
     r = subprocess.run([*run, "--output", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0 and out.read_text() == (ROOT / "params.yaml").read_text()
     validate = [sys.executable, "-m", "seenn", "validate", "--config", str(out)]

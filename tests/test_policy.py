@@ -218,7 +218,7 @@ def test_policy_costs_the_papers_share_of_resnet19():
     """Counted on the real models of the paper config: the ResNet-8 policy's MACs are 0.547 % of
     one ResNet-19 timestep on 32x32 CIFAR-10 images, the share the paper reports."""
     from conftest import ROOT, paper_config
-    from seenn.models.resnet import build_snn
+    from seenn.models import build_snn
     from seenn.ops import ann_macs, snn_macs
 
     cfg = paper_config(ROOT / "config/paper/resnet19_cifar10.yaml")

@@ -7,7 +7,8 @@ import pytest
 from seenn import augment_modes, exits, losses, neurons, policy, runtime
 from seenn.config import load_schema
 from seenn.data import registry as datasets
-from seenn.models.resnet import ARCHITECTURES
+from seenn.models import ARCHITECTURES
+from seenn.models.sew import CONNECTS
 
 
 def enum(path: str) -> set:
@@ -21,6 +22,7 @@ def enum(path: str) -> set:
 TIED = {
     "data.name": lambda: datasets(),
     "model.arch": lambda: ARCHITECTURES,
+    "model.sew_connect": lambda: CONNECTS,
     "neuron.surrogate": lambda: neurons.SURROGATES,
     "train.loss": lambda: losses.LOSSES,
     "finetune.loss": lambda: losses.FINETUNE_LOSSES,

@@ -5,9 +5,11 @@ starting at lam/2 and reset by subtraction (neurons.IF); every other layer is co
 BatchNorm is kept as the affine map of its running statistics (the network only runs in eval
 mode), applied to each timestep's input current exactly as the ANN applies it once: folding it
 into the convolution would give the same numbers up to rounding. Max-pooling has no spike
-counterpart that preserves rates and is refused; the ResNet here uses average pooling only.
+counterpart that preserves rates and is refused, and so is a SEW block's connect function (its
+output is no ReLU of a current); the error names the `model.arch`. The other architectures use
+average pooling only.
 
-The converted network is the same ResNet class with IF neurons (models.build_if_snn), so the
+The converted network is the same network class with IF neurons (models.build_if_snn), so the
 evaluate stage, inference.predict_logits and stepwise mode run it like the direct SNN. Input: the analog
 image at every timestep (direct encoding); output: per-timestep logits O_t whose running sum
 z_t = O_1 + ... + O_t is what every metric and exit rule reads (z_t / t approaches the ANN's
@@ -26,7 +28,8 @@ from .errors import SeennError
 from .inference import predict_logits
 from .io import write_json
 from .models.qcfs import QCFS, build_qcfs_ann, qcfs_layers, require_static_images
-from .models.resnet import TimeFold
+from .models.base import TimeFold
+from .models.sew import SEWConnect
 from .neurons import IF
 
 log = logging.getLogger("seenn")
@@ -36,11 +39,16 @@ ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Sigmoid, nn
 
 
 def check_convertible(ann: nn.Module) -> None:
-    """Raise SeennError naming the first layer the conversion cannot map to IF neurons."""
+    """Raise SeennError naming the arch and the first layer the conversion cannot map to IF neurons."""
+    arch = getattr(ann, "arch", "?")
     for name, m in ann.named_modules():
         if isinstance(m, MAX_POOLS):
-            raise SeennError(f"layer '{name}' is max-pooling ({type(m).__name__}), which has no rate-preserving "
-                             f"spiking counterpart: use average pooling in the ANN before converting")
+            raise SeennError(f"model.arch '{arch}' cannot be converted: layer '{name}' is max-pooling "
+                             f"({type(m).__name__}), which has no rate-preserving spiking counterpart: use average "
+                             f"pooling in the ANN before converting")
+        if isinstance(m, SEWConnect):  # g(A, S) joins spikes after the neurons
+            raise SeennError(f"model.arch '{arch}' cannot be converted: layer '{name}' is a spike-element-wise "
+                             f"connect ({m.extra_repr()}), not a ReLU network's activation")
         if isinstance(m, ACTIVATIONS):
             raise SeennError(f"layer '{name}' is a {type(m).__name__} activation: only QCFS activations convert "
                              f"to IF neurons (train the ANN with QCFS in every activation slot)")

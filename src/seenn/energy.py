@@ -12,8 +12,13 @@ outputs at each kernel position that lands inside the output (padding taps are n
 computed as a convolution of the per-position spike counts with a kernel of ones. Average
 pooling of spikes is linear, so a layer fed by pooled spikes (the downsampling shortcut's
 avgpool + 1x1 conv, the classifier after global average pooling) counts each underlying spike
-once per synapse it reaches, as if the 1/k^2 were folded into its weights. Neuron updates,
-BatchNorm and residual additions are not counted (the usual convention).
+once per synapse it reaches, as if the 1/k^2 were folded into its weights. Max-pooling of
+spikes gives spikes (0/1), counted as any spike input. A module with `combine_counts` (the SEW
+connect g(A, S), models/sew.py) joins spike trains after the neurons: under ADD an element may
+carry 2 or more spikes, and a layer fed by it counts one AC per spike per synapse (the input's
+value times its synapses), as if the spikes of A and S arrived separately, which is what an
+event-driven chip does with them. Neuron updates, BatchNorm and residual additions are not
+counted (the usual convention).
 
 Energy: 0.9 pJ per addition and 4.6 pJ per multiplication; an AC is one addition, a MAC one
 multiplication plus one addition (5.5 pJ). Counts are per timestep actually run: the engine
@@ -80,9 +85,8 @@ def synapses(counts: torch.Tensor, layer: nn.Module) -> torch.Tensor:
     return linear_synapses(counts, layer)
 
 
-def _pooled_counts(pool: nn.Module, spikes: torch.Tensor) -> torch.Tensor | None:
-    """Events per pooling window (sum pooling of the spike indicator), or None if not exact."""
-    nz = (spikes != 0).to(torch.float32)
+def _pooled_counts(pool: nn.Module, nz: torch.Tensor) -> torch.Tensor | None:
+    """Events per pooling window (sum pooling of the events per element `nz`), or None if not exact."""
     if isinstance(pool, nn.AvgPool2d):
         return F.avg_pool2d(nz, pool.kernel_size, pool.stride, pool.padding, pool.ceil_mode, True, divisor_override=1)
     size = pool.output_size if isinstance(pool.output_size, tuple) else (pool.output_size, pool.output_size)
@@ -122,6 +126,8 @@ class OpCounter:
                     self.linear.add(name or "input")
             elif isinstance(m, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)) and not self.dense:
                 self._handles.append(m.register_forward_hook(self._pool_hook))
+            elif hasattr(m, "combine_counts") and not self.dense:
+                self._handles.append(m.register_forward_hook(self._combine_hook))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -130,13 +136,30 @@ class OpCounter:
         self._handles.clear()
         self._pooled.clear()
 
+    def _remember(self, out: torch.Tensor, counts: torch.Tensor) -> None:
+        """Record the events per element of `out` (a pooling or connect output) for the layers it feeds."""
+        self._pooled = {k: v for k, v in self._pooled.items() if v[0]() is not None}
+        self._pooled[id(out)] = (weakref.ref(out), counts)
+
+    def _events(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Events per element of `x`: recorded for a pooling / connect output, else its spike indicator."""
+        counts = self._pooled_input(x)
+        return spike_counts(x) if counts is None else counts
+
     def _pool_hook(self, module, args, out) -> None:
         x = args[0]
-        if x.dim() == 4 and is_spike_tensor(x):
-            counts = _pooled_counts(module, x)
+        if x.dim() == 4:
+            events = self._events(x)
+            counts = None if events is None else _pooled_counts(module, events)
             if counts is not None:
-                self._pooled = {k: v for k, v in self._pooled.items() if v[0]() is not None}
-                self._pooled[id(out)] = (weakref.ref(out), counts)
+                self._remember(out, counts)
+
+    def _combine_hook(self, module, args, out) -> None:
+        a, s = (self._events(t) for t in args[:2])
+        if a is not None and s is not None:
+            counts = module.combine_counts(a, s, out)
+            if counts is not None:
+                self._remember(out, counts)
 
     def _pooled_input(self, x: torch.Tensor) -> torch.Tensor | None:
         for ref, counts in self._pooled.values():
@@ -150,9 +173,7 @@ class OpCounter:
             x = args[0]
             kind, counts = "MAC", None
             if not self.dense:
-                counts = self._pooled_input(x)
-                if counts is None:
-                    counts = spike_counts(x)
+                counts = self._events(x)
                 if counts is not None:
                     kind = "AC"
             if counts is None:  # dense: every synapse, the same for every sample of this shape
@@ -266,7 +287,7 @@ def stage_energy(ctx) -> None:
     from .data import to_input
     from .io import read_json, write_json, write_table, write_text
     from .methods import POLICY_ALONE, engine_methods
-    from .models.resnet import ann_twin
+    from .models import ann_twin
     from .inference import load_snn
 
     log = logging.getLogger("seenn")

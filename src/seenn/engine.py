@@ -75,7 +75,7 @@ class Stepper:
     """The running samples, each advanced one timestep per `step()`; `keep(mask)` drops samples
     and `admit(x)` appends new ones at timestep 0.
 
-    Uses the SpikingResNet layout (encode / stem_act / layers / head) when the model has it;
+    Uses the SpikingNetwork layout (stem / stem_act / layers / head, models/base.py) when the model has it;
     any other stepwise-capable model is called as `model(x_t, 1)` at every timestep."""
 
     def __init__(self, model: nn.Module, T: int):

@@ -31,7 +31,7 @@ from .data import to_input
 from .io import read_json, write_json, write_table
 from .methods import ANN, Method, engine_methods, fixed_label
 from .inference import load_snn
-from .models.resnet import ann_twin
+from .models import ann_twin
 from .kernels import compile_available, set_fused
 from .runtime import cpu_model
 

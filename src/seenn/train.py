@@ -7,7 +7,7 @@ from .artifacts import load_split, save_snn, write_train_log
 from .checkpoint import fingerprint
 from .io import sha256_file
 from .losses import snn_criterion
-from .models import build_snn
+from .models import arch_config, build_snn
 from .training import fit
 
 
@@ -22,7 +22,7 @@ def stage_train_snn(ctx) -> None:
     criterion = snn_criterion(t["loss"], t["tet_lambda"], t["tet_phi"])
     rows = fit(model, criterion, spec, x, y, xv, yv, timesteps=t["timesteps"], cfg=t, seed=p["seed"], device=ctx.device,
                ckpt_dir=ctx.checkpoint_dir, fp=fp, desc="train_snn")
-    save_snn(ctx.outputs["model"], model.cpu(), model_cfg=p["model"], neuron_cfg=p["neuron"],
+    save_snn(ctx.outputs["model"], model.cpu(), model_cfg=arch_config(p["model"]), neuron_cfg=p["neuron"],
              timesteps=t["timesteps"], spec=spec)
     write_train_log(ctx.outputs["log"], rows)
 

@@ -11,6 +11,7 @@ from .artifacts import load_split, save_ann, write_train_log
 from .checkpoint import fingerprint
 from .io import sha256_file
 from .losses import ann_loss
+from .models import arch_config
 from .models.qcfs import build_qcfs_ann, require_static_images
 from .training import fit
 
@@ -27,7 +28,7 @@ def stage_train_ann(ctx) -> None:
     # `c` holds only the conversion keys this stage declares (stages.ANN_TRAIN_KEYS)
     rows = fit(model, ann_loss, spec, x, y, xv, yv, timesteps=1, cfg=c, seed=p["seed"], device=ctx.device,
                ckpt_dir=ctx.checkpoint_dir, fp=fp, desc="train_ann")
-    save_ann(ctx.outputs["model"], model.cpu(), model_cfg=p["model"], levels=c["levels"], spec=spec)
+    save_ann(ctx.outputs["model"], model.cpu(), model_cfg=arch_config(p["model"]), levels=c["levels"], spec=spec)
     write_train_log(ctx.outputs["log"], rows)
 
 

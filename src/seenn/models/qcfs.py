@@ -7,9 +7,11 @@ straight through, so both the weights and `lam` learn. An IF neuron with thresho
 subtraction and membrane starting at lam/2 fires, over T = L steps of a constant input x, exactly
 L * h(x) / lam times: that is why this ANN converts to an SNN with (almost) no error.
 
-The ANN is the configured ResNet of models/resnet.py with a QCFS activation in every neuron slot,
-run with T = 1 (its output is [1, B, K]). Sharing the class keeps layer and parameter names
-identical between ANN and converted SNN, so conversion is a neuron swap (convert.py)."""
+The ANN is the configured `model.arch` network (models/registry.py) with a QCFS activation in
+every neuron slot, run with T = 1 (its output is [1, B, K]). Sharing the class keeps layer and
+parameter names identical between ANN and converted SNN, so conversion is a neuron swap
+(convert.py). An arch the conversion cannot map (max-pooling, SEW connects) is refused here,
+before any training."""
 
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ import torch
 from torch import nn
 
 from ..errors import SeennError
-from .resnet import SpikingResNet, build_resnet
+from .base import SpikingNetwork
+from .registry import build_network, check_arch_convertible
 
 
 class _FloorSTE(torch.autograd.Function):
@@ -59,10 +62,11 @@ class QCFS(nn.Module):
         return qcfs(x, self.lam, self.levels)
 
 
-def build_qcfs_ann(model_cfg: dict, levels: int, lambda_init: float, in_channels: int, num_classes: int) -> SpikingResNet:
-    """The configured ResNet (same stem, widths, blocks, avgpool shortcuts as the direct SNN) with
-    QCFS activations: the ANN of the conversion branch. Call it with timesteps = 1."""
-    return build_resnet(model_cfg, lambda: QCFS(levels, lambda_init), in_channels, num_classes)
+def build_qcfs_ann(model_cfg: dict, levels: int, lambda_init: float, in_channels: int, num_classes: int) -> SpikingNetwork:
+    """The configured network (the direct SNN's layers) with QCFS activations: the ANN of the
+    conversion branch. Call it with timesteps = 1."""
+    check_arch_convertible(model_cfg)
+    return build_network(model_cfg, lambda: QCFS(levels, lambda_init), in_channels, num_classes)
 
 
 def qcfs_layers(model: nn.Module) -> dict[str, QCFS]:
