@@ -121,3 +121,39 @@ def test_the_authors_protocol_trains_on_all_training_images_and_selects_on_test(
     assert manifest["protocol"] == "authors"
     train, val, test = (open_split(tmp_path / "out" / f"{s}.pt") for s in ("train", "val", "test"))
     assert len(train) == 18 and val.files == test.files and val.protocol == "authors"
+
+
+def test_training_evaluation_energy_inputs_and_the_policy_stream_the_split(tmp_path):
+    """The stages run on a streamed split: train_snn, evaluate, the engine stages' inputs (cut to
+    engine.stream_samples) and SEENN-II policy training / evaluation."""
+    from seenn.dag import StageContext
+    from seenn.data.source import held_inputs
+    from seenn.evaluate import stage_evaluate_snn
+    from seenn.policy import evaluate_policy, fit_policy, load_policy_split
+    from seenn.train import stage_train_snn
+
+    prepare(imagenet_cfg(make_imagefolder(tmp_path / "raw")), 5, tmp_path / "p")
+    splits = {s: str(tmp_path / "p" / f"{s}.pt") for s in ("train", "val", "test")}
+    cpu, loader = torch.device("cpu"), {"workers": 0, "pin_memory": False}
+    train = {"timesteps": 2, "epochs": 1, "batch_size": 8, "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0,
+             "loss": "mean", "tet_lambda": 0.001, "tet_phi": 1.0, "augment": "crop_flip"}
+    params = {"seed": 1, "device": "cpu", "deterministic": True, "loader": loader, "train": train,
+              "model": {"arch": "resnet", "stem_channels": 4, "widths": [4], "blocks": [1]},
+              "neuron": {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}}
+    snn = tmp_path / "snn.pt"
+    stage_train_snn(StageContext("train_snn", params, {k: splits[k] for k in ("train", "val")},
+                                 {"model": str(snn), "log": str(tmp_path / "log.csv")}, cpu, tmp_path / "ck"))
+    outs = {f"logits_{s}": str(tmp_path / f"logits_{s}.pt") for s in ("train", "val", "test")}
+    stage_evaluate_snn(StageContext("evaluate_direct", {"device": "cpu", "deterministic": True, "loader": loader,
+                                                        "evaluate": {"batch_size": 4}},
+                                    {"model": str(snn), **splits}, {**outs, "metrics": str(tmp_path / "m.json")},
+                                    cpu, tmp_path / "ck2"))
+    spec, x, correct = load_policy_split(splits["test"], outs["logits_test"])
+    assert x.shape == (6, 3, 16, 16) and correct.shape == (6, 2) and x[2:4].shape == (2, 3, 16, 16)
+    cfg = {"policy_stem_channels": 4, "policy_widths": [4], "policy_stem_stride": 2, "reward_base": 2.0,
+           "batch_size": 4, "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0}
+    policy, rows = fit_policy(x, correct, cfg=cfg, beta=1.0, estimator="expected", weighting=False, epochs=1,
+                              in_channels=3, seed=0, device=cpu, ckpt_dir=tmp_path / "pol", fp="p", desc="policy")
+    assert len(rows) == 1 and 1 <= evaluate_policy(policy, x, correct, cpu)["test_avg_timesteps"] <= 2
+    cut, xin = held_inputs(open_split(splits["test"]), 4)
+    assert xin.shape == (4, 3, 16, 16) and len(cut) == 4 and torch.equal(xin, x[:4])

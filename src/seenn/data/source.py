@@ -184,6 +184,34 @@ class _EvalItems(torch.utils.data.Dataset):
         return self.source.eval_inputs(torch.tensor([i]))[0], self.source.y[i]
 
 
+class StreamedInputs:
+    """The network inputs of a streamed split as an indexable stand-in for a tensor [N, C, H, W]
+    (`view[index tensor]`, `view[i:j]`, `.shape`), decoded on demand: code written for a split
+    in memory (SEENN-II policy training and evaluation) streams it batch by batch."""
+
+    def __init__(self, source: SplitSource):
+        self.source = source
+        self.shape = torch.Size((len(source), *source.spec.input_shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, idx) -> torch.Tensor:
+        if isinstance(idx, slice):
+            idx = torch.arange(len(self))[idx]
+        return self.source.eval_inputs(torch.as_tensor(idx).reshape(-1))
+
+
+def held_inputs(source: SplitSource, stream_samples: int, loader: dict | None = None) -> tuple[SplitSource, torch.Tensor]:
+    """(source, all its network inputs) for the stages that hold a split's inputs at once (energy,
+    latency): a split in memory whole; a streamed one cut to its first `stream_samples` samples
+    (`engine.stream_samples`), decoded in batches."""
+    if not source.streamed:
+        return source, to_input(source.spec, source.x)
+    cut = source.first(min(stream_samples, len(source)))
+    return cut, torch.cat([xb for xb, _ in eval_batches(cut, 256, loader)])
+
+
 def eval_batches(source: SplitSource, batch_size: int, loader: dict | None = None):
     """(inputs, labels) batches of `source` in order, without augmentation. A split in memory is
     cut into batches here; a streamed one is decoded by `loader.workers` worker processes."""
