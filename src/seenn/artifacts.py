@@ -104,6 +104,9 @@ def open_split(path: str | Path):
     protocol = obj.get("protocol", "project")
     if protocol == "authors" and spec.authors_std is not None:
         spec = replace(spec, std=spec.authors_std)
+    if spec.event and getattr(obj["x"], "ndim", 0) == 5:  # frames and frame size are set by the config
+        x = obj["x"]
+        spec = replace(spec, input_shape=(x.shape[1], spec.input_shape[1], x.shape[3], x.shape[4]))
     if streamed:
         validate_labels(spec, obj["split"], obj["y"], len(obj["files"]), source=str(path))
         return ImageFileSource(spec, obj["y"], obj["split"], path, root=obj["root"], files=obj["files"],

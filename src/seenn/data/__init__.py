@@ -48,6 +48,19 @@ def get_spec(name: str) -> DatasetSpec:
     return known[name]
 
 
+def configured_spec(spec: DatasetSpec, data_cfg: dict) -> DatasetSpec:
+    """`spec` with the sample shape the config sets: event frames (data.frames, data.frame_size),
+    streamed image crops (data.image_size); other datasets as they are."""
+    from dataclasses import replace
+
+    if spec.event and "frames" in data_cfg:
+        return replace(spec, input_shape=(int(data_cfg["frames"]), spec.input_shape[1], int(data_cfg["frame_size"]),
+                                          int(data_cfg["frame_size"])))
+    if spec.name == "imagenet" and "image_size" in data_cfg:
+        return replace(spec, input_shape=(3, int(data_cfg["image_size"]), int(data_cfg["image_size"])))
+    return spec
+
+
 def validate_split(spec: DatasetSpec, split: str, x: torch.Tensor, y: torch.Tensor, source: str) -> None:
     """Check shape, dtype and label range of one split; errors name the split and the source."""
     where = f"{spec.name} {split} split ({source})"

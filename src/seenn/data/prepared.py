@@ -13,7 +13,7 @@ import torch
 
 from ..artifacts import save_file_split, save_split, split_path, write_manifest
 from ..errors import SeennError
-from . import SPLITS, get_spec, validate_labels, validate_split
+from . import SPLITS, configured_spec, get_spec, validate_labels, validate_split
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def authors_protocol(splits: dict) -> dict:
 
 def prepare(data_cfg: dict, seed: int, out_dir: str | Path) -> dict:
     """Load the configured dataset, validate each split, write split files and manifest."""
-    spec = get_spec(data_cfg["name"])
+    spec = configured_spec(get_spec(data_cfg["name"]), data_cfg)
     splits = spec.load(data_cfg, seed)
     protocol = data_cfg.get("protocol", "project")
     for split in SPLITS:
@@ -50,8 +50,6 @@ def prepare(data_cfg: dict, seed: int, out_dir: str | Path) -> dict:
                 "seed": seed, "source": spec.where, "splits": {}}
     if protocol != "project":
         manifest["protocol"] = protocol
-    if isinstance(splits["train"], FileSplit):  # streamed images: the configured crop sets the shape
-        manifest["input_shape"] = [spec.input_shape[0], int(data_cfg["image_size"]), int(data_cfg["image_size"])]
     for split in SPLITS:
         part = splits[split]
         if isinstance(part, FileSplit):
