@@ -80,7 +80,7 @@ def test_train_and_eval_transforms_give_crop_sized_normalized_batches(prepared):
     assert a.shape == (3, 16, 16)
     assert torch.equal(a, train.train_input(0, sample_generator(1, 0), "crop_flip"))
     assert any(not torch.equal(a, train.train_input(0, sample_generator(1, k), "crop_flip")) for k in range(1, 6))
-    with pytest.raises(SeennError, match="'autoaugment_cutout' is not available for the streamed dataset imagenet"):
+    with pytest.raises(SeennError, match="augmentation 'autoaugment_cutout' is not available for the streamed dataset imagenet"):
         train.train_input(0, sample_generator(1, 0), "autoaugment_cutout")
 
 
@@ -157,3 +157,26 @@ def test_training_evaluation_energy_inputs_and_the_policy_stream_the_split(tmp_p
     assert len(rows) == 1 and 1 <= evaluate_policy(policy, x, correct, cpu)["test_avg_timesteps"] <= 2
     cut, xin = held_inputs(open_split(splits["test"]), 4)
     assert xin.shape == (4, 3, 16, 16) and len(cut) == 4 and torch.equal(xin, x[:4])
+
+
+def test_the_config_check_refuses_what_streamed_imagenet_cannot_do():
+    import copy
+
+    import yaml
+
+    from seenn.config import validate_config
+
+    base = yaml.safe_load(open(Path(__file__).parents[1] / "params.yaml"))
+    ok = copy.deepcopy(base)
+    ok["data"].update(name="imagenet", val_size=10000)
+    ok["train"]["augment"] = "crop_flip"
+    validate_config(ok, "cfg")
+    bad = copy.deepcopy(ok)
+    bad["train"]["augment"] = "autoaugment_cutout"
+    with pytest.raises(SeennError, match="'train.augment': augmentation 'autoaugment_cutout' is not available for the "
+                                         "streamed dataset imagenet"):
+        validate_config(bad, "cfg")
+    bad = copy.deepcopy(ok)
+    bad["data"].update(image_size=224, resize_size=200)
+    with pytest.raises(SeennError, match="'data.resize_size' \\(200\\) must be at least 'data.image_size' \\(224\\)"):
+        validate_config(bad, "cfg")

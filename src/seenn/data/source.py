@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from ..augment_modes import check_augmentation
 from ..errors import SeennError
 from . import DatasetSpec, to_input
 
@@ -107,7 +108,6 @@ class ImageFileSource(SplitSource):
     transform (augment `crop_flip`) RandomResizedCrop(crop) + horizontal flip; then normalization."""
 
     streamed = True
-    TRAIN_AUGMENTATIONS = ("none", "crop_flip")
 
     def __init__(self, spec, y, split, path, *, root: str, files: list[str], sha256: list[str], crop: int,
                  resize: int, protocol="project"):
@@ -151,9 +151,10 @@ class ImageFileSource(SplitSource):
         from torchvision.transforms import RandomResizedCrop
         from torchvision.transforms import functional as TF
 
-        if augment not in self.TRAIN_AUGMENTATIONS:
-            raise SeennError(f"augmentation '{augment}' is not available for the streamed dataset {self.spec.name}: "
-                             f"use one of {', '.join(self.TRAIN_AUGMENTATIONS)}")
+        try:
+            check_augmentation(augment, self.spec.name, self.spec.event)
+        except ValueError as e:
+            raise SeennError(str(e)) from None
         if augment == "none":
             return self.eval_input(i)
         img = self.image(i)
