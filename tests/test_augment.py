@@ -127,7 +127,10 @@ def _fit(tmp_path, mode, tag):
     model = build_snn({"arch": "resnet", "stem_channels": 4, "widths": [4], "blocks": [1]},
                       {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}, 1, 10)
     cfg = {"epochs": 1, "batch_size": 12, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0, "augment": mode}
-    fit(model, mean_loss, spec, x, y, x[:10], y[:10], timesteps=2, cfg=cfg, seed=3, device=torch.device("cpu"),
+    from seenn.data.source import TensorSource
+
+    train, val = TensorSource(spec, x, y, "train", "memory"), TensorSource(spec, x[:10], y[:10], "val", "memory")
+    fit(model, mean_loss, train, val, timesteps=2, cfg=cfg, seed=3, device=torch.device("cpu"),
         ckpt_dir=tmp_path / tag, fp=tag, desc="fit")
     return torch.cat([p.detach().flatten() for p in model.parameters()])
 

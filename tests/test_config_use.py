@@ -91,8 +91,7 @@ def test_overlay_marks_the_values_it_changes_and_keeps_the_rest():
            "config/paper/resnet19_cifar10.yaml.\n" in text
     assert "# ResNet-19, CIFAR-10, T=4" in text  # the overlay's own header
     lines = text.splitlines()
-    assert "  name: cifar10         # overlay (default \"digits\"); digits | cifar10 | cifar100 | cifar10dvs" in lines
-    assert "  blocks: [3, 3, 2]     # overlay (default [1, 1, 1]); arch resnet only" in lines
+    assert "  name: cifar10         # overlay (default \"digits\"); digits | cifar10 | cifar100 | cifar10dvs | imagenet (streamed from image files)" in lines
     assert "  alpha_steps: 200" in lines  # unchanged, as in the defaults
     assert "  accumulate: sum       # score z_t (sum of outputs, as the authors) or z_t / t (mean)" in lines
 

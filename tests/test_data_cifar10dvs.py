@@ -7,6 +7,7 @@ Event struct is {t int64, x int16, y int16, on bool} padded to 16 bytes."""
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from pathlib import Path
 
@@ -68,6 +69,23 @@ def make_cifar10dvs(root: Path, per_class: int = 10, classes=cifar10dvs.CLASSES)
         for i in range(per_class):
             write_aedat4(folder / c / f"cifar10_{c}_{i}.aedat4", rng, 300 + 7 * i, cifar10dvs.CLASSES.index(c))
     return folder
+
+
+def pin_split_list(monkeypatch, where: Path, per_class: int = 10) -> Path:
+    """Point the loader at a split list for a fixture tree of `per_class` recordings per class."""
+    names = [f"{c}/cifar10_{c}_{i}.aedat4" for c in cifar10dvs.CLASSES for i in range(per_class)]
+    path = where / f"split_list_{per_class}.txt"
+    path.write_text(cifar10dvs.split_list_text(names))
+    monkeypatch.setattr(cifar10dvs, "SPLIT_LIST", path)
+    monkeypatch.setattr(cifar10dvs, "SPLIT_LIST_SHA256", hashlib.sha256(path.read_bytes()).hexdigest())
+    return path
+
+
+@pytest.fixture(autouse=True)
+def fixture_list_and_cache(monkeypatch, tmp_path):
+    """Every test: the split list of the standard fixture tree, and a frame cache of its own."""
+    pin_split_list(monkeypatch, tmp_path)
+    monkeypatch.setattr(cifar10dvs, "CACHE_ROOT", tmp_path / "cache")
 
 
 def _cfg(root: Path, val_size: int = 10) -> dict:
@@ -166,10 +184,78 @@ def test_missing_classes_name_directory_and_classes(tmp_path):
     assert str(tmp_path / "CIFAR10DVS") in msg and "ship" in msg and "truck" in msg
 
 
-def test_corrupt_recording_names_the_file(tmp_path):
+def test_corrupt_recording_names_the_file(tmp_path, monkeypatch):
+    pin_split_list(monkeypatch, tmp_path, per_class=2)
     folder = make_cifar10dvs(tmp_path, per_class=2)
     bad = folder / "dog" / "cifar10_dog_1.aedat4"
     bad.write_bytes(b"not an aedat4 file")
     with pytest.raises(SeennError) as e:
         cifar10dvs.SPEC.load(_cfg(tmp_path, 2), 0)
     assert str(bad) in str(e.value)
+
+
+def test_the_committed_split_list_is_pinned_and_holds_a_9_to_1_split_per_class(monkeypatch):
+    monkeypatch.undo()  # the real list and its pinned hash
+    digest, listed = cifar10dvs.read_split_list()
+    assert digest == cifar10dvs.SPLIT_LIST_SHA256 and len(listed) == 10_000
+    for c in cifar10dvs.CLASSES:
+        splits = [s for n, s in listed.items() if n.startswith(c + "/")]
+        assert len(splits) == 1000 and splits.count("test") == 100
+
+
+def test_a_missing_or_edited_split_list_or_unlisted_files_stop_the_data_stage(dvs_root, tmp_path, monkeypatch):
+    listed = pin_split_list(monkeypatch, tmp_path)
+    listed.write_text(listed.read_text().replace(",test\n", ",train\n", 1))
+    with pytest.raises(SeennError, match=f"split list {listed} was edited"):
+        cifar10dvs.SPEC.load(_cfg(dvs_root), 0)
+    monkeypatch.setattr(cifar10dvs, "SPLIT_LIST", tmp_path / "gone.txt")
+    with pytest.raises(SeennError, match="split list .*gone.txt is missing: restore it from git"):
+        cifar10dvs.SPEC.load(_cfg(dvs_root), 0)
+    pin_split_list(monkeypatch, tmp_path, per_class=11)  # lists one recording per class more than the tree holds
+    with pytest.raises(SeennError, match="do not match the split list .*: 10 listed recordings are missing") as e:
+        cifar10dvs.SPEC.load(_cfg(dvs_root), 0)
+    assert "\n" not in str(e.value)
+    pin_split_list(monkeypatch, tmp_path, per_class=9)
+    with pytest.raises(SeennError, match="10 recordings are not in the list"):
+        cifar10dvs.SPEC.load(_cfg(dvs_root), 0)
+
+
+def test_decoded_frames_are_cached_and_a_second_run_decodes_nothing(dvs_root, tmp_path, monkeypatch):
+    first = cifar10dvs.SPEC.load(_cfg(dvs_root), 5)
+    assert len(list((tmp_path / "cache").glob("*/frames.pt"))) == 1
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded although cached")
+
+    monkeypatch.setattr(cifar10dvs, "_to_frames", no_decoding)
+    again = cifar10dvs.SPEC.load(_cfg(dvs_root), 5)
+    assert all(torch.equal(first[s][0], again[s][0]) for s in first)
+    with pytest.raises(AssertionError, match="decoded although cached"):  # another frame count: another key
+        cifar10dvs.SPEC.load({**_cfg(dvs_root), "frames": 4, "frame_size": 48, "frame_resize": "area"}, 5)
+
+
+def test_the_cache_key_changes_with_every_parameter(monkeypatch):
+    base = cifar10dvs.cache_key(10, 48, "area", "a" * 64)
+    others = {cifar10dvs.cache_key(4, 48, "area", "a" * 64), cifar10dvs.cache_key(10, 32, "area", "a" * 64),
+              cifar10dvs.cache_key(10, 48, "bilinear", "a" * 64), cifar10dvs.cache_key(10, 48, "area", "b" * 64)}
+    import tonic
+
+    monkeypatch.setattr(tonic, "__version__", "0.0.1")
+    others.add(cifar10dvs.cache_key(10, 48, "area", "a" * 64))
+    assert base not in others and len(others) == 5
+
+
+@pytest.mark.parametrize("mode", ["area", "bilinear", "nearest"])
+def test_frame_count_size_and_resize_are_configurable(dvs_root, mode):
+    from seenn.data.prepared import prepare
+    from seenn.artifacts import open_split
+
+    frames = cifar10dvs._to_frames(dvs_root / "CIFAR10DVS" / "bird" / "cifar10_bird_0.aedat4", 4, 32, mode)
+    assert frames.shape == (4, 2, 32, 32) and frames.dtype == torch.float16 and float(frames.float().sum()) > 0
+    if mode == "area":
+        cfg = {**_cfg(dvs_root), "frames": 4, "frame_size": 32, "frame_resize": mode, "protocol": "project"}
+        out = dvs_root.parent / f"prepared_{mode}"
+        manifest = prepare({"name": "cifar10dvs", **cfg}, 5, out)
+        assert manifest["input_shape"] == [4, 2, 32, 32]
+        src = open_split(out / "train.pt")
+        assert src.spec.input_shape == (4, 2, 32, 32) and len(src) == 80

@@ -1,14 +1,16 @@
 """The one training loop (training.py) and its criteria (losses.py): the ANN criterion is plain
-cross-entropy, TET alone takes lambda and phi, batches draw order then augmentation from one
-generator, and train_one_epoch steps the schedule per batch and reports batch-weighted means."""
+cross-entropy, TET alone takes lambda and phi, batches draw the order (then, with augmentation, an
+epoch seed; each sample augmented from its own generator) from one generator, ranks get slices of
+the global batch, and train_one_epoch steps the schedule per batch and reports batch-weighted means."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from seenn.artifacts import TRAIN_LOG_COLUMNS
-from seenn.data import get_spec
+from seenn.data import get_spec, to_input
 from seenn.data.augment import augmented_input
+from seenn.data.source import TensorSource, sample_generator
 from seenn.losses import ann_loss, cumulative_loss, mean_loss, snn_criterion, tet_loss
 from seenn.models import build_snn
 from seenn.training import ShuffledBatches, fit, train_one_epoch
@@ -39,16 +41,53 @@ def test_snn_criterion_gives_tet_its_parameters_and_no_other_loss_needs_them():
         snn_criterion("ce")
 
 
-def test_batches_draw_the_order_then_each_augmentation_from_one_generator():
+def _source(x, y, spec=DIGITS):
+    return TensorSource(spec, x, y, "train", "memory")
+
+
+def test_batches_draw_the_order_then_an_epoch_seed_and_augment_each_sample_from_its_own_generator():
     x = torch.randint(0, 256, (10, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
     y = torch.arange(10)
-    data = ShuffledBatches(DIGITS, x, y, 4, "crop_flip", torch.Generator().manual_seed(7))
+    data = ShuffledBatches(_source(x, y), 4, "crop_flip", torch.Generator().manual_seed(7))
     got = list(data)
     g = torch.Generator().manual_seed(7)
     order = torch.randperm(10, generator=g)
-    want = [(augmented_input("crop_flip", DIGITS, x[order[i : i + 4]], g), y[order[i : i + 4]]) for i in range(0, 10, 4)]
+    seed = int(torch.randint(0, 2**62, (1,), generator=g))
+    one = [augmented_input("crop_flip", DIGITS, x[int(order[k]) : int(order[k]) + 1], sample_generator(seed, k))[0]
+           for k in range(10)]
+    want = [(torch.stack(one[i : i + 4]), y[order[i : i + 4]]) for i in range(0, 10, 4)]
     assert len(data) == 3 == len(got)
     assert all(torch.equal(a, c) and torch.equal(b, d) for (a, b), (c, d) in zip(got, want))
+    assert torch.equal(data.generator.get_state(), g.get_state())  # nothing else drawn from the run's generator
+
+
+def test_no_augmentation_draws_only_the_order_and_builds_whole_batches():
+    x = torch.randint(0, 256, (10, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    y = torch.arange(10)
+    data = ShuffledBatches(_source(x, y), 4, "none", torch.Generator().manual_seed(7))
+    got = list(data)
+    g = torch.Generator().manual_seed(7)
+    order = torch.randperm(10, generator=g)
+    want = [(to_input(DIGITS, x[order[i : i + 4]]), y[order[i : i + 4]]) for i in range(0, 10, 4)]
+    assert all(torch.equal(a, c) and torch.equal(b, d) for (a, b), (c, d) in zip(got, want))
+    assert torch.equal(data.generator.get_state(), g.get_state())
+
+
+@pytest.mark.parametrize("augment", ["none", "crop_flip"])
+def test_the_ranks_batches_are_slices_of_the_global_batch(augment):
+    x = torch.randint(0, 256, (11, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
+    y = torch.arange(11)
+    whole = list(ShuffledBatches(_source(x, y), 6, augment, torch.Generator().manual_seed(9)))
+    world = 3
+    ranks = [list(ShuffledBatches(_source(x, y), 6, augment, torch.Generator().manual_seed(9), rank=r, world=world))
+             for r in range(world)]
+    for b, (xb, yb) in enumerate(whole):
+        parts = [ranks[r][b] for r in range(world)]
+        assert sorted(torch.cat([p[1] for p in parts]).tolist()) == sorted(yb.tolist())  # the union is the batch
+        for r, (xr, yr) in enumerate(parts):
+            assert torch.equal(yr, yb[r::world]) and torch.equal(xr, xb[r::world])
+    with pytest.raises(ValueError, match="rank 2 outside world size 2"):
+        ShuffledBatches(_source(x, y), 6, augment, torch.Generator(), rank=2, world=2)
 
 
 class _Linear(torch.nn.Module):
@@ -91,7 +130,7 @@ def test_fit_logs_one_row_per_epoch_and_repeats_itself(tmp_path):
         torch.manual_seed(0)
         model = build_snn({"arch": "resnet", "stem_channels": 4, "widths": [4], "blocks": [1]},
                           {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}, 1, 10)
-        rows = fit(model, snn_criterion("cumulative"), DIGITS, x, y, x[:8], y[:8], timesteps=2, cfg=cfg, seed=1,
+        rows = fit(model, snn_criterion("cumulative"), _source(x, y), _source(x[:8], y[:8]), timesteps=2, cfg=cfg, seed=1,
                    device=torch.device("cpu"), ckpt_dir=tmp_path / tag, fp=tag, desc="fit")
         return rows, torch.cat([p.detach().flatten() for p in model.parameters()])
 

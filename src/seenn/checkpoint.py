@@ -26,6 +26,15 @@ def fingerprint(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+RUN_ONLY_KEYS = ("loader",)  # config sections that change how a run goes, never its results
+
+
+def result_settings(params: dict) -> dict:
+    """A stage's params without RUN_ONLY_KEYS: what a checkpoint's fingerprint hashes, so a run
+    resumed with another number of DataLoader workers still finds its checkpoint."""
+    return {k: v for k, v in params.items() if k not in RUN_ONLY_KEYS}
+
+
 def latest_checkpoint(ckpt_dir: Path, fp: str) -> tuple[int, dict] | None:
     """The newest checkpoint for fingerprint `fp`, or None."""
     for path in reversed(epoch_checkpoints(ckpt_dir)):

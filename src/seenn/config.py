@@ -146,6 +146,9 @@ def _cross_checks(cfg: dict, source: str) -> None:
             check_augmentation(cfg[section]["augment"], d["name"], d["name"] in EVENT_DATASETS)
         except ValueError as exc:
             raise SeennError(f"{source}: '{section}.augment': {exc}") from None
+    if d["name"] == "imagenet" and d["resize_size"] < d["image_size"]:
+        raise SeennError(f"{source}: 'data.resize_size' ({d['resize_size']}) must be at least 'data.image_size' "
+                         f"({d['image_size']}): the eval transform center-crops the resized image")
     if d["name"] == "digits":
         total = d["train_size"] + d["val_size"] + d["test_size"]
         if total > 5000:

@@ -23,7 +23,7 @@ import logging
 import torch
 from torch import nn
 
-from .artifacts import load_ann_checkpoint, load_split, load_weights, save_converted
+from .artifacts import load_ann_checkpoint, load_weights, open_split, save_converted
 from .errors import SeennError
 from .inference import predict_logits
 from .io import write_json
@@ -88,18 +88,18 @@ def load_ann(path, spec):
 
 
 @torch.no_grad()
-def ann_accuracy(ann, spec, x, y, batch_size: int, device) -> float:
-    """Test-style accuracy (%) of the QCFS ANN (one forward, T = 1)."""
-    z = predict_logits(ann.to(device), spec, x, 1, batch_size, device)
-    return float((z[:, 0].argmax(-1) == y).double().mean() * 100)
+def ann_accuracy(ann, source, batch_size: int, device, loader: dict | None = None) -> float:
+    """Test-style accuracy (%) of the QCFS ANN (one forward, T = 1) on a SplitSource."""
+    z = predict_logits(ann.to(device), source, 1, batch_size, device, loader=loader)
+    return float((z[:, 0].argmax(-1) == source.y).double().mean() * 100)
 
 
 def stage_convert_snn(ctx) -> None:
     """Stage convert_snn: QCFS ANN -> converted SNN checkpoint + the ANN's own accuracy
     (ann_metrics.json: the line the converted SNN should approach)."""
     p = ctx.params
-    spec, xv, yv = load_split(ctx.inputs["val"])
-    _, xt, yt = load_split(ctx.inputs["test"])
+    sources = {split: open_split(ctx.inputs[split]) for split in ("val", "test")}
+    spec = sources["val"].spec
     require_static_images(spec, ctx.name)
     ann, ck = load_ann(ctx.inputs["ann"], spec)
     ann.eval()
@@ -109,8 +109,8 @@ def stage_convert_snn(ctx) -> None:
     snn = convert(ann)
     save_converted(ctx.outputs["model"], snn.cpu(), model_cfg=ck["model"], levels=ck["levels"], timesteps=T, spec=spec)
     metrics = {"dataset": spec.name, "levels": ck["levels"], "max_timesteps": T, "thresholds": lams}
-    for split, x, y in (("val", xv, yv), ("test", xt, yt)):
-        metrics[split] = {"n": int(y.numel()), "accuracy": ann_accuracy(ann, spec, x, y, bs, ctx.device)}
+    for split, src in sources.items():
+        metrics[split] = {"n": len(src), "accuracy": ann_accuracy(ann, src, bs, ctx.device, p["loader"])}
     log.info("QCFS ANN (L=%d): val %.2f %%, test %.2f %%; converted to an IF SNN for T up to %d",
              ck["levels"], metrics["val"]["accuracy"], metrics["test"]["accuracy"], T)
     write_json(ctx.outputs["ann_metrics"], metrics)
@@ -122,7 +122,7 @@ def declare():
     d = branch_dir("converted")
     return Stage(name="convert_snn", run=stage_convert_snn,
                  desc="QCFS ANN -> IF SNN (threshold lambda, reset by subtraction, membrane from lambda/2); ANN accuracy",
-                 params=("device", "deterministic", "conversion.max_timesteps", "evaluate"),
+                 params=("device", "deterministic", "loader", "conversion.max_timesteps", "evaluate"),
                  inputs={"ann": f"{d}/ann.pt", **split_paths("val", "test")},
                  outputs={"model": f"{d}/snn.pt", "ann_metrics": f"{d}/ann_metrics.json"}, metrics=("ann_metrics",),
                  threads="all")

@@ -283,8 +283,8 @@ def stage_energy(ctx) -> None:
     import pandas as pd
 
     from . import engine
-    from .artifacts import load_logits, load_split
-    from .data import to_input
+    from .artifacts import load_logits, open_split
+    from .data.source import held_inputs
     from .io import read_json, write_json, write_table, write_text
     from .methods import POLICY_ALONE, engine_methods
     from .models import ann_twin
@@ -295,12 +295,14 @@ def stage_energy(ctx) -> None:
     bs = p["engine"]["energy_batch_size"]
     if p["engine"]["threads"] > 0:  # a fixed thread count: the same kernels, so the same spikes, everywhere
         torch.set_num_threads(p["engine"]["threads"])
-    spec, x, y = load_split(ctx.inputs["test"])
+    src, xin = held_inputs(open_split(ctx.inputs["test"]), p["engine"]["stream_samples"], p["loader"])
+    spec, y = src.spec, src.y
     z, _ = load_logits(ctx.inputs["logits_test"])
+    z = z[: y.shape[0]]  # a streamed split is cut to engine.stream_samples
     model, ck = load_snn(ctx.inputs["model"], spec)
     model.to(ctx.device).eval()
-    T, n = ck["timesteps"], x.shape[0]
-    xin = to_input(spec, x).to(ctx.device)
+    T, n = ck["timesteps"], y.shape[0]
+    xin = xin.to(ctx.device)
     methods, layers = [], []
 
     def outcome(res: engine.EngineResult, ref_t: torch.Tensor) -> tuple[float, float, bool]:
@@ -385,7 +387,7 @@ def declare(branch):
     d = branch.dir
     return Stage(name="energy", run=stage_energy,
                  desc="ACs and MACs per layer and timestep from real spikes, and energy: fixed T, SEENN-I/II, ANN",
-                 params=("device", "deterministic", "engine.threads", "engine.energy_batch_size"),
+                 params=("device", "deterministic", "loader", "engine.threads", "engine.energy_batch_size", "engine.stream_samples"),
                  inputs={**engine_inputs(branch), "logits_test": f"{d}/logits_test.pt"},
                  outputs={"energy": f"{d}/energy.json", "layers": f"{d}/energy_layers.csv",
                           "table_csv": f"{TABLES}/energy.csv", "table_md": f"{TABLES}/energy.md"})

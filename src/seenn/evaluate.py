@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from .artifacts import load_split, save_logits
+from .artifacts import open_split, save_logits
 from .inference import load_snn, predict_logits
 from .io import write_json
 from .metrics import accuracy_per_t, aet, correctness, empirical_aet, oracle
@@ -24,18 +24,19 @@ def stage_evaluate_snn(ctx) -> None:
     """Stage evaluate_<branch>: trained SNN -> logits_{val,test}.pt (+ logits_train.pt when the
     stage declares the train split as an input) + metrics.json."""
     splits = [s for s in ("train", "val", "test") if s in ctx.inputs]
-    data = {s: load_split(ctx.inputs[s]) for s in splits}
-    spec = data["val"][0]
+    data = {s: open_split(ctx.inputs[s]) for s in splits}
+    spec = data["val"].spec
     model, ck = load_snn(ctx.inputs["model"], spec)
     model.to(ctx.device)
     T = ck["timesteps"]
     bs = ctx.params["evaluate"]["batch_size"]
     metrics = {"device": ctx.device.type, "dataset": spec.name, "timesteps": T}
     for split in splits:
-        _, x, y = data[split]
-        z = predict_logits(model, spec, x, T, bs, ctx.device, desc=f"evaluate {split}", stepwise=ck.get("stepwise", False))
-        save_logits(ctx.outputs[f"logits_{split}"], z, y)
-        metrics[split] = summarize(z, y)
+        src = data[split]
+        z = predict_logits(model, src, T, bs, ctx.device, desc=f"evaluate {split}", stepwise=ck.get("stepwise", False),
+                           loader=ctx.params["loader"])
+        save_logits(ctx.outputs[f"logits_{split}"], z, src.y)
+        metrics[split] = summarize(z, src.y)
     write_json(ctx.outputs["metrics"], metrics)
 
 
@@ -48,7 +49,7 @@ def declare(branch):
     extra_out = {"logits_train": f"{d}/logits_train.pt"} if branch.train_logits else {}
     return Stage(name=f"evaluate_{branch.name}", run=stage_evaluate_snn,
                  desc=f"per-timestep logits of the {branch.name} SNN on {'train, ' if branch.train_logits else ''}val and test",
-                 params=("device", "deterministic", "evaluate"),
+                 params=("device", "deterministic", "loader", "evaluate"),
                  inputs={"model": branch.model, **extra_in, "val": s["val"], "test": s["test"]},
                  outputs={**extra_out, "logits_val": f"{d}/logits_val.pt", "logits_test": f"{d}/logits_test.pt",
                           "metrics": f"{d}/metrics.json"},

@@ -8,8 +8,8 @@ unchanged, so the DAG (and every later stage) keeps its shape."""
 
 from __future__ import annotations
 
-from .artifacts import load_split, save_snn, write_train_log
-from .checkpoint import fingerprint
+from .artifacts import open_split, save_snn, write_train_log
+from .checkpoint import fingerprint, result_settings
 from .inference import load_snn
 from .io import sha256_file
 from .losses import snn_criterion
@@ -20,15 +20,15 @@ def stage_finetune_snn(ctx) -> None:
     """Stage finetune_snn: direct SNN + train/val splits -> fine-tuned SNN checkpoint + CSV log."""
     p = ctx.params
     f = p["finetune"]
-    spec, x, y = load_split(ctx.inputs["train"])
-    _, xv, yv = load_split(ctx.inputs["val"])
+    train, val = open_split(ctx.inputs["train"]), open_split(ctx.inputs["val"])
+    spec = train.spec
     model, ck = load_snn(ctx.inputs["model"], spec)
     rows: list[dict] = []
     if f["epochs"] > 0:
-        fp = fingerprint(p, sha256_file(ctx.inputs["model"]), sha256_file(ctx.inputs["train"]), sha256_file(ctx.inputs["val"]))
+        fp = fingerprint(result_settings(p), sha256_file(ctx.inputs["model"]), sha256_file(ctx.inputs["train"]), sha256_file(ctx.inputs["val"]))
         # the fine-tuning losses are 'cumulative' (default) and 'mean': no TET lambda and phi
-        rows = fit(model, snn_criterion(f["loss"]), spec, x, y, xv, yv, timesteps=ck["timesteps"], cfg=f,
-                   seed=p["seed"], device=ctx.device, ckpt_dir=ctx.checkpoint_dir, fp=fp, desc="finetune_snn")
+        rows = fit(model, snn_criterion(f["loss"]), train, val, timesteps=ck["timesteps"], cfg=f, seed=p["seed"],
+                   device=ctx.device, ckpt_dir=ctx.checkpoint_dir, fp=fp, desc="finetune_snn", loader=p["loader"])
     save_snn(ctx.outputs["model"], model.cpu(), model_cfg=ck["model"], neuron_cfg=ck["neuron"],
              timesteps=ck["timesteps"], spec=spec)
     write_train_log(ctx.outputs["log"], rows)  # fine-tuning off: the header alone
@@ -40,7 +40,7 @@ def declare():
     d = branch_dir("finetuned")
     return Stage(name="finetune_snn", run=stage_finetune_snn,
                  desc="early-exit-aware fine-tuning of the direct SNN (loss averaged over every cumulative timestep output)",
-                 params=RUNTIME_KEYS + ("finetune",),
+                 params=RUNTIME_KEYS + ("loader", "finetune"),
                  inputs={"model": f"{branch_dir('direct')}/snn.pt", **split_paths("train", "val")},
                  outputs={"model": f"{d}/snn.pt", "log": f"{d}/finetune_log.csv"}, plots=("log",), checkpoints=True,
                  threads="all")

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .artifacts import CONVERTED_KIND, SNN_KIND, load_snn_checkpoint, load_weights
-from .data import DatasetSpec, to_input
+from .data import DatasetSpec
+from .data.source import eval_batches
 from .models import build_if_snn, build_snn
 from .neurons import set_stepwise
 from .progress import progress
@@ -20,17 +23,18 @@ def batches(n: int, batch_size: int, generator: torch.Generator | None):
 
 
 @torch.no_grad()
-def predict_logits(model, spec: DatasetSpec, x: torch.Tensor, timesteps: int, batch_size: int,
-                   device: torch.device, desc: str | None = None, stepwise: bool = False) -> torch.Tensor:
-    """Accumulated logits z [N, T, K] of an SNN (z_t = O_1 + ... + O_t).
+def predict_logits(model, source, timesteps: int, batch_size: int, device: torch.device, desc: str | None = None,
+                   stepwise: bool = False, loader: dict | None = None) -> torch.Tensor:
+    """Accumulated logits z [N, T, K] of an SNN (z_t = O_1 + ... + O_t) on a SplitSource, in order
+    (`loader`: worker processes for a streamed split).
 
     stepwise=True runs one timestep at a time (neurons keep their membrane between calls): the
     same numbers up to rounding, with memory for one timestep instead of T (converted SNNs, T=64)."""
     model.eval()
     outs = []
-    it = list(batches(x.shape[0], batch_size, None))
-    for idx in progress(it, desc=desc):
-        xb = to_input(spec, x[idx]).to(device)
+    data = eval_batches(source, batch_size, loader)
+    for xb, _ in progress(data, desc=desc, total=math.ceil(len(source) / batch_size)):
+        xb = xb.to(device)
         if stepwise:
             set_stepwise(model, True)
             try:

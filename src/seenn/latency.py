@@ -26,8 +26,8 @@ from typing import Callable
 import torch
 
 from . import engine
-from .artifacts import load_split
-from .data import to_input
+from .artifacts import open_split
+from .data.source import held_inputs
 from .io import read_json, write_json, write_table
 from .methods import ANN, Method, engine_methods, fixed_label
 from .inference import load_snn
@@ -170,7 +170,8 @@ def stage_latency(ctx) -> None:
     cfg = p["engine"]
     threads = cfg["threads"] if cfg["threads"] > 0 else torch.get_num_threads()
     torch.set_num_threads(threads)
-    spec, x, y = load_split(ctx.inputs["test"])
+    src, xin = held_inputs(open_split(ctx.inputs["test"]), cfg["stream_samples"], p["loader"])
+    spec, y = src.spec, src.y
     model, ck = load_snn(ctx.inputs["model"], spec)
     model.to(ctx.device).eval()
     ann = ann_twin(model).to(ctx.device)
@@ -182,7 +183,7 @@ def stage_latency(ctx) -> None:
     env = environment(threads, cfg["compile"], ctx.device)
     env["malloc_keeps_freed_memory"] = kept
     methods = engine_methods(ck["timesteps"], read_json(ctx.inputs["seenn1"]), policy is not None)
-    rows = measure(model, ann, to_input(spec, x), y, ck["timesteps"], methods, cfg, policy, ctx.device)
+    rows = measure(model, ann, xin, y, ck["timesteps"], methods, cfg, policy, ctx.device)
     env["fused_lif"] = bool(cfg["compile"] and compile_available())
     env["load_average_1min_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     env["wall_s"] = time.perf_counter() - start
@@ -211,9 +212,9 @@ def declare(branch):
 
     return Stage(name="latency", run=stage_latency,
                  desc="measured wall-clock latency and throughput: fixed T, SEENN-I/II, ANN (a measurement)",
-                 params=("device",) + tuple(
+                 params=("device", "loader") + tuple(
                      f"engine.{k}" for k in ("compile", "threads", "keep_freed_memory", "batch_sizes", "latency_samples",
-                                              "warmup", "repetitions")),
+                                              "warmup", "repetitions", "stream_samples")),
                  inputs=engine_inputs(branch),
                  outputs={"latency": f"{MEASUREMENTS}/latency.json", "table_csv": f"{MEASUREMENTS}/latency.csv",
                           "table_md": f"{MEASUREMENTS}/latency.md"},

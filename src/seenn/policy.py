@@ -34,9 +34,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .artifacts import copy_text, load_logits, load_split, read_csv, save_policies, write_csv
+from .artifacts import copy_text, load_logits, open_split, read_csv, save_policies, write_csv
 from .checkpoint import fingerprint, run_epochs
 from .data import DatasetSpec, to_input
+from .data.source import StreamedInputs
 from .errors import SeennError
 from .exits import policy_exit
 from .io import read_json, sha256_file, write_json
@@ -150,11 +151,13 @@ def policy_in_channels(spec: DatasetSpec) -> int:
 def load_policy_split(split_path, logits_path) -> tuple[DatasetSpec, torch.Tensor, torch.Tensor]:
     """(spec, policy inputs [N, C, H, W], SNN correctness [N, T]) of one split; the logits file
     must hold the same samples as the split file."""
-    spec, x, y = load_split(split_path)
+    src = open_split(split_path)
+    spec, y = src.spec, src.y
     z, yl = load_logits(logits_path)
     if yl.shape != y.shape or not torch.equal(yl, y):
         raise SeennError(f"logits {logits_path} do not match the samples of {split_path}: rerun the evaluate stage")
-    return spec, policy_input(spec, x), correctness(z, yl)
+    inputs = StreamedInputs(src) if src.streamed else policy_input(spec, src.x)  # streamed: static images only
+    return spec, inputs, correctness(z, yl)
 
 
 # --- training --------------------------------------------------------------------------------

@@ -3,8 +3,8 @@ schedule, resumable epochs) with the configured per-timestep loss; a checkpoint 
 
 from __future__ import annotations
 
-from .artifacts import load_split, save_snn, write_train_log
-from .checkpoint import fingerprint
+from .artifacts import open_split, save_snn, write_train_log
+from .checkpoint import fingerprint, result_settings
 from .io import sha256_file
 from .losses import snn_criterion
 from .models import arch_config, build_snn
@@ -14,14 +14,14 @@ from .training import fit
 def stage_train_snn(ctx) -> None:
     """Stage train_snn: prepared train/val splits -> trained SNN checkpoint + CSV log."""
     p = ctx.params
-    spec, x, y = load_split(ctx.inputs["train"])
-    _, xv, yv = load_split(ctx.inputs["val"])
+    train, val = open_split(ctx.inputs["train"]), open_split(ctx.inputs["val"])
+    spec = train.spec
     model = build_snn(p["model"], p["neuron"], spec.input_shape[-3], spec.num_classes, event=spec.event)
-    fp = fingerprint(p, sha256_file(ctx.inputs["train"]), sha256_file(ctx.inputs["val"]))
+    fp = fingerprint(result_settings(p), sha256_file(ctx.inputs["train"]), sha256_file(ctx.inputs["val"]))
     t = p["train"]
     criterion = snn_criterion(t["loss"], t["tet_lambda"], t["tet_phi"])
-    rows = fit(model, criterion, spec, x, y, xv, yv, timesteps=t["timesteps"], cfg=t, seed=p["seed"], device=ctx.device,
-               ckpt_dir=ctx.checkpoint_dir, fp=fp, desc="train_snn")
+    rows = fit(model, criterion, train, val, timesteps=t["timesteps"], cfg=t, seed=p["seed"], device=ctx.device,
+               ckpt_dir=ctx.checkpoint_dir, fp=fp, desc="train_snn", loader=p["loader"])
     save_snn(ctx.outputs["model"], model.cpu(), model_cfg=arch_config(p["model"]), neuron_cfg=p["neuron"],
              timesteps=t["timesteps"], spec=spec)
     write_train_log(ctx.outputs["log"], rows)
@@ -32,6 +32,6 @@ def declare():
 
     d = branch_dir("direct")
     return Stage(name="train_snn", run=stage_train_snn, desc="direct SNN training (surrogate gradients, per-timestep loss)",
-                 params=RUNTIME_KEYS + ("model", "neuron", "train"), inputs=split_paths("train", "val"),
+                 params=RUNTIME_KEYS + ("loader", "model", "neuron", "train"), inputs=split_paths("train", "val"),
                  outputs={"model": f"{d}/snn.pt", "log": f"{d}/train_log.csv"}, plots=("log",), checkpoints=True,
                  threads="all")

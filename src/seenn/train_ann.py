@@ -7,8 +7,8 @@ momentum, cosine schedule, one checkpoint per epoch. Its hyperparameters live un
 
 from __future__ import annotations
 
-from .artifacts import load_split, save_ann, write_train_log
-from .checkpoint import fingerprint
+from .artifacts import open_split, save_ann, write_train_log
+from .checkpoint import fingerprint, result_settings
 from .io import sha256_file
 from .losses import ann_loss
 from .models import arch_config
@@ -20,14 +20,14 @@ def stage_train_ann(ctx) -> None:
     """Stage train_ann: prepared train/val splits -> QCFS ANN checkpoint + CSV log."""
     p = ctx.params
     c = p["conversion"]
-    spec, x, y = load_split(ctx.inputs["train"])
-    _, xv, yv = load_split(ctx.inputs["val"])
+    train, val = open_split(ctx.inputs["train"]), open_split(ctx.inputs["val"])
+    spec = train.spec
     require_static_images(spec, ctx.name)
     model = build_qcfs_ann(p["model"], c["levels"], c["lambda_init"], spec.input_shape[-3], spec.num_classes)
-    fp = fingerprint(p, sha256_file(ctx.inputs["train"]), sha256_file(ctx.inputs["val"]))
+    fp = fingerprint(result_settings(p), sha256_file(ctx.inputs["train"]), sha256_file(ctx.inputs["val"]))
     # `c` holds only the conversion keys this stage declares (stages.ANN_TRAIN_KEYS)
-    rows = fit(model, ann_loss, spec, x, y, xv, yv, timesteps=1, cfg=c, seed=p["seed"], device=ctx.device,
-               ckpt_dir=ctx.checkpoint_dir, fp=fp, desc="train_ann")
+    rows = fit(model, ann_loss, train, val, timesteps=1, cfg=c, seed=p["seed"], device=ctx.device,
+               ckpt_dir=ctx.checkpoint_dir, fp=fp, desc="train_ann", loader=p["loader"])
     save_ann(ctx.outputs["model"], model.cpu(), model_cfg=arch_config(p["model"]), levels=c["levels"], spec=spec)
     write_train_log(ctx.outputs["log"], rows)
 
@@ -43,6 +43,6 @@ def declare():
     d = branch_dir("converted")
     return Stage(name="train_ann", run=stage_train_ann,
                  desc="QCFS ANN training (quantization-clip-floor-shift activations, trainable thresholds)",
-                 params=RUNTIME_KEYS + ("model",) + ANN_TRAIN_KEYS, inputs=split_paths("train", "val"),
+                 params=RUNTIME_KEYS + ("loader", "model") + ANN_TRAIN_KEYS, inputs=split_paths("train", "val"),
                  outputs={"model": f"{d}/ann.pt", "log": f"{d}/ann_train_log.csv"}, plots=("log",), checkpoints=True,
                  threads="all")

@@ -12,9 +12,9 @@ from typing import Callable
 import torch
 
 from .checkpoint import run_epochs
-from .data import DatasetSpec
-from .data.augment import augmented_input
-from .inference import batches, predict_logits
+from .augment_modes import check_augmentation
+from .data.source import sample_generator, worker_loader
+from .inference import predict_logits
 from .progress import progress
 
 log = logging.getLogger("seenn")
@@ -23,19 +23,52 @@ Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (outputs O [
 
 
 class ShuffledBatches:
-    """One epoch of training batches (inputs, labels): the order is drawn from `generator` when
-    iteration starts, then each batch's augmentation from the same generator, batch by batch."""
+    """One epoch of training batches (inputs, labels) of a `SplitSource`: the order is drawn from
+    `generator` when iteration starts; with augmentation (or a streamed split) an epoch seed is
+    drawn next, and sample k of the order is augmented from its own generator
+    (`source.sample_generator(epoch_seed, k)`), so `loader.workers` processes give the same
+    bytes as none. `augment: none` on a split in memory draws nothing more and builds each batch
+    here, as before the workers existed. Rank `rank` of `world` gets `[rank::world]` of every
+    global batch's indices (DistributedDataParallel): the global batch is the same for any world."""
 
-    def __init__(self, spec: DatasetSpec, x: torch.Tensor, y: torch.Tensor, batch_size: int, augment: str,
-                 generator: torch.Generator):
-        self.spec, self.x, self.y, self.batch_size, self.augment, self.generator = spec, x, y, batch_size, augment, generator
+    def __init__(self, source, batch_size: int, augment: str, generator: torch.Generator, *,
+                 loader: dict | None = None, rank: int = 0, world: int = 1):
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} outside world size {world}")
+        self.source, self.batch_size, self.augment, self.generator = source, batch_size, augment, generator
+        self.loader, self.rank, self.world = loader, rank, world
 
     def __len__(self) -> int:
-        return math.ceil(self.x.shape[0] / self.batch_size)
+        return math.ceil(len(self.source) / self.batch_size)
 
     def __iter__(self):
-        for idx in batches(self.x.shape[0], self.batch_size, self.generator):
-            yield augmented_input(self.augment, self.spec, self.x[idx], self.generator), self.y[idx]
+        src, n, bs = self.source, len(self.source), self.batch_size
+        order = torch.randperm(n, generator=self.generator)
+        if self.augment == "none" and not src.streamed:
+            check_augmentation(self.augment, src.spec.name, src.spec.event)
+            for i in range(0, n, bs):
+                idx = order[i : i + bs][self.rank :: self.world]
+                yield src.eval_inputs(idx), src.y[idx]
+            return
+        epoch_seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))
+        batches = [[(int(order[k]), k) for k in range(i, min(i + bs, n))][self.rank :: self.world]
+                   for i in range(0, n, bs)]
+        yield from worker_loader(_AugmentedSamples(src, self.augment, epoch_seed), batches, self.loader)
+
+
+class _AugmentedSamples(torch.utils.data.Dataset):
+    """Item (sample index, position in the epoch's order) -> (augmented input, label)."""
+
+    def __init__(self, source, augment: str, epoch_seed: int):
+        self.source, self.augment, self.epoch_seed = source, augment, epoch_seed
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, item):
+        i, position = item
+        g = sample_generator(self.epoch_seed, position)
+        return self.source.train_input(i, g, self.augment), self.source.y[i]
 
 
 def train_one_epoch(model, criterion: Criterion, optimizer: torch.optim.Optimizer, data, device: torch.device, *,
@@ -62,25 +95,26 @@ def train_one_epoch(model, criterion: Criterion, optimizer: torch.optim.Optimize
     return {"lr": lr, "train_loss": loss_sum / total, "train_acc": 100 * correct / total}
 
 
-def val_accuracy(model, spec: DatasetSpec, x: torch.Tensor, y: torch.Tensor, timesteps: int, device: torch.device) -> float:
-    """Accuracy (%) of the accumulated output after `timesteps` steps."""
-    z = predict_logits(model, spec, x, timesteps, 500, device)
-    return float((z[:, -1].argmax(-1) == y).double().mean() * 100)
+def val_accuracy(model, source, timesteps: int, device: torch.device, loader: dict | None = None) -> float:
+    """Accuracy (%) on `source` (a SplitSource) of the accumulated output after `timesteps` steps."""
+    z = predict_logits(model, source, timesteps, 500, device, loader=loader)
+    return float((z[:, -1].argmax(-1) == source.y).double().mean() * 100)
 
 
-def fit(model, criterion: Criterion, spec: DatasetSpec, x, y, xv, yv, *, timesteps: int, cfg: dict, seed: int,
-        device: torch.device, ckpt_dir: Path, fp: str, desc: str) -> list[dict]:
-    """Train `model` for cfg['epochs'] epochs (cfg: epochs, batch_size, lr, momentum, weight_decay,
-    augment) with SGD + cosine, resumable; returns one log row per epoch (artifacts.TRAIN_LOG_COLUMNS)."""
+def fit(model, criterion: Criterion, train, val, *, timesteps: int, cfg: dict, seed: int,
+        device: torch.device, ckpt_dir: Path, fp: str, desc: str, loader: dict | None = None) -> list[dict]:
+    """Train `model` on SplitSource `train` for cfg['epochs'] epochs (cfg: epochs, batch_size, lr,
+    momentum, weight_decay, augment) with SGD + cosine, resumable, validating on `val`; `loader`:
+    the `loader:` section. Returns one log row per epoch (artifacts.TRAIN_LOG_COLUMNS)."""
     model.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
-    data = ShuffledBatches(spec, x, y, cfg["batch_size"], cfg["augment"], torch.Generator().manual_seed(seed))
+    data = ShuffledBatches(train, cfg["batch_size"], cfg["augment"], torch.Generator().manual_seed(seed), loader=loader)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg["epochs"] * len(data))
 
     def epoch_fn(epoch: int) -> dict:
         m = train_one_epoch(model, criterion, opt, data, device, timesteps=timesteps, scheduler=sched,
                             desc=f"{desc} epoch {epoch}/{cfg['epochs']}")
-        row = {"epoch": epoch, **m, "val_acc": val_accuracy(model, spec, xv, yv, timesteps, device)}
+        row = {"epoch": epoch, **m, "val_acc": val_accuracy(model, val, timesteps, device, loader)}
         log.info("%s epoch %d: loss %.4f train acc %.2f %% val acc (T=%d) %.2f %%",
                  desc, epoch, row["train_loss"], row["train_acc"], timesteps, row["val_acc"])
         return row

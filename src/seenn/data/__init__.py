@@ -29,14 +29,15 @@ class DatasetSpec:
     event: bool  # True: x holds per-timestep frames, fed one frame per timestep
     load: Callable[[dict, int], dict[str, tuple[torch.Tensor, torch.Tensor]]]
     where: str  # one line saying where the raw files must be (or that they ship in a package)
+    authors_std: tuple[float, ...] | None = None  # std of the authors' code where it differs (data.protocol: authors)
 
 
 def registry() -> dict[str, DatasetSpec]:
     """Every dataset by its config name (`data.name`). A dataset module is imported only here, so
     a stage that names no dataset loads none of them."""
-    from . import cifar, cifar10dvs, digits
+    from . import cifar, cifar10dvs, digits, imagenet
 
-    return {m.SPEC.name: m.SPEC for m in (digits, cifar.CIFAR10, cifar.CIFAR100, cifar10dvs)}
+    return {m.SPEC.name: m.SPEC for m in (digits, cifar.CIFAR10, cifar.CIFAR100, cifar10dvs, imagenet)}
 
 
 def get_spec(name: str) -> DatasetSpec:
@@ -45,6 +46,19 @@ def get_spec(name: str) -> DatasetSpec:
     if name not in known:
         raise SeennError(f"unknown dataset 'data.name: {name}'; known: {', '.join(sorted(known))}")
     return known[name]
+
+
+def configured_spec(spec: DatasetSpec, data_cfg: dict) -> DatasetSpec:
+    """`spec` with the sample shape the config sets: event frames (data.frames, data.frame_size),
+    streamed image crops (data.image_size); other datasets as they are."""
+    from dataclasses import replace
+
+    if spec.event and "frames" in data_cfg:
+        return replace(spec, input_shape=(int(data_cfg["frames"]), spec.input_shape[1], int(data_cfg["frame_size"]),
+                                          int(data_cfg["frame_size"])))
+    if spec.name == "imagenet" and "image_size" in data_cfg:
+        return replace(spec, input_shape=(3, int(data_cfg["image_size"]), int(data_cfg["image_size"])))
+    return spec
 
 
 def validate_split(spec: DatasetSpec, split: str, x: torch.Tensor, y: torch.Tensor, source: str) -> None:
@@ -59,9 +73,17 @@ def validate_split(spec: DatasetSpec, split: str, x: torch.Tensor, y: torch.Tens
     expected_dtype = torch.float16 if spec.event else torch.uint8
     if x.dtype != expected_dtype:
         raise SeennError(f"{where}: samples have dtype {x.dtype}, expected {expected_dtype}")
-    if y.dtype != torch.int64 or y.ndim != 1 or y.shape[0] != x.shape[0]:
+    validate_labels(spec, split, y, x.shape[0], source)
+
+
+def validate_labels(spec: DatasetSpec, split: str, y: torch.Tensor, n: int, source: str) -> None:
+    """Check that `y` holds n int64 labels in the class range; errors name the split and the source."""
+    where = f"{spec.name} {split} split ({source})"
+    if n == 0:
+        raise SeennError(f"{where} is empty")
+    if y.dtype != torch.int64 or y.ndim != 1 or y.shape[0] != n:
         raise SeennError(
-            f"{where}: labels must be int64 of shape ({x.shape[0]},), got {y.dtype} {tuple(y.shape)}"
+            f"{where}: labels must be int64 of shape ({n},), got {y.dtype} {tuple(y.shape)}"
         )
     if int(y.min()) < 0 or int(y.max()) >= spec.num_classes:
         raise SeennError(

@@ -9,7 +9,11 @@ Modes (config key `augment` of the train, finetune and conversion sections):
   pixel; its centre anywhere in the image, clipped at the borders). The authors' CIFAR-100 recipe.
 - flip_roll_rotate (event frames, CIFAR10-DVS): a random horizontal flip, then either a roll of
   up to 5 px in each direction or a rotation of up to 30 degrees (nearest neighbour, zeros
-  outside), the same for every frame of a sample."""
+  outside), the same for every frame of a sample.
+
+`protocol` (`data.protocol`, recorded in the split file): `project` as above; `authors` as the
+SEENN authors' code: AutoAugment fills with grey (128) instead of black, and Cutout is applied
+before normalization, its hole black (pixel 0) instead of the mean pixel."""
 
 from __future__ import annotations
 
@@ -41,10 +45,14 @@ def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) 
     return out
 
 
-def auto_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+AUTHORS_FILL = 128  # the authors' AutoAugment fill (grey); the project keeps torchvision's black
+
+
+def auto_augment(x: torch.Tensor, generator: torch.Generator, fill: int | None = None) -> torch.Tensor:
     """torchvision's AutoAugment (CIFAR-10 policy), one sub-policy drawn per sample. It draws from
-    torch's global generator, so it runs under a forked one seeded from `generator`."""
-    policy = AutoAugment(AutoAugmentPolicy.CIFAR10)
+    torch's global generator, so it runs under a forked one seeded from `generator`. `fill`: the
+    value of pixels moved in from outside (None: torchvision's default, black)."""
+    policy = AutoAugment(AutoAugmentPolicy.CIFAR10, fill=None if fill is None else [fill] * x.shape[1])
     seed = int(torch.randint(0, 2**62, (1,), generator=generator))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -52,7 +60,8 @@ def auto_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def cutout(x: torch.Tensor, generator: torch.Generator, length: int = CUTOUT_LENGTH) -> torch.Tensor:
-    """One `length` px square per sample set to 0 (x normalized: 0 is the mean pixel)."""
+    """One `length` px square per sample set to 0 (x normalized: 0 is the mean pixel; x uint8, as
+    the authors' protocol cuts before normalizing: a black hole)."""
     n, _, h, w = x.shape
     cy = torch.randint(0, h, (n, 1, 1), generator=generator)
     cx = torch.randint(0, w, (n, 1, 1), generator=generator)
@@ -80,16 +89,20 @@ def flip_roll_rotate(x: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     return out
 
 
-def augmented_input(mode: str, spec: DatasetSpec, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """A training batch of stored samples -> augmented network input."""
+def augmented_input(mode: str, spec: DatasetSpec, x: torch.Tensor, generator: torch.Generator,
+                    protocol: str = "project") -> torch.Tensor:
+    """A training batch of stored samples -> augmented network input (`protocol`: see the module)."""
     check_augmentation(mode, spec.name, spec.event)
+    authors = protocol == "authors"
     if mode == "flip_roll_rotate":
         x = flip_roll_rotate(x, generator)
     elif mode != "none":
         x = random_crop_flip(x, generator)
     if mode == "autoaugment_cutout":
-        x = auto_augment(x, generator)
+        x = auto_augment(x, generator, fill=AUTHORS_FILL if authors else None)
+        if authors:
+            x = cutout(x, generator)
     out = to_input(spec, x)
-    if mode == "autoaugment_cutout":
+    if mode == "autoaugment_cutout" and not authors:
         out = cutout(out, generator)
     return out

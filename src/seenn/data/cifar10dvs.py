@@ -1,22 +1,30 @@
-"""CIFAR10-DVS: 10,000 AEDAT4 event recordings (128x128, 2 polarities) -> [10, 2, 48, 48] frames.
+"""CIFAR10-DVS: 10,000 AEDAT4 event recordings (128x128, 2 polarities) -> [frames, 2, size, size].
 
 Layout is tonic's (`tonic.datasets.CIFAR10DVS(save_to=root)` extracts to `<root>/CIFAR10DVS/`):
 one folder per class (airplane/ ... truck/) holding `*.aedat4` files. We walk that layout ourselves
 and read each file with `tonic.io.read_aedat4` (needs the `aedat` package), because tonic's dataset
 class re-downloads unless the 1000+ files *and* the original zip are present.
 
-Each recording becomes T=10 frames with equal event counts (tonic `ToFrame(n_event_bins=10)`),
-resized 128 -> 48 with area interpolation: each output pixel averages its input footprint, so
-every event contributes (bilinear without antialiasing would skip pixels of sparse frames).
-Stored as float16 event counts.
+Each recording becomes `data.frames` frames (default 10) with equal event counts (tonic
+`ToFrame(n_event_bins=...)`), resized 128 -> `data.frame_size` (default 48) by `data.frame_resize`:
+`area` (default: each output pixel averages its input footprint, so every event contributes;
+bilinear without antialiasing would skip pixels of sparse frames), `bilinear` (antialiased) or
+`nearest`. Stored as float16 event counts. Decoded frames are cached in
+`data/cache/cifar10dvs/<key>/frames.pt` (outside the declared outputs), the key hashing every
+parameter of the transform, the split list's sha256 and tonic's version: a second data stage
+with the same settings decodes nothing.
 
-No official split: test = 10 % of each class, drawn once with the fixed TEST_SPLIT_SEED so the
-test set is the same for every run seed; val (`val_size`) is carved, stratified with the run seed,
-from the remaining 90 %. `train_size` / `test_size` are ignored. `split_file_list` gives the file
-names of each split for the data stage to publish."""
+No official split: the fixed 9:1 per-class split is the committed list `data/splits/cifar10dvs.txt`
+(`class,file,split` for all 10,000 recordings, split `train` or `test`; made once by a stratified
+draw with TEST_SPLIT_SEED over the sorted names). Its sha256 is pinned here and checked at every
+run, and the recordings on disk must be exactly the listed ones. val (`val_size`) is carved,
+stratified with the run seed, from the list's train part. `train_size` / `test_size` are ignored.
+`split_file_list` gives the file names of each split."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +40,11 @@ SIZE = 48
 TEST_FRACTION = 0.1
 TEST_SPLIT_SEED = 0  # fixes the test split across run seeds
 FOLDER = "CIFAR10DVS"
+RECORDINGS_PER_CLASS = 1000
+SPLIT_LIST = Path(__file__).resolve().parents[3] / "data" / "splits" / "cifar10dvs.txt"
+SPLIT_LIST_SHA256 = "c4fa3616067269faaa283edd9e15f30576ac35299131921b4510506842dd72ae"  # of data/splits/cifar10dvs.txt
+CACHE_ROOT = Path("data/cache/cifar10dvs")  # relative to the project directory the stages run in
+RESIZE_MODES = ("area", "bilinear", "nearest")
 
 
 def _hint(root: Path, folder: Path) -> str:
@@ -66,26 +79,88 @@ def _discover(data_cfg: dict) -> tuple[Path, list[str], torch.Tensor]:
     return folder, names, torch.tensor(labels, dtype=torch.int64)
 
 
-def _split_indices(y: torch.Tensor, val_size: int, seed: int) -> dict[str, torch.Tensor]:
-    n = y.shape[0]
-    n_test = round(n * TEST_FRACTION)
-    outer = stratified_split(y, {"test": n_test, "rest": n - n_test}, TEST_SPLIT_SEED)
-    rest = outer["rest"]
+def split_list_text(names: list[str]) -> str:
+    """The split list for recordings `names` ('class/file.aedat4'): 10 % of each class to test,
+    drawn with TEST_SPLIT_SEED over the sorted names, the rest train; one `class,file,split` line each."""
+    names = sorted(names)
+    y = torch.tensor([CLASSES.index(n.split("/")[0]) for n in names], dtype=torch.int64)
+    n_test = round(len(names) * TEST_FRACTION)
+    test = set(stratified_split(y, {"test": n_test, "rest": len(names) - n_test}, TEST_SPLIT_SEED)["test"].tolist())
+    lines = [f"{n.split('/')[0]},{n.split('/')[1]},{'test' if i in test else 'train'}" for i, n in enumerate(names)]
+    return "class,file,split\n" + "\n".join(lines) + "\n"
+
+
+def read_split_list() -> tuple[str, dict[str, str]]:
+    """(sha256 of the committed split list, {'class/file.aedat4': 'train' | 'test'}), checked
+    against the pinned sha256."""
+    try:
+        data = SPLIT_LIST.read_bytes()
+    except OSError:
+        raise SeennError(f"CIFAR10-DVS split list {SPLIT_LIST} is missing: restore it from git "
+                         f"(git checkout -- {SPLIT_LIST.name})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != SPLIT_LIST_SHA256:
+        raise SeennError(f"CIFAR10-DVS split list {SPLIT_LIST} was edited (sha256 {digest[:12]}..., pinned "
+                         f"{SPLIT_LIST_SHA256[:12]}...): restore it from git")
+    rows = [line.split(",") for line in data.decode().splitlines()[1:] if line]
+    return digest, {f"{c}/{f}": split for c, f, split in rows}
+
+
+def _check_against_list(folder: Path, names: list[str], listed: dict[str, str]) -> None:
+    """The recordings on disk must be exactly the listed ones."""
+    missing = sorted(set(listed) - set(names))
+    extra = sorted(set(names) - set(listed))
+    if missing or extra:
+        what = (f"{len(missing)} listed recordings are missing (e.g. {folder / missing[0]})" if missing else
+                f"{len(extra)} recordings are not in the list (e.g. {folder / extra[0]})")
+        raise SeennError(f"dataset 'cifar10dvs': the files in {folder} do not match the split list {SPLIT_LIST}: "
+                         f"{what}")
+
+
+def _split_indices(names: list[str], y: torch.Tensor, listed: dict[str, str], val_size: int,
+                   seed: int) -> dict[str, torch.Tensor]:
+    test = torch.tensor([i for i, n in enumerate(names) if listed[n] == "test"], dtype=torch.int64)
+    rest = torch.tensor([i for i, n in enumerate(names) if listed[n] == "train"], dtype=torch.int64)
     if not 0 < val_size < rest.numel():
         raise SeennError(f"data.val_size must lie in [1, {rest.numel() - 1}] for cifar10dvs, got {val_size}")
     inner = stratified_split(y[rest], {"train": rest.numel() - val_size, "val": val_size}, seed)
-    return {"train": rest[inner["train"]], "val": rest[inner["val"]], "test": outer["test"]}
+    return {"train": rest[inner["train"]], "val": rest[inner["val"]], "test": test}
+
+
+def _checked_splits(data_cfg: dict, seed: int):
+    """(folder, names, labels, split indices, split list sha256) after every check."""
+    folder, names, y = _discover(data_cfg)
+    digest, listed = read_split_list()
+    _check_against_list(folder, names, listed)
+    return folder, names, y, _split_indices(names, y, listed, int(data_cfg["val_size"]), seed), digest
 
 
 def split_file_list(data_cfg: dict, seed: int) -> dict[str, list[str]]:
     """Sorted recording names ('class/file.aedat4') of each split, for publishing with a hash."""
-    _, names, y = _discover(data_cfg)
-    idx = _split_indices(y, int(data_cfg["val_size"]), seed)
+    _, names, _, idx, _ = _checked_splits(data_cfg, seed)
     return {split: sorted(names[i] for i in idx[split].tolist()) for split in ("train", "val", "test")}
 
 
-def _to_frames(path: Path) -> torch.Tensor:
-    """One recording -> float16 [T, 2, 48, 48] event counts (area-averaged)."""
+def frame_settings(data_cfg: dict) -> tuple[int, int, str]:
+    """(frames, frame size, resize method) of the config (the defaults where a key is absent)."""
+    frames, size, mode = (int(data_cfg.get("frames", TIMESTEPS)), int(data_cfg.get("frame_size", SIZE)),
+                          data_cfg.get("frame_resize", "area"))
+    if mode not in RESIZE_MODES:
+        raise SeennError(f"data.frame_resize must be one of {', '.join(RESIZE_MODES)}, got {mode!r}")
+    return frames, size, mode
+
+
+def cache_key(frames: int, size: int, mode: str, list_sha256: str) -> str:
+    """The frame cache's key: every transform parameter, the split list and tonic's version."""
+    import tonic
+
+    settings = {"frames": frames, "frame_size": size, "frame_resize": mode, "split_list": list_sha256,
+                "tonic": tonic.__version__, "sensor": SENSOR_SIZE}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _to_frames(path: Path, frames: int = TIMESTEPS, size: int = SIZE, mode: str = "area") -> torch.Tensor:
+    """One recording -> float16 [frames, 2, size, size] event counts (resized by `mode`)."""
     import tonic.io
     from tonic.transforms import ToFrame
 
@@ -101,20 +176,37 @@ def _to_frames(path: Path) -> torch.Tensor:
     w, h, _ = SENSOR_SIZE
     if int(events["x"].max()) >= w or int(events["y"].max()) >= h:
         raise SeennError(f"CIFAR10-DVS recording {path} has events outside the {w}x{h} sensor")
-    frames = ToFrame(sensor_size=SENSOR_SIZE, n_event_bins=TIMESTEPS)(events)  # int16 [T, P, H, W]
-    x = torch.from_numpy(frames.astype(np.float32))
-    x = torch.nn.functional.interpolate(x, size=(SIZE, SIZE), mode="area")
+    binned = ToFrame(sensor_size=SENSOR_SIZE, n_event_bins=frames)(events)  # int16 [T, P, H, W]
+    x = torch.from_numpy(binned.astype(np.float32))
+    if mode == "bilinear":
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    else:
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode=mode)
     return x.to(torch.float16)
 
 
-def _load(data_cfg: dict, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def decoded_frames(folder: Path, names: list[str], data_cfg: dict, list_sha256: str) -> torch.Tensor:
+    """Frames of every recording in `names` order, from the cache when its key matches, else
+    decoded and cached (a checked file written atomically)."""
+    from ..io import load_checked, save_checked
     from ..progress import progress
 
-    folder, names, y = _discover(data_cfg)
-    idx = _split_indices(y, int(data_cfg["val_size"]), seed)
-    x = torch.empty((len(names), TIMESTEPS, SENSOR_SIZE[2], SIZE, SIZE), dtype=torch.float16)
+    frames, size, mode = frame_settings(data_cfg)
+    path = CACHE_ROOT / cache_key(frames, size, mode, list_sha256) / "frames.pt"
+    if path.exists():
+        cached = load_checked(path, what="CIFAR10-DVS frame cache", producer="the prepare_data stage")
+        if isinstance(cached, dict) and cached.get("names") == names:
+            return cached["x"]
+    x = torch.empty((len(names), frames, SENSOR_SIZE[2], size, size), dtype=torch.float16)
     for k, name in enumerate(progress(names, desc="CIFAR10-DVS -> frames", unit="rec")):
-        x[k] = _to_frames(folder / name)
+        x[k] = _to_frames(folder / name, frames, size, mode)
+    save_checked(path, {"names": names, "x": x})
+    return x
+
+
+def _load(data_cfg: dict, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    folder, names, y, idx, digest = _checked_splits(data_cfg, seed)
+    x = decoded_frames(folder, names, data_cfg, digest)
     return {split: (x[i].contiguous(), y[i].contiguous()) for split, i in idx.items()}
 
 

@@ -42,6 +42,23 @@ neuron of the converted SNN when u >= threshold (as QCFS); the authors' tanh-sur
 u - threshold >= 0. The rules differ only when a membrane lands exactly on the threshold."""
 
 
+AUTHORS_PROTOCOL_NOTES = """\
+Data protocol 'authors' (data.protocol), as the SEENN authors' code: the networks train on all
+training images (the project's val split merged into train) and every selection that the project
+makes on a validation split (SEENN-I's alpha, SEENN-II's rule and tradeoff points, the validation
+columns) is made on the test split (val = test), so the test figures are not held out. CIFAR-10 is
+normalized with std (0.2023, 0.1994, 0.2010) instead of (0.2470, 0.2435, 0.2616); with
+autoaugment_cutout, AutoAugment fills with 128 and Cutout cuts a black (0) hole before
+normalization instead of a mean-pixel hole after it."""
+
+
+def method_notes(p: dict) -> str:
+    """The method notes; the protocol's differences are added only when it is not the default."""
+    if p.get("data", {}).get("protocol", "project") == "authors":
+        return METHOD_NOTES + "\n\n" + AUTHORS_PROTOCOL_NOTES
+    return METHOD_NOTES
+
+
 CODE_PATHS = ["src", "workflow", "config", "params.yaml", "Snakefile", "pyproject.toml"]
 
 
@@ -276,7 +293,7 @@ def stage_report(ctx) -> None:
                                      "Creator": "seenn-bench", "Title": p["report"]["title"]}) as pdf:
             text_page(pdf, p["report"]["title"], [
                 ("Provenance", provenance_text),
-                ("Method notes", METHOD_NOTES),
+                ("Method notes", method_notes(p)),
                 ("Configuration (params.yaml)", yaml.safe_dump({k: v for k, v in p.items() if k != SOURCE_KEY},
                                                                sort_keys=False, width=100)),
             ])
