@@ -82,25 +82,26 @@ def fixture_batch(spec, n: int = 2):
     return x, torch.arange(n) % spec.num_classes
 
 
-def one_step(model, criterion, spec, x, y, augment: str, timesteps: int, stepwise_eval: bool = False):
-    """One SGD step on the fixture batch (with the row's augmentation), then per-timestep logits."""
-    from seenn.data.augment import augmented_input
+def one_step(model, criterion, source, augment: str, timesteps: int, stepwise_eval: bool = False):
+    """One SGD step on the fixture batch, augmented as the row trains (one batch of
+    `training.ShuffledBatches`), then its per-timestep logits."""
     from seenn.inference import predict_logits
-    from seenn.training import train_one_epoch
+    from seenn.training import ShuffledBatches, train_one_epoch
 
-    inputs = augmented_input(augment, spec, x, torch.Generator().manual_seed(0))
+    data = ShuffledBatches(source, len(source), augment, torch.Generator().manual_seed(0))
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     before = [p.detach().clone() for p in model.parameters()]
-    m = train_one_epoch(model, criterion, opt, [(inputs, y)], torch.device("cpu"), timesteps=timesteps)
+    m = train_one_epoch(model, criterion, opt, data, torch.device("cpu"), timesteps=timesteps)
     assert torch.isfinite(torch.tensor(m["train_loss"]))
     assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters())), "the step changed no weight"
-    return predict_logits(model, spec, x, FIXTURE_TIMESTEPS, 2, torch.device("cpu"), stepwise=stepwise_eval)
+    return predict_logits(model, source, FIXTURE_TIMESTEPS, 2, torch.device("cpu"), stepwise=stepwise_eval)
 
 
 @pytest.mark.parametrize("path", PAPER_CONFIGS, ids=row_id)
 def test_each_row_trains_and_evaluates_one_step_on_a_fixture_batch(path):
     from seenn.convert import convert
     from seenn.data import get_spec
+    from seenn.data.source import TensorSource
     from seenn.inference import predict_logits
     from seenn.losses import ann_loss, snn_criterion
     from seenn.models import build_snn
@@ -112,10 +113,11 @@ def test_each_row_trains_and_evaluates_one_step_on_a_fixture_batch(path):
     cfg = validate_config(paper_config(path))
     spec = get_spec(cfg["data"]["name"])
     x, y = fixture_batch(spec)
+    source = TensorSource(spec, x, y, "train", "fixture batch")
     expected = (x.shape[0], FIXTURE_TIMESTEPS, spec.num_classes)
     t = cfg["train"]
     snn = build_snn(cfg["model"], cfg["neuron"], spec.input_shape[-3], spec.num_classes, event=spec.event)
-    z = one_step(snn, snn_criterion(t["loss"], t["tet_lambda"], t["tet_phi"]), spec, x, y, t["augment"], FIXTURE_TIMESTEPS)
+    z = one_step(snn, snn_criterion(t["loss"], t["tet_lambda"], t["tet_phi"]), source, t["augment"], FIXTURE_TIMESTEPS)
     assert z.shape == expected and torch.isfinite(z).all()
     s = cfg["seenn2"]
     policy = build_policy(spec.input_shape[-3], t["timesteps"], s["policy_stem_channels"], s["policy_widths"],
@@ -124,6 +126,6 @@ def test_each_row_trains_and_evaluates_one_step_on_a_fixture_batch(path):
     if cfg["conversion"]["enabled"]:  # the QCFS ANN's step, then the converted IF SNN, one timestep at a time
         c = cfg["conversion"]
         ann = build_qcfs_ann(cfg["model"], c["levels"], c["lambda_init"], spec.input_shape[-3], spec.num_classes)
-        one_step(ann, ann_loss, spec, x, y, c["augment"], 1)
-        z = predict_logits(convert(ann), spec, x, FIXTURE_TIMESTEPS, 2, torch.device("cpu"), stepwise=True)
+        one_step(ann, ann_loss, source, c["augment"], 1)
+        z = predict_logits(convert(ann), source, FIXTURE_TIMESTEPS, 2, torch.device("cpu"), stepwise=True)
         assert z.shape == expected and torch.isfinite(z).all()
