@@ -18,4 +18,4 @@ for _st in STAGES:
         resources:
             **_st.resources,
         shell:
-            "seenn run {rule}"
+            stage_shell(_st)
