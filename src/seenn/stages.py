@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import convert, energy, evaluate, finetune, latency, policy, seenn1, train, train_ann
-from .config import select_keys
+from .config import SOURCE_KEY, select_keys
 from .dag import DEVICE_KEYS, RESULTS, Branch, Stage, branch_dir
 from .data import stage as data_stage
 from .io import write_text
@@ -56,8 +56,9 @@ def _on_device(st: Stage) -> Stage:
     """A stage that runs a network on the configured device (it declares `device`) also declares
     the other keys `seenn run` applies to it (`tf32`: changing it reruns the stage under both
     tools) and asks for one GPU (Snakemake resource `gpu`, unconstrained unless `--resources`
-    or a profile names it; a profile's `set-resources` can give a training stage more)."""
-    if "device" not in st.params:
+    or a profile names it; a profile's `set-resources` can give a training stage more). The report
+    reads the whole config (it declares `config_source`) only to print it: no GPU."""
+    if "device" not in st.params or SOURCE_KEY in st.params:
         return st
     params = st.params + tuple(k for k in DEVICE_KEYS if k not in st.params)
     return replace(st, params=params, resources={GPU_RESOURCE: 1, **st.resources})
