@@ -43,6 +43,13 @@ def stage_threads(stage):
     return stage.threads
 
 
+def stage_message(stage):
+    """What Snakemake prints for a job (a dry run too): the stage, its log, and a GPU stage's GPUs and memory."""
+    if GPU_RESOURCE in stage.resources:
+        return "stage {rule} (log in {log}; gpu={resources.%s}, mem_mb={resources.mem_mb})" % GPU_RESOURCE
+    return "stage {rule} (log in {log})"
+
+
 def stage_shell(stage):
     """`seenn run {rule}` (DVC's cmd too); a stage asking for GPUs gets its `gpu` resource, as
     Snakemake resolves it (a profile's set-resources included): several GPUs run a training
