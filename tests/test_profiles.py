@@ -35,8 +35,13 @@ def test_slurm_profile_sizes_every_gpu_stage():
 def test_slurm_dry_run_of_a_paper_row_shows_each_gpu_stage_its_resources(tmp_path):
     row = next(p for p in PAPER_CONFIGS if p.stem == "resnet19_cifar10")
     proj = make_project(tmp_path / "row", paper_config(row))
-    r = sh(proj, "snakemake", "-n", "--executor", "slurm", "--profile", "workflow/profiles/slurm",
-           "--set-resources", "train_snn:gpu=8")
+    # a copy of the profile giving direct training a whole node of 8 GPUs (a command-line
+    # --set-resources for a rule would replace the profile's entry for it, memory included)
+    prof = yaml.safe_load(SLURM.read_text())
+    prof["set-resources"]["train_snn"]["gpu"] = 8
+    (proj / "eight").mkdir()
+    (proj / "eight/config.yaml").write_text(yaml.safe_dump(prof))
+    r = sh(proj, "snakemake", "-n", "--executor", "slurm", "--profile", "eight")
     out = r.stdout + r.stderr
     jobs = {m[1]: (m[2], m[3]) for m in JOB.finditer(out)}
     assert set(jobs) == set(BY_NAME), set(BY_NAME) ^ set(jobs)
