@@ -14,7 +14,7 @@ from seenn import runtime  # noqa: E402
 from seenn.dag import StageContext  # noqa: E402
 
 cfg = job["config"]
-device = runtime.setup(cfg["seed"], cfg["deterministic"], cfg["device"], cfg["cpu_kernels"])
+device = runtime.setup(cfg["seed"], cfg["deterministic"], cfg["device"], cfg["cpu_kernels"], cfg["tf32"])
 ctx = StageContext(name=job["name"], params=job["params"], inputs=job["inputs"], outputs=job["outputs"], device=device,
                    checkpoint_dir=Path(job["checkpoint_dir"]), extras=job["options"])
 module, func = job["func"].split(":")

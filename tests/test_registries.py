@@ -35,6 +35,7 @@ TIED = {
     "conversion.augment": lambda: augment_modes.AUGMENTATIONS,
     "cpu_kernels": lambda: runtime.CPU_KERNEL_ENV,
     "device": lambda: runtime.DEVICES,
+    "amp": lambda: runtime.AMP_DTYPES,
 }
 
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from seenn.runtime import CPU_KERNEL_ENV, PORTABLE_CPU_ENV
 
@@ -74,3 +75,30 @@ def test_each_kernel_setting_compiles_into_a_cache_of_its_own():
 
     assert len({cache(m) for m in CPU_KERNEL_ENV}) == len(CPU_KERNEL_ENV)
     assert cache("avx2", {"TORCHINDUCTOR_CACHE_DIR": "/somewhere/mine"}) == "/somewhere/mine"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_a_gpu_stops_naming_the_key_and_auto_logs_its_pick(caplog):
+    from seenn.errors import SeennError
+    from seenn.runtime import pick_device
+
+    with pytest.raises(SeennError, match="config 'device: cuda' but no CUDA device is available"):
+        pick_device("cuda")
+    with caplog.at_level("INFO", logger="seenn"):
+        assert pick_device("auto") == torch.device("cpu")
+    assert "config 'device: auto' picked cpu (no CUDA device available)" in caplog.text
+
+
+def test_tf32_is_its_own_switch_and_deterministic_leaves_it_alone(monkeypatch):
+    from seenn import runtime
+    from seenn.runtime import set_tf32, setup
+
+    monkeypatch.setattr(runtime, "apply_cpu_kernels", lambda mode: None)  # this process's kernels stay as they are
+    try:
+        setup(0, True, "cpu", tf32=True)
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        setup(0, True, "cpu", tf32=False)
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+    finally:
+        set_tf32(False)
+        torch.use_deterministic_algorithms(False)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from seenn.stages import STAGES, dvc_yaml
+from seenn.stages import BY_NAME, STAGES, dvc_yaml
 
 
 def test_committed_dvc_yaml_matches_stage_table():
@@ -46,7 +46,10 @@ def test_snakemake_rules_and_dvc_stages_agree():
         inputs = sorted(str(f) for f in rule.input if not str(f).startswith("results/params/"))
         assert inputs == sorted(st["deps"]), name
         assert st["cmd"] == f"seenn run {name}"
-        assert rule.shellcmd == "seenn run {rule}"
+        # a GPU stage's rule passes its `gpu` resource (torchrun for several; DVC runs one process)
+        gpu = "gpu" in BY_NAME[name].resources
+        assert rule.shellcmd == ("seenn run {rule} --gpus {resources.gpu}" if gpu else "seenn run {rule}"), name
+        assert (rule.resources.get("gpu") == 1) == gpu, name
 
 
 def test_dag_is_closed_and_acyclic():

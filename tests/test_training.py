@@ -138,3 +138,62 @@ def test_fit_logs_one_row_per_epoch_and_repeats_itself(tmp_path):
     assert [tuple(r) for r in rows] == [TRAIN_LOG_COLUMNS] * 2 and [r["epoch"] for r in rows] == [1, 2]
     rows_b, w_b = run("b")
     assert rows_b == rows and torch.equal(w_b, w)
+
+
+def test_rank_slices_of_each_global_batch_cover_it_and_draw_the_same_numbers():
+    """DDP: rank r of w gets [r::w] of every global batch, augmented as a whole, so the union over
+    ranks is the one-process batch and every rank's generator stays in step."""
+    x = torch.randint(0, 256, (11, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    y = torch.arange(11)
+    whole = list(ShuffledBatches(DIGITS, x, y, 4, "crop_flip", torch.Generator().manual_seed(7)))
+    parts = [ShuffledBatches(DIGITS, x, y, 4, "crop_flip", torch.Generator().manual_seed(7), rank=r, world=2) for r in (0, 1)]
+    got = [list(p) for p in parts]
+    for b, (xb, yb) in enumerate(whole):
+        assert torch.equal(got[0][b][1], yb[0::2]) and torch.equal(got[1][b][1], yb[1::2])
+        assert torch.equal(got[0][b][0], xb[0::2]) and torch.equal(got[1][b][0], xb[1::2])
+    assert torch.equal(parts[0].generator.get_state(), parts[1].generator.get_state())
+
+
+class _Conv(torch.nn.Module):
+    """A conv + linear model with the SNN call signature, recording the dtype its conv computes in."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc, self.dtypes = torch.nn.Conv2d(1, 4, 3), torch.nn.Linear(4, 3), []
+
+    def forward(self, x, timesteps):
+        h = self.conv(x)
+        self.dtypes.append(h.dtype)
+        return self.fc(h.mean((2, 3))).expand(timesteps, -1, -1)
+
+
+@pytest.mark.parametrize("amp, dtype", [("none", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_amp_training_step_autocasts_on_cpu_and_keeps_float32_weights(amp, dtype):
+    from seenn.training import grad_scaler
+
+    torch.manual_seed(0)
+    model = _Conv()
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(8, 1, 6, 6), torch.arange(8) % 3
+    scaler = grad_scaler(torch.device("cpu"), amp)
+    assert (scaler is not None) == (amp == "fp16")
+    m = train_one_epoch(model, mean_loss, opt, [(x, y)] * 2, torch.device("cpu"), timesteps=2, amp=amp, scaler=scaler)
+    assert model.dtypes == [dtype, dtype]
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # stepped (fp16: not skipped)
+    assert torch.isfinite(torch.tensor(m["train_loss"]))
+
+
+def test_fit_with_fp16_checkpoints_the_grad_scaler_and_resumes_it(tmp_path):
+    x = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    y = torch.arange(16) % 10
+    cfg = {"epochs": 1, "batch_size": 8, "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0, "augment": "none"}
+    model = build_snn({"arch": "resnet", "stem_channels": 4, "widths": [4], "blocks": [1]},
+                      {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}, 1, 10)
+    fit(model, snn_criterion("cumulative"), DIGITS, x, y, x[:8], y[:8], timesteps=2, cfg=cfg, seed=1,
+        device=torch.device("cpu"), ckpt_dir=tmp_path, fp="f", desc="fit", amp="fp16")
+    from seenn.artifacts import epoch_checkpoints, load_epoch_checkpoint
+
+    state = load_epoch_checkpoint(epoch_checkpoints(tmp_path)[-1])
+    assert state["scaler"]["scale"] > 0 and "_growth_tracker" in state["scaler"]

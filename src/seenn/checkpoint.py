@@ -15,6 +15,7 @@ from typing import Callable
 
 import torch
 
+from . import distributed
 from .artifacts import epoch_checkpoint_path, epoch_checkpoints, load_epoch_checkpoint, save_epoch_checkpoint
 from .runtime import rng_state, set_rng_state
 
@@ -47,10 +48,12 @@ def latest_checkpoint(ckpt_dir: Path, fp: str) -> tuple[int, dict] | None:
 
 def run_epochs(*, name: str, ckpt_dir: Path, fp: str, epochs: int, model: torch.nn.Module,
                optimizer: torch.optim.Optimizer, scheduler, generator: torch.Generator,
-               epoch_fn: Callable[[int], dict], keep: int = 2) -> list[dict]:
+               epoch_fn: Callable[[int], dict], keep: int = 2, scaler=None) -> list[dict]:
     """Run `epoch_fn(epoch)` for epochs 1..`epochs`, resuming from the last complete checkpoint.
 
-    `epoch_fn` trains one epoch and returns a dict of deterministic log values. Returns all rows."""
+    `epoch_fn` trains one epoch and returns a dict of deterministic log values. Returns all rows.
+    `scaler` (fp16's GradScaler) is checkpointed too. Under torchrun every rank resumes from the
+    same checkpoint (checked) and only rank 0 writes them."""
     ckpt_dir = Path(ckpt_dir)
     rows: list[dict] = []
     start = 1
@@ -62,15 +65,22 @@ def run_epochs(*, name: str, ckpt_dir: Path, fp: str, epochs: int, model: torch.
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"], generator)
+        if scaler is not None and state.get("scaler") is not None:
+            scaler.load_state_dict(state["scaler"])
         rows = list(state["rows"])
         start = done + 1
         log.info("%s: resuming from checkpoint %s (epoch %d of %d done)", name, epoch_checkpoint_path(ckpt_dir, done), done, epochs)
+    distributed.same_on_all_ranks(start, "the epoch to resume from")
     for epoch in range(start, epochs + 1):
         rows.append(epoch_fn(epoch))
+        if not distributed.is_main():
+            continue
         state = {
             "fingerprint": fp, "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "rng": rng_state(generator), "rows": rows,
         }
+        if scaler is not None:
+            state["scaler"] = scaler.state_dict()
         save_epoch_checkpoint(ckpt_dir, epoch, state, keep)
     return rows

@@ -1,6 +1,8 @@
 """`seenn`: the only entry point the DAG calls.
 
-    seenn run <stage> [--config params.yaml]   run one stage (declared beside its code; table: src/seenn/stages.py)
+    seenn run <stage> [--config params.yaml] [--gpus N]
+                                               run one stage (declared beside its code; table: src/seenn/stages.py);
+                                               N > 1: a training stage reruns itself under torchrun, N processes
     seenn validate [--config FILE]             validate a config and exit
     seenn config use [OVERLAY]                 write params.yaml: config/defaults.yaml + the overlay (if any)
     seenn dvc-yaml [--check]                   write (or check) dvc.yaml from the stage table
@@ -16,33 +18,55 @@ from pathlib import Path
 
 import torch
 
-from . import snakemake_records
+from . import distributed, snakemake_records
 from .config import DEFAULT_CONFIG, load_config, select_keys
 from .dag import StageContext
 from .errors import SeennError
 
 
 def _setup_logging(stage: str, log_file: str | None) -> None:
-    fmt = logging.Formatter(f"%(asctime)s [{stage}] %(levelname)s %(message)s", "%H:%M:%S")
+    """Log lines to stderr and the stage's log file; under torchrun rank 0 alone writes the file
+    and other ranks print warnings only, tagged with their rank."""
+    tag = stage if distributed.world_size() == 1 else f"{stage} rank {distributed.rank()}"
+    fmt = logging.Formatter(f"%(asctime)s [{tag}] %(levelname)s %(message)s", "%H:%M:%S")
     root = logging.getLogger("seenn")
-    root.setLevel(logging.INFO)
+    root.setLevel(logging.INFO if distributed.is_main() else logging.WARNING)
     root.handlers.clear()
     err = logging.StreamHandler(sys.stderr)
     err.setFormatter(fmt)
     root.addHandler(err)
-    if log_file:
+    if log_file and distributed.is_main():
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         fh = logging.FileHandler(log_file, mode="a")
         fh.setFormatter(fmt)
         root.addHandler(fh)
 
 
-def run_stage(name: str, config_path: str = DEFAULT_CONFIG) -> None:
+def _launch(st, gpus: int, config_path: str) -> None:
+    """Give the stage its GPUs: `gpus` slots of SEENN_GPU_SLOTS when set (CUDA_VISIBLE_DEVICES),
+    then, for a data-parallel stage given more than one, rerun it under torchrun (this process is
+    replaced; a rank of torchrun never relaunches)."""
+    from . import gpu_slots
+
+    log = logging.getLogger("seenn")
+    if distributed.world_size() > 1:
+        return
+    if gpus > 1 and not st.data_parallel:
+        log.warning("stage %s is not data-parallel: it runs as one process on the first of its %d GPUs", st.name, gpus)
+    gpu_slots.acquire(gpus if st.data_parallel else 1)
+    if gpus > 1 and st.data_parallel:
+        log.info("relaunching under torchrun: %d processes", gpus)
+        distributed.relaunch_under_torchrun(gpus, ["run", st.name, "--config", config_path])
+
+
+def run_stage(name: str, config_path: str = DEFAULT_CONFIG, gpus: int = 1) -> None:
     from . import runtime
     from .stages import BY_NAME, write_params_file
 
     if name not in BY_NAME:
         raise SeennError(f"unknown stage '{name}'; stages: {', '.join(BY_NAME)}")
+    if gpus < 1:
+        raise SeennError(f"seenn run {name}: --gpus must be at least 1, got {gpus}")
     st = BY_NAME[name]
     _setup_logging(name, st.log_file)
     log = logging.getLogger("seenn")
@@ -51,13 +75,20 @@ def run_stage(name: str, config_path: str = DEFAULT_CONFIG) -> None:
     for role, path in st.inputs.items():
         if not Path(path).exists():
             raise SeennError(f"stage {name}: input '{role}' ({path}) is missing: run the stage that produces it first")
-    device = runtime.setup(config["seed"], config["deterministic"], config["device"], config["cpu_kernels"])
+    _launch(st, gpus, config_path)
+    device = runtime.setup(config["seed"], config["deterministic"], config["device"], config["cpu_kernels"],
+                           config["tf32"])
+    device = distributed.init(device)
     ctx = StageContext(name=name, params=select_keys(config, st.params), inputs=dict(st.inputs),
                        outputs=dict(st.outputs), device=device, checkpoint_dir=Path(st.checkpoint_dir),
                        extras=dict(st.options))
     start = time.perf_counter()
-    log.info("start on %s (%d threads, %s CPU kernels)", device, torch.get_num_threads(), config["cpu_kernels"])
+    log.info("start on %s (%d threads, %s CPU kernels%s)", device, torch.get_num_threads(), config["cpu_kernels"],
+             f", {distributed.world_size()} processes" if distributed.world_size() > 1 else "")
     st.run(ctx)
+    distributed.finish()
+    if not distributed.is_main():
+        return
     missing = [p for p in st.outputs.values() if not Path(p).exists()]
     if missing:
         raise SeennError(f"stage {name} finished without writing {', '.join(missing)}")
@@ -71,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     p_run = sub.add_parser("run", help="run one stage")
     p_run.add_argument("stage")
     p_run.add_argument("--config", default=DEFAULT_CONFIG)
+    p_run.add_argument("--gpus", type=int, default=1, help="GPUs (processes) the stage may use; more than one runs "
+                       "a training stage under torchrun (the Snakemake rule passes its `gpu` resource)")
     p_val = sub.add_parser("validate", help="validate a config file")
     p_val.add_argument("--config", default=DEFAULT_CONFIG)
     p_cfg = sub.add_parser("config", help="write params.yaml from the defaults and an overlay")
@@ -86,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.cmd == "run":
-            run_stage(args.stage, args.config)
+            run_stage(args.stage, args.config, args.gpus)
         elif args.cmd == "validate":
             from .config import edited_by_hand
 

@@ -28,6 +28,9 @@ SPLITS = ("train", "val", "test")
 # that module's closure is code of every stage
 RUNNER_MODULE = "seenn.runtime"
 RUNTIME_KEYS = ("seed", "device", "deterministic")  # what a training stage reads besides its own section
+TRAINING_KEYS = RUNTIME_KEYS + ("amp",)  # ... and a stage that trains through training.fit (mixed precision)
+# every stage that declares `device` also declares `tf32` (seenn.stages adds it): `seenn run` applies both
+DEVICE_KEYS = ("device", "tf32")
 
 
 def split_paths(*splits: str) -> dict[str, str]:
@@ -118,7 +121,8 @@ class Stage:
     checkpoints: bool = False  # keeps resumable checkpoints under results/checkpoints/<name>/
     options: Mapping[str, object] = field(default_factory=dict)  # fixed arguments of `run` (ctx.extras)
     threads: int | str = 1  # "all": every core Snakemake was given (training, evaluation, latency)
-    resources: Mapping[str, int | str] = field(default_factory=dict)  # Snakemake resources (gpus, mem_mb, runtime)
+    resources: Mapping[str, int | str] = field(default_factory=dict)  # Snakemake resources (gpu, mem_mb, runtime)
+    data_parallel: bool = False  # trains through training.fit: given several GPUs, runs under torchrun (DDP)
 
     @property
     def module(self) -> str:

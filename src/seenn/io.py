@@ -14,12 +14,18 @@ from typing import Any, Iterator
 
 import torch
 
+from . import distributed
 from .errors import SeennError
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success fsync it and rename it over `path`."""
+    """Yield a temporary path beside `path`; on success fsync it and rename it over `path`.
+    Under torchrun only rank 0 writes files: another rank's write goes to a discarded temporary file."""
+    if not distributed.is_main():
+        with tempfile.TemporaryDirectory(prefix="seenn-rank-") as scratch:
+            yield Path(scratch) / Path(path).name
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

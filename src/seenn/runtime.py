@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import random
@@ -82,10 +83,12 @@ def cpu_model() -> str:
 
 
 DEVICES = ("auto", "cpu", "cuda")  # `device`: auto picks CUDA when there is one
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # `amp`: autocast dtype of training
 
 
-def setup(seed: int, deterministic: bool, device: str, cpu_kernels: str = "native") -> torch.device:
-    """Choose the CPU kernels; seed Python, NumPy and torch; switch on deterministic kernels; return the device."""
+def setup(seed: int, deterministic: bool, device: str, cpu_kernels: str = "native", tf32: bool = False) -> torch.device:
+    """Choose the CPU kernels; seed Python, NumPy and torch; switch on deterministic kernels and set
+    TF32 as configured (two separate choices); return the device."""
     apply_cpu_kernels(cpu_kernels)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)
@@ -95,16 +98,26 @@ def setup(seed: int, deterministic: bool, device: str, cpu_kernels: str = "nativ
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+    set_tf32(tf32)
     return pick_device(device)
 
 
+def set_tf32(enabled: bool) -> None:
+    """TF32 tensor cores for float32 matmuls and convolutions (CUDA only; no effect on CPU)."""
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+
+
 def pick_device(device: str) -> torch.device:
+    """The configured device; 'cuda' without a GPU stops at once, 'auto' logs what it picked."""
     if device == "cuda" and not torch.cuda.is_available():
-        raise SeennError("config 'device: cuda' but no CUDA device is available (use 'auto' or 'cpu')")
+        raise SeennError("config 'device: cuda' but no CUDA device is available (torch.cuda.is_available() is "
+                         "false: no GPU, or a CPU-only torch build); use 'device: auto' or 'device: cpu'")
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        picked = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        logging.getLogger("seenn").info("config 'device: auto' picked %s%s", picked,
+                                        "" if picked.type == "cuda" else " (no CUDA device available)")
+        return picked
     return torch.device(device)
 
 

@@ -13,8 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import convert, energy, evaluate, finetune, latency, policy, seenn1, train, train_ann
-from .config import select_keys
-from .dag import RESULTS, Branch, Stage, branch_dir
+from .config import SOURCE_KEY, select_keys
+from .dag import DEVICE_KEYS, RESULTS, Branch, Stage, branch_dir
 from .data import stage as data_stage
 from .io import write_text
 from .report import figures, pdf, tables
@@ -22,6 +22,7 @@ from .report import figures, pdf, tables
 # `seenn run` applies cpu_kernels to every stage, and the kernels can change any float result, so every
 # stage declares it: switching kernels reruns the whole DAG under both tools.
 KERNEL_KEY = "cpu_kernels"
+GPU_RESOURCE = "gpu"  # the Snakemake resource the SLURM executor plugin reads (and `seenn run --gpus` receives)
 # SEENN-II training rules of the converted SNN (T up to 64): the paper's, a powers-of-two action
 # grid, a linear reward, both (seenn.policy.VARIANTS); conversion.seenn2_variant picks one
 CONVERTED_VARIANTS = ("paper", "pow2", "linear", "pow2_linear")
@@ -47,7 +48,20 @@ def build_stages() -> list[Stage]:
     energy_st, latency_st = energy.declare(engine_branch), latency.declare(engine_branch)
     tables_st, figures_st = tables.declare(), figures.declare()
     stages += [energy_st, latency_st, tables_st, figures_st, *pdf.declare(tables_st, figures_st, energy_st, latency_st)]
-    return [st if KERNEL_KEY in st.params else replace(st, params=(KERNEL_KEY,) + st.params) for st in stages]
+    stages = [st if KERNEL_KEY in st.params else replace(st, params=(KERNEL_KEY,) + st.params) for st in stages]
+    return [_on_device(st) for st in stages]
+
+
+def _on_device(st: Stage) -> Stage:
+    """A stage that runs a network on the configured device (it declares `device`) also declares
+    the other keys `seenn run` applies to it (`tf32`: changing it reruns the stage under both
+    tools) and asks for one GPU (Snakemake resource `gpu`, unconstrained unless `--resources`
+    or a profile names it; a profile's `set-resources` can give a training stage more). The report
+    reads the whole config (it declares `config_source`) only to print it: no GPU."""
+    if "device" not in st.params or SOURCE_KEY in st.params:
+        return st
+    params = st.params + tuple(k for k in DEVICE_KEYS if k not in st.params)
+    return replace(st, params=params, resources={GPU_RESOURCE: 1, **st.resources})
 
 
 STAGES: list[Stage] = build_stages()

@@ -21,17 +21,17 @@ def stage_train_snn(ctx) -> None:
     t = p["train"]
     criterion = snn_criterion(t["loss"], t["tet_lambda"], t["tet_phi"])
     rows = fit(model, criterion, train, val, timesteps=t["timesteps"], cfg=t, seed=p["seed"], device=ctx.device,
-               ckpt_dir=ctx.checkpoint_dir, fp=fp, desc="train_snn", loader=p["loader"])
+               ckpt_dir=ctx.checkpoint_dir, fp=fp, desc="train_snn", loader=p["loader"], amp=p["amp"])
     save_snn(ctx.outputs["model"], model.cpu(), model_cfg=arch_config(p["model"]), neuron_cfg=p["neuron"],
              timesteps=t["timesteps"], spec=spec)
     write_train_log(ctx.outputs["log"], rows)
 
 
 def declare():
-    from .dag import RUNTIME_KEYS, Stage, branch_dir, split_paths
+    from .dag import TRAINING_KEYS, Stage, branch_dir, split_paths
 
     d = branch_dir("direct")
     return Stage(name="train_snn", run=stage_train_snn, desc="direct SNN training (surrogate gradients, per-timestep loss)",
-                 params=RUNTIME_KEYS + ("loader", "model", "neuron", "train"), inputs=split_paths("train", "val"),
+                 params=TRAINING_KEYS + ("loader", "model", "neuron", "train"), inputs=split_paths("train", "val"),
                  outputs={"model": f"{d}/snn.pt", "log": f"{d}/train_log.csv"}, plots=("log",), checkpoints=True,
-                 threads="all")
+                 threads="all", data_parallel=True)

@@ -5,7 +5,7 @@ import sys
 
 from seenn.config import validate_config
 from seenn.errors import SeennError
-from seenn.stages import STAGES, final_outputs, write_params_file
+from seenn.stages import GPU_RESOURCE, STAGES, final_outputs, write_params_file
 
 try:
     validate_config(config, source="params.yaml")
@@ -41,6 +41,22 @@ def stage_threads(stage):
     if stage.threads == "all":
         return lambda wildcards: workflow.cores
     return stage.threads
+
+
+def stage_message(stage):
+    """What Snakemake prints for a job (a dry run too): the stage, its log, and a GPU stage's GPUs and memory."""
+    if GPU_RESOURCE in stage.resources:
+        return "stage {rule} (log in {log}; gpu={resources.%s}, mem_mb={resources.mem_mb})" % GPU_RESOURCE
+    return "stage {rule} (log in {log})"
+
+
+def stage_shell(stage):
+    """`seenn run {rule}` (DVC's cmd too); a stage asking for GPUs gets its `gpu` resource, as
+    Snakemake resolves it (a profile's set-resources included): several GPUs run a training
+    stage under torchrun (seenn.distributed), and with SEENN_GPU_SLOTS each job takes its own."""
+    if GPU_RESOURCE in stage.resources:
+        return "seenn run {rule} --gpus {resources.%s}" % GPU_RESOURCE
+    return "seenn run {rule}"
 
 
 def record_in_dvc_lock():

@@ -7,7 +7,7 @@ for _st in STAGES:
         name:
             _st.name
         message:
-            "stage {rule} (log in {log})"
+            stage_message(_st)
         input:
             **stage_inputs(_st),
         output:
@@ -18,4 +18,4 @@ for _st in STAGES:
         resources:
             **_st.resources,
         shell:
-            "seenn run {rule}"
+            stage_shell(_st)

@@ -78,9 +78,13 @@ class SplitSource:
         """Network input of sample `i` under training augmentation `augment`, drawn from `generator`."""
         raise NotImplementedError
 
+    def subset(self, idx: torch.Tensor) -> "SplitSource":
+        """The samples `idx` of this split, as a split of their own (a DDP rank's share)."""
+        raise NotImplementedError
+
     def first(self, n: int) -> "SplitSource":
         """The same split cut to its first `n` samples (energy / latency on streamed data)."""
-        raise NotImplementedError
+        return self.subset(torch.arange(min(n, len(self))))
 
 
 class TensorSource(SplitSource):
@@ -98,8 +102,8 @@ class TensorSource(SplitSource):
 
         return augmented_input(augment, self.spec, self.x[i : i + 1], generator, self.protocol)[0]
 
-    def first(self, n):
-        return TensorSource(self.spec, self.x[:n], self.y[:n], self.split, self.path, self.protocol)
+    def subset(self, idx):
+        return TensorSource(self.spec, self.x[idx], self.y[idx], self.split, self.path, self.protocol)
 
 
 class ImageFileSource(SplitSource):
@@ -167,9 +171,11 @@ class ImageFileSource(SplitSource):
             img = TF.hflip(img)
         return self._normalized(img)
 
-    def first(self, n):
-        return ImageFileSource(self.spec, self.y[:n], self.split, self.path, root=str(self.root), files=self.files[:n],
-                               sha256=self.sha256[:n], crop=self.crop, resize=self.resize, protocol=self.protocol)
+    def subset(self, idx):
+        keep = [int(i) for i in idx]
+        return ImageFileSource(self.spec, self.y[idx], self.split, self.path, root=str(self.root),
+                               files=[self.files[i] for i in keep], sha256=[self.sha256[i] for i in keep],
+                               crop=self.crop, resize=self.resize, protocol=self.protocol)
 
 
 class _EvalItems(torch.utils.data.Dataset):

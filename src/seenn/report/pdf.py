@@ -279,7 +279,8 @@ def provenance(p: dict, manifest: dict, metrics: dict) -> str:
         *config_source_lines(p),
         f"dataset: {manifest['dataset']} ({splits}); split seed {manifest['seed']}; source: {manifest['source']}",
         f"split sha256: " + ", ".join(f"{s} {v['sha256'][:16]}" for s, v in manifest["splits"].items()),
-        f"device: {metrics['device']}; seed {p['seed']}; deterministic algorithms: {p['deterministic']}",
+        f"device: {metrics['device']}; seed {p['seed']}; deterministic algorithms: {p['deterministic']}; TF32: {p['tf32']}; "
+        f"mixed precision (training): {p['amp']}",
         f"CPU (of the report stage): {cpu_model()}; CPU kernels: {cpu_kernels_description(p['cpu_kernels'])}",
         f"packages: {versions()}",
     ])
@@ -427,7 +428,7 @@ def seenn2_pages(pdf: PdfPages, i: dict, p: dict) -> None:
 # the report prints the whole config, in this order, and the record of where params.yaml came from
 # (SOURCE_KEY): only the report reads that record, so regenerating params.yaml from edited defaults or
 # overlay comments reruns the report alone
-ALL_KEYS = ("seed", "device", "deterministic", "cpu_kernels", "data", "model", "neuron", "train", "evaluate", "seenn1",
+ALL_KEYS = ("seed", "device", "deterministic", "tf32", "amp", "cpu_kernels", "data", "model", "neuron", "train", "evaluate", "seenn1",
             "figures", "report", "engine", "conversion", "finetune", "seenn2", SOURCE_KEY)
 
 

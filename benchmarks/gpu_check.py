@@ -1,0 +1,323 @@
+"""A prepared GPU check: no dataset (generated inputs of the real shapes), each section under its
+own time limit, the whole under 4 minutes on one GPU; prints one table.
+
+Sections: a few training steps of every architecture in `seenn.models.ARCHITECTURES` with and
+without mixed precision (ms per step, peak memory); the fused LIF (`seenn.kernels`) against
+SpikingJelly's `LIFNode` on the same input (spikes compared, fwd+bwd time); the early-exit
+engine's fixed T vs SEENN-I throughput at batch 256, exits driven by a fixed exit histogram (the
+paper's AET 1.09 at T = 4: untrained weights on generated inputs say nothing about exits), with
+its peak memory. Needs only torch and the project (PYTHONPATH=src); SpikingJelly is taken from
+benchmarks/wheels/*.whl (pure-Python wheels, imported from the zip) when it is not installed.
+
+    PYTHONPATH=src python benchmarks/gpu_check.py                 # on the GPU (device cuda)
+    PYTHONPATH=src python benchmarks/gpu_check.py --quick --device cpu   # seconds: that it works
+    ... --json out.json                                          # the rows as JSON too
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import json
+import math
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+if "--quick" in sys.argv:  # no torch.compile in the quick check: compiling alone takes longer than it may
+    os.environ.setdefault("SEENN_NO_COMPILE", "1")
+
+from seenn.data import get_spec, to_input  # noqa: E402
+from seenn.engine import run as engine_run  # noqa: E402
+from seenn.exits import ExitAt, FixedT  # noqa: E402
+from seenn.kernels import compile_available, fused_lif_multistep, set_fused  # noqa: E402
+from seenn.losses import mean_loss  # noqa: E402
+from seenn.models import ARCHITECTURES, build_snn  # noqa: E402
+from seenn.neurons import Triangle, lif_multistep  # noqa: E402
+from seenn.training import grad_scaler, train_one_epoch  # noqa: E402
+
+NEURON = {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}
+# the paper's ResNet-19 (Table 6) for the configurable family; a named architecture ignores these
+RESNET19 = {"stem_channels": 128, "widths": [128, 256, 512], "blocks": [3, 3, 2], "sew_connect": "add"}
+NARROW = {"stem_channels": 8, "widths": [8, 16], "blocks": [1, 1], "sew_connect": "add"}
+# dataset of each architecture's paper row (input shape, classes); unknown names: CIFAR-10
+ARCH_DATA = {"resnet34": "imagenet", "sew_resnet34": "imagenet", "vggsnn": "cifar10dvs", "resnet20_authors": "cifar100"}
+FALLBACK_SHAPES = {"imagenet": ((3, 224, 224), 1000, False), "cifar10": ((3, 32, 32), 10, False),
+                   "cifar100": ((3, 32, 32), 100, False), "cifar10dvs": ((10, 2, 48, 48), 10, True)}
+# exit histogram at T = 4 whose mean is the paper's AET 1.09 (SEENN-I, ResNet-19, CIFAR-10)
+EXIT_HISTOGRAM = (0.94, 0.04, 0.01, 0.01)
+
+
+class SectionTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Raise SectionTimeout in the main thread once `seconds` have passed (SIGALRM)."""
+    def _alarm(signum, frame):
+        raise SectionTimeout(f"over its {seconds:.0f} s limit")
+
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_mb(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+
+
+def data_shape(dataset: str, quick: bool) -> tuple[tuple[int, ...], int, bool, object]:
+    """(per-sample input shape, classes, event, spec or None) of a dataset; quick: small images."""
+    try:
+        spec = get_spec(dataset)
+        shape, classes, event = tuple(spec.input_shape), spec.num_classes, spec.event
+    except Exception:  # a dataset not (yet) registered: its known shape, generated as float inputs
+        spec = None
+        shape, classes, event = FALLBACK_SHAPES[dataset]
+    if quick and not event and shape[-1] > 32:
+        shape, spec = (shape[0], 32, 32), None
+    return shape, classes, event, spec
+
+
+def generated_batch(dataset: str, batch: int, quick: bool, gen: torch.Generator):
+    """A batch of generated inputs of the dataset's shape (uint8 images through the project's normalization)."""
+    shape, classes, event, spec = data_shape(dataset, quick)
+    if event:
+        x = torch.randint(0, 3, (batch, *shape), generator=gen).float()
+    elif spec is not None:
+        x = to_input(spec, torch.randint(0, 256, (batch, *shape), dtype=torch.uint8, generator=gen))
+    else:
+        x = torch.randn(batch, *shape, generator=gen)
+    return x, torch.randint(0, classes, (batch,), generator=gen), shape, classes, event
+
+
+def build(arch: str, quick: bool, in_channels: int, classes: int, event: bool):
+    cfg = {"arch": arch, **(NARROW if quick else RESNET19)}
+    return build_snn(cfg, NEURON, in_channels, classes, event=event)
+
+
+# --- sections --------------------------------------------------------------------------------
+
+def section_train(device, quick, rows, limit_each: float) -> None:
+    """A few SGD steps of every registered architecture, fp32 and each AMP dtype the device runs."""
+    amps = ["none", "bf16"] + (["fp16"] if device.type == "cuda" else [])
+    steps, T = (2, 2) if quick else (5, 4)
+    for arch in ARCHITECTURES:
+        dataset = ARCH_DATA.get(arch, "cifar10")
+        batch = 2 if quick else (32 if dataset == "imagenet" else 64)
+        for amp in amps:
+            row = {"section": "train", "what": f"{arch} ({dataset}) amp={amp}", "batch": batch, "T": T}
+            try:
+                with time_limit(limit_each):
+                    gen = torch.Generator().manual_seed(0)
+                    x, y, shape, classes, event = generated_batch(dataset, batch, quick, gen)
+                    in_ch = shape[-3]
+                    torch.manual_seed(0)
+                    model = build(arch, quick, in_ch, classes, event).to(device)
+                    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+                    scaler = grad_scaler(device, amp)
+                    data = [(x, y)]
+                    reset_peak(device)
+                    train_one_epoch(model, mean_loss, opt, data, device, timesteps=T, amp=amp, scaler=scaler)  # warm-up
+                    sync(device)
+                    t0 = time.perf_counter()
+                    m = train_one_epoch(model, mean_loss, opt, data * (steps - 1), device, timesteps=T, amp=amp,
+                                        scaler=scaler)
+                    sync(device)
+                    row.update(ms=(time.perf_counter() - t0) / (steps - 1) * 1e3, peak_mb=peak_mb(device),
+                               ok=math.isfinite(m["train_loss"]), note=f"loss {m['train_loss']:.3f}")
+                    del model, opt
+            except Exception as exc:  # noqa: BLE001 - a failed row is reported, the check goes on
+                row.update(ok=False, note=_short(exc))
+            rows.append(row)
+
+
+def _load_spikingjelly():
+    try:
+        from spikingjelly.activation_based import functional, neuron, surrogate
+    except ImportError:
+        sys.path[:0] = sorted(glob.glob(str(ROOT / "benchmarks" / "wheels" / "*.whl")))
+        from spikingjelly.activation_based import functional, neuron, surrogate
+    return functional, neuron, surrogate
+
+
+def section_lif(device, quick, rows) -> None:
+    """Fused LIF vs SpikingJelly's LIFNode (same neuron: u = 0.5 u + x, hard reset 0, threshold 1,
+    triangle surrogate) on one input: spikes compared with the plain loop, fwd+bwd timed."""
+    shape = (4, 2, 8, 8, 8) if quick else (4, 64, 128, 32, 32)
+    x0 = torch.randn(shape, generator=torch.Generator().manual_seed(0)).mul(1.5).to(device)
+    ref = lif_multistep(x0, 0.5, 1.0, Triangle(1.0))
+    impls = {"plain LIF (PyTorch ops)": lambda x: lif_multistep(x, 0.5, 1.0, Triangle(1.0)),
+             "fused LIF": lambda x: fused_lif_multistep(x, 0.5, 1.0, Triangle(1.0))}
+    try:
+        functional, neuron, surrogate = _load_spikingjelly()
+        node = neuron.LIFNode(tau=2.0, decay_input=False, v_threshold=1.0, v_reset=0.0, detach_reset=False,
+                              surrogate_function=surrogate.PiecewiseQuadratic(alpha=1.0), step_mode="m").to(device)
+
+        def sj(x):
+            functional.reset_net(node)
+            return node(x)
+
+        impls["SpikingJelly LIFNode (torch backend)"] = sj
+    except Exception as exc:  # noqa: BLE001
+        rows.append({"section": "lif", "what": "SpikingJelly LIFNode", "ok": False, "note": f"not loaded: {_short(exc)}"})
+    reps = 2 if quick else 20
+    for name, fn in impls.items():
+        row = {"section": "lif", "what": name, "batch": shape[1], "T": shape[0]}
+        try:
+            x = x0.clone().requires_grad_(True)
+            s = fn(x)
+            s.sum().backward()
+            mismatch = int((s.detach() != ref).sum())
+            reset_peak(device)
+            sync(device)
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                x.grad = None
+                fn(x).sum().backward()
+            sync(device)
+            kind = "" if name != "fused LIF" else ("torch.compile; " if compile_available() else "plain fallback; ")
+            row.update(ms=(time.perf_counter() - t0) / reps * 1e3, peak_mb=peak_mb(device), ok=mismatch == 0,
+                       note=f"{kind}{mismatch} of {ref.numel()} spikes differ from the plain loop")
+        except Exception as exc:  # noqa: BLE001
+            row.update(ok=False, note=_short(exc))
+        rows.append(row)
+
+
+def histogram_exits(n: int, T: int, gen: torch.Generator) -> torch.Tensor:
+    """Exit timesteps (1-based) for n samples with EXIT_HISTOGRAM's shares, in random order."""
+    shares = torch.tensor(EXIT_HISTOGRAM[:T], dtype=torch.float64)
+    counts = torch.floor(shares / shares.sum() * n).long()
+    counts[0] += n - int(counts.sum())
+    u = torch.cat([torch.full((int(c),), t + 1) for t, c in enumerate(counts)])
+    return u[torch.randperm(n, generator=gen)]
+
+
+def section_engine(device, quick, rows) -> None:
+    """Fixed T = 4 vs SEENN-I (exits from the fixed histogram) on the stepwise engine, batch 256
+    with continuous batching; throughput in samples/s, peak memory."""
+    T, batch = 4, (8 if quick else 256)
+    n = batch * (2 if quick else 8)
+    gen = torch.Generator().manual_seed(0)
+    x, _, shape, classes, event = generated_batch("cifar10", n, quick, gen)
+    torch.manual_seed(0)
+    model = build("resnet", quick, shape[-3], classes, event).to(device).eval()
+    fused = device.type == "cuda" and compile_available()
+    set_fused(model, fused)
+    u = histogram_exits(n, T, gen)
+    methods = {"fixed T=4": FixedT().stops, f"SEENN-I, exits at AET {float(u.float().mean()):.2f}": ExitAt(u).stops}
+    times = {}
+    with torch.no_grad():
+        for name, stop in methods.items():
+            row = {"section": "engine", "what": f"ResNet-19 {name}" if not quick else f"narrow ResNet {name}",
+                   "batch": batch, "T": T}
+            try:
+                engine_run(model, x[:batch], T, stop, batch_size=batch)  # warm-up (compiles the fused LIF)
+                reset_peak(device)
+                sync(device)
+                t0 = time.perf_counter()
+                res = engine_run(model, x, T, stop, batch_size=batch)
+                sync(device)
+                times[name] = time.perf_counter() - t0
+                row.update(samples_per_s=n / times[name], ms=times[name] / n * 1e3, peak_mb=peak_mb(device),
+                           ok=True, note=f"avg timesteps {float(res.exit_t.float().mean()):.2f}; fused LIF {fused}")
+            except Exception as exc:  # noqa: BLE001
+                row.update(ok=False, note=_short(exc))
+            rows.append(row)
+    if len(times) == 2:
+        (fixed, t_fixed), (seenn, t_seenn) = times.items()
+        ideal = T / float(u.float().mean())
+        rows.append({"section": "engine", "what": "SEENN-I speedup over fixed T", "ok": True,
+                     "note": f"{t_fixed / t_seenn:.2f}x of ideal {ideal:.2f}x ({100 * t_fixed / t_seenn / ideal:.0f} %)"})
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+    return text[:160]
+
+
+def table(rows: list[dict]) -> str:
+    cols = ("section", "what", "batch", "T", "ms", "samples_per_s", "peak_mb", "ok", "note")
+    def fmt(v):
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.1f}" if abs(v) >= 10 else f"{v:.3f}"
+        return str(v)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+SECTIONS = {  # name -> (function, limit in seconds on the GPU)
+    "train": (section_train, 120.0),
+    "lif": (section_lif, 30.0),
+    "engine": (section_engine, 60.0),
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--quick", action="store_true", help="tiny shapes and few steps: seconds on a CPU")
+    ap.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
+    ap.add_argument("--json", help="also write the rows to this file")
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("gpu_check: --device cuda but no CUDA device is available", file=sys.stderr)
+        return 2
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # the project's default (tf32: false)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"gpu_check on {name}; torch {torch.__version__}, CUDA {torch.version.cuda}; architectures: "
+          f"{', '.join(ARCHITECTURES)}{'; quick' if args.quick else ''}", flush=True)
+    rows: list[dict] = []
+    start = time.perf_counter()
+    for sec in args.sections:
+        fn, limit = SECTIONS[sec]
+        t0 = time.perf_counter()
+        n_before = len(rows)
+        try:
+            with time_limit(limit):
+                if sec == "train":  # its own limit per row too, so one slow architecture leaves the rest a turn
+                    fn(device, args.quick, rows, limit_each=max(limit / (2 * max(len(ARCHITECTURES), 1)), 5.0))
+                else:
+                    fn(device, args.quick, rows)
+        except Exception as exc:  # noqa: BLE001 - e.g. SectionTimeout: report, go on with the next section
+            rows.append({"section": sec, "what": "(section stopped)", "ok": False, "note": _short(exc)})
+            if not isinstance(exc, SectionTimeout):
+                traceback.print_exc()
+        print(f"section {sec}: {time.perf_counter() - t0:.1f} s, {len(rows) - n_before} rows", flush=True)
+    print(table(rows))
+    print(f"total {time.perf_counter() - start:.1f} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"device": name, "torch": torch.__version__, "rows": rows}, indent=2))
+    return 0 if all(r.get("ok") for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

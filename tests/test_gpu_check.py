@@ -1,0 +1,32 @@
+"""benchmarks/gpu_check.py runs on CPU in its quick mode, so it is known to work before a GPU is
+at hand: every section gives rows, every row passes (spikes of the fused LIF and SpikingJelly's
+LIFNode equal the plain loop's), the exit histogram has the paper's AET."""
+
+import json
+import subprocess
+import sys
+
+import torch
+
+from conftest import ENV, ROOT
+
+
+def test_quick_cpu_check_passes_every_section(tmp_path):
+    out = tmp_path / "rows.json"
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks/gpu_check.py"), "--quick", "--device", "cpu",
+                        "--json", str(out)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert {row["section"] for row in rows} == {"train", "lif", "engine"}
+    assert any("amp=bf16" in row["what"] for row in rows)
+    assert any(row["what"].startswith("SpikingJelly") for row in rows)  # from benchmarks/wheels
+    assert "| section | what |" in r.stdout
+
+
+def test_exit_histogram_gives_the_paper_aet():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import gpu_check
+
+    u = gpu_check.histogram_exits(2048, 4, torch.Generator().manual_seed(0))
+    assert len(u) == 2048 and set(u.tolist()) == {1, 2, 3, 4}
+    assert abs(float(u.float().mean()) - 1.09) < 0.005
