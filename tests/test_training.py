@@ -140,20 +140,6 @@ def test_fit_logs_one_row_per_epoch_and_repeats_itself(tmp_path):
     assert rows_b == rows and torch.equal(w_b, w)
 
 
-def test_rank_slices_of_each_global_batch_cover_it_and_draw_the_same_numbers():
-    """DDP: rank r of w gets [r::w] of every global batch, augmented as a whole, so the union over
-    ranks is the one-process batch and every rank's generator stays in step."""
-    x = torch.randint(0, 256, (11, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
-    y = torch.arange(11)
-    whole = list(ShuffledBatches(DIGITS, x, y, 4, "crop_flip", torch.Generator().manual_seed(7)))
-    parts = [ShuffledBatches(DIGITS, x, y, 4, "crop_flip", torch.Generator().manual_seed(7), rank=r, world=2) for r in (0, 1)]
-    got = [list(p) for p in parts]
-    for b, (xb, yb) in enumerate(whole):
-        assert torch.equal(got[0][b][1], yb[0::2]) and torch.equal(got[1][b][1], yb[1::2])
-        assert torch.equal(got[0][b][0], xb[0::2]) and torch.equal(got[1][b][0], xb[1::2])
-    assert torch.equal(parts[0].generator.get_state(), parts[1].generator.get_state())
-
-
 class _Conv(torch.nn.Module):
     """A conv + linear model with the SNN call signature, recording the dtype its conv computes in."""
 
@@ -191,7 +177,7 @@ def test_fit_with_fp16_checkpoints_the_grad_scaler_and_resumes_it(tmp_path):
     cfg = {"epochs": 1, "batch_size": 8, "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0, "augment": "none"}
     model = build_snn({"arch": "resnet", "stem_channels": 4, "widths": [4], "blocks": [1]},
                       {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}, 1, 10)
-    fit(model, snn_criterion("cumulative"), DIGITS, x, y, x[:8], y[:8], timesteps=2, cfg=cfg, seed=1,
+    fit(model, snn_criterion("cumulative"), _source(x, y), _source(x[:8], y[:8]), timesteps=2, cfg=cfg, seed=1,
         device=torch.device("cpu"), ckpt_dir=tmp_path, fp="f", desc="fit", amp="fp16")
     from seenn.artifacts import epoch_checkpoints, load_epoch_checkpoint
 
