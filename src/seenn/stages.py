@@ -1,8 +1,9 @@
-"""The pipeline's stage table, assembled from the declarations beside each stage's code: the one
-source of truth for both front doors.
+"""The pipeline's stage table, assembled from the declarations beside each stage's code and shaped
+by the config (`build_stages(config)`): the one source of truth for both front doors.
 
-`workflow/rules/stages.smk` turns each Stage into a Snakemake rule; `seenn dvc-yaml` writes dvc.yaml
-from the same table (a test fails if the committed dvc.yaml drifts). A stage declares the config
+`workflow/rules/stages.smk` turns each Stage of the loaded config's table into a Snakemake rule;
+`seenn dvc-yaml` and `seenn config use` write dvc.yaml from the table of params.yaml (a test fails
+if the committed dvc.yaml drifts from the committed params.yaml's). A stage declares the config
 keys it reads (it sees only those) and its files; its code inputs are computed (`Stage.code_files`):
 the import closure of its module, so a code change reruns exactly the stages that can load it."""
 
