@@ -55,6 +55,9 @@ def test_provenance_names_the_cpu_and_its_kernels():
     line = next(ln for ln in text.splitlines() if ln.startswith("CPU"))
     assert cpu_model() and cpu_model() in line
     assert "CPU kernels: portable (ATEN_CPU_CAPABILITY=default, ONEDNN_MAX_CPU_ISA=SSE41, MKL_CBWR=COMPATIBLE)" in line
+    assert "seeds:" not in text  # no extra seeds: no line (the default report keeps its pages)
+    text = provenance({**p, "seeds": [1, 2]}, manifest, {"device": "cpu"})
+    assert "seeds: 1, 2 (each other than 1 a training run of its own on the same data split" in text
 
 
 def report_params(path) -> dict:

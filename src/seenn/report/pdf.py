@@ -266,7 +266,7 @@ def provenance(p: dict, manifest: dict, metrics: dict) -> str:
         f"split sha256: " + ", ".join(f"{s} {v['sha256'][:16]}" for s, v in manifest["splits"].items()),
         f"device: {metrics['device']}; seed {p['seed']}; deterministic algorithms: {p['deterministic']}",
         *([f"seeds: {', '.join(map(str, p['seeds']))} (each other than {p['seed']} a training run of its own on the "
-           f"same data split; the across-seeds page)"] if p["seeds"] else []),
+           f"same data split; the across-seeds page)"] if p.get("seeds") else []),
         f"CPU (of the report stage): {cpu_model()}; CPU kernels: {cpu_kernels_description(p['cpu_kernels'])}",
         f"packages: {versions()}",
     ])
