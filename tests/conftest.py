@@ -68,9 +68,10 @@ def sh(cwd, *args, check=True) -> subprocess.CompletedProcess:
     return r
 
 
-def make_project(dest: Path, config: dict) -> Path:
+def make_project(dest: Path, config: dict, extra: tuple[str, ...] = ()) -> Path:
+    """A git project holding the pipeline's code and `config` as params.yaml (and the `extra` files)."""
     dest.mkdir(parents=True)
-    for item in COPY:
+    for item in COPY + list(extra):
         src = ROOT / item
         if src.is_dir():
             shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

@@ -166,8 +166,14 @@ def test_cli_config_use(tmp_path):
     r = subprocess.run([*run, "config/paper/resnet20_cifar10.yaml", "--output", str(out)], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert r.stdout == f"wrote {out} from config/defaults.yaml with config/paper/resnet20_cifar10.yaml\n"
+    assert r.stdout == (f"wrote {out} from config/defaults.yaml with config/paper/resnet20_cifar10.yaml, and "
+                        f"{tmp_path / 'dvc.yaml'} from its stage table\n")
     assert out.read_text() == compose(ROOT / "config/paper/resnet20_cifar10.yaml", DEFAULTS, root=ROOT)
+    # dvc.yaml beside it: the stage table of that config (both front doors follow the config)
+    from seenn.config import load_config
+    from seenn.stages import build_stages, dvc_yaml
+
+    assert (tmp_path / "dvc.yaml").read_text() == dvc_yaml(build_stages(load_config(out)))
     bad = write(tmp_path / "bad.yaml", {"model": {"depth": 19}})
     r = subprocess.run([*run, str(bad), "--output", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.splitlines() == [

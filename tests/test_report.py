@@ -56,6 +56,9 @@ def test_provenance_names_the_cpu_and_its_kernels():
     assert cpu_model() and cpu_model() in line
     assert "CPU kernels: portable (ATEN_CPU_CAPABILITY=default, ONEDNN_MAX_CPU_ISA=SSE41, MKL_CBWR=COMPATIBLE)" in line
     assert "deterministic algorithms: True; TF32: False; mixed precision (training): bf16" in text
+    assert "seeds:" not in text  # no extra seeds: no line (the default report keeps its pages)
+    text = provenance({**p, "seeds": [1, 2]}, manifest, {"device": "cpu"})
+    assert "seeds: 1, 2 (each other than 1 a training run of its own on the same data split" in text
 
 
 def report_params(path) -> dict:

@@ -8,11 +8,18 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from seenn.stages import BY_NAME, STAGES, dvc_yaml
+from seenn.config import load_config
+from seenn.stages import BY_NAME, STAGES, build_stages, dvc_yaml
 
 
 def test_committed_dvc_yaml_matches_stage_table():
-    assert (ROOT / "dvc.yaml").read_text() == dvc_yaml(), "dvc.yaml drifted: run `seenn dvc-yaml` and commit it"
+    table = build_stages(load_config(ROOT / "params.yaml"))
+    assert (ROOT / "dvc.yaml").read_text() == dvc_yaml(table), "dvc.yaml drifted: run `seenn config use` and commit it"
+
+
+def test_default_table_is_the_committed_params_table():
+    """`STAGES` (the table of the defaults) is the one the committed params.yaml builds."""
+    assert build_stages(load_config(ROOT / "params.yaml")) == STAGES
 
 
 def _dvc_stages() -> dict:

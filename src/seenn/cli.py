@@ -4,9 +4,10 @@
                                                run one stage (declared beside its code; table: src/seenn/stages.py);
                                                N > 1: a training stage reruns itself under torchrun, N processes
     seenn validate [--config FILE]             validate a config and exit
-    seenn config use [OVERLAY]                 write params.yaml: config/defaults.yaml + the overlay (if any)
-    seenn dvc-yaml [--check]                   write (or check) dvc.yaml from the stage table
-    seenn stages                               list the stages"""
+    seenn config use [OVERLAY]                 write params.yaml: config/defaults.yaml + the overlay (if any),
+                                               and dvc.yaml beside it from that config's stage table
+    seenn dvc-yaml [--check] [--config FILE]   write (or check) dvc.yaml from the stage table of params.yaml
+    seenn stages [--config FILE]               list the stages of params.yaml"""
 
 from __future__ import annotations
 
@@ -61,17 +62,20 @@ def _launch(st, gpus: int, config_path: str) -> None:
 
 def run_stage(name: str, config_path: str = DEFAULT_CONFIG, gpus: int = 1) -> None:
     from . import runtime
-    from .stages import BY_NAME, write_params_file
+    from .config import apply_overrides
+    from .stages import build_stages, write_params_file
 
-    if name not in BY_NAME:
-        raise SeennError(f"unknown stage '{name}'; stages: {', '.join(BY_NAME)}")
+    config = load_config(config_path)
+    by_name = {st.name: st for st in build_stages(config)}  # the table of this config
+    if name not in by_name:
+        raise SeennError(f"unknown stage '{name}' for {config_path}; stages: {', '.join(by_name)}")
+    st = by_name[name]
     if gpus < 1:
         raise SeennError(f"seenn run {name}: --gpus must be at least 1, got {gpus}")
-    st = BY_NAME[name]
     _setup_logging(name, st.log_file)
     log = logging.getLogger("seenn")
-    config = load_config(config_path)
     write_params_file(st, config)
+    config = apply_overrides(config, st.overrides)  # a seed's own stage sees its seed
     for role, path in st.inputs.items():
         if not Path(path).exists():
             raise SeennError(f"stage {name}: input '{role}' ({path}) is missing: run the stage that produces it first")
@@ -115,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     p_use.add_argument("--output", default=DEFAULT_CONFIG)
     p_dvc = sub.add_parser("dvc-yaml", help="write dvc.yaml from the stage table")
     p_dvc.add_argument("--check", action="store_true", help="exit 1 if dvc.yaml differs from the table")
-    sub.add_parser("stages", help="list the stages")
+    p_dvc.add_argument("--config", default=DEFAULT_CONFIG, help="the config whose stage table it is")
+    p_st = sub.add_parser("stages", help="list the stages of a config")
+    p_st.add_argument("--config", default=DEFAULT_CONFIG)
     args = parser.parse_args(argv)
     try:
         if args.cmd == "run":
@@ -130,14 +136,16 @@ def main(argv: list[str] | None = None) -> int:
             from .overlay import use
 
             use(args.overlay, args.defaults, args.output)
-            print(f"wrote {args.output} from {args.defaults}" + (f" with {args.overlay}" if args.overlay else ""))
+            print(f"wrote {args.output} from {args.defaults}" + (f" with {args.overlay}" if args.overlay else "")
+                  + f", and {Path(args.output).parent / 'dvc.yaml'} from its stage table")
         elif args.cmd == "dvc-yaml":
-            from .stages import dvc_yaml
+            from .stages import dvc_yaml, stages_of
 
-            text, path = dvc_yaml(), Path("dvc.yaml")
+            text, path = dvc_yaml(stages_of(args.config)), Path("dvc.yaml")
             if args.check:
                 if not path.exists() or path.read_text() != text:
-                    print("dvc.yaml is out of date with src/seenn/stages.py: run `seenn dvc-yaml`", file=sys.stderr)
+                    print(f"dvc.yaml is out of date with src/seenn/stages.py and {args.config}: run `seenn dvc-yaml`",
+                          file=sys.stderr)
                     return 1
                 print("dvc.yaml matches the stage table")
             else:
@@ -146,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
                 write_text(path, text)
                 print("wrote dvc.yaml")
         elif args.cmd == "stages":
-            from .stages import STAGES
+            from .stages import stages_of
 
-            for st in STAGES:
+            for st in stages_of(args.config):
                 print(f"{st.name:20s} {st.desc}")
     except SeennError as exc:
         print(f"seenn: error: {exc}", file=sys.stderr)

@@ -24,6 +24,9 @@ DEFAULT_CONFIG = "params.yaml"
 # Where params.yaml came from, written by `seenn config use` (src/seenn/overlay.py). Only the report
 # stage declares it, so regenerating params.yaml from another defaults file reruns the report alone.
 SOURCE_KEY = "config_source"
+# The SEENN paper's reported numbers, one mapping per row id (the overlay's file stem);
+# `report.paper_row` names one. Relative to the project root, as every stage path.
+PAPER_NUMBERS = "config/paper/numbers.yaml"
 
 
 def load_schema() -> dict:
@@ -136,6 +139,7 @@ def _cross_checks(cfg: dict, source: str) -> None:
             f"has {len(e['batch_sizes'])} (one sample count per batch size)"
         )
     _seenn2_checks(cfg, source)
+    _paper_row_check(cfg, source)
     src = cfg[SOURCE_KEY]
     if (src["overlay"] is None) != (src["overlay_sha256"] is None):
         raise SeennError(f"{source}: '{SOURCE_KEY}.overlay' and '{SOURCE_KEY}.overlay_sha256' must both be null "
@@ -165,6 +169,40 @@ def _seenn2_checks(cfg: dict, source: str) -> None:
     if s["beta"] not in s["betas"]:
         raise SeennError(f"{source}: 'seenn2.beta' ({s['beta']}) must be one of 'seenn2.betas' ({s['betas']}): "
                          f"the main SEENN-II operating point is read from the beta sweep")
+
+
+def paper_rows(path: str | Path = PAPER_NUMBERS) -> dict:
+    """The paper numbers file: row id -> its reported numbers (a null cell: not given in the texts)."""
+    rows = read_yaml(path)
+    if not isinstance(rows, dict) or not all(isinstance(v, dict) for v in rows.values()):
+        raise SeennError(f"{path} must map each paper row id to a mapping of its numbers")
+    return rows
+
+
+def _paper_row_check(cfg: dict, source: str) -> None:
+    row = cfg["report"]["paper_row"]
+    if row is None:
+        return
+    if not Path(PAPER_NUMBERS).is_file():
+        raise SeennError(f"{source}: 'report.paper_row' is {row!r} but {PAPER_NUMBERS} (the paper's numbers) is missing "
+                         f"(run from the project root)")
+    rows = paper_rows()
+    if row not in rows:
+        raise SeennError(f"{source}: invalid value for 'report.paper_row': {row!r} is not a row of {PAPER_NUMBERS}; "
+                         f"rows: {', '.join(rows)}")
+
+
+def apply_overrides(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict:
+    """A copy of `config` with each dotted key of `overrides` set to its value (a stage's own
+    values, e.g. a seed run's `seed`)."""
+    out = copy.deepcopy(dict(config))
+    for dotted, value in overrides.items():
+        *parents, last = dotted.split(".")
+        node = out
+        for part in parents:
+            node = node[part]
+        node[last] = copy.deepcopy(value)
+    return out
 
 
 def config_digest(config: Mapping[str, Any]) -> str:

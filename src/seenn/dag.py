@@ -52,21 +52,23 @@ def engine_inputs(branch) -> dict[str, str]:
             **({"policy": f"{branch.seenn2_out}/policy.pt"} if branch.seenn2_out else {})}
 
 
-def result_inputs() -> dict[str, str]:
-    """The branches' result files that the tables and figures read."""
-    direct, ft, conv = (branch_dir(b) for b in ("direct", "finetuned", "converted"))
-    s2 = branch_dir("seenn2")
+def result_inputs(conversion: bool = True, base: str = RESULTS) -> dict[str, str]:
+    """The branches' result files that the tables and figures read: the conversion branch's only
+    when it is in the DAG (`conversion.enabled`); `base` is where the run's results live (a seed's
+    own run: results/seeds/<s>)."""
+    direct, ft = (f"{base}/{b}" for b in ("direct", "finetuned"))
+    s2 = f"{base}/seenn2"
     return {"metrics_direct": f"{direct}/metrics.json", "seenn1_direct": f"{direct}/seenn1.json",
             "metrics_finetuned": f"{ft}/metrics.json", "seenn1_finetuned": f"{ft}/seenn1.json",
             "sweep_finetuned": f"{ft}/seenn1_sweep.csv", "finetune_log": f"{ft}/finetune_log.csv",
             "seenn2_result": f"{s2}/seenn2.json", "seenn2_sweep": f"{s2}/sweep.csv", "seenn2_compare": f"{s2}/compare.csv",
             "policy_log": f"{s2}/policy_log.csv", "compare_log": f"{s2}/compare_log.csv",
-            **conversion_inputs()}
+            **(conversion_inputs(base) if conversion else {})}
 
 
-def conversion_inputs() -> dict[str, str]:
+def conversion_inputs(base: str = RESULTS) -> dict[str, str]:
     """Files of the conversion branch that tables, figures and report read."""
-    conv = branch_dir("converted")
+    conv = f"{base}/converted"
     s2c = f"{conv}/seenn2"
     return {"metrics_converted": f"{conv}/metrics.json", "seenn1_converted": f"{conv}/seenn1.json",
             "ann_metrics": f"{conv}/ann_metrics.json", "sweep_converted": f"{conv}/seenn1_sweep.csv",
@@ -123,6 +125,9 @@ class Stage:
     threads: int | str = 1  # "all": every core Snakemake was given (training, evaluation, latency)
     resources: Mapping[str, int | str] = field(default_factory=dict)  # Snakemake resources (gpu, mem_mb, runtime)
     data_parallel: bool = False  # trains through training.fit: given several GPUs, runs under torchrun (DDP)
+    # config values this stage sees in place of the params file's (dotted key -> value): a seed's own
+    # training run sees `seed` = s; its config slice (results/params/<name>.json) holds them too
+    overrides: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def module(self) -> str:

@@ -196,7 +196,12 @@ def compose(overlay: str | Path | None = None, defaults: str | Path = DEFAULTS, 
 
 
 def use(overlay: str | Path | None = None, defaults: str | Path = DEFAULTS, output: str | Path = DEFAULT_CONFIG) -> str:
-    """Write `output` (params.yaml) from `defaults` and `overlay`, atomically; return its text."""
+    """Write `output` (params.yaml) from `defaults` and `overlay`, then dvc.yaml beside it from that
+    config's stage table (so both front doors follow the config), each atomically; return its text."""
+    from .stages import build_stages, dvc_yaml
+
     text = compose(overlay, defaults)
+    stages = build_stages(validate_config(yaml.load(text, Loader=StrictLoader), source=str(output)))
     write_text(output, text)
+    write_text(Path(output).parent / "dvc.yaml", dvc_yaml(stages))
     return text

@@ -1,8 +1,9 @@
-"""The pipeline's stage table, assembled from the declarations beside each stage's code: the one
-source of truth for both front doors.
+"""The pipeline's stage table, assembled from the declarations beside each stage's code and shaped
+by the config (`build_stages(config)`): the one source of truth for both front doors.
 
-`workflow/rules/stages.smk` turns each Stage into a Snakemake rule; `seenn dvc-yaml` writes dvc.yaml
-from the same table (a test fails if the committed dvc.yaml drifts). A stage declares the config
+`workflow/rules/stages.smk` turns each Stage of the loaded config's table into a Snakemake rule;
+`seenn dvc-yaml` and `seenn config use` write dvc.yaml from the table of params.yaml (a test fails
+if the committed dvc.yaml drifts from the committed params.yaml's). A stage declares the config
 keys it reads (it sees only those) and its files; its code inputs are computed (`Stage.code_files`):
 the import closure of its module, so a code change reruns exactly the stages that can load it."""
 
@@ -13,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import convert, energy, evaluate, finetune, latency, policy, seenn1, train, train_ann
-from .config import SOURCE_KEY, select_keys
+from .config import DEFAULT_CONFIG, PAPER_NUMBERS, SOURCE_KEY, apply_overrides, load_config, select_keys
 from .dag import DEVICE_KEYS, RESULTS, Branch, Stage, branch_dir
 from .data import stage as data_stage
 from .io import write_text
@@ -38,18 +39,39 @@ BRANCHES = (
             seenn2_variants=CONVERTED_VARIANTS, seenn2_section="conversion"), (train_ann.declare(), convert.declare())),
 )
 ENGINE_BRANCH = "finetuned"
+CONVERSION_BRANCH = "converted"  # omitted from the DAG by `conversion.enabled: false`
+SEEDS_DIR = f"{RESULTS}/seeds"  # results/seeds/<s>/<branch>/...: the runs of the extra seeds
+SEED_KEYS = ("seed", "seeds")  # what a seed's own stage declares besides its stage's keys
+NOT_PER_SEED = ("seenn2_compare",)  # the estimator comparison stays on the main run, as energy and latency
 
 
-def build_stages() -> list[Stage]:
-    stages = [data_stage.declare()]
-    for branch, makers in BRANCHES:
-        stages += [*makers, evaluate.declare(branch), seenn1.declare(branch), *policy.declare(branch)]
-    engine_branch = next(b for b, _ in BRANCHES if b.name == ENGINE_BRANCH)
+def _default_switches() -> dict:
+    """What `build_stages` reads of the config, at the defaults' values (config/defaults.yaml)."""
+    return {"seed": None, "seeds": [], "conversion": {"enabled": True}, "report": {"paper_row": None}}
+
+
+def build_stages(config: dict | None = None) -> list[Stage]:
+    """The stage table of a validated config (None: of the default config). Only three settings
+    shape it: `conversion.enabled` (the conversion branch or not), `seeds` (one copy of the
+    training-to-evaluation stages per extra seed) and `report.paper_row` (the paper comparison)."""
+    cfg = config if config is not None else _default_switches()
+    conversion = cfg["conversion"]["enabled"]
+    extra_seeds = [s for s in cfg["seeds"] if s != cfg["seed"]]
+    branches = [(b, makers) for b, makers in BRANCHES if conversion or b.name != CONVERSION_BRANCH]
+    runs = []
+    for branch, makers in branches:
+        runs += [*makers, evaluate.declare(branch), seenn1.declare(branch), *policy.declare(branch)]
+    runs = [_with_kernels(st) for st in runs]
+    per_seed = [seed_stage(st, s) for s in extra_seeds for st in runs if st.name not in NOT_PER_SEED]
+    engine_branch = next(b for b, _ in branches if b.name == ENGINE_BRANCH)
     energy_st, latency_st = energy.declare(engine_branch), latency.declare(engine_branch)
-    tables_st, figures_st = tables.declare(), figures.declare()
-    stages += [energy_st, latency_st, tables_st, figures_st, *pdf.declare(tables_st, figures_st, energy_st, latency_st)]
-    stages = [st if KERNEL_KEY in st.params else replace(st, params=(KERNEL_KEY,) + st.params) for st in stages]
-    return [_on_device(st) for st in stages]
+    seed_runs = {s: f"{SEEDS_DIR}/{s}" for s in extra_seeds}
+    tables_st = tables.declare(conversion=conversion, seed_runs=seed_runs,
+                               paper_numbers=PAPER_NUMBERS if cfg["report"]["paper_row"] is not None else None)
+    figures_st = figures.declare(conversion=conversion)
+    report_sts = pdf.declare(tables_st, figures_st, energy_st, latency_st, conversion=conversion)
+    stages = [data_stage.declare(), *runs, *per_seed, energy_st, latency_st, tables_st, figures_st, *report_sts]
+    return [_on_device(_with_kernels(st)) for st in stages]
 
 
 def _on_device(st: Stage) -> Stage:
@@ -64,13 +86,41 @@ def _on_device(st: Stage) -> Stage:
     return replace(st, params=params, resources={GPU_RESOURCE: 1, **st.resources})
 
 
+def _with_kernels(st: Stage) -> Stage:
+    return st if KERNEL_KEY in st.params else replace(st, params=(KERNEL_KEY,) + st.params)
+
+
+def seed_path(path: str, seed: int) -> str:
+    """Where a seed's own run keeps a result file: results/<x> -> results/seeds/<s>/<x>; the
+    prepared data (the split of `seed`, shared by every seed) stays where it is."""
+    return f"{SEEDS_DIR}/{seed}/{path.removeprefix(RESULTS + '/')}" if path.startswith(RESULTS + "/") else path
+
+
+def seed_stage(st: Stage, seed: int) -> Stage:
+    """A stage of the main run, repeated for one extra seed: its own name, files under
+    results/seeds/<s>/, and `seed` = s in its config (declaring `seed` and `seeds`)."""
+    return replace(st, name=f"{st.name}_seed{seed}", desc=f"{st.desc} (seed {seed})",
+                   params=tuple(dict.fromkeys(st.params + SEED_KEYS)),
+                   inputs={k: seed_path(v, seed) for k, v in st.inputs.items()},
+                   outputs={k: seed_path(v, seed) for k, v in st.outputs.items()},
+                   overrides={**st.overrides, "seed": seed})
+
+
+# The table of the default config (config/defaults.yaml, the committed params.yaml): for tests and
+# listings. The front doors build theirs from the config they run (`build_stages(config)`).
 STAGES: list[Stage] = build_stages()
 BY_NAME = {st.name: st for st in STAGES}
 
 
-def final_outputs() -> list[str]:
+def stages_of(config_path: str | Path = DEFAULT_CONFIG) -> list[Stage]:
+    """The stage table of a config file (validated): what `seenn run`, `seenn dvc-yaml` and
+    `seenn stages` use."""
+    return build_stages(load_config(config_path))
+
+
+def final_outputs(stages: list[Stage] = STAGES) -> list[str]:
     """What `rule all` asks for: every stage's outputs."""
-    return [p for st in STAGES for p in st.outputs.values()]
+    return [p for st in stages for p in st.outputs.values()]
 
 
 def write_params_file(stage: Stage, config: dict) -> Path:
@@ -79,21 +129,21 @@ def write_params_file(stage: Stage, config: dict) -> Path:
     Snakemake takes this file as an input, so a change to any key the stage reads reruns it
     (mtime), while an unchanged slice keeps its old mtime and reruns nothing."""
     path = Path(stage.params_file)
-    text = json.dumps(select_keys(config, stage.params), indent=2, sort_keys=True) + "\n"
+    text = json.dumps(select_keys(apply_overrides(config, stage.overrides), stage.params), indent=2, sort_keys=True) + "\n"
     if not path.exists() or path.read_text() != text:
         write_text(path, text)
     return path
 
 
-def dvc_yaml() -> str:
-    """dvc.yaml generated from the stage table (outputs uncached: see README, 'Two front doors')."""
+def dvc_yaml(table: list[Stage] = STAGES) -> str:
+    """dvc.yaml generated from a stage table (outputs uncached: see README, 'Two front doors')."""
     import yaml
 
     def out_entries(st: Stage, roles) -> list:
         return [{st.outputs[r]: {"cache": False}} for r in roles]
 
     stages = {}
-    for st in STAGES:
+    for st in table:
         entry: dict = {"cmd": f"seenn run {st.name}", "desc": st.desc, "deps": st.deps()}
         if st.params:
             entry["params"] = list(st.params)

@@ -1,14 +1,14 @@
-# Shared helpers: validate the config, load the stage table, turn a stage into rule arguments.
+# Shared helpers: validate the config, build its stage table, turn a stage into rule arguments.
 import shutil
 import subprocess
 import sys
 
 from seenn.config import validate_config
 from seenn.errors import SeennError
-from seenn.stages import GPU_RESOURCE, STAGES, final_outputs, write_params_file
+from seenn.stages import GPU_RESOURCE, build_stages, final_outputs, write_params_file
 
 try:
-    validate_config(config, source="params.yaml")
+    STAGES = build_stages(validate_config(config, source="params.yaml"))  # the stage table of this config
 except SeennError as exc:
     sys.exit(f"seenn: error: {exc}")
 
@@ -26,7 +26,7 @@ for _st in STAGES:
 
 def get_final_outputs():
     """Every output of every stage."""
-    return final_outputs()
+    return final_outputs(STAGES)
 
 
 def stage_inputs(stage):

@@ -137,7 +137,8 @@ def stage_figures(ctx) -> None:
                                "Confidence of the accumulated prediction at each timestep (test)"),
              ctx.outputs["confidence"], dpi)
     save_png(training_figure(pd.read_csv(ctx.inputs["train_log"]), "Direct SNN training"), ctx.outputs["training"], dpi)
-    conversion_figures(ctx, dpi)
+    if "metrics_converted" in ctx.inputs:  # the conversion branch is in the DAG
+        conversion_figures(ctx, dpi)
     seenn2_figures(ctx, dpi)
 
 
@@ -214,15 +215,19 @@ def seenn2_figures(ctx, dpi: int) -> None:
 SEENN2_FIGURES = ("tradeoff_seenn2", "policy_training", "policy_compare", "training_finetune")
 
 
-def declare():
+CONVERSION_FIGURES = ("conversion", "tradeoff_converted", "training_ann")
+
+
+def declare(conversion: bool = True):
+    """The figures of the branches present (the conversion branch's only when it is in the DAG)."""
     from ..dag import FIGURES, Stage, branch_dir, result_inputs
 
     direct, conv = branch_dir("direct"), branch_dir("converted")
-    names = ("tradeoff", "exit_histogram", "confidence", "training", "conversion", "tradeoff_converted", "training_ann")
+    names = ("tradeoff", "exit_histogram", "confidence", "training") + (CONVERSION_FIGURES if conversion else ())
     return Stage(name="figures", run=stage_figures,
                  desc="figures: accuracy vs average timesteps, exit histogram, confidence per timestep",
                  params=("figures",),
                  inputs={"logits_test": f"{direct}/logits_test.pt", "sweep_direct": f"{direct}/seenn1_sweep.csv",
-                         "train_log": f"{direct}/train_log.csv", **result_inputs(),
-                         "ann_train_log": f"{conv}/ann_train_log.csv"},
+                         "train_log": f"{direct}/train_log.csv", **result_inputs(conversion),
+                         **({"ann_train_log": f"{conv}/ann_train_log.csv"} if conversion else {})},
                  outputs={name: f"{FIGURES}/{name}.png" for name in names + SEENN2_FIGURES})

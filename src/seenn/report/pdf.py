@@ -99,7 +99,7 @@ def text_page(pdf: PdfPages, title: str, blocks: list[tuple[str, str]]) -> None:
     plt.close(fig)
 
 
-def table_page(pdf: PdfPages, tables: list[tuple[str, pd.DataFrame]]) -> None:
+def table_page(pdf: PdfPages, tables: list[tuple[str, pd.DataFrame]], notes: str | None = None) -> None:
     fig = plt.figure(figsize=A4)
     y = 0.95
     for title, df in tables:
@@ -116,6 +116,8 @@ def table_page(pdf: PdfPages, tables: list[tuple[str, pd.DataFrame]]) -> None:
         tab.auto_set_font_size(False)
         tab.set_fontsize(7)
         y -= h + 0.04
+    if notes:
+        fig.text(0.07, y, "\n".join(textwrap.wrap(notes, 110)), fontsize=8, va="top")
     pdf.savefig(fig)
     plt.close(fig)
 
@@ -281,6 +283,8 @@ def provenance(p: dict, manifest: dict, metrics: dict) -> str:
         f"split sha256: " + ", ".join(f"{s} {v['sha256'][:16]}" for s, v in manifest["splits"].items()),
         f"device: {metrics['device']}; seed {p['seed']}; deterministic algorithms: {p['deterministic']}; TF32: {p['tf32']}; "
         f"mixed precision (training): {p['amp']}",
+        *([f"seeds: {', '.join(map(str, p['seeds']))} (each other than {p['seed']} a training run of its own on the "
+           f"same data split; the across-seeds page)"] if p.get("seeds") else []),
         f"CPU (of the report stage): {cpu_model()}; CPU kernels: {cpu_kernels_description(p['cpu_kernels'])}",
         f"packages: {versions()}",
     ])
@@ -298,12 +302,16 @@ def stage_report(ctx) -> None:
                 ("Configuration (params.yaml)", yaml.safe_dump({k: v for k, v in p.items() if k != SOURCE_KEY},
                                                                sort_keys=False, width=100)),
             ])
+            if "paper_comparison_csv" in i:
+                paper_page(pdf, i, p)
             shown = {BRANCH_LABELS["direct"], BRANCH_LABELS["finetuned"]}  # the converted SNN has its own section
             table_page(pdf, [(title, df[df["model"].isin(shown)].reset_index(drop=True)) for title, df in (
                 ("Accuracy at fixed T (%)", pd.read_csv(i["accuracy_per_t_csv"])),
                 ("AET vs empirical AET (test; paper Table 5 analogue)", pd.read_csv(i["aet_csv"])),
                 ("Fixed T vs SEENN-I vs SEENN-II vs oracle (test)", pd.read_csv(i["methods_csv"])),
             )])
+            if "seeds_csv" in i:
+                seeds_page(pdf, i["seeds_csv"])
             figure_page(pdf, "Accuracy vs average timesteps", i["tradeoff"],
                         "SEENN-I test accuracy as alpha sweeps from the configured minimum to maximum, beside the fixed-T "
                         "accuracies; stars mark the alphas calibrated on the validation split.")
@@ -312,10 +320,51 @@ def stage_report(ctx) -> None:
                         "Distribution of the top softmax confidence of the accumulated logits at each t, split by whether the prediction is correct (log scale).")
             figure_page(pdf, "Training", i["training"], "Loss and accuracy per epoch of the direct SNN training.")
             seenn2_pages(pdf, i, p)
-            conversion_pages(pdf, i)
+            if "metrics_converted" in i:
+                conversion_pages(pdf, i)
+            else:
+                text_page(pdf, "ANN-to-SNN conversion (QCFS)", [("Not run", CONVERSION_OFF)])
             energy_page(pdf, i["energy_csv"], i["energy"])
             text_page(pdf, "Measured latency", [("Where", "Wall-clock latency and throughput are measurements, not "
                       "deterministic results: they are in reports/seenn_measurements.pdf (stage report_measurements).")])
+
+
+CONVERSION_OFF = ("The conversion branch (QCFS ANN training, conversion to an IF SNN, its evaluation, SEENN-I and "
+                  "SEENN-II) was switched off by config (conversion.enabled: false): the DAG omitted it, and no table "
+                  "or figure of this report holds a converted SNN.")
+SEEDS_NOTE = ("Each seed in `seeds` other than `seed` reran the training-to-evaluation stages of every branch "
+              "(results/seeds/<s>/) with that seed; every run trains and evaluates on the data split of the main "
+              "seed, so only the training randomness varies. std: sample standard deviation (ddof 1). Energy, latency, "
+              "the figures and every other page are of the main run (seed {seed}).")
+
+
+def seeds_page(pdf: PdfPages, seeds_csv: str) -> None:
+    """Mean, standard deviation and n over the seeds' runs, per SNN, method and quantity."""
+    df = pd.read_csv(seeds_csv)
+    seeds = str(df["seeds"].iloc[0])
+    df = df.drop(columns=["seeds"])
+    df["method"] = df["method"].map(lambda m: SHORT_METHODS.get(m, m))
+    table_page(pdf, [(f"Across seeds ({seeds}): test split, mean / std / n", df)],
+               notes=SEEDS_NOTE.format(seed=seeds.split(",")[0]))
+
+
+def paper_page(pdf: PdfPages, i: dict, p: dict) -> None:
+    """The paper's reported numbers (config/paper/numbers.yaml, row report.paper_row) beside this run's."""
+    row_id = p["report"]["paper_row"]
+    row = yaml.safe_load(open(i["paper_numbers"], encoding="utf-8"))[row_id]
+    df = pd.read_csv(i["paper_comparison_csv"], dtype={"paper": str})
+
+    def this_run(v, std, n):
+        return "not run" if n == 0 else f"{v:.4f}" + (f" ± {std:.4f} (n={n})" if n > 1 else "")
+
+    view = pd.DataFrame({"metric": df["metric"], "SNN (this run)": df["snn"], "paper": df["paper"],
+                         "this run": [this_run(v, s, n) for v, s, n in zip(df["this_run"], df["this_run_std"], df["n"])],
+                         "this run - paper": ["" if pd.isna(d) else f"{d:+.4f}" for d in df["difference"]]})
+    table_page(pdf, [(f"Paper vs this run: {row.get('title', row_id)}", view)],
+               notes=(f"Paper row {row_id} of config/paper/numbers.yaml; source: {row.get('source', '')}; the paper's "
+                      f"max T: {row.get('max_timesteps')}. 'not given in the texts': the paper texts do not report that "
+                      "figure (never guessed). The paper's fixed-T, SEENN-I and Table 5 (AET) figures are of the directly "
+                      "trained SNN, SEENN-II of the fine-tuned one; this run's figures come from the same branches."))
 
 
 def stage_measurements_report(ctx) -> None:
@@ -428,22 +477,25 @@ def seenn2_pages(pdf: PdfPages, i: dict, p: dict) -> None:
 # the report prints the whole config, in this order, and the record of where params.yaml came from
 # (SOURCE_KEY): only the report reads that record, so regenerating params.yaml from edited defaults or
 # overlay comments reruns the report alone
-ALL_KEYS = ("seed", "device", "deterministic", "tf32", "amp", "cpu_kernels", "data", "model", "neuron", "train", "evaluate", "seenn1",
+ALL_KEYS = ("seed", "seeds", "device", "deterministic", "tf32", "amp", "cpu_kernels", "data", "model", "neuron", "train", "evaluate", "seenn1",
             "figures", "report", "engine", "conversion", "finetune", "seenn2", SOURCE_KEY)
 
 
-def declare(tables, figures, energy, latency) -> list:
+def declare(tables, figures, energy, latency, conversion: bool = True) -> list:
     """The report (deterministic) and the measurements report (wall-clock figures get a PDF of their
-    own, so the main report stays byte-identical on rerun)."""
+    own, so the main report stays byte-identical on rerun). The report reads the conversion branch's
+    files only when it is in the DAG, and the paper numbers when the tables compare with them."""
     from ..dag import PREPARED, Stage, branch_dir, conversion_inputs
 
     engine = {"energy_csv": energy.outputs["table_csv"], "energy": energy.outputs["energy"]}
+    paper = {"paper_numbers": tables.inputs["paper_numbers"]} if "paper_numbers" in tables.inputs else {}
     return [
         Stage(name="report", run=stage_report, desc="the PDF report with provenance, tables and figures",
               params=ALL_KEYS,
               inputs={**tables.outputs, **figures.outputs, "manifest": f"{PREPARED}/manifest.json",
-                      "metrics_direct": f"{branch_dir('direct')}/metrics.json", **conversion_inputs(), **engine,
-                      "seenn2_result": f"{branch_dir('seenn2')}/seenn2.json"},
+                      "metrics_direct": f"{branch_dir('direct')}/metrics.json",
+                      **(conversion_inputs() if conversion else {}), **engine,
+                      "seenn2_result": f"{branch_dir('seenn2')}/seenn2.json", **paper},
               outputs={"pdf": "reports/seenn_report.pdf"}),
         Stage(name="report_measurements", run=stage_measurements_report,
               desc="the PDF of measured latency and throughput (not deterministic), beside the counted energy",

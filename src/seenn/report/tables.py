@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from ..io import read_json, write_table
+from ..io import read_json, write_table, write_text
 from ..methods import BRANCH_LABELS, QCFS_ANN, fixed_label, seenn1_label
 from ..metrics import doubling_timesteps
 
@@ -189,21 +192,156 @@ def add_seenn2_tables(tables: dict, inputs: dict) -> None:
     tables["seenn2_ops"] = seenn2_ops_table(seenn2)
 
 
+# --- across seeds, and the paper beside this run ------------------------------------------------
+
+SEED_ROLES = ("metrics_direct", "seenn1_direct", "metrics_finetuned", "seenn1_finetuned", "seenn2_result",
+              "metrics_converted", "seenn1_converted", "seenn2_result_converted")  # what each seed's run gives the tables
+AET, EMPIRICAL_AET, ORACLE = "AET (Eq. 4)", "empirical AET (Eq. 13)", "Oracle (first correct t)"
+ACC, AVG_T = "test_accuracy", "avg_timesteps"
+
+
+def seed_role(seed: int, role: str) -> str:
+    """The tables stage's input name of one seed's result file."""
+    return f"seed{seed}_{role}"
+
+
+def run_values(inputs: dict) -> dict[tuple[str, str, str], float]:
+    """The headline figures of one run, keyed (SNN, method, quantity): per SNN fixed T at its max T,
+    SEENN-I per score, SEENN-II at the main beta, AET, empirical AET and the oracle (test split)."""
+    out: dict[tuple[str, str, str], float] = {}
+    seenn2_roles = {"finetuned": "seenn2_result", "converted": "seenn2_result_converted"}
+    for branch in branches(inputs):
+        label, m = BRANCH_LABELS.get(branch, branch), read_json(inputs[f"metrics_{branch}"])["test"]
+        out[(label, fixed_label(m["timesteps"]), ACC)] = m["accuracy_per_t"][-1]
+        for score, r in read_json(inputs[f"seenn1_{branch}"])["scores"].items():
+            out[(label, seenn1_label(score), ACC)] = r["test_accuracy"]
+            out[(label, seenn1_label(score), AVG_T)] = r["test_avg_timesteps"]
+        if seenn2_roles.get(branch) in inputs:
+            s2 = read_json(inputs[seenn2_roles[branch]])
+            method = f"SEENN-II (β={s2['beta']:g})"
+            out[(label, method, ACC)], out[(label, method, AVG_T)] = s2["test_accuracy"], s2["test_avg_timesteps"]
+        out[(label, AET, AVG_T)], out[(label, EMPIRICAL_AET, AVG_T)] = m["aet"], m["empirical_aet"]
+        out[(label, ORACLE, ACC)], out[(label, ORACLE, AVG_T)] = m["oracle_accuracy"], m["oracle_timesteps"]
+    return out
+
+
+def split_runs(inputs: dict, seed: int, seeds: list[int]) -> dict[int, dict]:
+    """The inputs of each run by its seed: the main run's (seed `seed`) and each extra seed's."""
+    runs = {seed: {k: v for k, v in inputs.items() if not re.match(r"seed\d+_", k)}}
+    for s in seeds:
+        if s != seed:
+            runs[s] = {r: inputs[seed_role(s, r)] for r in SEED_ROLES if seed_role(s, r) in inputs}
+    return runs
+
+
+def across_runs(values: list[dict]) -> dict[tuple[str, str, str], tuple[float, float, int]]:
+    """Per key of the runs' figures: mean, sample standard deviation (ddof 1; NaN for one run), n."""
+    out = {}
+    for key in values[0]:
+        v = np.array([run[key] for run in values if key in run], dtype=np.float64)
+        out[key] = (float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else float("nan"), int(v.size))
+    return out
+
+
+def seeds_table(runs: dict[int, dict]) -> pd.DataFrame:
+    """Mean, standard deviation and n over every seed's run (main included), one row per SNN,
+    method and quantity; every run shares the data split of the main seed."""
+    stats = across_runs([run_values(inputs) for inputs in runs.values()])
+    seeds = ", ".join(map(str, runs))
+    return pd.DataFrame([{"model": k[0], "method": k[1], "quantity": k[2], "mean": m, "std": s, "n": n, "seeds": seeds}
+                         for k, (m, s, n) in stats.items()])
+
+
+NOT_GIVEN = "not given in the texts"
+# (metric, paper numbers key, SNN branch the paper's figure is compared with, method, quantity); the
+# paper's fixed-T, SEENN-I and Table 5 figures are of the directly trained SNN, SEENN-II of the fine-tuned
+PAPER_METRICS = (
+    ("accuracy at fixed T = max (%)", "fixed_t_accuracy", "direct", "fixed", ACC),
+    ("SEENN-I (confidence) accuracy (%)", "seenn1_accuracy", "direct", seenn1_label("confidence"), ACC),
+    ("SEENN-I (confidence) average timesteps", "seenn1_avg_timesteps", "direct", seenn1_label("confidence"), AVG_T),
+    ("SEENN-II accuracy (%)", "seenn2_accuracy", "finetuned", "SEENN-II", ACC),
+    ("SEENN-II average timesteps", "seenn2_avg_timesteps", "finetuned", "SEENN-II", AVG_T),
+    ("AET (Eq. 4)", "aet", "direct", AET, AVG_T),
+    ("empirical AET (Eq. 13)", "empirical_aet", "direct", EMPIRICAL_AET, AVG_T),
+)
+
+
+def paper_comparison(row: dict, runs: dict[int, dict]) -> pd.DataFrame:
+    """One row per metric: the paper's reported figure (or NOT_GIVEN), this run's (mean, std and n
+    over the seeds' runs), and the difference this run - paper."""
+    stats = across_runs([run_values(inputs) for inputs in runs.values()])
+    rows = []
+    for metric, key, branch, method, quantity in PAPER_METRICS:
+        label = BRANCH_LABELS[branch]
+        match = [k for k in stats if k[0] == label and k[2] == quantity and (
+            k[1].startswith("Fixed T=") if method == "fixed" else k[1].startswith("SEENN-II") if method == "SEENN-II"
+            else k[1] == method)]
+        mean, std, n = stats[match[0]] if match else (float("nan"), float("nan"), 0)
+        paper = row.get(key)
+        rows.append({"metric": metric, "snn": label + (f" ({match[0][1]})" if method in ("fixed", "SEENN-II") and match else ""),
+                     "paper": NOT_GIVEN if paper is None else paper, "this_run": mean, "this_run_std": std, "n": n,
+                     "difference": float("nan") if paper is None or not match else mean - paper})
+    return pd.DataFrame(rows)
+
+
+def paper_comparison_markdown(df: pd.DataFrame, row_id: str, row: dict) -> str:
+    """The comparison for people: 'this run' as mean ± std when several seeds ran."""
+    def fmt(v, std, n):
+        if n == 0:
+            return "not run"
+        return f"{v:.4f}" + (f" ± {std:.4f} (n={n})" if n > 1 else "")
+
+    shown = pd.DataFrame({"metric": df["metric"], "SNN (this run)": df["snn"],
+                          "paper": [p if isinstance(p, str) else f"{p:g}" for p in df["paper"]],
+                          "this run": [fmt(v, s, n) for v, s, n in zip(df["this_run"], df["this_run_std"], df["n"])],
+                          "difference (this run - paper)": ["" if pd.isna(d) else f"{d:+.4f}" for d in df["difference"]]})
+    notes = (f"Paper row `{row_id}`: {row.get('title', '')}; source: {row.get('source', '')}; the paper's max T: "
+             f"{row.get('max_timesteps')}. The paper's fixed-T, SEENN-I and Table 5 figures are of the directly trained "
+             f"SNN, SEENN-II of the fine-tuned one: this run's figures come from the same branches.")
+    return shown.to_markdown(index=False) + "\n\n" + notes + "\n"
+
+
 def stage_tables(ctx) -> None:
     for name, df in build_tables(ctx.inputs).items():
         write_table(df, ctx.outputs[f"{name}_csv"], ctx.outputs[f"{name}_md"])
+    p = ctx.params
+    runs = split_runs(ctx.inputs, p["seed"], p["seeds"])
+    if "seeds_csv" in ctx.outputs:
+        write_table(seeds_table(runs), ctx.outputs["seeds_csv"], ctx.outputs["seeds_md"],
+                    notes="Every seed trains on the data split of the main seed: only training randomness varies. "
+                          "std: sample standard deviation (ddof 1) over the seeds' runs.")
+    if "paper_numbers" in ctx.inputs:
+        import yaml
+
+        row_id = p["report"]["paper_row"]
+        row = yaml.safe_load(Path(ctx.inputs["paper_numbers"]).read_text())[row_id]
+        df = paper_comparison(row, runs)
+        write_text(ctx.outputs["paper_comparison_csv"], df.to_csv(index=False, float_format="%.4f"))
+        write_text(ctx.outputs["paper_comparison_md"], paper_comparison_markdown(df, row_id, row))
 
 
 # --- declaration -------------------------------------------------------------------------------
 
 TABLE_NAMES = ("accuracy_per_t", "aet", "methods", "conversion", "seenn2_sweep", "seenn2_compare", "seenn2_ops",
                "seenn2_variants")
+CONVERSION_TABLES = ("conversion", "seenn2_variants")  # built only from the conversion branch
 
 
-def declare():
+def declare(conversion: bool = True, seed_runs: dict[int, str] | None = None, paper_numbers: str | None = None):
+    """The tables of the branches present; with extra seeds (`seed_runs`: seed -> its results
+    directory) also seeds.{csv,md}; with a paper numbers file also paper_comparison.{csv,md}."""
     from ..dag import TABLES, Stage, result_inputs
 
+    names = [n for n in TABLE_NAMES if conversion or n not in CONVERSION_TABLES]
+    inputs = result_inputs(conversion)
+    for s, base in (seed_runs or {}).items():
+        inputs.update({seed_role(s, r): v for r, v in result_inputs(conversion, base).items() if r in SEED_ROLES})
+    if seed_runs:
+        names.append("seeds")
+    if paper_numbers:
+        inputs["paper_numbers"] = paper_numbers
+        names.append("paper_comparison")
     return Stage(name="tables", run=stage_tables,
                  desc="CSV and Markdown tables: accuracy per T, AET vs empirical AET, fixed T vs SEENN-I/II vs oracle",
-                 params=(), inputs=result_inputs(),
-                 outputs={f"{name}_{ext}": f"{TABLES}/{name}.{ext}" for name in TABLE_NAMES for ext in ("csv", "md")})
+                 params=("seed", "seeds", "report.paper_row"), inputs=inputs,
+                 outputs={f"{name}_{ext}": f"{TABLES}/{name}.{ext}" for name in names for ext in ("csv", "md")})

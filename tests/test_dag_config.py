@@ -1,0 +1,148 @@
+"""The stage table follows the config: the conversion switch, one run per extra seed (with its
+seed as an override of its config slice), and the paper comparison; the tables on synthetic inputs."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+from seenn.config import load_config, validate_config
+from seenn.errors import SeennError
+from seenn.report import tables
+from seenn.stages import STAGES, build_stages, dvc_yaml, seed_stage, write_params_file
+
+
+@pytest.fixture
+def cfg() -> dict:
+    return load_config(ROOT / "params.yaml")
+
+
+def _table(cfg, **changes) -> dict:
+    for key, value in changes.items():
+        section, _, name = key.partition("__")
+        if name:
+            cfg[section][name] = value
+        else:
+            cfg[section] = value
+    return {st.name: st for st in build_stages(validate_config(cfg))}
+
+
+def _closed(table: dict) -> None:
+    produced = {}
+    for st in table.values():
+        for path in st.inputs.values():
+            assert path in produced or path.startswith("config/"), f"{st.name} reads {path}, which no earlier stage writes"
+        for path in st.outputs.values():
+            assert path not in produced, path
+            produced[path] = st.name
+
+
+def test_conversion_switch_omits_the_branch_and_its_files(cfg):
+    table = _table(cfg, conversion__enabled=False)
+    default = {st.name for st in STAGES}
+    gone = default - set(table)
+    assert gone == {"train_ann", "convert_snn", "evaluate_converted", "seenn1_converted", "seenn2_select_converted"} | {
+        f"seenn2_{k}_converted_{r}" for k in ("train", "evaluate") for r in ("paper", "pow2", "linear", "pow2_linear")}
+    for name in ("tables", "figures", "report"):
+        assert not [p for p in table[name].inputs.values() if "/converted/" in p], name
+    assert "conversion_csv" not in table["tables"].outputs and "conversion" not in table["figures"].outputs
+    _closed(table)
+
+
+def test_each_extra_seed_gets_its_own_runs(cfg):
+    table = _table(cfg, seeds=[cfg["seed"], 7])
+    seeded = sorted(n for n in table if n.endswith("_seed7"))
+    main_runs = [st.name for st in STAGES if st.checkpoints or st.name.startswith(("evaluate_", "seenn1_", "seenn2_", "convert"))]
+    assert seeded == sorted(f"{n}_seed7" for n in main_runs if n != "seenn2_compare")
+    assert not [n for n in table if n.endswith(f"_seed{cfg['seed']}")]  # the main seed is the main run
+    st = table["finetune_snn_seed7"]
+    assert st.inputs["model"] == "results/seeds/7/direct/snn.pt" and st.inputs["train"] == "data/prepared/train.pt"
+    assert st.outputs["model"] == "results/seeds/7/finetuned/snn.pt" and st.overrides == {"seed": 7}
+    assert {"seed", "seeds"} <= set(st.params)
+    assert table["seenn2_evaluate_seed7"].outputs["result"] == "results/seeds/7/seenn2/seenn2.json"
+    assert table["tables"].inputs["seed7_metrics_converted"] == "results/seeds/7/converted/metrics.json"
+    assert {"seeds_csv", "seeds_md"} <= set(table["tables"].outputs) and "seeds_csv" in table["report"].inputs
+    assert "energy_seed7" not in table and table["energy"].inputs == {st.name: st for st in STAGES}["energy"].inputs
+    _closed(table)
+    assert "train_snn_seed7:" in dvc_yaml(list(table.values()))
+
+
+def test_seed_override_reaches_the_params_file(cfg, tmp_path, monkeypatch):
+    """A seed's stage sees `seed` = s in its config slice, so Snakemake reruns it when s changes."""
+    monkeypatch.chdir(tmp_path)
+    train = {st.name: st for st in STAGES}["train_snn"]
+    st = seed_stage(train, 42)
+    assert st.name == "train_snn_seed42" and st.params_file == "results/params/train_snn_seed42.json"
+    slice_ = json.loads(write_params_file(st, {**cfg, "seeds": [42]}).read_text())
+    assert slice_["seed"] == 42 and slice_["seeds"] == [42] and slice_["train"] == cfg["train"]
+    assert json.loads(write_params_file(train, cfg).read_text())["seed"] == cfg["seed"]
+
+
+def test_paper_row_must_name_a_row(cfg):
+    table = _table(cfg, report__paper_row="resnet19_cifar10")
+    assert table["tables"].inputs["paper_numbers"] == "config/paper/numbers.yaml"
+    assert "paper_comparison_csv" in table["tables"].outputs and "paper_numbers" in table["report"].inputs
+    cfg["report"]["paper_row"] = "resnet99_mnist"
+    with pytest.raises(SeennError, match=r"'report.paper_row'.*resnet99_mnist.*rows: resnet19_cifar10, "):
+        validate_config(cfg)
+
+
+def test_default_table_has_no_seed_or_paper_files():
+    names = {st.name: st for st in STAGES}
+    assert not [n for n in names if "_seed" in n]
+    assert not {"seeds_csv", "paper_comparison_csv"} & set(names["tables"].outputs)
+
+
+# --- the tables on synthetic inputs ---------------------------------------------------------
+
+def _run(tmp_path, name: str, acc: float, aet: float, seed2_acc: float) -> dict:
+    """The result files of one synthetic run (direct and fine-tuned SNN, T = 4)."""
+    d = tmp_path / name
+    d.mkdir()
+    metrics = {"test": {"timesteps": 4, "accuracy_per_t": [acc - 3, acc - 2, acc - 1, acc], "aet": aet,
+                        "empirical_aet": aet - 0.1, "oracle_accuracy": acc + 1, "oracle_timesteps": 1.5}}
+    seenn1 = {"scores": {"confidence": {"test_accuracy": acc - 0.5, "test_avg_timesteps": 1.2}}}
+    files = {"metrics_direct": metrics, "seenn1_direct": seenn1, "metrics_finetuned": metrics, "seenn1_finetuned": seenn1,
+             "seenn2_result": {"beta": 1.0, "test_accuracy": seed2_acc, "test_avg_timesteps": 1.1}}
+    out = {}
+    for role, obj in files.items():
+        (d / f"{role}.json").write_text(json.dumps(obj))
+        out[role] = str(d / f"{role}.json")
+    return out
+
+
+def test_seeds_table_gives_mean_std_and_n(tmp_path):
+    runs = {1000: _run(tmp_path, "a", 90.0, 1.2, 91.0), 1001: _run(tmp_path, "b", 92.0, 1.4, 93.0)}
+    df = tables.seeds_table(runs)
+    row = df[(df["model"] == "Direct-trained SNN") & (df["method"] == "Fixed T=4")].iloc[0]
+    assert (row["mean"], row["n"]) == (91.0, 2) and row["std"] == pytest.approx(2 ** 0.5)
+    aet = df[(df["model"] == "Direct-trained SNN") & (df["method"] == tables.AET)].iloc[0]
+    assert aet["mean"] == pytest.approx(1.3) and aet["quantity"] == tables.AVG_T
+    s2 = df[df["method"] == "SEENN-II (β=1)"]
+    assert list(s2["model"].unique()) == ["Fine-tuned SNN"] and set(s2["mean"]) == {92.0, 1.1}
+    assert set(df["method"]) >= {"SEENN-I (confidence)", tables.EMPIRICAL_AET, tables.ORACLE} and set(df["n"]) == {2}
+
+
+def test_split_runs_parts_the_inputs_by_seed(tmp_path):
+    main, other = _run(tmp_path, "a", 90.0, 1.2, 91.0), _run(tmp_path, "b", 92.0, 1.4, 93.0)
+    inputs = {**main, **{tables.seed_role(7, r): v for r, v in other.items()}}
+    assert tables.split_runs(inputs, 1000, [1000, 7]) == {1000: main, 7: other}
+
+
+def test_paper_comparison_puts_the_paper_beside_this_run(tmp_path):
+    runs = {1: _run(tmp_path, "a", 90.0, 1.2, 91.0), 2: _run(tmp_path, "b", 92.0, 1.4, 93.0)}
+    row = {"title": "x", "source": "y", "max_timesteps": 4, "fixed_t_accuracy": None, "seenn1_accuracy": 96.07,
+           "seenn1_avg_timesteps": 1.09, "seenn2_accuracy": 96.1, "seenn2_avg_timesteps": 1.08, "aet": 1.1309,
+           "empirical_aet": 1.1188}
+    df = tables.paper_comparison(row, runs).set_index("metric")
+    assert list(df.index) == [m[0] for m in tables.PAPER_METRICS]
+    fixed = df.loc["accuracy at fixed T = max (%)"]
+    assert fixed["paper"] == tables.NOT_GIVEN and pd.isna(fixed["difference"]) and fixed["this_run"] == 91.0
+    aet = df.loc["AET (Eq. 4)"]
+    assert aet["paper"] == 1.1309 and aet["this_run"] == pytest.approx(1.3) and aet["n"] == 2
+    assert aet["difference"] == pytest.approx(1.3 - 1.1309) and aet["snn"] == "Direct-trained SNN"
+    assert df.loc["SEENN-II accuracy (%)", "snn"] == "Fine-tuned SNN (SEENN-II (β=1))"
+    assert df.loc["SEENN-II accuracy (%)", "difference"] == pytest.approx(92.0 - 96.1)
+    md = tables.paper_comparison_markdown(df.reset_index(), "resnet19_cifar10", row)
+    assert "not given in the texts" in md and "1.3000 ± 0.1414 (n=2)" in md and "directly trained" in md
