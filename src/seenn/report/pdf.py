@@ -477,7 +477,7 @@ def seenn2_pages(pdf: PdfPages, i: dict, p: dict) -> None:
 # the report prints the whole config, in this order, and the record of where params.yaml came from
 # (SOURCE_KEY): only the report reads that record, so regenerating params.yaml from edited defaults or
 # overlay comments reruns the report alone
-ALL_KEYS = ("seed", "seeds", "device", "deterministic", "tf32", "amp", "cpu_kernels", "data", "model", "neuron", "train", "evaluate", "seenn1",
+ALL_KEYS = ("seed", "seeds", "device", "deterministic", "tf32", "amp", "cpu_kernels", "data", "loader", "model", "neuron", "train", "evaluate", "seenn1",
             "figures", "report", "engine", "conversion", "finetune", "seenn2", SOURCE_KEY)
 
 
