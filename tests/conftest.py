@@ -56,7 +56,7 @@ ENV = {**os.environ, "PATH": BIN + os.pathsep + os.environ.get("PATH", ""), "DVC
        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
        # fixed dates: two tiny projects with the same files get the same commit, as two clones would
        "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
-COPY = ["Snakefile", "dvc.yaml", "workflow", "src", ".dvc/config", ".dvcignore"]
+COPY = ["Snakefile", "dvc.yaml", "workflow", "src", ".dvc/config", ".dvcignore", "config/paper/numbers.yaml"]
 # Outputs that are measurements or bookkeeping, not results: excluded from byte comparison.
 NOT_DETERMINISTIC = ("logs/", "results/checkpoints/", "results/measurements/", "reports/seenn_measurements.pdf")
 

@@ -72,17 +72,20 @@ def test_paper_overlays_hold_only_what_differs(path):
 
 
 def test_paper_overlays_differ_from_resnet19_cifar10_only_where_they_say():
-    """The CIFAR-100 and ResNet-20 overlays repeat the ResNet-19 CIFAR-10 one (no `extends:`): this
-    keeps the copies from drifting."""
+    """The other CIFAR overlays repeat the ResNet-19 CIFAR-10 one (no `extends:`): this keeps the
+    copies from drifting."""
     base = leaves(paper_config(ROOT / "config/paper/resnet19_cifar10.yaml"))
 
     def differing(name):
         other = leaves(paper_config(ROOT / "config/paper" / name))
         return {k for k in base if base[k] != other[k] and not k.startswith(SOURCE_KEY)}
 
-    assert differing("resnet19_cifar100.yaml") == {"data.name", "train.augment", "finetune.augment", "conversion.augment",
-                                                   "report.title"}
-    assert differing("resnet20_cifar10.yaml") == {"model.stem_channels", "model.widths", "model.blocks", "report.title"}
+    row = {"report.title", "report.paper_row"}
+    cifar100 = row | {"data.name", "train.augment", "finetune.augment", "conversion.augment"}
+    assert differing("resnet19_cifar100.yaml") == cifar100
+    for arch in ("resnet20", "vgg16"):
+        assert differing(f"qcfs_{arch}_cifar10.yaml") == row | {"model.arch"}
+        assert differing(f"qcfs_{arch}_cifar100.yaml") == cifar100 | {"model.arch"}
 
 
 def test_overlay_marks_the_values_it_changes_and_keeps_the_rest():
@@ -92,6 +95,7 @@ def test_overlay_marks_the_values_it_changes_and_keeps_the_rest():
     assert "# ResNet-19, CIFAR-10, T=4" in text  # the overlay's own header
     lines = text.splitlines()
     assert "  name: cifar10         # overlay (default \"digits\"); digits | cifar10 | cifar100 | cifar10dvs | imagenet (streamed from image files)" in lines
+    assert '  arch: resnet19        # overlay (default "resnet")' in lines
     assert "  alpha_steps: 200" in lines  # unchanged, as in the defaults
     assert "  accumulate: sum       # score z_t (sum of outputs, as the authors) or z_t / t (mean)" in lines
 
@@ -163,12 +167,12 @@ def test_hand_edits_are_detected_by_value_not_by_text():
 def test_cli_config_use(tmp_path):
     out = tmp_path / "params.yaml"
     run = [sys.executable, "-m", "seenn", "config", "use"]
-    r = subprocess.run([*run, "config/paper/resnet20_cifar10.yaml", "--output", str(out)], cwd=ROOT,
+    r = subprocess.run([*run, "config/paper/qcfs_resnet20_cifar10.yaml", "--output", str(out)], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert r.stdout == (f"wrote {out} from config/defaults.yaml with config/paper/resnet20_cifar10.yaml, and "
+    assert r.stdout == (f"wrote {out} from config/defaults.yaml with config/paper/qcfs_resnet20_cifar10.yaml, and "
                         f"{tmp_path / 'dvc.yaml'} from its stage table\n")
-    assert out.read_text() == compose(ROOT / "config/paper/resnet20_cifar10.yaml", DEFAULTS, root=ROOT)
+    assert out.read_text() == compose(ROOT / "config/paper/qcfs_resnet20_cifar10.yaml", DEFAULTS, root=ROOT)
     # dvc.yaml beside it: the stage table of that config (both front doors follow the config)
     from seenn.config import load_config
     from seenn.stages import build_stages, dvc_yaml
