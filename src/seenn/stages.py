@@ -23,6 +23,7 @@ from .report import figures, pdf, tables
 # `seenn run` applies cpu_kernels to every stage, and the kernels can change any float result, so every
 # stage declares it: switching kernels reruns the whole DAG under both tools.
 KERNEL_KEY = "cpu_kernels"
+DEVICE_MEM_MB = 4000  # memory a stage that runs a network asks for, unless a profile says otherwise
 GPU_RESOURCE = "gpu"  # the Snakemake resource the SLURM executor plugin reads (and `seenn run --gpus` receives)
 # SEENN-II training rules of the converted SNN (T up to 64): the paper's, a powers-of-two action
 # grid, a linear reward, both (seenn.policy.VARIANTS); conversion.seenn2_variant picks one
@@ -78,12 +79,14 @@ def _on_device(st: Stage) -> Stage:
     """A stage that runs a network on the configured device (it declares `device`) also declares
     the other keys `seenn run` applies to it (`tf32`: changing it reruns the stage under both
     tools) and asks for one GPU (Snakemake resource `gpu`, unconstrained unless `--resources`
-    or a profile names it; a profile's `set-resources` can give a training stage more). The report
-    reads the whole config (it declares `config_source`) only to print it: no GPU."""
+    or a profile names it; a profile's `set-resources` can give a training stage more) and
+    DEVICE_MEM_MB of memory (what the default config needs; the profiles size the paper rows).
+    Every rule then has both resources its message prints. The report reads the whole config (it
+    declares `config_source`) only to print it: no GPU."""
     if "device" not in st.params or SOURCE_KEY in st.params:
         return st
     params = st.params + tuple(k for k in DEVICE_KEYS if k not in st.params)
-    return replace(st, params=params, resources={GPU_RESOURCE: 1, **st.resources})
+    return replace(st, params=params, resources={GPU_RESOURCE: 1, "mem_mb": DEVICE_MEM_MB, **st.resources})
 
 
 def _with_kernels(st: Stage) -> Stage:
