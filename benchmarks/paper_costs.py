@@ -79,13 +79,14 @@ def main(argv=None) -> int:
     paths = sorted(p for p in (ROOT / "config/paper").glob("*.yaml") if p.name != "numbers.yaml")
     if args.rows:
         paths = [p for p in paths if p.stem in args.rows]
-    print(f"| paper row | T | MACs / sample (fixed T) | of which per timestep | DAG training + evaluation FLOPs | "
+    print(f"| paper row | T (direct / converted) | MACs / sample (fixed T) | of which per timestep | DAG training + evaluation FLOPs | "
           f"hours on one GPU (estimated, {args.tflops:g} TFLOP/s) |")
     print("|---|---|---|---|---|---|")
     for p in paths:
         cfg = row_config(p)
         r = row_costs(cfg)
-        print(f"| `{p.stem}` | {cfg['train']['timesteps']} | {r['macs_per_sample'] / 1e9:.3g} G | "
+        conv_t = cfg["conversion"]["max_timesteps"] if cfg["conversion"]["enabled"] else "off"
+        print(f"| `{p.stem}` | {cfg['train']['timesteps']} / {conv_t} | {r['macs_per_sample'] / 1e9:.3g} G | "
               f"{r['macs_per_timestep'] / 1e9:.3g} G | {r['total_flops']:.2e} | "
               f"{r['total_flops'] / (args.tflops * 1e12) / 3600:.0f} |")
     return 0
