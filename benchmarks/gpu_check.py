@@ -122,11 +122,12 @@ def build(arch: str, quick: bool, in_channels: int, classes: int, event: bool):
 
 # --- sections --------------------------------------------------------------------------------
 
-def section_train(device, quick, rows, limit_each: float) -> None:
-    """A few SGD steps of every registered architecture, fp32 and each AMP dtype the device runs."""
+def section_train(device, quick, rows, limit_each: float, archs=None) -> None:
+    """A few SGD steps of every registered architecture (or of `archs`), fp32 and each AMP dtype
+    the device runs."""
     amps = ["none", "bf16"] + (["fp16"] if device.type == "cuda" else [])
     steps, T = (2, 2) if quick else (5, 4)
-    for arch in ARCHITECTURES:
+    for arch in archs or ARCHITECTURES:
         dataset = ARCH_DATA.get(arch, "cifar10")
         batch = 2 if quick else (32 if dataset == "imagenet" else 64)
         for amp in amps:
@@ -286,6 +287,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny shapes and few steps: seconds on a CPU")
     ap.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
     ap.add_argument("--json", help="also write the rows to this file")
+    ap.add_argument("--archs", nargs="+", choices=list(ARCHITECTURES), help="train section: these architectures only")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -304,7 +306,9 @@ def main(argv=None) -> int:
         try:
             with time_limit(limit):
                 if sec == "train":  # its own limit per row too, so one slow architecture leaves the rest a turn
-                    fn(device, args.quick, rows, limit_each=max(limit / (2 * max(len(ARCHITECTURES), 1)), 5.0))
+                    archs = args.archs or list(ARCHITECTURES)  # quick (CPU): a row may take its whole section's share
+                    each = limit if args.quick else max(limit / (2 * len(archs)), 5.0)
+                    fn(device, args.quick, rows, limit_each=each, archs=archs)
                 else:
                     fn(device, args.quick, rows)
         except Exception as exc:  # noqa: BLE001 - e.g. SectionTimeout: report, go on with the next section

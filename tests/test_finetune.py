@@ -35,7 +35,7 @@ def _files(tmp_path):
 def _finetune(tmp_path, paths, epochs, tag):
     f = {"epochs": epochs, "batch_size": 20, "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0, "loss": "cumulative",
          "augment": "none"}
-    ctx = StageContext(name="finetune_snn", params={"seed": 1, "device": "cpu", "deterministic": True, "finetune": f},
+    ctx = StageContext(name="finetune_snn", params={"seed": 1, "device": "cpu", "deterministic": True, "amp": "none", "loader": {"workers": 0, "pin_memory": False}, "finetune": f},
                        inputs={"model": str(paths["model"]), "train": str(paths["train"]), "val": str(paths["val"])},
                        outputs={"model": str(tmp_path / f"ft_{tag}.pt"), "log": str(tmp_path / f"log_{tag}.csv")},
                        device=torch.device("cpu"), checkpoint_dir=tmp_path / f"ck_{tag}")
@@ -58,7 +58,7 @@ def test_finetuning_changes_the_weights_and_logs_each_epoch(tmp_path):
     assert any(not torch.equal(direct["state_dict"][k], v) for k, v in ck["state_dict"].items())
     assert log["epoch"].tolist() == [1, 2] and ck["timesteps"] == 2 and ck["model"] == MODEL
 
-    ctx = StageContext(name="evaluate_finetuned", params={"device": "cpu", "deterministic": True, "evaluate": {"batch_size": 16}},
+    ctx = StageContext(name="evaluate_finetuned", params={"device": "cpu", "deterministic": True, "loader": {"workers": 0, "pin_memory": False}, "evaluate": {"batch_size": 16}},
                        inputs={"model": model_path, "train": str(paths["train"]), "val": str(paths["val"]),
                                "test": str(paths["test"])},
                        outputs={s: str(tmp_path / f"{s}.out") for s in ("logits_train", "logits_val", "logits_test", "metrics")},

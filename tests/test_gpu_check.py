@@ -13,8 +13,10 @@ from conftest import ENV, ROOT
 
 def test_quick_cpu_check_passes_every_section(tmp_path):
     out = tmp_path / "rows.json"
+    # three architectures stand for the rest here (static images, ImageNet's layout with SEW
+    # connects, event frames); on a GPU every registered one runs
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks/gpu_check.py"), "--quick", "--device", "cpu",
-                        "--json", str(out)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+                        "--archs", "resnet", "sew_resnet34", "vggsnn", "--json", str(out)], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     rows = json.loads(out.read_text())["rows"]
     assert {row["section"] for row in rows} == {"train", "lif", "engine"}
