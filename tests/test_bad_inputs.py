@@ -155,3 +155,28 @@ def test_binary_params_file_stops_snakemake_with_one_line(project):
             "seenn: error: config file params.yaml is not UTF-8 text (byte 0x89 at offset 0): is it the right file?"]
     finally:
         params.write_text(original)
+
+
+def test_an_edited_own_split_list_stops_both_front_doors_with_one_line(tmp_path):
+    """A CIFAR10-DVS project with its own split list: a list that no longer matches its pinned
+    sha256 stops Snakemake (at the config check, before any job) and `seenn run` with one line."""
+    import hashlib
+
+    from seenn.data.cifar10dvs import split_list_text
+
+    text = split_list_text([f"{c}/r{i}.aedat4" for c in ("airplane", "bird") for i in range(10)])
+    cfg = tiny_config()
+    cfg["data"].update(name="cifar10dvs", root=str(tmp_path / "raw"), split_list="splits/own.txt",
+                       split_list_sha256=hashlib.sha256(text.encode()).hexdigest())
+    for section in ("train", "finetune", "conversion"):
+        cfg[section]["augment"] = "none"
+    cwd = make_project(tmp_path / "p", cfg)
+    (cwd / "splits").mkdir()
+    (cwd / "splits/own.txt").write_text(text.replace(",test\n", ",train\n", 1))
+    r = sh(cwd, "snakemake", "-n", check=False)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    [line] = r.stderr.strip().splitlines()
+    assert line.startswith("seenn: error: params.yaml: 'data.split_list_sha256' (") and "splits/own.txt" in line
+    assert "does not match the sha256 of 'data.split_list' splits/own.txt" in _one_line_error(cwd, "run", "prepare_data")
+    (cwd / "splits/own.txt").unlink()
+    assert "'data.split_list': split list splits/own.txt not found" in _one_line_error(cwd, "validate")

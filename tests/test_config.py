@@ -176,3 +176,54 @@ def test_paper_configs_use_the_authors_policy_optimizer(path):
     """The authors' ee_ii_train: SGD with lr 0.01 and weight decay 5e-4, and no momentum."""
     s = paper_config(path)["seenn2"]
     assert (s["lr"], s["weight_decay"], s["momentum"]) == (0.01, 0.0005, 0.0)
+
+
+def _dvs_list(default_config, where, text="class,file,split\nbird,b0.aedat4,train\nbird,b1.aedat4,test\n") -> dict:
+    """The default config reading CIFAR10-DVS with its own split list (a path relative to `where`)."""
+    import hashlib
+
+    (where / "lists").mkdir(exist_ok=True)
+    (where / "lists" / "own.txt").write_text(text)
+    default_config["data"].update(name="cifar10dvs", split_list="lists/own.txt",
+                                  split_list_sha256=hashlib.sha256(text.encode()).hexdigest())
+    for section in ("train", "finetune", "conversion"):
+        default_config[section]["augment"] = "none"
+    return default_config
+
+
+def test_the_split_list_keys_default_to_the_committed_list(default_config):
+    assert default_config["data"]["split_list"] is None and default_config["data"]["split_list_sha256"] is None
+    default_config["data"]["split_list"] = ""  # empty: the committed list too
+    validate_config(default_config)
+
+
+def test_a_pinned_own_split_list_is_valid_from_the_project_directory(default_config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    validate_config(_dvs_list(default_config, tmp_path))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.update(split_list_sha256=None),
+     "config: 'data.split_list_sha256' is required when 'data.split_list' is set (lists/own.txt)"),
+    (lambda d: d.update(split_list=None), "config: 'data.split_list_sha256' must be null when 'data.split_list' is not set"),
+    (lambda d: d.update(split_list="lists/gone.txt"), "config: 'data.split_list': split list lists/gone.txt not found"),
+    (lambda d: d.update(split_list_sha256="ab" * 32),
+     "config: 'data.split_list_sha256' (abababababab...) does not match the sha256 of 'data.split_list' lists/own.txt"),
+    (lambda d: d.update(split_list_sha256="AB" * 32), "config: invalid value for 'data.split_list_sha256'"),
+    (lambda d: d.update(split_list=3), "config: invalid value for 'data.split_list'"),
+    (lambda d: d.update(name="digits"), "config: 'data.split_list' is for cifar10dvs only, but 'data.name' is 'digits'"),
+])
+def test_bad_split_list_keys_name_the_key(default_config, tmp_path, monkeypatch, change, message):
+    monkeypatch.chdir(tmp_path)
+    cfg = _dvs_list(default_config, tmp_path)
+    change(cfg["data"])
+    with pytest.raises(SeennError) as exc:
+        validate_config(cfg)
+    assert str(exc.value).startswith(message)
+
+
+def test_a_malformed_own_split_list_is_refused_at_the_config_check(default_config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = _dvs_list(default_config, tmp_path, text="class,file,split\nbird,b0.aedat4,holdout\n")
+    with pytest.raises(SeennError, match=r"^config: 'data.split_list' lists/own.txt line 2: expected"):
+        validate_config(cfg)

@@ -94,6 +94,27 @@ def test_default_table_has_no_seed_or_paper_files():
     assert not {"seeds_csv", "paper_comparison_csv"} & set(names["tables"].outputs)
 
 
+def test_a_users_split_list_is_an_input_of_the_data_stage(cfg, tmp_path, monkeypatch):
+    """Editing data.split_list's file reruns prepare_data (and all that follows) under both tools."""
+    import hashlib
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "own.txt").write_text("class,file,split\nbird,b0.aedat4,train\n")
+    cfg["data"].update(name="cifar10dvs", split_list="own.txt",
+                       split_list_sha256=hashlib.sha256((tmp_path / "own.txt").read_bytes()).hexdigest())
+    for section in ("train", "finetune", "conversion"):
+        cfg[section]["augment"] = "none"
+    table = _table(cfg)
+    assert table["prepare_data"].inputs == {"split_list": "own.txt"}
+    assert {n: st.inputs for n, st in table.items() if n != "prepare_data"} == {
+        st.name: st.inputs for st in STAGES if st.name != "prepare_data"}
+    import yaml
+
+    deps = yaml.safe_load(dvc_yaml(list(table.values())))["stages"]["prepare_data"]["deps"]
+    assert deps[0] == "own.txt"
+    assert {st.name: st for st in STAGES}["prepare_data"].inputs == {}  # the default: the committed list, in the code
+
+
 # --- the tables on synthetic inputs ---------------------------------------------------------
 
 def _run(tmp_path, name: str, acc: float, aet: float, seed2_acc: float) -> dict:

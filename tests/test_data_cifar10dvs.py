@@ -259,3 +259,117 @@ def test_frame_count_size_and_resize_are_configurable(dvs_root, mode):
         assert manifest["input_shape"] == [4, 2, 32, 32]
         src = open_split(out / "train.pt")
         assert src.spec.input_shape == (4, 2, 32, 32) and len(src) == 80
+
+
+# --- a user's own split list (data.split_list, data.split_list_sha256) -------------------------
+
+def _own(root: Path, listed: Path, val_size: int = 10, **keys) -> dict:
+    """A data config naming the user's list `listed`, pinned by its sha256 unless `keys` say otherwise."""
+    return {**_cfg(root, val_size), "name": "cifar10dvs", "split_list": str(listed),
+            "split_list_sha256": hashlib.sha256(listed.read_bytes()).hexdigest(), **keys}
+
+
+def _names(root: Path) -> list[str]:
+    return sorted(p.relative_to(root / "CIFAR10DVS").as_posix() for p in root.rglob("*.aedat4"))
+
+
+def test_the_cli_writes_the_rules_list_and_prints_its_sha256(dvs_root, tmp_path, capsys):
+    from seenn.cli import main
+
+    out = tmp_path / "lists" / "mine.txt"
+    assert main(["data", "split-list", str(dvs_root), "--output", str(out)]) == 0
+    text = out.read_text()
+    assert text == cifar10dvs.split_list_text(_names(dvs_root))
+    printed = capsys.readouterr().out
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    assert f"sha256 {digest}\n" in printed and "100 recordings" in printed and "(90 train, 10 test)" in printed
+    assert f"data.split_list: {out} and data.split_list_sha256: {digest}" in printed
+    # the committed list's rule: 10 % of each class to test
+    rows = [line.split(",") for line in text.splitlines()[1:]]
+    assert all(sum(1 for c, _, s in rows if c == k and s == "test") == 1 for k in cifar10dvs.CLASSES)
+
+
+def test_the_cli_refuses_the_committed_list_and_a_tree_without_recordings(dvs_root, tmp_path, monkeypatch, capsys):
+    from seenn.cli import main
+
+    monkeypatch.undo()
+    before = cifar10dvs.SPLIT_LIST.read_bytes()
+    assert main(["data", "split-list", str(dvs_root), "--output", str(cifar10dvs.SPLIT_LIST)]) == 2
+    assert "is the committed split list" in capsys.readouterr().err
+    assert cifar10dvs.SPLIT_LIST.read_bytes() == before
+    assert main(["data", "split-list", str(tmp_path), "--output", str(tmp_path / "x.txt")]) == 2
+    assert f"expected directory {tmp_path / 'CIFAR10DVS'}" in capsys.readouterr().err
+    assert not (tmp_path / "x.txt").exists()
+
+
+def test_a_users_list_is_used_instead_of_the_committed_one(dvs_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(cifar10dvs, "SPLIT_LIST", tmp_path / "no_committed_list.txt")  # reading it would fail
+    listed = tmp_path / "mine.txt"
+    digest, counts = cifar10dvs.write_split_list(dvs_root, listed)
+    assert counts == {"train": 90, "test": 10} and digest == hashlib.sha256(listed.read_bytes()).hexdigest()
+    # move one recording of each class between train and test: the splits must follow the list
+    text = listed.read_text()
+    for c in cifar10dvs.CLASSES:
+        test_line = next(ln for ln in text.splitlines() if ln.startswith(f"{c},") and ln.endswith(",test"))
+        train_line = next(ln for ln in text.splitlines() if ln.startswith(f"{c},") and ln.endswith(",train"))
+        text = text.replace(test_line, test_line[:-4] + "train").replace(train_line, train_line[:-5] + "test")
+    listed.write_text(text)
+    wanted = sorted(f"{c}/{f}" for c, f, s in (ln.split(",") for ln in text.splitlines()[1:]) if s == "test")
+    files = cifar10dvs.split_file_list(_own(dvs_root, listed), 5)
+    assert files["test"] == wanted and not set(wanted) & set(files["train"] + files["val"])
+    out = cifar10dvs.SPEC.load(_own(dvs_root, listed), 5)
+    assert {s: out[s][0].shape[0] for s in out} == {"train": 80, "val": 10, "test": 10}
+    # the frame cache is keyed by the list's sha256
+    key = cifar10dvs.cache_key(10, 48, "area", hashlib.sha256(listed.read_bytes()).hexdigest())
+    assert [p.parent.name for p in (tmp_path / "cache").glob("*/frames.pt")] == [key]
+
+
+def test_each_bad_user_list_names_its_key(dvs_root, tmp_path):
+    listed = tmp_path / "mine.txt"
+    cifar10dvs.write_split_list(dvs_root, listed)
+    good = _own(dvs_root, listed)
+    cases = [
+        ({"split_list": str(tmp_path / "gone.txt")}, rf"'data.split_list': split list {tmp_path / 'gone.txt'} not found"),
+        ({"split_list_sha256": "0" * 64}, r"'data.split_list_sha256' \(000000000000...\) does not match the sha256 "
+                                         rf"of 'data.split_list' {listed} \({good['split_list_sha256']}\)"),
+        ({"split_list_sha256": None}, r"'data.split_list_sha256' is required when 'data.split_list' is set"),
+        ({"split_list": None, "split_list_sha256": "0" * 64}, r"'data.split_list_sha256' must be null"),
+        ({"split_list": ""}, None),  # empty: the committed list (here the fixture's)
+    ]
+    for change, message in cases:
+        if message is None:
+            cifar10dvs.split_file_list({**good, **change, "split_list_sha256": None}, 0)
+            continue
+        with pytest.raises(SeennError, match=message):
+            cifar10dvs.split_file_list({**good, **change}, 0)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("class,file,split", "name,file,split"), "the first line must be the header 'class,file,split'"),
+    (lambda t: t.replace(",test\n", ",val\n", 1), r"line \d+: expected 'class,<name>.aedat4,train\|test', got '.*,val'"),
+    (lambda t: t + t.splitlines()[1] + "\n", r"line 102: airplane/cifar10_airplane_0.aedat4 is listed twice"),
+])
+def test_a_malformed_user_list_names_the_key_and_line(dvs_root, tmp_path, edit, message):
+    listed = tmp_path / "mine.txt"
+    cifar10dvs.write_split_list(dvs_root, listed)
+    listed.write_text(edit(listed.read_text()))
+    with pytest.raises(SeennError, match=rf"'data.split_list' {listed}.*{message}"):
+        cifar10dvs.split_file_list(_own(dvs_root, listed), 0)
+
+
+def test_a_user_list_not_matching_the_recordings_names_the_first_differing_file(dvs_root, tmp_path):
+    listed = tmp_path / "mine.txt"
+    cifar10dvs.write_split_list(dvs_root, listed)
+    text = listed.read_text()
+    listed.write_text(text.replace("bird,cifar10_bird_3.aedat4,", "bird,cifar10_bird_30.aedat4,")
+                      .replace("dog,cifar10_dog_1.aedat4,", "dog,cifar10_dog_X.aedat4,"))
+    folder = dvs_root / "CIFAR10DVS"
+    with pytest.raises(SeennError) as e:
+        cifar10dvs.split_file_list(_own(dvs_root, listed), 0)
+    assert str(e.value) == (
+        f"dataset 'cifar10dvs': the files in {folder} do not match 'data.split_list' {listed}: 2 listed recordings "
+        f"are missing and 2 recordings are not in the list; first differing file {folder / 'bird/cifar10_bird_3.aedat4'} "
+        f"(on disk but not listed)")
+    listed.write_text(text.replace("airplane,cifar10_airplane_0.aedat4,", "airplane,a.aedat4,"))  # sorts first
+    with pytest.raises(SeennError, match=r"first differing file .*/airplane/a.aedat4 \(listed but missing\)"):
+        cifar10dvs.split_file_list(_own(dvs_root, listed), 0)

@@ -7,7 +7,9 @@
     seenn config use [OVERLAY]                 write params.yaml: config/defaults.yaml + the overlay (if any),
                                                and dvc.yaml beside it from that config's stage table
     seenn dvc-yaml [--check] [--config FILE]   write (or check) dvc.yaml from the stage table of params.yaml
-    seenn stages [--config FILE]               list the stages of params.yaml"""
+    seenn stages [--config FILE]               list the stages of params.yaml
+    seenn data split-list ROOT [--output FILE] write a CIFAR10-DVS split list (the committed 9:1 per-class
+                                               rule) for the recordings under ROOT/CIFAR10DVS; print its sha256"""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from . import distributed, snakemake_records
+from . import distributed, dvs_split, snakemake_records
 from .config import DEFAULT_CONFIG, load_config, select_keys
 from .dag import StageContext
 from .errors import SeennError
@@ -100,6 +102,18 @@ def run_stage(name: str, config_path: str = DEFAULT_CONFIG, gpus: int = 1) -> No
     log.info("done in %.1f s", time.perf_counter() - start)
 
 
+def _split_list(root: str, output: str) -> None:
+    """`seenn data split-list`: write the list and say how to pin it."""
+    from .data.cifar10dvs import FOLDER, write_split_list
+
+    digest, counts = write_split_list(root, output)
+    print(f"wrote {output}: {sum(counts.values())} recordings under {Path(root) / FOLDER} "
+          f"({counts['train']} train, {counts['test']} test)")
+    print(f"sha256 {digest}")
+    print(f"use it: data.split_list: {output} and data.split_list_sha256: {digest} (config/defaults.yaml or an "
+          f"overlay, then `seenn config use`)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="seenn", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -122,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     p_dvc.add_argument("--config", default=DEFAULT_CONFIG, help="the config whose stage table it is")
     p_st = sub.add_parser("stages", help="list the stages of a config")
     p_st.add_argument("--config", default=DEFAULT_CONFIG)
+    p_data = sub.add_parser("data", help="dataset helpers")
+    data_sub = p_data.add_subparsers(dest="data_cmd", required=True)
+    p_split = data_sub.add_parser("split-list", help="write a CIFAR10-DVS split list for your copy of the dataset "
+                                  "and print its sha256 (for data.split_list and data.split_list_sha256)")
+    p_split.add_argument("root", help="the data.root holding CIFAR10DVS/<class>/*.aedat4")
+    p_split.add_argument("--output", default=dvs_split.DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
     try:
         if args.cmd == "run":
@@ -158,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
 
             for st in stages_of(args.config):
                 print(f"{st.name:20s} {st.desc}")
+        elif args.cmd == "data":
+            _split_list(args.root, args.output)
     except SeennError as exc:
         print(f"seenn: error: {exc}", file=sys.stderr)
         logging.getLogger("seenn").handlers.clear()

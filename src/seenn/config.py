@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping
 import jsonschema
 import yaml
 
+from . import dvs_split
 from .augment_modes import EVENT_DATASETS, check_augmentation
 from .errors import SeennError
 
@@ -150,6 +151,10 @@ def _cross_checks(cfg: dict, source: str) -> None:
             check_augmentation(cfg[section]["augment"], d["name"], d["name"] in EVENT_DATASETS)
         except ValueError as exc:
             raise SeennError(f"{source}: '{section}.augment': {exc}") from None
+    try:
+        dvs_split.read_configured(d)  # the user's CIFAR10-DVS split list: present, pinned, well formed
+    except SeennError as exc:
+        raise SeennError(f"{source}: {exc}") from None
     if d["name"] == "imagenet" and d["resize_size"] < d["image_size"]:
         raise SeennError(f"{source}: 'data.resize_size' ({d['resize_size']}) must be at least 'data.image_size' "
                          f"({d['image_size']}): the eval transform center-crops the resized image")

@@ -13,7 +13,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from . import convert, energy, evaluate, finetune, latency, policy, seenn1, train, train_ann
+from . import convert, dvs_split, energy, evaluate, finetune, latency, policy, seenn1, train, train_ann
 from .config import DEFAULT_CONFIG, PAPER_NUMBERS, SOURCE_KEY, apply_overrides, load_config, select_keys
 from .dag import DEVICE_KEYS, RESULTS, Branch, Stage, branch_dir
 from .data import stage as data_stage
@@ -48,13 +48,15 @@ NOT_PER_SEED = ("seenn2_compare",)  # the estimator comparison stays on the main
 
 def _default_switches() -> dict:
     """What `build_stages` reads of the config, at the defaults' values (config/defaults.yaml)."""
-    return {"seed": None, "seeds": [], "conversion": {"enabled": True}, "report": {"paper_row": None}}
+    return {"seed": None, "seeds": [], "data": {"split_list": None}, "conversion": {"enabled": True},
+            "report": {"paper_row": None}}
 
 
 def build_stages(config: dict | None = None) -> list[Stage]:
     """The stage table of a validated config (None: of the default config). Only three settings
     shape it: `conversion.enabled` (the conversion branch or not), `seeds` (one copy of the
-    training-to-evaluation stages per extra seed) and `report.paper_row` (the paper comparison)."""
+    training-to-evaluation stages per extra seed) and `report.paper_row` (the paper comparison);
+    `data.split_list`, when set, is one more input of the data stage."""
     cfg = config if config is not None else _default_switches()
     conversion = cfg["conversion"]["enabled"]
     extra_seeds = [s for s in cfg["seeds"] if s != cfg["seed"]]
@@ -71,7 +73,7 @@ def build_stages(config: dict | None = None) -> list[Stage]:
                                paper_numbers=PAPER_NUMBERS if cfg["report"]["paper_row"] is not None else None)
     figures_st = figures.declare(conversion=conversion)
     report_sts = pdf.declare(tables_st, figures_st, energy_st, latency_st, conversion=conversion)
-    stages = [data_stage.declare(), *runs, *per_seed, energy_st, latency_st, tables_st, figures_st, *report_sts]
+    stages = [data_stage.declare(dvs_split.configured(cfg["data"])), *runs, *per_seed, energy_st, latency_st, tables_st, figures_st, *report_sts]
     return [_on_device(_with_kernels(st)) for st in stages]
 
 

@@ -17,7 +17,9 @@ with the same settings decodes nothing.
 No official split: the fixed 9:1 per-class split is the committed list `data/splits/cifar10dvs.txt`
 (`class,file,split` for all 10,000 recordings, split `train` or `test`; made once by a stratified
 draw with TEST_SPLIT_SEED over the sorted names). Its sha256 is pinned here and checked at every
-run, and the recordings on disk must be exactly the listed ones. val (`val_size`) is carved,
+run, and the recordings on disk must be exactly the listed ones. A different copy of the dataset
+brings its own list (`data.split_list`, pinned by `data.split_list_sha256`; `write_split_list`,
+i.e. `seenn data split-list ROOT`, makes one by the same rule). val (`val_size`) is carved,
 stratified with the run seed, from the list's train part. `train_size` / `test_size` are ignored.
 `split_file_list` gives the file names of each split."""
 
@@ -30,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import dvs_split
 from ..errors import SeennError
 from . import DatasetSpec, stratified_split
 
@@ -90,9 +93,13 @@ def split_list_text(names: list[str]) -> str:
     return "class,file,split\n" + "\n".join(lines) + "\n"
 
 
-def read_split_list() -> tuple[str, dict[str, str]]:
-    """(sha256 of the committed split list, {'class/file.aedat4': 'train' | 'test'}), checked
-    against the pinned sha256."""
+def read_split_list(data_cfg: dict | None = None) -> tuple[str, dict[str, str]]:
+    """(sha256 of the split list, {'class/file.aedat4': 'train' | 'test'}): the config's own list
+    (`data.split_list`, checked against `data.split_list_sha256`) when it names one, else the
+    committed list, checked against the pinned sha256."""
+    own = dvs_split.read_configured(data_cfg or {})
+    if own is not None:
+        return own
     try:
         data = SPLIT_LIST.read_bytes()
     except OSError:
@@ -102,19 +109,41 @@ def read_split_list() -> tuple[str, dict[str, str]]:
     if digest != SPLIT_LIST_SHA256:
         raise SeennError(f"CIFAR10-DVS split list {SPLIT_LIST} was edited (sha256 {digest[:12]}..., pinned "
                          f"{SPLIT_LIST_SHA256[:12]}...): restore it from git")
-    rows = [line.split(",") for line in data.decode().splitlines()[1:] if line]
-    return digest, {f"{c}/{f}": split for c, f, split in rows}
+    return digest, dvs_split.parse(data, f"CIFAR10-DVS split list {SPLIT_LIST}")
 
 
-def _check_against_list(folder: Path, names: list[str], listed: dict[str, str]) -> None:
-    """The recordings on disk must be exactly the listed ones."""
+def _list_name(data_cfg: dict) -> str:
+    """How an error names the split list in use."""
+    own = dvs_split.configured(data_cfg)
+    return f"'{dvs_split.KEY}' {own}" if own is not None else f"the split list {SPLIT_LIST}"
+
+
+def _check_against_list(folder: Path, names: list[str], listed: dict[str, str], data_cfg: dict) -> None:
+    """The recordings on disk must be exactly the listed ones; the error names the first file
+    (in sorted order) that is listed but missing or present but not listed."""
     missing = sorted(set(listed) - set(names))
     extra = sorted(set(names) - set(listed))
     if missing or extra:
-        what = (f"{len(missing)} listed recordings are missing (e.g. {folder / missing[0]})" if missing else
-                f"{len(extra)} recordings are not in the list (e.g. {folder / extra[0]})")
-        raise SeennError(f"dataset 'cifar10dvs': the files in {folder} do not match the split list {SPLIT_LIST}: "
-                         f"{what}")
+        counts = [f"{len(missing)} listed recordings are missing"] if missing else []
+        counts += [f"{len(extra)} recordings are not in the list"] if extra else []
+        first = min(missing[:1] + extra[:1])
+        how = "listed but missing" if missing and first == missing[0] else "on disk but not listed"
+        raise SeennError(f"dataset 'cifar10dvs': the files in {folder} do not match {_list_name(data_cfg)}: "
+                         f"{' and '.join(counts)}; first differing file {folder / first} ({how})")
+
+
+def write_split_list(root: str | Path, output: str | Path) -> tuple[str, dict[str, int]]:
+    """Write the split list of the recordings under `root` (a `data.root`, holding CIFAR10DVS/) by
+    the committed list's rule to `output`; returns its sha256 and the number of recordings per split."""
+    from ..io import write_text
+
+    if Path(output).resolve() == SPLIT_LIST:
+        raise SeennError(f"{output} is the committed split list (pinned in the code): write yours elsewhere")
+    _, names, _ = _discover({"root": str(root)})
+    text = split_list_text(names)
+    write_text(output, text)
+    splits = [line.rsplit(",", 1)[1] for line in text.splitlines()[1:]]
+    return hashlib.sha256(text.encode()).hexdigest(), {s: splits.count(s) for s in dvs_split.SPLIT_NAMES}
 
 
 def _split_indices(names: list[str], y: torch.Tensor, listed: dict[str, str], val_size: int,
@@ -130,8 +159,8 @@ def _split_indices(names: list[str], y: torch.Tensor, listed: dict[str, str], va
 def _checked_splits(data_cfg: dict, seed: int):
     """(folder, names, labels, split indices, split list sha256) after every check."""
     folder, names, y = _discover(data_cfg)
-    digest, listed = read_split_list()
-    _check_against_list(folder, names, listed)
+    digest, listed = read_split_list(data_cfg)
+    _check_against_list(folder, names, listed, data_cfg)
     return folder, names, y, _split_indices(names, y, listed, int(data_cfg["val_size"]), seed), digest
 
 

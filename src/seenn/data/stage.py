@@ -16,9 +16,12 @@ def stage_prepare_data(ctx) -> None:
         log.info("%s: %d samples, per class %s", split, info["n"], info["counts_per_class"])
 
 
-def declare():
+def declare(split_list: str | None = None):
+    """The data stage; `split_list` (the config's `data.split_list`, when set) is its input, so
+    editing the user's CIFAR10-DVS split list reruns it (and what follows) under both tools."""
     from ..dag import PREPARED, Stage, split_paths
 
     return Stage(name="prepare_data", run=stage_prepare_data,
                  desc="load, shuffle and split the dataset; write checked split files and a manifest",
-                 params=("seed", "data"), inputs={}, outputs={**split_paths(), "manifest": f"{PREPARED}/manifest.json"})
+                 params=("seed", "data"), inputs={"split_list": split_list} if split_list else {},
+                 outputs={**split_paths(), "manifest": f"{PREPARED}/manifest.json"})
