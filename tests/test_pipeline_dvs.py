@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import time
 import zlib
 
 import pandas as pd
@@ -114,21 +115,27 @@ def test_the_split_list_is_the_projects_own(dvs_project):
 
 
 def test_editing_the_split_list_reruns_the_data_stage_under_both_tools(dvs_project):
-    """Last: it leaves the project changed. A newer list (same bytes) is out of date for Snakemake
-    (mtime), not for DVC (content); a re-pinned edit is out of date for both."""
-    listed = dvs_project / SPLIT_LIST
-    later = listed.stat().st_mtime + 60
+    """The list is an input of prepare_data for both tools: a re-pinned edit plans the whole DAG
+    (Snakemake names the list among the updated inputs, DVC among the changed deps); a newer file
+    with the same bytes, or the edit undone, plans nothing (both compare contents)."""
+    listed, params = dvs_project / SPLIT_LIST, dvs_project / "params.yaml"
+    original_list, original_params = listed.read_bytes(), params.read_bytes()
+    later = time.time() + 60
     os.utime(listed, (later, later))
-    planned = planned_jobs(dvs_project)
-    assert "prepare_data" in planned and "train_snn" in planned and "report" in planned
-    assert dvc_changed(dvs_project) == set()
-    text = listed.read_text()
+    assert planned_jobs(dvs_project) == set() and dvc_changed(dvs_project) == set()
+    text = original_list.decode()
     test_line = next(ln for ln in text.splitlines() if ln.startswith("bird,") and ln.endswith(",test"))
     train_line = next(ln for ln in text.splitlines() if ln.startswith("bird,") and ln.endswith(",train"))
     listed.write_text(text.replace(test_line, test_line[:-4] + "train").replace(train_line, train_line[:-5] + "test"))
-    params = dvs_project / "params.yaml"
-    old = yaml.safe_load(params.read_text())["data"]["split_list_sha256"]
-    params.write_text(params.read_text().replace(old, hashlib.sha256(listed.read_bytes()).hexdigest()))
-    status = sh(dvs_project, "dvc", "status").stdout
-    assert "prepare_data" in dvc_changed(dvs_project) and re.search(rf"modified:\s+{re.escape(SPLIT_LIST)}", status)
-    assert "prepare_data" in planned_jobs(dvs_project)
+    old = yaml.safe_load(original_params)["data"]["split_list_sha256"]
+    params.write_text(original_params.decode().replace(old, hashlib.sha256(listed.read_bytes()).hexdigest()))
+    try:
+        status = sh(dvs_project, "dvc", "status").stdout
+        assert re.search(rf"^prepare_data:\s+changed deps:\s+modified:\s+{re.escape(SPLIT_LIST)}$", status, re.M), status
+        dry = sh(dvs_project, "snakemake", "-n", "--cores", "2").stdout
+        assert re.search(rf"stage prepare_data .*\nReason: Updated input files: .*{re.escape(SPLIT_LIST)}", dry), dry[-3000:]
+        assert {"prepare_data", "train_snn", "train_snn_seed1001", "tables", "report"} <= planned_jobs(dvs_project)
+    finally:
+        listed.write_bytes(original_list)
+        params.write_bytes(original_params)
+    assert planned_jobs(dvs_project) == set() and dvc_changed(dvs_project) == set()
