@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     p_split = data_sub.add_parser("split-list", help="write a CIFAR10-DVS split list for your copy of the dataset "
                                   "and print its sha256 (for data.split_list and data.split_list_sha256)")
     p_split.add_argument("root", help="the data.root holding CIFAR10DVS/<class>/*.aedat4")
-    p_split.add_argument("--output", default=dvs_split.DEFAULT_OUTPUT)
+    p_split.add_argument("--output", default=dvs_split.DEFAULT_OUTPUT,
+                         help=f"the list to write (default {dvs_split.DEFAULT_OUTPUT}); the committed one is refused")
     args = parser.parse_args(argv)
     try:
         if args.cmd == "run":
