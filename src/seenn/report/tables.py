@@ -353,7 +353,7 @@ def declare(conversion: bool = True, seed_runs: dict[int, str] | None = None, pa
         from .teas_pages import declare_outputs
 
         inputs.update(teas)
-        outputs.update(declare_outputs(TABLES, FIGURES)[0])
+        outputs.update(declare_outputs(TABLES, FIGURES, mnist="teas_evaluation_mnist" in teas)[0])
     return Stage(name="tables", run=stage_tables,
                  desc="CSV and Markdown tables: accuracy per T, AET vs empirical AET, fixed T vs SEENN-I/II vs oracle",
                  params=("seed", "seeds", "report.paper_row"), inputs=inputs, outputs=outputs)

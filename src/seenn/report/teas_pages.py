@@ -136,7 +136,9 @@ TABLE_NOTES = {
 def write_tables(inputs: dict, outputs: dict) -> None:
     """Every TEAS table, CSV and Markdown."""
     built = {"teas": results_table(inputs), "teas_windows": windows_table(inputs), "teas_ablation": ablation_table(inputs),
-             "teas_activity": activity_table(inputs), "teas_mnist": mnist_table(inputs)}
+             "teas_activity": activity_table(inputs)}
+    if "teas_mnist_csv" in outputs:
+        built["teas_mnist"] = mnist_table(inputs)
     for name, df in built.items():
         write_table(df, outputs[f"{name}_csv"], outputs[f"{name}_md"], notes=TABLE_NOTES.get(name))
 
@@ -252,12 +254,11 @@ def pages(pdf, inputs: dict, text_page, table_page, figure_page) -> None:
         ("TEAS per SNN and variant (test)", _short(res, ("ACs_M", "MACs_M", "test_samples"))),
         ("Ablation (paper Fig. 6): direct SNN at the default ratio", pd.read_csv(inputs["teas_ablation_csv"])),
     ], notes=TABLE_NOTES["teas"])
-    mnist = pd.read_csv(inputs["teas_mnist_csv"])
     tables = [("Activity profile and noise probe (validation)",
                _short(pd.read_csv(inputs["teas_activity_csv"]), ("noise_u",)))]
-    if not mnist.empty:
-        tables.append(("MNIST row: the TEAS paper (Table 2) beside this run", mnist))
-    table_page(pdf, tables, notes=TABLE_NOTES["teas_mnist"] if not mnist.empty else None)
+    if "teas_mnist_csv" in inputs:  # on the digits
+        tables.append(("MNIST row: the TEAS paper (Table 2) beside this run", pd.read_csv(inputs["teas_mnist_csv"])))
+    table_page(pdf, tables, notes=TABLE_NOTES["teas_mnist"] if "teas_mnist_csv" in inputs else None)
     figure_page(pdf, "TEAS: activity profile and noise sensitivity", inputs["teas_activity"],
                 "Bars: spikes per neuron per step of each spiking layer at the full window (validation). Line: "
                 "validation accuracy with noise of magnitude u on that layer's input alone (dotted: no noise), as the "
@@ -278,8 +279,9 @@ def latency_page(pdf, latency_csv: str, table_page) -> None:
                notes="Wall-clock medians over interleaved rounds (teas.latency_repetitions); a measurement.")
 
 
-def declare_outputs(tables_dir: str, figures_dir: str) -> tuple[dict, dict]:
-    """The TEAS table and figure files, by role."""
-    tables = {f"{n}_{ext}": f"{tables_dir}/{n}.{ext}" for n in TABLES for ext in ("csv", "md")}
+def declare_outputs(tables_dir: str, figures_dir: str, mnist: bool = True) -> tuple[dict, dict]:
+    """The TEAS table and figure files, by role (the MNIST row's table only with `mnist`)."""
+    names = [n for n in TABLES if mnist or n != "teas_mnist"]
+    tables = {f"{n}_{ext}": f"{tables_dir}/{n}.{ext}" for n in names for ext in ("csv", "md")}
     figures = {n: f"{figures_dir}/{n}.png" for n in FIGURES}
     return tables, figures

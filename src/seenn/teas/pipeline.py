@@ -80,11 +80,6 @@ def weights(prof: Profile, ratio_weights: str) -> list[float] | None:
     return prof.costs
 
 
-def _logit_scale(model: nn.Module, windows: Sequence[int]) -> float:
-    """Eq. 7's u: the mean output for the ResNets, the spike counts of the last window for TeasMLP."""
-    return float(windows[-1]) if isinstance(model, TeasMLP) else 1.0
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, windows: Sequence[int], costs: Sequence[float],
              batch_size: int, conversion: str = "eq3") -> dict:
@@ -131,14 +126,14 @@ def retrain(model: nn.Module, x: torch.Tensor, y: torch.Tensor, windows: Sequenc
         for i in range(0, x.shape[0], cfg["batch_size"]):
             idx = order[i : i + cfg["batch_size"]]
             res = layerwise.run(model, x[idx], windows, conversion)
-            loss, ce, lr_term = teas_loss(res, y[idx], params, lam, ref, logit_scale=_logit_scale(model, windows))
+            loss, ce, lr_term = teas_loss(res, y[idx], params, lam, ref)  # CE on Eq. 7's rate u: the mean output
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             b = idx.numel()
             for l, r in enumerate(spike_rates(res)):
                 sums[l] += float(r.detach()) * b
-            loss_sum, ce_sum, lr_sum = loss_sum + float(loss) * b, ce_sum + float(ce) * b, lr_sum + float(lr_term) * b
+            loss_sum, ce_sum, lr_sum = loss_sum + float(loss.detach()) * b, ce_sum + float(ce.detach()) * b, lr_sum + float(lr_term.detach()) * b
             correct += int((res.mean_logits().detach().argmax(-1) == y[idx]).sum())
         n = x.shape[0]
         rates = [s / n for s in sums]
@@ -160,7 +155,8 @@ def retrain(model: nn.Module, x: torch.Tensor, y: torch.Tensor, windows: Sequenc
 def train_mlp(model: TeasMLP, x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor, T: int,
               epochs: int, lr: float, batch_size: int, seed: int) -> list[dict]:
     """Direct training of the MNIST MLP at T steps (BPTT through the surrogate): Adam, CE on the
-    output spike counts (Eq. 7 with u the counts), shuffled by a generator seeded with `seed`."""
+    output firing rates (Eq. 7's u; on the spike counts it reached 46 % instead of 82 % after 4
+    epochs here), shuffled by a generator seeded with `seed`."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     rows = []
@@ -171,11 +167,11 @@ def train_mlp(model: TeasMLP, x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor
         for i in range(0, x.shape[0], batch_size):
             idx = order[i : i + batch_size]
             counts = model(x[idx], T).sum(0)
-            loss = F.cross_entropy(counts, y[idx])
+            loss = F.cross_entropy(counts / T, y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            loss_sum += float(loss) * idx.numel()
+            loss_sum += float(loss.detach()) * idx.numel()
             correct += int((counts.detach().argmax(-1) == y[idx]).sum())
         model.eval()
         with torch.no_grad():

@@ -24,6 +24,10 @@ from .pipeline import Profile, evaluate, profile, retrain, train_mlp, weights
 
 log = logging.getLogger("seenn")
 
+# torch threads of every TEAS stage: the layer-major runs are many small elementwise ops, where a
+# second thread cost 4-5x the CPU time on a shared 2-core machine for little wall time, and a fixed
+# count gives the same kernels (so the same bytes) whatever cores Snakemake hands out
+THREADS = 1
 RETRAINED_KIND = "teas_retrained"
 MLP_KIND = "teas_mlp"
 # the TEAS paper's MNIST row (Table 2: directly trained 2 FC, Liu et al. 2021 setting)
@@ -75,13 +79,13 @@ def _settings(ctx) -> dict:
 
 
 def _sizes(ctx) -> dict:
-    """Batch and sample counts: the converted SNN's (windows up to conversion.max_timesteps) are its own."""
+    """Batch and sample counts of the keys the stage declares (the others read as 0, unused): the
+    converted SNN's (windows up to conversion.max_timesteps) are its own."""
     t = ctx.params["teas"]
+    sizes = {k: t.get(f"{k}_samples", 0) for k in ("profile", "noise", "eval")}
     if ctx.extras["target"] == "converted":
-        n = t["converted_samples"]
-        return {"batch": t["converted_batch_size"], "profile": _min0(t["profile_samples"], n),
-                "noise": _min0(t["noise_samples"], n), "eval": _min0(t["eval_samples"], n)}
-    return {"batch": t["batch_size"], "profile": t["profile_samples"], "noise": t["noise_samples"], "eval": t["eval_samples"]}
+        return {"batch": t["converted_batch_size"], **{k: _min0(v, t["converted_samples"]) for k, v in sizes.items()}}
+    return {"batch": t["batch_size"], **sizes}
 
 
 def _min0(a: int, b: int) -> int:
@@ -94,6 +98,7 @@ def _min0(a: int, b: int) -> int:
 def stage_allocate(ctx) -> None:
     """Stage teas_allocate_<target>: activity per layer (Eq. 2) and per-step costs on the validation
     split, the noise-sensitivity probe (Fig. 3), the initial windows at every ratio."""
+    torch.set_num_threads(THREADS)
     p, t = ctx.params, ctx.params["teas"]
     s, z = _settings(ctx), _sizes(ctx)
     x, y, spec = _split(ctx.inputs["val"], max(z["profile"], z["noise"]) if 0 not in (z["profile"], z["noise"]) else 0,
@@ -138,6 +143,7 @@ def stage_retrain(ctx) -> None:
     """Stage teas_retrain_<target>[_noreg]: from the trained network at each ratio's initial windows,
     regularized retraining with periodic adjustment, a final adjustment, fine-tuning at the final
     windows; the ablation (`regularized` False) retrains at the default ratio with lambda 0."""
+    torch.set_num_threads(THREADS)
     p, t = ctx.params, ctx.params["teas"]
     mnist = ctx.extras["target"] == paths.MNIST
     regularized = ctx.extras["regularized"]
@@ -152,9 +158,9 @@ def stage_retrain(ctx) -> None:
     alloc = read_json(ctx.inputs["allocation"])
     s = _settings(ctx)
     w = _alloc_weights(alloc)
-    m = t["mnist"]
-    cfg = {"epochs": m["retrain_epochs"] if mnist else t["epochs"], "finetune_epochs": m["finetune_epochs"] if mnist else t["finetune_epochs"],
-           "lambda": (m["lambda"] if mnist else t["lambda"]) if regularized else 0.0, "lr": t["lr"],
+    m = t["mnist"] if mnist else {"retrain_epochs": t["epochs"], "finetune_epochs": t["finetune_epochs"], "lambda": t["lambda"]}
+    cfg = {"epochs": m["retrain_epochs"], "finetune_epochs": m["finetune_epochs"],
+           "lambda": m["lambda"] if regularized else 0.0, "lr": t["lr"],
            "batch_size": t["retrain_batch_size"], "adjust_every": t["adjust_every"], "adjust_layers": t["adjust_layers"],
            "adjust_max_change": t["adjust_max_change"], "top_window": s["top_window"]}
     entries, rows = [], []
@@ -186,6 +192,7 @@ def load_retrained(path: str) -> list[dict]:
 def stage_evaluate(ctx) -> None:
     """Stage teas_evaluate_<target>: fixed T, allocation only at every ratio and, where the target
     was retrained, the retrained networks (with and without the regularizer), on the test split."""
+    torch.set_num_threads(THREADS)
     p, t = ctx.params, ctx.params["teas"]
     z = _sizes(ctx)
     x, y, spec = _split(ctx.inputs["test"], z["eval"], p["loader"], ctx.device)
@@ -217,6 +224,7 @@ def stage_evaluate(ctx) -> None:
 
 def stage_train_mnist(ctx) -> None:
     """Stage teas_train_mnist: the paper's Input-Flatten-800-IF-10-IF trained directly at T steps."""
+    torch.set_num_threads(THREADS)
     p, m = ctx.params, ctx.params["teas"]["mnist"]
     x, y, spec = _split(ctx.inputs["train"], 0, p["loader"], ctx.device)
     xv, yv, _ = _split(ctx.inputs["val"], 0, p["loader"], ctx.device)
@@ -261,13 +269,13 @@ def declare(conversion: bool = True, mnist: bool = True) -> list:
         stages.append(Stage(name="teas_train_mnist", run=stage_train_mnist,
                             desc="TEAS MNIST row: the Input-Flatten-800-IF-10-IF MLP trained directly (paper Table 2)",
                             params=RUN_KEYS + mnist_keys, inputs={"train": s["train"], "val": s["val"]},
-                            outputs={"model": paths.MNIST_MODEL, "log": paths.MNIST_TRAIN_LOG}, plots=("log",), threads="all"))
+                            outputs={"model": paths.MNIST_MODEL, "log": paths.MNIST_TRAIN_LOG}, plots=("log",), threads=THREADS))
     for target in targets:
         extra = mnist_keys if target == paths.MNIST else ()
         stages.append(Stage(name=f"teas_allocate_{target}", run=stage_allocate,
                             desc=f"TEAS on the {target} SNN: activity profile, noise probe, initial windows at every ratio",
                             params=RUN_KEYS + ALLOCATE_KEYS + extra, inputs={"model": _model_of(target), "val": s["val"]},
-                            outputs={"allocation": paths.allocation(target)}, options={"target": target}, threads="all"))
+                            outputs={"allocation": paths.allocation(target)}, options={"target": target}, threads=THREADS))
     for target, regularized in (("direct", True), ("direct", False), (paths.MNIST, True)):
         if target == paths.MNIST and not mnist:
             continue
@@ -278,7 +286,7 @@ def declare(conversion: bool = True, mnist: bool = True) -> list:
                             params=RUN_KEYS + RETRAIN_KEYS + extra,
                             inputs={"model": _model_of(target), "train": s["train"], "allocation": paths.allocation(target)},
                             outputs={"model": paths.retrained(target, regularized), "log": paths.retrain_log(target, regularized)},
-                            plots=("log",), options={"target": target, "regularized": regularized}, threads="all"))
+                            plots=("log",), options={"target": target, "regularized": regularized}, threads=THREADS))
     for target in targets:
         extra = mnist_keys if target == paths.MNIST else ()
         retrained = ({"retrained": paths.retrained(target)} if target in ("direct", paths.MNIST) else {})
@@ -290,7 +298,7 @@ def declare(conversion: bool = True, mnist: bool = True) -> list:
                             inputs={"model": _model_of(target), "test": s["test"], "allocation": paths.allocation(target),
                                     **retrained},
                             outputs={"evaluation": paths.evaluation(target)}, metrics=("evaluation",),
-                            options={"target": target}, threads="all"))
+                            options={"target": target}, threads=THREADS))
     from .latency import declare as latency_declare
 
     stages.append(latency_declare())
