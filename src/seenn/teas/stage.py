@@ -162,7 +162,8 @@ def stage_retrain(ctx) -> None:
     cfg = {"epochs": m["retrain_epochs"], "finetune_epochs": m["finetune_epochs"],
            "lambda": m["lambda"] if regularized else 0.0, "lr": t["lr"],
            "batch_size": t["retrain_batch_size"], "adjust_every": t["adjust_every"], "adjust_layers": t["adjust_layers"],
-           "adjust_max_change": t["adjust_max_change"], "top_window": s["top_window"]}
+           "adjust_max_change": t["adjust_max_change"], "top_window": s["top_window"],
+           "temperature": t["mnist"]["temperature"] if mnist else 1.0}
     entries, rows = [], []
     ratios = s["ratios"] if regularized else [s["ratio"]]
     for a in alloc["allocations"]:
@@ -230,7 +231,7 @@ def stage_train_mnist(ctx) -> None:
     xv, yv, _ = _split(ctx.inputs["val"], 0, p["loader"], ctx.device)
     torch.manual_seed(p["seed"])
     model = TeasMLP(tuple(spec.input_shape), spec.num_classes, m["hidden"], teas_if()).to(ctx.device)
-    rows = train_mlp(model, x, y, xv, yv, m["timesteps"], m["epochs"], m["lr"], m["batch_size"], p["seed"])
+    rows = train_mlp(model, x, y, xv, yv, m["timesteps"], m["epochs"], m["lr"], m["batch_size"], p["seed"], m["temperature"])
     save_checked(ctx.outputs["model"], {"kind": MLP_KIND, "input_shape": list(spec.input_shape), "num_classes": spec.num_classes,
                                         "hidden": m["hidden"], "timesteps": m["timesteps"], "dataset": spec.name,
                                         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
