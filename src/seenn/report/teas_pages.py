@@ -222,7 +222,7 @@ def combined_figure(metrics_ft: dict, sweep_ft: pd.DataFrame, seenn1_ft: dict, s
         ax.scatter(fixed_lm[xcol], fixed_lm["accuracy"], marker="x", color="tab:green", s=60, zorder=6,
                    label="fixed T, layer-major (TEAS's engine)")
         ax.set_ylabel("test accuracy (%)")
-        ax.legend(fontsize=6.5, loc="lower right")
+        ax.legend(fontsize=6.5, loc="best")
     ax_e.set_xlabel("energy per inference (uJ)")
     ax_t.set_xlabel("average timesteps (SEENN) / timestep-equivalents (TEAS)")
     ax_e.set_title("accuracy vs energy", fontsize=10)
