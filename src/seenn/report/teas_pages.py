@@ -246,6 +246,9 @@ def write_figures(inputs: dict, outputs: dict, dpi: int, save_png) -> None:
 
 # --- the report's pages ---------------------------------------------------------------------------
 
+SHORT = {"test_accuracy": "test acc (%)", "timestep_equivalents": "TE", "avg_window": "avg window", "energy_uJ": "energy (uJ)"}
+
+
 def _short(df: pd.DataFrame, drop=()) -> pd.DataFrame:
     return df.drop(columns=[c for c in drop if c in df.columns])
 
@@ -254,10 +257,11 @@ def pages(pdf, inputs: dict, text_page, table_page, figure_page) -> None:
     """TEAS's section of the report (the page helpers of seenn.report.pdf passed in)."""
     text_page(pdf, "TEAS: layer-wise time steps guided by spiking activity", [("Method notes", METHOD_NOTES)])
     res = pd.read_csv(inputs["teas_csv"])
-    res["model"] = res["model"].str.replace(" SNN", "", regex=False)
+    res["model"] = res["model"].str.replace(" SNN", "", regex=False).str.replace(r" \(.*\)", "", regex=True)
     table_page(pdf, [
-        ("TEAS per SNN and variant (test)", _short(res, ("ACs_M", "MACs_M", "test_samples"))),
-        ("Ablation (paper Fig. 6): direct SNN at the default ratio", pd.read_csv(inputs["teas_ablation_csv"])),
+        ("TEAS per SNN and variant (test)", _short(res, ("ACs_M", "MACs_M", "test_samples")).rename(columns=SHORT)),
+        ("Ablation (paper Fig. 6): direct SNN at the default ratio",
+         pd.read_csv(inputs["teas_ablation_csv"]).rename(columns=SHORT)),
     ], notes=TABLE_NOTES["teas"])
     tables = [("Activity profile and noise probe (validation)",
                _short(pd.read_csv(inputs["teas_activity_csv"]), ("noise_u",)))]
