@@ -29,6 +29,11 @@ TINY_OVERRIDES = {
     "finetune": {"epochs": 1, "batch_size": 32},
     "seenn2": {"epochs": 2, "beta": 1.0, "betas": [1.0, 8.0], "batch_size": 32, "policy_stem_channels": 4,
                "policy_widths": [4, 8, 8]},
+    "teas": {"profile_samples": 60, "noise_samples": 40, "retrain_samples": 100, "epochs": 1, "finetune_epochs": 1,
+             "converted_samples": 40, "latency_samples": 20, "latency_repetitions": 1,
+             "mnist": {"timesteps": 6, "hidden": 32, "epochs": 1, "lr": 0.001, "batch_size": 32, "temperature": 4.0, "ratio": 0.42,
+                       "ratio_weights": "layers", "top_window": "scale", "retrain_epochs": 1, "finetune_epochs": 1,
+                       "lambda": 0.1}},
 }
 
 

@@ -1,6 +1,7 @@
 """The stage table follows the config: the conversion switch, one run per extra seed (with its
 seed as an override of its config slice), and the paper comparison; the tables on synthetic inputs."""
 
+import copy
 import json
 
 import pandas as pd
@@ -42,7 +43,8 @@ def test_conversion_switch_omits_the_branch_and_its_files(cfg):
     table = _table(cfg, conversion__enabled=False)
     default = {st.name for st in STAGES}
     gone = default - set(table)
-    assert gone == {"train_ann", "convert_snn", "evaluate_converted", "seenn1_converted", "seenn2_select_converted"} | {
+    assert gone == {"train_ann", "convert_snn", "evaluate_converted", "seenn1_converted", "seenn2_select_converted",
+                    "teas_allocate_converted", "teas_evaluate_converted"} | {
         f"seenn2_{k}_converted_{r}" for k in ("train", "evaluate") for r in ("paper", "pow2", "linear", "pow2_linear")}
     for name in ("tables", "figures", "report"):
         assert not [p for p in table[name].inputs.values() if "/converted/" in p], name
@@ -167,3 +169,62 @@ def test_paper_comparison_puts_the_paper_beside_this_run(tmp_path):
     assert df.loc["SEENN-II accuracy (%)", "difference"] == pytest.approx(92.0 - 96.1)
     md = tables.paper_comparison_markdown(df.reset_index(), "resnet19_cifar10", row)
     assert "not given in the texts" in md and "1.3000 ± 0.1414 (n=2)" in md and "directly trained" in md
+
+
+def _teas_files(table: dict) -> set[str]:
+    return {p for st in table.values() for p in (*st.inputs.values(), *st.outputs.values()) if "teas" in p}
+
+
+def test_teas_switch_omits_every_teas_stage_and_file(cfg):
+    on = _table(copy.deepcopy(cfg))
+    assert {n for n in on if n.startswith("teas_")} == {
+        "teas_train_mnist", "teas_allocate_direct", "teas_allocate_finetuned", "teas_allocate_converted",
+        "teas_allocate_mnist", "teas_retrain_direct", "teas_retrain_direct_noreg", "teas_retrain_mnist",
+        "teas_evaluate_direct", "teas_evaluate_finetuned", "teas_evaluate_converted", "teas_evaluate_mnist", "teas_latency"}
+    _closed(on)
+    assert "results/figures/teas_combined.png" in on["figures"].outputs.values()
+    assert "results/tables/teas.csv" in on["tables"].outputs.values()
+    assert on["report_measurements"].inputs["teas_latency_csv"] == "results/measurements/teas_latency.csv"
+    # the latency measurement stays out of the deterministic report's inputs
+    assert not any("measurements" in p for p in on["report"].inputs.values())
+    cfg["teas"]["enabled"] = False
+    off = _table(cfg)
+    assert not any(n.startswith("teas") for n in off) and _teas_files(off) == set()
+    _closed(off)
+    assert set(on) - set(off) == {n for n in on if n.startswith("teas_")}
+
+
+def test_teas_mnist_row_only_on_digits_and_converted_only_with_conversion(cfg):
+    no_conv = _table(copy.deepcopy(cfg), conversion__enabled=False)
+    assert "teas_allocate_converted" not in no_conv and "teas_evaluate_converted" not in no_conv
+    assert "teas_evaluate_direct" in no_conv and not any("teas/converted" in p for p in _teas_files(no_conv))
+    _closed(no_conv)
+    cifar = copy.deepcopy(cfg)
+    cifar["data"]["name"] = "cifar10"
+    table = _table(cifar)
+    assert not any("mnist" in n for n in table) and not any("mnist" in p for p in _teas_files(table))
+    assert "teas_evaluate_finetuned" in table
+    _closed(table)
+
+
+def test_teas_refuses_an_arch_it_cannot_run_and_a_ratio_outside_the_sweep(cfg):
+    bad = copy.deepcopy(cfg)
+    bad["model"]["arch"] = "vgg16"
+    with pytest.raises(SeennError, match="'teas.enabled' is true but 'model.arch' is 'vgg16'"):
+        validate_config(bad)
+    bad["teas"]["enabled"] = False
+    validate_config(bad)  # switched off: any arch
+    bad = copy.deepcopy(cfg)
+    bad["teas"]["ratio"] = 0.5
+    with pytest.raises(SeennError, match="'teas.ratio' \\(0.5\\) must be one of 'teas.ratios'"):
+        validate_config(bad)
+    bad["teas"]["ratios"] = [0.5, 1.5]
+    with pytest.raises(SeennError, match="teas.ratios"):
+        validate_config(bad)
+
+
+def test_ratio_sweep_is_a_config_change_that_keeps_the_dag_shape(cfg):
+    sweep = copy.deepcopy(cfg)
+    sweep["teas"]["ratios"] = [0.4, 0.6, 0.8]
+    a, b = _table(copy.deepcopy(cfg)), _table(sweep)
+    assert set(a) == set(b) and all(a[n].outputs == b[n].outputs for n in a)

@@ -129,3 +129,13 @@ def test_each_row_trains_and_evaluates_one_step_on_a_fixture_batch(path):
         one_step(ann, ann_loss, source, c["augment"], 1)
         z = predict_logits(convert(ann), source, FIXTURE_TIMESTEPS, 2, torch.device("cpu"), stepwise=True)
         assert z.shape == expected and torch.isfinite(z).all()
+
+
+@pytest.mark.parametrize("path", PAPER_CONFIGS, ids=lambda p: p.name)
+def test_overlays_switch_teas_off_where_its_core_cannot_run(path):
+    """TEAS's layer-major core runs spiking ResNets of BasicBlocks: the other rows set teas.enabled false."""
+    from seenn.config import TEAS_ARCHS, validate_config
+
+    cfg = paper_config(path)
+    assert cfg["teas"]["enabled"] == (cfg["model"]["arch"] in TEAS_ARCHS)
+    validate_config(cfg)

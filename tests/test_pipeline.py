@@ -111,6 +111,36 @@ def test_outputs_exist_and_are_sane(project):
     assert pdf.startswith(b"%PDF") and len(pdf) > 20_000
 
 
+def test_teas_outputs_are_sane(project):
+    """TEAS on every SNN: windows within [1, T], its fixed-T row equal to the SNN's own accuracy at
+    T (layer-major at equal windows is the network's forward), the tables, figures and the report."""
+    import json
+
+    cfg = tiny_config()
+    for target, T in (("direct", cfg["train"]["timesteps"]), ("finetuned", cfg["train"]["timesteps"]),
+                      ("converted", cfg["conversion"]["max_timesteps"]), ("mnist", cfg["teas"]["mnist"]["timesteps"])):
+        ev = json.loads((project / f"results/teas/{target}/evaluation.json").read_text())
+        assert ev["T"] == T
+        for r in ev["rows"]:
+            assert all(1 <= w <= T for w in r["windows"]) and 0 <= r["accuracy"] <= 100 and r["energy_uj"] > 0
+        if target in ("direct", "finetuned"):
+            m = json.loads((project / f"results/{target}/metrics.json").read_text())
+            assert ev["rows"][0]["variant"] == "fixed T"
+            assert ev["rows"][0]["accuracy"] == pytest.approx(m["test"]["accuracy_per_t"][-1])
+    # one cost axis: TEAS's fixed-T run (layer-major) costs what the engine's fixed T costs, same counter
+    energy = json.loads((project / "results/finetuned/energy.json").read_text())
+    engine_fixed = next(e for e in energy["methods"] if e["method"] == f"Fixed T={cfg['train']['timesteps']}")
+    teas_fixed = json.loads((project / "results/teas/finetuned/evaluation.json").read_text())["rows"][0]
+    assert teas_fixed["energy_uj"] == pytest.approx(engine_fixed["energy_uj"], rel=1e-6)
+    variants = {r["variant"] for r in json.loads((project / "results/teas/direct/evaluation.json").read_text())["rows"]}
+    assert variants == {"fixed T", "allocation only", "retrained", "retrained, no regularizer"}
+    for name in ("teas", "teas_windows", "teas_ablation", "teas_activity", "teas_mnist"):
+        assert (project / f"results/tables/{name}.md").stat().st_size > 0
+    for name in ("teas_activity", "teas_allocation", "teas_combined"):
+        assert (project / f"results/figures/{name}.png").read_bytes().startswith(b"\x89PNG")
+    assert "TEAS" in (project / "results/measurements/teas_latency.md").read_text()
+
+
 def test_seenn2_outputs_are_sane(project):
     import json
 
@@ -184,7 +214,7 @@ def test_training_setting_reruns_training_and_everything_after(project):
     try:
         downstream = {"train_snn", "evaluate_direct", "seenn1_direct", "finetune_snn", "evaluate_finetuned",
                       "seenn1_finetuned", "seenn2_train", "seenn2_evaluate", "seenn2_compare", "energy", "latency",
-                      "tables", "figures", "report", "report_measurements"}
+                      "tables", "figures", "report", "report_measurements"} | TEAS_DIRECT | TEAS_FINETUNED
         assert planned_jobs(project) == downstream
         assert dvc_changed(project) >= {"train_snn"}
     finally:
@@ -193,13 +223,20 @@ def test_training_setting_reruns_training_and_everything_after(project):
 
 
 REPORT_STAGES = {"tables", "figures", "report"}
+# TEAS's stages downstream of each SNN (the MNIST row reads only the prepared splits)
+TEAS_DIRECT = {"teas_allocate_direct", "teas_retrain_direct", "teas_retrain_direct_noreg", "teas_evaluate_direct",
+               "teas_latency"}
+TEAS_FINETUNED = {"teas_allocate_finetuned", "teas_evaluate_finetuned"}
+TEAS_CONVERTED = {"teas_allocate_converted", "teas_evaluate_converted"}
 CONVERTED_POLICY = {f"seenn2_{kind}_converted_{rule}" for kind in ("train", "evaluate")
                     for rule in ("paper", "pow2", "linear", "pow2_linear")} | {"seenn2_select_converted"}
 
 
 @pytest.mark.parametrize("key, value, first, branch", [
-    ("lr", 0.05, "train_ann", {"train_ann", "convert_snn", "evaluate_converted", "seenn1_converted"} | CONVERTED_POLICY),
-    ("max_timesteps", 6, "convert_snn", {"convert_snn", "evaluate_converted", "seenn1_converted"} | CONVERTED_POLICY),
+    ("lr", 0.05, "train_ann", {"train_ann", "convert_snn", "evaluate_converted", "seenn1_converted"} | CONVERTED_POLICY
+     | TEAS_CONVERTED),
+    ("max_timesteps", 6, "convert_snn", {"convert_snn", "evaluate_converted", "seenn1_converted"} | CONVERTED_POLICY
+     | TEAS_CONVERTED),
 ])
 def test_conversion_setting_reruns_only_the_conversion_branch(project, key, value, first, branch):
     """A conversion key reruns the conversion branch from the first stage that reads it, plus the
@@ -251,7 +288,7 @@ def test_two_clean_runs_are_byte_identical(project, tmp_path):
     assert differing == []
     lock_a = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
     lock_b = yaml.safe_load((other / "dvc.lock").read_text())["stages"]
-    measured = {"latency", "report_measurements"}
+    measured = {"latency", "teas_latency", "report_measurements"}
     assert {k: v for k, v in lock_a.items() if k not in measured} == {k: v for k, v in lock_b.items() if k not in measured}
 
 
@@ -328,8 +365,9 @@ POLICY_STAGES = {"seenn2_train", "seenn2_evaluate", "seenn2_compare"} | CONVERTE
     ("src/seenn/data/digits.py", lambda every: every - {"tables", "report", "report_measurements"}, lambda every: every),
     # the report reads only files: editing the tables' code reruns the report because its tables change
     ("src/seenn/report/tables.py", lambda every: {"tables"}, lambda every: {"tables", "report"}),
-    ("src/seenn/models/policy.py", lambda every: POLICY_STAGES | {"energy", "latency"},
-     lambda every: POLICY_STAGES | {"energy", "latency"} | REPORTS),
+    # teas_latency times its runs with seenn.latency's round-robin, which loads the engine and the policy
+    ("src/seenn/models/policy.py", lambda every: POLICY_STAGES | {"energy", "latency", "teas_latency"},
+     lambda every: POLICY_STAGES | {"energy", "latency", "teas_latency"} | REPORTS),
 ])
 def test_editing_a_source_file_reruns_exactly_the_stages_that_load_it(project, rel, direct, planned):
     """`dvc status` names the stages whose own code changed; a Snakemake dry run plans them and

@@ -126,3 +126,18 @@ def test_teas_loss_adds_lambda_times_the_regularizer():
     assert float(ce_counts.detach()) == pytest.approx(float(torch.nn.functional.cross_entropy(res.logits.detach().sum(0), y)))
     with pytest.raises(SeennError, match="lambda"):
         regularizer.teas_loss(res, y, params, -1.0)
+
+
+def test_top_window_scale_reaches_a_ratio_the_rule_cannot():
+    from seenn.teas.allocation import allocate_to_ratio
+
+    a = [1.0, 0.1]  # two layers, T = 16: the rule keeps [16, x], so the plain average stays >= 8.5
+    assert allocate_to_ratio(a, None, 16, 0.42, "full") == allocate(a, None, 16, 0.42) == [16, 1]
+    # scale: f * [16, 1] rounded, the f whose average is closest to 0.42 * 16 = 6.72: [12, 1] -> 6.5 (vs [13, 1] -> 7)
+    assert allocate_to_ratio(a, None, 16, 0.42, "scale") == [12, 1]
+    # a ratio the rule reaches is left alone
+    assert allocate_to_ratio([1.0, 0.5, 0.25], None, 8, 14 / 24, "scale") == [8, 4, 2]
+    # adjustment's final step takes the scaled target whole
+    assert adjust([16, 1], a, None, 16, 0.42, final=True, top_window="scale") == [12, 1]
+    with pytest.raises(SeennError, match="top_window"):
+        allocate_to_ratio(a, None, 16, 0.42, "half")

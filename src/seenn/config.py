@@ -140,6 +140,7 @@ def _cross_checks(cfg: dict, source: str) -> None:
             f"has {len(e['batch_sizes'])} (one sample count per batch size)"
         )
     _seenn2_checks(cfg, source)
+    _teas_checks(cfg, source)
     _paper_row_check(cfg, source)
     src = cfg[SOURCE_KEY]
     if (src["overlay"] is None) != (src["overlay_sha256"] is None):
@@ -174,6 +175,22 @@ def _seenn2_checks(cfg: dict, source: str) -> None:
     if s["beta"] not in s["betas"]:
         raise SeennError(f"{source}: 'seenn2.beta' ({s['beta']}) must be one of 'seenn2.betas' ({s['betas']}): "
                          f"the main SEENN-II operating point is read from the beta sweep")
+
+
+# the architectures TEAS's layer-major core runs (spiking ResNets of BasicBlocks: seenn.teas.layerwise)
+TEAS_ARCHS = ("resnet", "resnet18", "resnet19", "resnet20", "resnet20_authors")
+
+
+def _teas_checks(cfg: dict, source: str) -> None:
+    t = cfg["teas"]
+    if not t["enabled"]:
+        return
+    if cfg["model"]["arch"] not in TEAS_ARCHS:
+        raise SeennError(f"{source}: 'teas.enabled' is true but 'model.arch' is {cfg['model']['arch']!r}: TEAS's "
+                         f"layer-major execution runs {', '.join(TEAS_ARCHS)} only (set teas.enabled: false)")
+    if t["ratio"] not in t["ratios"]:
+        raise SeennError(f"{source}: 'teas.ratio' ({t['ratio']}) must be one of 'teas.ratios' ({t['ratios']}): the "
+                         f"ablation and the combined figure read the default ratio from the sweep")
 
 
 def paper_rows(path: str | Path = PAPER_NUMBERS) -> dict:

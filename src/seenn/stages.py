@@ -19,6 +19,8 @@ from .dag import DEVICE_KEYS, RESULTS, Branch, Stage, branch_dir
 from .data import stage as data_stage
 from .io import write_text
 from .report import figures, pdf, tables
+from .teas import paths as teas_paths
+from .teas import stage as teas_stage
 
 # `seenn run` applies cpu_kernels to every stage, and the kernels can change any float result, so every
 # stage declares it: switching kernels reruns the whole DAG under both tools.
@@ -48,14 +50,15 @@ NOT_PER_SEED = ("seenn2_compare",)  # the estimator comparison stays on the main
 
 def _default_switches() -> dict:
     """What `build_stages` reads of the config, at the defaults' values (config/defaults.yaml)."""
-    return {"seed": None, "seeds": [], "data": {"split_list": None}, "conversion": {"enabled": True},
-            "report": {"paper_row": None}}
+    return {"seed": None, "seeds": [], "conversion": {"enabled": True}, "report": {"paper_row": None},
+            "data": {"name": "digits", "split_list": None}, "teas": {"enabled": True}}
 
 
 def build_stages(config: dict | None = None) -> list[Stage]:
-    """The stage table of a validated config (None: of the default config). Only three settings
+    """The stage table of a validated config (None: of the default config). Only these settings
     shape it: `conversion.enabled` (the conversion branch or not), `seeds` (one copy of the
-    training-to-evaluation stages per extra seed) and `report.paper_row` (the paper comparison);
+    training-to-evaluation stages per extra seed), `report.paper_row` (the paper comparison),
+    `teas.enabled` (TEAS's stages) and `data.name` (TEAS's MNIST row only on the digits);
     `data.split_list`, when set, is one more input of the data stage."""
     cfg = config if config is not None else _default_switches()
     conversion = cfg["conversion"]["enabled"]
@@ -69,11 +72,18 @@ def build_stages(config: dict | None = None) -> list[Stage]:
     engine_branch = next(b for b, _ in branches if b.name == ENGINE_BRANCH)
     energy_st, latency_st = energy.declare(engine_branch), latency.declare(engine_branch)
     seed_runs = {s: f"{SEEDS_DIR}/{s}" for s in extra_seeds}
+    teas = cfg["teas"]["enabled"]
+    mnist = teas and cfg["data"]["name"] == "digits"
+    teas_sts = [_with_kernels(st) for st in teas_stage.declare(conversion=conversion, mnist=mnist)] if teas else []
+    teas_files = teas_paths.evaluations(conversion, mnist) if teas else None
     tables_st = tables.declare(conversion=conversion, seed_runs=seed_runs,
-                               paper_numbers=PAPER_NUMBERS if cfg["report"]["paper_row"] is not None else None)
-    figures_st = figures.declare(conversion=conversion)
-    report_sts = pdf.declare(tables_st, figures_st, energy_st, latency_st, conversion=conversion)
-    stages = [data_stage.declare(dvs_split.configured(cfg["data"])), *runs, *per_seed, energy_st, latency_st, tables_st, figures_st, *report_sts]
+                               paper_numbers=PAPER_NUMBERS if cfg["report"]["paper_row"] is not None else None,
+                               teas=teas_files)
+    figures_st = figures.declare(conversion=conversion, teas=teas_files)
+    report_sts = pdf.declare(tables_st, figures_st, energy_st, latency_st, conversion=conversion,
+                             teas_latency=teas_paths.LATENCY_CSV if teas else None)
+    stages = [data_stage.declare(dvs_split.configured(cfg["data"])), *runs, *per_seed, energy_st, latency_st, *teas_sts,
+              tables_st, figures_st, *report_sts]
     return [_on_device(_with_kernels(st)) for st in stages]
 
 

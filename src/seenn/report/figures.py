@@ -140,6 +140,10 @@ def stage_figures(ctx) -> None:
     if "metrics_converted" in ctx.inputs:  # the conversion branch is in the DAG
         conversion_figures(ctx, dpi)
     seenn2_figures(ctx, dpi)
+    if "teas_combined" in ctx.outputs:  # teas.enabled
+        from . import teas_pages
+
+        teas_pages.write_figures(ctx.inputs, ctx.outputs, dpi, save_png)
 
 
 # --- SEENN-II (fine-tuned SNN + policy network) ----------------------------------------------
@@ -218,16 +222,22 @@ SEENN2_FIGURES = ("tradeoff_seenn2", "policy_training", "policy_compare", "train
 CONVERSION_FIGURES = ("conversion", "tradeoff_converted", "training_ann")
 
 
-def declare(conversion: bool = True):
-    """The figures of the branches present (the conversion branch's only when it is in the DAG)."""
-    from ..dag import FIGURES, Stage, branch_dir, result_inputs
+def declare(conversion: bool = True, teas: dict[str, str] | None = None):
+    """The figures of the branches present (the conversion branch's only when it is in the DAG; with
+    TEAS's result files, `teas`: role -> path, also TEAS's figures and the combined one)."""
+    from ..dag import FIGURES, TABLES, Stage, branch_dir, result_inputs
 
     direct, conv = branch_dir("direct"), branch_dir("converted")
     names = ("tradeoff", "exit_histogram", "confidence", "training") + (CONVERSION_FIGURES if conversion else ())
+    inputs = {"logits_test": f"{direct}/logits_test.pt", "sweep_direct": f"{direct}/seenn1_sweep.csv",
+              "train_log": f"{direct}/train_log.csv", **result_inputs(conversion),
+              **({"ann_train_log": f"{conv}/ann_train_log.csv"} if conversion else {})}
+    outputs = {name: f"{FIGURES}/{name}.png" for name in names + SEENN2_FIGURES}
+    if teas:
+        from .teas_pages import declare_outputs
+
+        inputs.update({**teas, "energy": f"{branch_dir('finetuned')}/energy.json"})
+        outputs.update(declare_outputs(TABLES, FIGURES)[1])
     return Stage(name="figures", run=stage_figures,
                  desc="figures: accuracy vs average timesteps, exit histogram, confidence per timestep",
-                 params=("figures",),
-                 inputs={"logits_test": f"{direct}/logits_test.pt", "sweep_direct": f"{direct}/seenn1_sweep.csv",
-                         "train_log": f"{direct}/train_log.csv", **result_inputs(conversion),
-                         **({"ann_train_log": f"{conv}/ann_train_log.csv"} if conversion else {})},
-                 outputs={name: f"{FIGURES}/{name}.png" for name in names + SEENN2_FIGURES})
+                 params=("figures",), inputs=inputs, outputs=outputs)

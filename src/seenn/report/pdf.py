@@ -324,6 +324,10 @@ def stage_report(ctx) -> None:
                 conversion_pages(pdf, i)
             else:
                 text_page(pdf, "ANN-to-SNN conversion (QCFS)", [("Not run", CONVERSION_OFF)])
+            if "teas_csv" in i:  # teas.enabled
+                from . import teas_pages
+
+                teas_pages.pages(pdf, i, text_page, table_page, figure_page)
             energy_page(pdf, i["energy_csv"], i["energy"])
             text_page(pdf, "Measured latency", [("Where", "Wall-clock latency and throughput are measurements, not "
                       "deterministic results: they are in reports/seenn_measurements.pdf (stage report_measurements).")])
@@ -374,6 +378,10 @@ def stage_measurements_report(ctx) -> None:
                                      "Creator": "seenn-bench",
                                      "Title": ctx.params["report"]["title"] + " - measurements"}) as pdf:
             engine_page(pdf, ctx.inputs)
+            if "teas_latency_csv" in ctx.inputs:  # teas.enabled
+                from . import teas_pages
+
+                teas_pages.latency_page(pdf, ctx.inputs["teas_latency_csv"], table_page)
 
 
 # --- SEENN-II (fine-tuned SNN + policy network) ----------------------------------------------
@@ -478,10 +486,10 @@ def seenn2_pages(pdf: PdfPages, i: dict, p: dict) -> None:
 # (SOURCE_KEY): only the report reads that record, so regenerating params.yaml from edited defaults or
 # overlay comments reruns the report alone
 ALL_KEYS = ("seed", "seeds", "device", "deterministic", "tf32", "amp", "cpu_kernels", "data", "loader", "model", "neuron", "train", "evaluate", "seenn1",
-            "figures", "report", "engine", "conversion", "finetune", "seenn2", SOURCE_KEY)
+            "figures", "report", "engine", "conversion", "finetune", "seenn2", "teas", SOURCE_KEY)
 
 
-def declare(tables, figures, energy, latency, conversion: bool = True) -> list:
+def declare(tables, figures, energy, latency, conversion: bool = True, teas_latency: str | None = None) -> list:
     """The report (deterministic) and the measurements report (wall-clock figures get a PDF of their
     own, so the main report stays byte-identical on rerun). The report reads the conversion branch's
     files only when it is in the DAG, and the paper numbers when the tables compare with them."""
@@ -500,6 +508,7 @@ def declare(tables, figures, energy, latency, conversion: bool = True) -> list:
         Stage(name="report_measurements", run=stage_measurements_report,
               desc="the PDF of measured latency and throughput (not deterministic), beside the counted energy",
               params=("report.title",),
-              inputs={**engine, "latency_csv": latency.outputs["table_csv"], "latency": latency.outputs["latency"]},
+              inputs={**engine, "latency_csv": latency.outputs["table_csv"], "latency": latency.outputs["latency"],
+                      **({"teas_latency_csv": teas_latency} if teas_latency else {})},
               outputs={"pdf": "reports/seenn_measurements.pdf"}),
     ]

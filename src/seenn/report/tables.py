@@ -318,6 +318,10 @@ def stage_tables(ctx) -> None:
         df = paper_comparison(row, runs)
         write_text(ctx.outputs["paper_comparison_csv"], df.to_csv(index=False, float_format="%.4f"))
         write_text(ctx.outputs["paper_comparison_md"], paper_comparison_markdown(df, row_id, row))
+    if "teas_csv" in ctx.outputs:  # teas.enabled
+        from . import teas_pages
+
+        teas_pages.write_tables(ctx.inputs, ctx.outputs)
 
 
 # --- declaration -------------------------------------------------------------------------------
@@ -327,9 +331,11 @@ TABLE_NAMES = ("accuracy_per_t", "aet", "methods", "conversion", "seenn2_sweep",
 CONVERSION_TABLES = ("conversion", "seenn2_variants")  # built only from the conversion branch
 
 
-def declare(conversion: bool = True, seed_runs: dict[int, str] | None = None, paper_numbers: str | None = None):
+def declare(conversion: bool = True, seed_runs: dict[int, str] | None = None, paper_numbers: str | None = None,
+            teas: dict[str, str] | None = None):
     """The tables of the branches present; with extra seeds (`seed_runs`: seed -> its results
-    directory) also seeds.{csv,md}; with a paper numbers file also paper_comparison.{csv,md}."""
+    directory) also seeds.{csv,md}; with a paper numbers file also paper_comparison.{csv,md}; with
+    TEAS's result files (`teas`: role -> path) also teas*.{csv,md}."""
     from ..dag import TABLES, Stage, result_inputs
 
     names = [n for n in TABLE_NAMES if conversion or n not in CONVERSION_TABLES]
@@ -341,7 +347,13 @@ def declare(conversion: bool = True, seed_runs: dict[int, str] | None = None, pa
     if paper_numbers:
         inputs["paper_numbers"] = paper_numbers
         names.append("paper_comparison")
+    outputs = {f"{name}_{ext}": f"{TABLES}/{name}.{ext}" for name in names for ext in ("csv", "md")}
+    if teas:
+        from ..dag import FIGURES
+        from .teas_pages import declare_outputs
+
+        inputs.update(teas)
+        outputs.update(declare_outputs(TABLES, FIGURES, mnist="teas_evaluation_mnist" in teas)[0])
     return Stage(name="tables", run=stage_tables,
                  desc="CSV and Markdown tables: accuracy per T, AET vs empirical AET, fixed T vs SEENN-I/II vs oracle",
-                 params=("seed", "seeds", "report.paper_row"), inputs=inputs,
-                 outputs={f"{name}_{ext}": f"{TABLES}/{name}.{ext}" for name in names for ext in ("csv", "md")})
+                 params=("seed", "seeds", "report.paper_row"), inputs=inputs, outputs=outputs)

