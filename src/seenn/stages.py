@@ -48,13 +48,15 @@ NOT_PER_SEED = ("seenn2_compare",)  # the estimator comparison stays on the main
 
 def _default_switches() -> dict:
     """What `build_stages` reads of the config, at the defaults' values (config/defaults.yaml)."""
-    return {"seed": None, "seeds": [], "conversion": {"enabled": True}, "report": {"paper_row": None}}
+    return {"seed": None, "seeds": [], "conversion": {"enabled": True}, "report": {"paper_row": None},
+            "seenn1": {"scores": ["confidence", "entropy"]}}
 
 
 def build_stages(config: dict | None = None) -> list[Stage]:
-    """The stage table of a validated config (None: of the default config). Only three settings
+    """The stage table of a validated config (None: of the default config). Only four settings
     shape it: `conversion.enabled` (the conversion branch or not), `seeds` (one copy of the
-    training-to-evaluation stages per extra seed) and `report.paper_row` (the paper comparison)."""
+    training-to-evaluation stages per extra seed), `report.paper_row` (the paper comparison) and
+    `seenn1.scores` (one headline metric file per score)."""
     cfg = config if config is not None else _default_switches()
     conversion = cfg["conversion"]["enabled"]
     extra_seeds = [s for s in cfg["seeds"] if s != cfg["seed"]]
@@ -68,7 +70,8 @@ def build_stages(config: dict | None = None) -> list[Stage]:
     energy_st, latency_st = energy.declare(engine_branch), latency.declare(engine_branch)
     seed_runs = {s: f"{SEEDS_DIR}/{s}" for s in extra_seeds}
     tables_st = tables.declare(conversion=conversion, seed_runs=seed_runs,
-                               paper_numbers=PAPER_NUMBERS if cfg["report"]["paper_row"] is not None else None)
+                               paper_numbers=PAPER_NUMBERS if cfg["report"]["paper_row"] is not None else None,
+                               energy=energy_st.outputs["energy"], scores=tuple(cfg["seenn1"]["scores"]))
     figures_st = figures.declare(conversion=conversion)
     report_sts = pdf.declare(tables_st, figures_st, energy_st, latency_st, conversion=conversion)
     stages = [data_stage.declare(), *runs, *per_seed, energy_st, latency_st, tables_st, figures_st, *report_sts]

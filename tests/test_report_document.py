@@ -1,0 +1,82 @@
+"""The PDF report as a document: findings computed from the numbers (they flip when the numbers
+do), paper-style tables (aligned decimals, human headers, no code names in any cell, nothing cut),
+sections that follow the declared inputs, and identical bytes from identical inputs. The
+end-to-end build reads the small finished run in tests/fixtures/report_run/ (see its README)."""
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from seenn.report import labels, typeset
+from seenn.report.findings import findings
+from seenn.report.labels import code_names
+
+FIXTURE = Path(__file__).parent / "fixtures" / "report_run"
+
+
+def headline(s1_acc: float, s2_acc: float, s1_t: float = 1.3, s2_t: float = 1.2) -> list[dict]:
+    """Synthetic headline rows of one fine-tuned SNN (T = 4)."""
+    def row(key, method, acc, t, e=None):
+        return {"snn_key": "finetuned", "key": key, "model": "Fine-tuned SNN", "method": method, "max_T": 4,
+                "accuracy": acc, "avg_timesteps": t, "aet": 1.2, "empirical_aet": 1.1, "energy_uJ": e}
+    return [row("fixed", "Fixed T=4", 95.0, 4.0, 10.0), row("seenn1-confidence", "SEENN-I (confidence)", s1_acc, s1_t, 4.0),
+            row("seenn1-entropy", "SEENN-I (entropy)", s1_acc - 1, s1_t, 4.5), row("seenn2", "SEENN-II", s2_acc, s2_t, 3.0),
+            row("oracle", "Oracle (first correct t)", 98.0, 1.05)]
+
+
+def test_findings_follow_the_numbers_and_flip_with_the_ordering():
+    ahead = findings(headline(s1_acc=94.0, s2_acc=95.5))
+    behind = findings(headline(s1_acc=95.5, s2_acc=94.0))
+    assert 3 <= len(ahead) <= 5 and 3 <= len(behind) <= 5
+    versus_a = next(s for s in ahead if s.startswith("SEENN-II is"))
+    versus_b = next(s for s in behind if s.startswith("SEENN-II is"))
+    assert "1.50 points more accurate than SEENN-I (confidence)" in versus_a
+    assert "1.50 points less accurate than SEENN-I (confidence)" in versus_b
+    # against fixed T: SEENN-II 0.50 above in one run, 1.00 below in the other; against the oracle below both times
+    s2_a = next(s for s in ahead if s.startswith("SEENN-II reaches"))
+    s2_b = next(s for s in behind if s.startswith("SEENN-II reaches"))
+    assert "0.50 points above fixed T = 4" in s2_a and "1.00 points below fixed T = 4" in s2_b
+    assert "2.50 points below the oracle" in s2_a and "3.33× fewer than fixed T = 4" in s2_a
+    # the cheaper method in energy is named from the numbers: SEENN-II at 3 µJ against 10
+    assert any("SEENN-II costs 3 µJ per inference against 10 µJ for fixed T = 4 (3.33× less)" in s for s in ahead)
+    assert ahead != behind
+
+
+def test_findings_say_level_with_on_a_tie_and_more_timesteps_when_dearer():
+    out = findings(headline(s1_acc=95.0, s2_acc=95.0, s1_t=1.1, s2_t=1.4))
+    versus = next(s for s in out if s.startswith("SEENN-II is"))
+    assert versus == "SEENN-II is as accurate as SEENN-I (confidence) and spends 0.30 more timesteps on average."
+    assert any("level with fixed T = 4" in s for s in out)
+
+
+def test_typeset_aligns_decimals_and_names_every_column():
+    df = pd.DataFrame({"method": ["Fixed T=4", "SEENN-II"], "test_accuracy": [95.123456, 9.5], "avg_timesteps": [4.0, 1.23456]})
+    g = typeset.grid(df)
+    assert g.headers == ["Method", "Test acc. (%)", "Avg. timesteps"]
+    assert g.rows == [["Fixed T=4", "95.12", "4.000"], ["SEENN-II", "9.50", "1.235"]]
+    assert g.numeric == [False, True, True]
+    # numbers right-aligned at the same decimals: the decimal points line up
+    for c in (1, 2):
+        assert len({len(r[c].split(".")[1]) for r in g.rows}) == 1
+    table = typeset.flowable(g, 400)
+    assert sum(table._colWidths) <= 400
+    with pytest.raises(KeyError, match="no human name for table column 'raw_column'"):
+        typeset.grid(pd.DataFrame({"raw_column": [1]}))
+
+
+def test_typeset_wraps_long_text_instead_of_cutting_it():
+    long = "SEENN-II (expected, β=1, powers of two, linear reward) on the QCFS-converted SNN"
+    g = typeset.grid(pd.DataFrame({"method": [long] * 3, "test_accuracy": [1.0, 2.0, 3.0]}))
+    table = typeset.flowable(g, 150)
+    w, h = table.wrap(150, 1000)
+    assert w <= 150 and h > 3 * 12  # wrapped onto more lines, not cut
+    assert g.rows[0][0] == long
+
+
+def test_code_names_are_found():
+    assert code_names("test_accuracy") == ["test_accuracy"]
+    assert code_names("avgTimesteps") == ["avgTimesteps"]
+    assert code_names("SEENN-I (confidence) at T = 4, 95.1 %") == []
+    assert labels.cell("pow2_linear", "text") == "powers of two, linear reward"
