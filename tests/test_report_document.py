@@ -80,3 +80,75 @@ def test_code_names_are_found():
     assert code_names("avgTimesteps") == ["avgTimesteps"]
     assert code_names("SEENN-I (confidence) at T = 4, 95.1 %") == []
     assert labels.cell("pow2_linear", "text") == "powers of two, linear reward"
+
+
+# --- the whole document, from a small finished run ------------------------------------------
+
+def report_inputs(root: Path, conversion: bool = True) -> dict:
+    """The report stage's inputs (roles of the default stage table), as files under `root`."""
+    from seenn.dag import conversion_inputs
+    from seenn.stages import BY_NAME
+
+    inputs = dict(BY_NAME["report"].inputs)
+    if not conversion:
+        dropped = set(conversion_inputs()) | {"conversion", "tradeoff_converted", "training_ann", "conversion_csv",
+                                              "conversion_md", "seenn2_variants_csv", "seenn2_variants_md"}
+        inputs = {k: v for k, v in inputs.items() if k not in dropped}
+    return {k: str(root / v) for k, v in inputs.items()}
+
+
+def build(root: Path, conversion: bool = True):
+    import json
+
+    from seenn.report.sections import SECTIONS, Run, write_document
+
+    params = json.loads((FIXTURE / "params.json").read_text())
+    run = Run(report_inputs(root, conversion), params, ["provenance line one", "provenance line two"])
+    out = root / "reports" / "seenn_report.pdf"
+    out.parent.mkdir(exist_ok=True)
+    doc = write_document(run, params["report"]["title"], "subtitle", str(out), SECTIONS)
+    return doc, out
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report") / "a"
+    shutil.copytree(FIXTURE, root)
+    return build(root)
+
+
+def test_no_code_name_in_any_table_header_or_cell(built):
+    doc, _ = built
+    assert len(doc.grids) >= 12
+    found = {text: code_names(text) for g in doc.grids for text in g.headers + [c for row in g.rows for c in row]
+             if code_names(text)}
+    assert found == {}
+
+
+def test_every_figure_and_table_is_numbered_and_the_summary_comes_first(built):
+    doc, pdf = built
+    assert doc.figures >= 10 and doc.tables >= 12
+    assert list(doc.numbers)[:2] == ["summary", "data"] and doc.numbers["conversion"] == 5
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF") and b"/Outlines" in data  # bookmarks / outline
+    import re
+
+    pages = len(re.findall(rb"/Type /Page[^s]", data))
+    assert 6 <= pages <= 20
+
+
+def test_sections_follow_the_declared_inputs(tmp_path):
+    root = tmp_path / "noconv"
+    shutil.copytree(FIXTURE, root)
+    doc, _ = build(root, conversion=False)
+    assert "conversion" not in doc.numbers and "summary" in doc.numbers and "seenn2" in doc.numbers
+    assert doc.numbers["energy"] == doc.numbers["seenn2"] + 1
+    assert "paper" not in doc.numbers and "seeds" not in doc.numbers  # no paper row, no extra seeds configured
+
+
+def test_identical_inputs_give_identical_bytes_in_another_directory(built, tmp_path):
+    _, first = built
+    root = tmp_path / "elsewhere" / "b"
+    shutil.copytree(FIXTURE, root)
+    _, second = build(root)
+    assert first.read_bytes() == second.read_bytes()

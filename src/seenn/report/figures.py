@@ -131,7 +131,7 @@ def summary_figure(inputs: dict):
     panels = [("direct", "sweep_direct", None), ("finetuned", "sweep_finetuned", "seenn2_sweep"),
               ("converted", "sweep_converted", "seenn2_sweep_converted")]
     panels = [p for p in panels if f"metrics_{p[0]}" in inputs]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 2.9), squeeze=False)
     for ax, (branch, sweep_role, s2_role) in zip(axes[0], panels):
         m = read_json(inputs[f"metrics_{branch}"])["test"]
         acc = m["accuracy_per_t"]

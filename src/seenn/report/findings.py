@@ -16,6 +16,11 @@ def _pts(diff: float, above: str = "above", below: str = "below") -> str:
     return f"{abs(diff):.2f} points {above if diff > 0 else below}"
 
 
+def _noun(label: str) -> str:
+    """'Fine-tuned SNN' -> 'fine-tuned SNN' inside a sentence; acronyms ('QCFS-converted SNN') stay."""
+    return label[0].lower() + label[1:] if label[1:2].islower() else label
+
+
 def _rows(headline: list[dict], snn: str) -> dict[str, dict]:
     return {r["key"]: r for r in headline if r["snn_key"] == snn}
 
@@ -55,7 +60,7 @@ def energy_sentence(rows: dict[str, dict], snn_label: str) -> str | None:
         return None
     cheap = min(exits, key=lambda r: r["energy_uJ"])
     ratio = fixed["energy_uJ"] / cheap["energy_uJ"]
-    return (f"Counted from the spikes on the {snn_label.lower()}, {cheap['method']} costs {cheap['energy_uJ']:.3g} µJ per "
+    return (f"Counted from the spikes on the {_noun(snn_label)}, {cheap['method']} costs {cheap['energy_uJ']:.3g} µJ per "
             f"inference against {fixed['energy_uJ']:.3g} µJ for fixed T = {fixed['max_T']} "
             f"({ratio:.2f}× {'less' if ratio >= 1 else 'more'}).")
 
@@ -68,7 +73,7 @@ def findings(headline: list[dict], main_snn: str = "finetuned") -> list[str]:
     rows = _rows(headline, main)
     fixed, oracle = rows["fixed"], rows["oracle"]
     label = fixed["model"]
-    out = [f"On the {label.lower()} (test split, {fixed['max_T']} timesteps at most), fixed T = {fixed['max_T']} "
+    out = [f"On the {_noun(label)} (test split, {fixed['max_T']} timesteps at most), fixed T = {fixed['max_T']} "
            f"reaches {fixed['accuracy']:.2f} % and the oracle, which stops each sample at its first correct "
            f"timestep, {oracle['accuracy']:.2f} %."]
     s1 = _best_seenn1(rows)

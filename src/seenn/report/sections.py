@@ -60,25 +60,22 @@ def summary(run: Run, doc: Document) -> None:
     doc.section("summary")
     doc.para("Findings (computed from this run's numbers):", style=SMALL)
     doc.bullets(findings(run.headline, ENERGY_BRANCH))
+    refs = [(k, label) for k, label in (("seenn1", "SEENN-I"), ("seenn2", "SEENN-II"), ("conversion", "conversion"),
+                                        ("paper", "paper beside run"), ("seeds", "seeds"), ("energy", "energy"),
+                                        ("notes", "method notes"), ("provenance", "provenance")) if doc.has(k)]
+    doc.para("Details: " + ", ".join(f"{text(label)} {doc.ref(k)}" for k, label in refs)
+             + f". Measured latency and speedups: {text(MEASUREMENTS_PDF)} (not here: measurements change on rerun, "
+             "this document does not).", markup=True, style=SMALL)
     df = pd.DataFrame(run.headline)
-    doc.table(df, "Headline results on the test split, per SNN and method: accuracy, average timesteps per sample and "
-                  "energy per inference (counted from spikes on the SNN the engine stages run; blank where not counted). "
-                  "Fixed T runs every sample to the SNN's maximum T; the oracle stops each sample at its first correct "
-                  "timestep, the limit of any exit rule.",
+    df["model"] = df["model"].where(df["model"] != df["model"].shift(), "")  # each SNN named once, as in a paper
+    doc.table(df, "Headline results (test split): accuracy, average timesteps per sample, energy per inference (counted "
+                  "from spikes on the SNN the engine stages run; blank where not counted). Fixed T runs every sample to "
+                  "the maximum T; the oracle stops each sample at its first correct timestep.",
               columns=["model", "method", "accuracy", "avg_timesteps", "energy_uJ"],
               names={"accuracy": "Test acc. (%)", "energy_uJ": "Energy (µJ)"})
     doc.figure(run.inputs["summary"], "Accuracy against cost, one panel per SNN: fixed T (dashed, one point per T), SEENN-I "
                "as its threshold α sweeps, SEENN-II over β, the oracle (diamond). A method is better the further up and "
                "left it sits; the gap to the oracle is what a better exit rule could still gain.")
-    refs = [(k, label) for k, label in (("seenn1", "SEENN-I"), ("seenn2", "SEENN-II"), ("conversion", "the converted SNN"),
-                                        ("paper", "the paper's numbers beside this run"), ("energy", "energy"),
-                                        ("notes", "how every figure is computed"), ("provenance", "provenance"))
-            if doc.has(k)]
-    doc.para("Details: " + "; ".join(f"{text(label)} in {doc.ref(k)}" for k, label in refs)
-             + f". Measured wall-clock latency and speedups are in {text(MEASUREMENTS_PDF)} (stage report_measurements), "
-             "not here: they are measurements, and this document stays byte-identical on rerun.", markup=True, style=SMALL)
-
-
 # --- 2 data and models --------------------------------------------------------------------
 
 def data_models(run: Run, doc: Document) -> None:
