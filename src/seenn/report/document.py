@@ -11,7 +11,8 @@ from reportlab import rl_config
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import cm
-from reportlab.platypus import (BaseDocTemplate, Frame, Image, KeepTogether, PageTemplate, Paragraph, Preformatted,
+from reportlab.platypus.flowables import BalancedColumns
+from reportlab.platypus import (BaseDocTemplate, Frame, Image, KeepTogether, PageBreak, PageTemplate, Paragraph, Preformatted,
                                 Spacer)
 
 from . import typeset
@@ -72,9 +73,11 @@ class Document:
     def title_block(self, subtitle: str) -> None:
         self.story += [Paragraph(text(self.title), TITLE), Paragraph(text(subtitle), SMALL), Spacer(1, 4)]
 
-    def section(self, key: str) -> None:
+    def section(self, key: str, new_page: bool = False) -> None:
         n, title = self.numbers[key], self.titles[key]
         self._sub = 0
+        if new_page:
+            self.story.append(PageBreak())
         self.story.append(_Heading(f"{n}&nbsp;&nbsp;{text(title)}", H1, f"sec-{key}", f"{n} {title}", 0))
 
     def subsection(self, title: str) -> None:
@@ -104,8 +107,9 @@ class Document:
         for s in items:
             self.story.append(Paragraph(s if markup else text(s), BULLET, bulletText="•"))
 
-    def mono(self, s: str) -> None:
-        self.story.append(Preformatted(s, MONO))
+    def mono(self, blocks: list[str], columns: int = 3) -> None:
+        """Monospace blocks (config sections) flowed into balanced columns."""
+        self.story.append(BalancedColumns([Preformatted(b, MONO) for b in blocks], nCols=columns, spaceBefore=2))
 
     def table(self, df: pd.DataFrame, caption: str, columns: list[str] | None = None,
               names: dict[str, str] | None = None) -> str:

@@ -332,9 +332,18 @@ def provenance_section(run: Run, doc: Document) -> None:
 
 
 def configuration(run: Run, doc: Document) -> None:
-    doc.section("config")
+    doc.section("config", new_page=True)  # an appendix: one page of its own
     doc.para("The whole config of this run (params.yaml, as `seenn config use` wrote it):")
-    doc.mono(yaml.safe_dump({k: v for k, v in run.params.items() if k != SOURCE_KEY}, sort_keys=False, width=110))
+    doc.mono(["\n".join(config_lines(k, v)) for k, v in run.params.items() if k != SOURCE_KEY])
+
+
+def config_lines(key: str, value, indent: str = "") -> list[str]:
+    """YAML lines of one config entry: mappings nested, lists and scalars on their key's line (narrow
+    enough for a column)."""
+    if isinstance(value, dict):
+        return [f"{indent}{key}:"] + [ln for k, v in value.items() for ln in config_lines(k, v, indent + "  ")]
+    flow = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+    return [f"{indent}{key}: {flow}"]
 
 
 @dataclass(frozen=True)

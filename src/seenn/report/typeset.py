@@ -74,15 +74,19 @@ def _widths(g: Grid, font: str, bold: str, size: float, avail: float) -> list[fl
     minimum = [max(longest_word(g.headers[c], bold),
                    body[c] if g.numeric[c] else max([longest_word(r[c], font) for r in g.rows] or [2 * PAD]))
                for c in range(n)]
-    natural = [max(body[c], head_full[c]) for c in range(n)]
+    natural = [max(body[c], head_full[c]) for c in range(n)]  # nothing wrapped
+    unwrapped_body = [max(body[c], minimum[c]) for c in range(n)]  # headers wrapped, cells whole
     if sum(minimum) > avail:
         return None
     if sum(natural) <= avail:
         return natural
-    # shrink every column from its natural width toward its minimum by the same fraction
-    slack = sum(natural) - avail
-    room = sum(natural) - sum(minimum)
-    return [nat - (nat - mn) * slack / room for nat, mn in zip(natural, minimum)]
+    # wrap headers first (cells whole), then text cells: move each column from one width toward the
+    # next by the same fraction until the table fits
+    for wide, narrow in ((natural, unwrapped_body), (unwrapped_body, minimum)):
+        if sum(narrow) <= avail:
+            frac = (sum(wide) - avail) / (sum(wide) - sum(narrow))
+            return [w_ - (w_ - n_) * frac for w_, n_ in zip(wide, narrow)]
+    return minimum
 
 
 def flowable(g: Grid, avail: float, font: str = "Serif", bold: str = "Serif-Bold") -> Table:
