@@ -152,3 +152,33 @@ def test_identical_inputs_give_identical_bytes_in_another_directory(built, tmp_p
     shutil.copytree(FIXTURE, root)
     _, second = build(root)
     assert first.read_bytes() == second.read_bytes()
+
+
+def test_paper_beside_run_names_the_row_it_mirrors(tmp_path):
+    """With report.paper_row, a section puts the paper's numbers beside this run's and the
+    difference; on the digits data it says the table mirrors the paper row, not a reproduction."""
+    import json
+
+    from conftest import ROOT
+    from seenn.report.sections import SECTIONS, Run, write_document
+
+    root = tmp_path / "paper"
+    shutil.copytree(FIXTURE, root)
+    shutil.copy(ROOT / "config/paper/numbers.yaml", root / "numbers.yaml")
+    pd.DataFrame([
+        {"metric": "SEENN-I (confidence) accuracy (%)", "snn": "Direct-trained SNN", "paper": "96.07", "this_run": 32.0,
+         "this_run_std": float("nan"), "n": 1, "difference": 32.0 - 96.07},
+        {"metric": "accuracy at fixed T = max (%)", "snn": "Direct-trained SNN (Fixed T=3)", "paper": "not given in the texts",
+         "this_run": 37.5, "this_run_std": float("nan"), "n": 1, "difference": float("nan")},
+    ]).to_csv(root / "paper_comparison.csv", index=False)
+    params = json.loads((FIXTURE / "params.json").read_text())
+    params["report"]["paper_row"] = "resnet19_cifar10"
+    inputs = {**report_inputs(root), "paper_numbers": str(root / "numbers.yaml"),
+              "paper_comparison_csv": str(root / "paper_comparison.csv")}
+    doc = write_document(Run(inputs, params, []), "t", "s", str(root / "r.pdf"), SECTIONS)
+    assert doc.numbers["paper"] == doc.numbers["conversion"] + 1
+    g = next(g for g in doc.grids if "Paper" in g.headers)
+    assert g.headers == ["Figure", "SNN", "Paper", "This run", "This run − paper"]
+    assert g.rows[0][2:] == ["96.07", "32.0000", "-64.0700"] and g.rows[1][2] == "not given in the texts"
+    text = " ".join(p.text for p in doc.story if hasattr(p, "text"))
+    assert "the table mirrors paper row resnet19_cifar10" in text and "This run is on digits" in text
