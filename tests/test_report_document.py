@@ -182,3 +182,31 @@ def test_paper_beside_run_names_the_row_it_mirrors(tmp_path):
     assert g.rows[0][2:] == ["96.07", "32.0000", "-64.0700"] and g.rows[1][2] == "not given in the texts"
     text = " ".join(p.text for p in doc.story if hasattr(p, "text"))
     assert "the table mirrors paper row resnet19_cifar10" in text and "This run is on digits" in text
+
+
+def test_every_report_declaration_names_an_output_and_a_caption_file():
+    """Snakemake's HTML report: each declared role is an output of its stage, with a caption file;
+    the headline files are the only DVC metrics."""
+    from conftest import ROOT
+    from seenn.stages import STAGES
+
+    declared = [(st, role, caption) for st in STAGES for role, (_, caption) in st.report.items()]
+    assert {st.name for st, _, _ in declared} == {"tables", "figures", "report", "report_measurements"}
+    for st, role, caption in declared:
+        assert role in st.outputs and (ROOT / "workflow" / "report" / caption).is_file(), (st.name, role)
+    metrics = [st.outputs[r] for st in STAGES for r in st.metrics]
+    assert metrics and all(p.startswith("results/metrics/headline/") for p in metrics)
+    assert "results/metrics/headline/finetuned-seenn2.json" in metrics
+
+
+def test_a_table_too_wide_for_the_page_is_split_not_refused(monkeypatch):
+    """Columns that cannot fit side by side at the smallest size go into a continuation table that
+    repeats the row labels (a longer beta sweep once made the SEENN-II table too wide)."""
+    cols = {"model": ["QCFS-converted SNN"] * 2, **{f"c{i}": [123456.789, 1.0] for i in range(14)}}
+    names = {f"c{i}": f"Column number {i} (%)" for i in range(14)}
+    for i in range(14):
+        monkeypatch.setitem(labels.COLUMNS, f"c{i}", (names[f"c{i}"], 3))
+    g = typeset.grid(pd.DataFrame(cols))
+    parts = typeset.split(g, 482)
+    assert len(parts) >= 2 and all(typeset.fits(p, 482) for p in parts)
+    assert all(p.headers[0] == "SNN" for p in parts) and sum(len(p.headers) - 1 for p in parts) == 14

@@ -118,12 +118,15 @@ class Document:
         self.grids.append(g)
         self.tables += 1
         label = f"Table {self.tables}"
-        cap = Paragraph(f"<b>{label}.</b> {text(caption)}", CAPTION)
-        flow = typeset.flowable(g, TEXT_WIDTH)
-        if len(g.rows) <= 25:
-            self.story.append(KeepTogether([cap, flow, Spacer(1, 8)]))
-        else:
-            self.story += [cap, flow, Spacer(1, 8)]
+        parts = typeset.split(g, TEXT_WIDTH)
+        for i, part in enumerate(parts):
+            head = f"<b>{label}.</b> {text(caption)}" if i == 0 else f"<b>{label}</b> (continued: more columns)."
+            cap = Paragraph(head, CAPTION)
+            flow = typeset.flowable(part, TEXT_WIDTH)
+            if len(part.rows) <= 25:
+                self.story.append(KeepTogether([cap, flow, Spacer(1, 8)]))
+            else:
+                self.story += [cap, flow, Spacer(1, 8)]
         return label
 
     def figure(self, png: str, caption: str, width: float = 1.0) -> str:

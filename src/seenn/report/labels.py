@@ -40,7 +40,8 @@ COLUMNS: dict[str, tuple[str, object]] = {
 VALUES = {"pow2": "powers of two", "pow2_linear": "powers of two, linear reward", "paper": "paper's",
           "linear": "linear reward", "powers_of_two": "1, 2, 4, …, T", "all": "1, 2, …, T", "exponential": "2^−(u−1)",
           "expected": "expected reward", "reinforce": "REINFORCE", "val": "validation", "train": "training",
-          "True": "yes", "False": "no", "configured": "configured", "table6": "Table 6"}
+          "True": "yes", "False": "no", "configured": "configured", "table6": "Table 6",
+          "test_accuracy": "test accuracy (%)", "avg_timesteps": "average timesteps"}  # quantities of seeds.csv
 
 SNN_SHORT = {"direct": "direct", "finetuned": "fine-tuned", "converted": "converted"}
 

@@ -89,21 +89,47 @@ def _widths(g: Grid, font: str, bold: str, size: float, avail: float) -> list[fl
     return minimum
 
 
+def fits(g: Grid, avail: float, font: str = "Serif", bold: str = "Serif-Bold") -> bool:
+    return _widths(g, font, bold, SIZES[-1], avail) is not None
+
+
+def split(g: Grid, avail: float, font: str = "Serif", bold: str = "Serif-Bold") -> list[Grid]:
+    """A grid too wide for `avail` points as several that fit: each repeats the leading text
+    columns (the row labels) and takes as many of the other columns as fit."""
+    if fits(g, avail, font, bold):
+        return [g]
+    keys = next((i for i, num in enumerate(g.numeric) if num), 1) or 1
+    parts, cols = [], list(range(keys, len(g.headers)))
+
+    def sub(cs):
+        idx = list(range(keys)) + cs
+        return Grid([g.headers[i] for i in idx], [[r[i] for i in idx] for r in g.rows], [g.numeric[i] for i in idx])
+
+    while cols:
+        take = 1
+        while take < len(cols) and fits(sub(cols[: take + 1]), avail, font, bold):
+            take += 1
+        parts.append(sub(cols[:take]))
+        cols = cols[take:]
+    return parts
+
+
 def flowable(g: Grid, avail: float, font: str = "Serif", bold: str = "Serif-Bold") -> Table:
-    """The platypus Table of a grid, at the largest font size of SIZES that fits `avail` points."""
+    """The platypus Table of a grid, at the largest font size of SIZES that fits `avail` points
+    (a grid that does not fit at all is `split` first; a single column that cannot fit overflows)."""
     for size in SIZES:
         widths = _widths(g, font, bold, size, avail)
         if widths is not None:
             break
     else:
-        raise ValueError(f"table with columns {g.headers} does not fit {avail:.0f} points even at {SIZES[-1]} pt")
+        widths = None  # one part of a split that still cannot fit: natural widths, wrapped headers
     base = ParagraphStyle("cell", fontName=font, fontSize=size, leading=size * 1.2)
     head = ParagraphStyle("head", parent=base, fontName=bold)
     right = ParagraphStyle("right", parent=base, alignment=2)
     head_right = ParagraphStyle("head_right", parent=head, alignment=2)
     data = [[Paragraph(escape(h), head_right if num else head) for h, num in zip(g.headers, g.numeric)]]
     data += [[Paragraph(escape(v), right if num else base) for v, num in zip(row, g.numeric)] for row in g.rows]
-    table = Table(data, colWidths=widths, repeatRows=1, hAlign="LEFT")
+    table = Table(data, colWidths=widths or [avail / len(g.headers)] * len(g.headers), repeatRows=1, hAlign="LEFT")
     table.setStyle(TableStyle([
         ("LINEABOVE", (0, 0), (-1, 0), 1.0, colors.black),
         ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black),
