@@ -3,7 +3,7 @@ hand-computed results: no timing is measured here."""
 
 import pytest
 
-from seenn.latency import paired_ratio, summarize
+from seenn.latency import paired_ratio, reachable_speedup, summarize
 
 ANN = "ANN (same architecture)"
 
@@ -15,10 +15,21 @@ def test_paired_ratio_is_the_median_of_per_round_ratios():
     assert paired_ratio([1.0, 4.0, 9.0, 16.0], [1.0, 2.0, 3.0, 4.0]) == pytest.approx(2.5)
 
 
-def row(method, bs, rounds, cpu, speedup=None, cpu_speedup=None, ideal=None, min_s=None):
+def row(method, bs, rounds, cpu, speedup=None, cpu_speedup=None, ideal=None, min_s=None, T=2):
     return {"method": method, "batch_size": bs, "rounds_s": rounds, "rounds_cpu_s": cpu,
             "min_s": min(rounds) if min_s is None else min_s, "speedup_vs_fixed_T": speedup,
-            "cpu_speedup_vs_fixed_T": cpu_speedup, "ideal_speedup": ideal}
+            "cpu_speedup_vs_fixed_T": cpu_speedup, "ideal_speedup": ideal, "avg_timesteps": T / ideal if ideal else None}
+
+
+def test_reachable_speedup_counts_the_work_done_once_per_sample():
+    """The issue's clean run: fixed T=4 cost 3.36 x fixed T=1, so a later step costs 2.36/3 of
+    T=1; at 1.0178 average timesteps (T / avg T = 3.93 x) the bound is 3.36 / (1 + 0.0178 * 2.36 / 3)."""
+    bound = reachable_speedup([1.0], [3.36], 4, 4 / 3.93)
+    assert bound == pytest.approx(3.36 / (1 + (4 / 3.93 - 1) * 2.36 / 3))
+    assert bound < 3.93 and bound == pytest.approx(3.31, abs=0.01)
+    # a stem that costs nothing (t(T) = T t(1)) gives the paper's ideal back
+    assert reachable_speedup([1.0, 2.0], [4.0, 8.0], 4, 2.0) == pytest.approx(2.0)
+    assert reachable_speedup([1.0], [1.0], 1, 1.0) == 1.0
 
 
 def test_summarize_hand_computed():
@@ -46,12 +57,16 @@ def test_summarize_hand_computed():
     assert (large["cpu_snn_t1_over_ann"], large["cpu_snn_later_timestep_over_ann"]) == pytest.approx((4.0, 1.0))
     # only SEENN methods: fastest = fastest Fixed T=2 round (4) / the method's fastest; fraction = speedup / ideal
     assert set(small["early_exit"]) == {"SEENN-I (confidence)", "SEENN-II"} and large["early_exit"] == {}
+    # reachable bound per round t(T) / [t(1) + (avg T - 1) (t(T) - t(1))]: SEENN-I (avg T 1) 5/3, 2, 2 -> 2;
+    # SEENN-II (avg T 1.25) 5/3.5, 8/5, 4/2.5 -> 1.6
     assert small["early_exit"]["SEENN-I (confidence)"] == pytest.approx(
-        {"speedup": 1.5, "cpu_speedup": 1.2, "fastest_speedup": 4 / 2.5, "ideal": 2.0, "fraction_of_ideal": 0.75,
-         "cpu_fraction_of_ideal": 0.6})
+        {"speedup": 1.5, "cpu_speedup": 1.2, "fastest_speedup": 4 / 2.5, "ideal": 2.0, "reachable": 2.0,
+         "fraction_of_ideal": 0.75, "cpu_fraction_of_ideal": 0.6})
     assert small["early_exit"]["SEENN-II"] == pytest.approx(
-        {"speedup": 1.8, "cpu_speedup": 1.6, "fastest_speedup": 4 / 3.2, "ideal": 1.6, "fraction_of_ideal": 1.125,
-         "cpu_fraction_of_ideal": 1.0})
+        {"speedup": 1.8, "cpu_speedup": 1.6, "fastest_speedup": 4 / 3.2, "ideal": 1.6, "reachable": 1.6,
+         "fraction_of_ideal": 1.125, "cpu_fraction_of_ideal": 1.0})
+    # fixed T over fixed T=1 per round: 5/3, 2, 2 -> 2; batch 4: 6/5
+    assert small["fixed_T_over_T1"] == pytest.approx(2.0) and large["fixed_T_over_T1"] == pytest.approx(1.2)
 
 
 def test_summarize_at_one_timestep_has_no_later_timestep_cost():

@@ -177,6 +177,23 @@ def test_seenn2_outputs_are_sane(project):
     assert s2c["variant"] == variants[variants["chosen"]]["variant"].item() and s2c["selected_by"] == "validation"
 
 
+def test_html_reports_and_metrics_of_both_tools(project, tmp_path):
+    """Snakemake's HTML report (figures, tables and PDFs declared with report()), `dvc plots show`
+    from the declared plots, and `dvc metrics show` listing only the headline files."""
+    html = tmp_path / "report.html"
+    sh(project, "snakemake", "--report", str(html), "--cores", "1")
+    text = html.read_text()
+    assert html.stat().st_size > 50_000 and "1 Summary" in text and "summary.png" in text
+    sh(project, "dvc", "plots", "show", "-o", str(tmp_path / "plots"))
+    assert (tmp_path / "plots" / "index.html").stat().st_size > 1_000
+    out = sh(project, "dvc", "metrics", "show").stdout
+    listed = set(re.findall(r"(results/\S+\.json)", out))
+    assert "results/metrics/headline/finetuned-seenn2.json" in listed
+    assert listed and all(p.startswith("results/metrics/headline/") for p in listed)
+    header = next(line for line in out.splitlines() if line.startswith("Path"))
+    assert header.split() == ["Path", "accuracy", "aet", "avg_timesteps", "empirical_aet", "energy_uJ"]
+
+
 def test_reruns_do_nothing_under_both_tools(project):
     assert planned_jobs(project) == set()
     assert dvc_changed(project) == set()

@@ -124,5 +124,5 @@ def declare():
                  desc="QCFS ANN -> IF SNN (threshold lambda, reset by subtraction, membrane from lambda/2); ANN accuracy",
                  params=("device", "deterministic", "loader", "conversion.max_timesteps", "evaluate"),
                  inputs={"ann": f"{d}/ann.pt", **split_paths("val", "test")},
-                 outputs={"model": f"{d}/snn.pt", "ann_metrics": f"{d}/ann_metrics.json"}, metrics=("ann_metrics",),
+                 outputs={"model": f"{d}/snn.pt", "ann_metrics": f"{d}/ann_metrics.json"},
                  threads="all")

@@ -120,6 +120,8 @@ class Stage:
     outputs: Mapping[str, str]
     metrics: tuple[str, ...] = ()  # output roles that DVC shows as metrics
     plots: tuple[str, ...] = ()  # output roles that DVC shows as plots
+    # output role -> (category, caption file in workflow/report/): Snakemake's HTML report (`snakemake --report`)
+    report: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     checkpoints: bool = False  # keeps resumable checkpoints under results/checkpoints/<name>/
     options: Mapping[str, object] = field(default_factory=dict)  # fixed arguments of `run` (ctx.extras)
     threads: int | str = 1  # "all": every core Snakemake was given (training, evaluation, latency)

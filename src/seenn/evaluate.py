@@ -52,5 +52,4 @@ def declare(branch):
                  params=("device", "deterministic", "loader", "evaluate"),
                  inputs={"model": branch.model, **extra_in, "val": s["val"], "test": s["test"]},
                  outputs={**extra_out, "logits_val": f"{d}/logits_val.pt", "logits_test": f"{d}/logits_test.pt",
-                          "metrics": f"{d}/metrics.json"},
-                 metrics=("metrics",), threads="all")
+                          "metrics": f"{d}/metrics.json"}, threads="all")

@@ -487,7 +487,7 @@ def declare_rule(branch, out: str, suffix: str, variant: str, compare: bool) -> 
               inputs={"policies": f"{out}/policies.pt", "model": branch.model, "val": s["val"], "test": s["test"],
                       "logits_val": logits["logits_val"], "logits_test": logits["logits_test"], "seenn1": f"{d}/seenn1.json"},
               outputs={"sweep": f"{out}/sweep.csv", "result": f"{out}/seenn2.json", "policy": f"{out}/policy.pt"},
-              metrics=("result",), options=opts, threads="all"),
+              options=opts, threads="all"),
     ]
     if compare:
         stages.append(
@@ -523,5 +523,5 @@ def declare(branch) -> list:
               inputs={**{f"result_{v}": f"{out}/{v}/seenn2.json" for v in rules},
                       **{f"sweep_{v}": f"{out}/{v}/sweep.csv" for v in rules}, "seenn1": f"{branch.dir}/seenn1.json"},
               outputs={"result": f"{out}/seenn2.json", "sweep": f"{out}/sweep.csv", "variants": f"{out}/variants.csv"},
-              metrics=("result",), threads="all"))
+              threads="all"))
     return stages

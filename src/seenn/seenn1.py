@@ -131,4 +131,4 @@ def declare(branch):
                  desc=f"SEENN-I threshold sweep and calibration on the {branch.name} SNN",
                  params=("seenn1",) + branch.seenn1_overrides,
                  inputs={"logits_val": f"{d}/logits_val.pt", "logits_test": f"{d}/logits_test.pt"},
-                 outputs={"sweep": f"{d}/seenn1_sweep.csv", "result": f"{d}/seenn1.json"}, metrics=("result",))
+                 outputs={"sweep": f"{d}/seenn1_sweep.csv", "result": f"{d}/seenn1.json"})

@@ -51,15 +51,17 @@ NOT_PER_SEED = ("seenn2_compare",)  # the estimator comparison stays on the main
 def _default_switches() -> dict:
     """What `build_stages` reads of the config, at the defaults' values (config/defaults.yaml)."""
     return {"seed": None, "seeds": [], "conversion": {"enabled": True}, "report": {"paper_row": None},
-            "data": {"name": "digits", "split_list": None}, "teas": {"enabled": True}}
+            "data": {"name": "digits", "split_list": None}, "teas": {"enabled": True},
+            "seenn1": {"scores": ["confidence", "entropy"]}}
 
 
 def build_stages(config: dict | None = None) -> list[Stage]:
     """The stage table of a validated config (None: of the default config). Only these settings
     shape it: `conversion.enabled` (the conversion branch or not), `seeds` (one copy of the
     training-to-evaluation stages per extra seed), `report.paper_row` (the paper comparison),
-    `teas.enabled` (TEAS's stages) and `data.name` (TEAS's MNIST row only on the digits);
-    `data.split_list`, when set, is one more input of the data stage."""
+    `seenn1.scores` (one headline metric file per score), `teas.enabled` (TEAS's stages) and
+    `data.name` (TEAS's MNIST row only on the digits); `data.split_list`, when set, is one more
+    input of the data stage."""
     cfg = config if config is not None else _default_switches()
     conversion = cfg["conversion"]["enabled"]
     extra_seeds = [s for s in cfg["seeds"] if s != cfg["seed"]]
@@ -78,6 +80,7 @@ def build_stages(config: dict | None = None) -> list[Stage]:
     teas_files = teas_paths.evaluations(conversion, mnist) if teas else None
     tables_st = tables.declare(conversion=conversion, seed_runs=seed_runs,
                                paper_numbers=PAPER_NUMBERS if cfg["report"]["paper_row"] is not None else None,
+                               energy=energy_st.outputs["energy"], scores=tuple(cfg["seenn1"]["scores"]),
                                teas=teas_files)
     figures_st = figures.declare(conversion=conversion, teas=teas_files)
     report_sts = pdf.declare(tables_st, figures_st, energy_st, latency_st, conversion=conversion,

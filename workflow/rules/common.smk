@@ -34,6 +34,17 @@ def stage_inputs(stage):
     return {**stage.inputs, "params": stage.params_file, "code": stage.code_files()}
 
 
+def stage_outputs(stage):
+    """Named outputs of a rule: the stage's files, those it shows in Snakemake's HTML report
+    (`snakemake --report report.html`) wrapped in `report()` with their category and caption
+    (workflow/report/<caption>.rst; the path is relative to workflow/rules/, where the rules are made)."""
+    return {
+        role: report(path, caption=f"../report/{stage.report[role][1]}", category=stage.report[role][0])
+        if role in stage.report else path
+        for role, path in stage.outputs.items()
+    }
+
+
 def stage_threads(stage):
     """A stage's `threads`: "all" (training, evaluation, latency, which must run alone while it
     measures) takes every core, as a callable, so `workflow.cores` is read only when a job is

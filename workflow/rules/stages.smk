@@ -11,7 +11,7 @@ for _st in STAGES:
         input:
             **stage_inputs(_st),
         output:
-            **_st.outputs,
+            **stage_outputs(_st),
         log:
             _st.log_file,
         threads: stage_threads(_st)

@@ -123,6 +123,40 @@ def conversion_figures(ctx, dpi: int) -> None:
     save_png(training_figure(pd.read_csv(i["ann_train_log"]), "QCFS ANN training"), ctx.outputs["training_ann"], dpi)
 
 
+def summary_figure(inputs: dict):
+    """The summary's accuracy-vs-cost figure: one panel per SNN, fixed T over T, SEENN-I over
+    alpha (test), SEENN-II over beta where the SNN has it, and the oracle."""
+    from ..methods import BRANCH_LABELS
+
+    panels = [("direct", "sweep_direct", None), ("finetuned", "sweep_finetuned", "seenn2_sweep"),
+              ("converted", "sweep_converted", "seenn2_sweep_converted")]
+    panels = [p for p in panels if f"metrics_{p[0]}" in inputs]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 2.9), squeeze=False)
+    for ax, (branch, sweep_role, s2_role) in zip(axes[0], panels):
+        m = read_json(inputs[f"metrics_{branch}"])["test"]
+        acc = m["accuracy_per_t"]
+        ax.plot(range(1, len(acc) + 1), acc, "ko--", ms=3, lw=1, label="fixed T")
+        sweep = pd.read_csv(inputs[sweep_role])
+        for score, df in sweep[sweep["split"] == "test"].sort_values(["score", "alpha"]).groupby("score", sort=True):
+            ax.plot(df["avg_timesteps"], df["accuracy"], lw=1.3, label=f"{seenn1_label(score)} over α")
+        if s2_role and s2_role in inputs:
+            curve = pd.read_csv(inputs[s2_role]).sort_values("test_avg_timesteps")
+            ax.plot(curve["test_avg_timesteps"], curve["test_accuracy"], "o-", color="tab:red", ms=4, lw=1.5,
+                    label="SEENN-II over β")
+        ax.scatter([m["oracle_timesteps"]], [m["oracle_accuracy"]], marker="D", color="grey", zorder=5, label="oracle")
+        if len(acc) > 8:
+            ax.set_xscale("log", base=2)
+        ax.set_title(BRANCH_LABELS[branch], fontsize=9)
+        ax.set_xlabel("average timesteps")
+        ax.tick_params(labelsize=7)
+    axes[0][0].set_ylabel("test accuracy (%)")
+    handles = {lab: h for ax in axes[0] for h, lab in zip(*ax.get_legend_handles_labels())}
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(5, len(handles)), fontsize=7,
+               bbox_to_anchor=(0.5, -0.02), frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
 def stage_figures(ctx) -> None:
     p = ctx.params
     sns.set_theme(style=p["figures"]["style"])
@@ -131,6 +165,7 @@ def stage_figures(ctx) -> None:
     seenn1 = read_json(ctx.inputs["seenn1_direct"])
     sweep = pd.read_csv(ctx.inputs["sweep_direct"])
     z, y = load_logits(ctx.inputs["logits_test"])
+    save_png(summary_figure(ctx.inputs), ctx.outputs["summary"], dpi)
     save_png(tradeoff_figure(sweep, metrics, seenn1, "Accuracy vs average timesteps (test)"), ctx.outputs["tradeoff"], dpi)
     save_png(exit_histogram_figure(seenn1, "Exit timesteps of SEENN-I (test)"), ctx.outputs["exit_histogram"], dpi)
     save_png(confidence_figure(z, y, seenn1["settings"]["temperature"], seenn1["settings"]["accumulate"], p["figures"]["confidence_bins"],
@@ -222,13 +257,26 @@ SEENN2_FIGURES = ("tradeoff_seenn2", "policy_training", "policy_compare", "train
 CONVERSION_FIGURES = ("conversion", "tradeoff_converted", "training_ann")
 
 
+# output role -> (category, caption file in workflow/report/): what Snakemake's HTML report shows
+REPORT_FIGURES = {
+    "summary": ("1 Summary", "summary.rst"), "tradeoff": ("2 SEENN-I", "tradeoff.rst"),
+    "exit_histogram": ("2 SEENN-I", "exit_histogram.rst"), "confidence": ("2 SEENN-I", "confidence.rst"),
+    "training": ("2 SEENN-I", "training.rst"), "tradeoff_seenn2": ("3 SEENN-II", "tradeoff_seenn2.rst"),
+    "policy_training": ("3 SEENN-II", "policy_training.rst"), "policy_compare": ("3 SEENN-II", "policy_compare.rst"),
+    "training_finetune": ("3 SEENN-II", "training_finetune.rst"), "conversion": ("4 Conversion", "conversion.rst"),
+    "tradeoff_converted": ("4 Conversion", "tradeoff_converted.rst"), "training_ann": ("4 Conversion", "training_ann.rst"),
+    "teas_activity": ("5 TEAS", "teas_activity.rst"), "teas_allocation": ("5 TEAS", "teas_allocation.rst"),
+    "teas_combined": ("5 TEAS", "teas_combined.rst"),
+}
+
+
 def declare(conversion: bool = True, teas: dict[str, str] | None = None):
     """The figures of the branches present (the conversion branch's only when it is in the DAG; with
     TEAS's result files, `teas`: role -> path, also TEAS's figures and the combined one)."""
     from ..dag import FIGURES, TABLES, Stage, branch_dir, result_inputs
 
     direct, conv = branch_dir("direct"), branch_dir("converted")
-    names = ("tradeoff", "exit_histogram", "confidence", "training") + (CONVERSION_FIGURES if conversion else ())
+    names = ("summary", "tradeoff", "exit_histogram", "confidence", "training") + (CONVERSION_FIGURES if conversion else ())
     inputs = {"logits_test": f"{direct}/logits_test.pt", "sweep_direct": f"{direct}/seenn1_sweep.csv",
               "train_log": f"{direct}/train_log.csv", **result_inputs(conversion),
               **({"ann_train_log": f"{conv}/ann_train_log.csv"} if conversion else {})}
@@ -240,4 +288,5 @@ def declare(conversion: bool = True, teas: dict[str, str] | None = None):
         outputs.update(declare_outputs(TABLES, FIGURES)[1])
     return Stage(name="figures", run=stage_figures,
                  desc="figures: accuracy vs average timesteps, exit histogram, confidence per timestep",
-                 params=("figures",), inputs=inputs, outputs=outputs)
+                 params=("figures",), inputs=inputs, outputs=outputs,
+                 report={name: REPORT_FIGURES[name] for name in outputs})

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import read_json, write_table, write_text
+from ..io import read_json, write_json, write_table, write_text
 from ..methods import BRANCH_LABELS, QCFS_ANN, fixed_label, seenn1_label
 from ..metrics import doubling_timesteps
+from .headline import SEENN2_ROLES, headline_path, headline_role, headline_rows, headline_table, method_keys, metric_file
 
 
 
@@ -64,6 +65,7 @@ def build_tables(inputs: dict) -> dict[str, pd.DataFrame]:
         tables["conversion"] = conversion_table(read_json(inputs["ann_metrics"]), read_json(inputs["metrics_converted"]))
     if "seenn2_result" in inputs:
         add_seenn2_tables(tables, inputs)
+    tables["headline"] = headline_table(headline_rows(inputs))
     return tables
 
 
@@ -304,6 +306,8 @@ def paper_comparison_markdown(df: pd.DataFrame, row_id: str, row: dict) -> str:
 def stage_tables(ctx) -> None:
     for name, df in build_tables(ctx.inputs).items():
         write_table(df, ctx.outputs[f"{name}_csv"], ctx.outputs[f"{name}_md"])
+    for row in headline_rows(ctx.inputs):  # the files DVC shows as metrics
+        write_json(ctx.outputs[headline_role(row["snn_key"], row["key"])], metric_file(row))
     p = ctx.params
     runs = split_runs(ctx.inputs, p["seed"], p["seeds"])
     if "seeds_csv" in ctx.outputs:
@@ -326,20 +330,31 @@ def stage_tables(ctx) -> None:
 
 # --- declaration -------------------------------------------------------------------------------
 
-TABLE_NAMES = ("accuracy_per_t", "aet", "methods", "conversion", "seenn2_sweep", "seenn2_compare", "seenn2_ops",
+TABLE_NAMES = ("headline", "accuracy_per_t", "aet", "methods", "conversion", "seenn2_sweep", "seenn2_compare", "seenn2_ops",
                "seenn2_variants")
 CONVERSION_TABLES = ("conversion", "seenn2_variants")  # built only from the conversion branch
 
 
+# tables Snakemake's HTML report shows (CSV as sortable tables): role -> (category, caption file in workflow/report/)
+REPORT_TABLES = {"headline_csv": ("1 Summary", "headline.rst"), "methods_csv": ("2 SEENN-I", "methods.rst"),
+                 "seenn2_sweep_csv": ("3 SEENN-II", "seenn2_sweep.rst"), "conversion_csv": ("4 Conversion", "conversion_table.rst"),
+                 "teas_csv": ("5 TEAS", "teas_table.rst")}
+
+
 def declare(conversion: bool = True, seed_runs: dict[int, str] | None = None, paper_numbers: str | None = None,
+            energy: str | None = None, scores: tuple[str, ...] = ("confidence", "entropy"),
             teas: dict[str, str] | None = None):
     """The tables of the branches present; with extra seeds (`seed_runs`: seed -> its results
     directory) also seeds.{csv,md}; with a paper numbers file also paper_comparison.{csv,md}; with
-    TEAS's result files (`teas`: role -> path) also teas*.{csv,md}."""
+    TEAS's result files (`teas`: role -> path) also teas*.{csv,md}. The headline numbers (one JSON
+    per SNN and SEENN-I `scores` and the other methods, with the `energy` counted on the engine's
+    SNN) are the stage's metrics."""
     from ..dag import TABLES, Stage, result_inputs
 
     names = [n for n in TABLE_NAMES if conversion or n not in CONVERSION_TABLES]
     inputs = result_inputs(conversion)
+    if energy:
+        inputs["energy"] = energy
     for s, base in (seed_runs or {}).items():
         inputs.update({seed_role(s, r): v for r, v in result_inputs(conversion, base).items() if r in SEED_ROLES})
     if seed_runs:
@@ -347,13 +362,20 @@ def declare(conversion: bool = True, seed_runs: dict[int, str] | None = None, pa
     if paper_numbers:
         inputs["paper_numbers"] = paper_numbers
         names.append("paper_comparison")
-    outputs = {f"{name}_{ext}": f"{TABLES}/{name}.{ext}" for name in names for ext in ("csv", "md")}
+    snns = [k.removeprefix("metrics_") for k in inputs if k.startswith("metrics_")]
+    headline = {headline_role(b, key): headline_path(b, key) for b in snns
+                for key in method_keys(b, list(scores), SEENN2_ROLES.get(b) in inputs)}
+    outputs = {**{f"{name}_{ext}": f"{TABLES}/{name}.{ext}" for name in names for ext in ("csv", "md")}, **headline}
     if teas:
         from ..dag import FIGURES
         from .teas_pages import declare_outputs
 
         inputs.update(teas)
         outputs.update(declare_outputs(TABLES, FIGURES, mnist="teas_evaluation_mnist" in teas)[0])
+        names.append("teas")
     return Stage(name="tables", run=stage_tables,
-                 desc="CSV and Markdown tables: accuracy per T, AET vs empirical AET, fixed T vs SEENN-I/II vs oracle",
-                 params=("seed", "seeds", "report.paper_row"), inputs=inputs, outputs=outputs)
+                 desc="CSV and Markdown tables: accuracy per T, AET vs empirical AET, fixed T vs SEENN-I/II vs oracle; "
+                      "the headline numbers per SNN and method (DVC metrics)",
+                 params=("seed", "seeds", "report.paper_row"), inputs=inputs, outputs=outputs,
+                 metrics=tuple(headline),
+                 report={role: c for role, c in REPORT_TABLES.items() if role.removesuffix("_csv") in names})

@@ -1,7 +1,7 @@
 """TEAS in the report: its tables (results/tables/teas*.csv/.md), its figures (activity profile with
 the noise probe, allocation per layer, and the combined accuracy-vs-cost figure of fixed T,
-SEENN-I, SEENN-II and TEAS on the fine-tuned SNN) and its PDF pages, in a module of their own so
-the tables, figures and report stages call them with one line each. Reads only result files."""
+SEENN-I, SEENN-II and TEAS on the fine-tuned SNN) and its method notes, in a module of their own so
+the tables and figures stages call them with one line each (the report's TEAS section: report.sections). Reads only result files."""
 
 from __future__ import annotations
 
@@ -242,50 +242,6 @@ def write_figures(inputs: dict, outputs: dict, dpi: int, save_png) -> None:
                              read_json(inputs["seenn1_finetuned"]), pd.read_csv(inputs["seenn2_sweep"]),
                              read_json(inputs["energy"]), read_json(inputs["teas_evaluation_finetuned"])),
              outputs["teas_combined"], dpi)
-
-
-# --- the report's pages ---------------------------------------------------------------------------
-
-SHORT = {"test_accuracy": "test acc (%)", "timestep_equivalents": "TE", "avg_window": "avg window", "energy_uJ": "energy (uJ)"}
-
-
-def _short(df: pd.DataFrame, drop=()) -> pd.DataFrame:
-    return df.drop(columns=[c for c in drop if c in df.columns])
-
-
-def pages(pdf, inputs: dict, text_page, table_page, figure_page) -> None:
-    """TEAS's section of the report (the page helpers of seenn.report.pdf passed in)."""
-    text_page(pdf, "TEAS: layer-wise time steps guided by spiking activity", [("Method notes", METHOD_NOTES)])
-    res = pd.read_csv(inputs["teas_csv"])
-    res["model"] = res["model"].str.replace(" SNN", "", regex=False).str.replace(r" \(.*\)", "", regex=True)
-    table_page(pdf, [
-        ("TEAS per SNN and variant (test)", _short(res, ("ACs_M", "MACs_M", "test_samples")).rename(columns=SHORT)),
-        ("Ablation (paper Fig. 6): direct SNN at the default ratio",
-         pd.read_csv(inputs["teas_ablation_csv"]).rename(columns=SHORT)),
-    ], notes=TABLE_NOTES["teas"])
-    tables = [("Activity profile and noise probe (validation)",
-               _short(pd.read_csv(inputs["teas_activity_csv"]), ("noise_u",)))]
-    if "teas_mnist_csv" in inputs:  # on the digits
-        tables.append(("MNIST row: the TEAS paper (Table 2) beside this run", pd.read_csv(inputs["teas_mnist_csv"])))
-    table_page(pdf, tables, notes=TABLE_NOTES["teas_mnist"] if "teas_mnist_csv" in inputs else None)
-    figure_page(pdf, "TEAS: activity profile and noise sensitivity", inputs["teas_activity"],
-                "Bars: spikes per neuron per step of each spiking layer at the full window (validation). Line: "
-                "validation accuracy with noise of magnitude u on that layer's input alone (dotted: no noise), as the "
-                "paper's Fig. 3.")
-    figure_page(pdf, "TEAS: time steps per layer", inputs["teas_allocation"],
-                "Windows per spiking layer of each TEAS variant (allocation only, retrained with and without the "
-                "regularizer) at every ratio; the dotted line is the full window T.")
-    figure_page(pdf, "Accuracy vs cost: fixed T, SEENN-I, SEENN-II, TEAS", inputs["teas_combined"],
-                "All on the fine-tuned SNN and the test split. Left: energy per inference from the same operation "
-                "counter (SEENN-II includes its policy network). Right: average exit timestep for SEENN, "
-                "timestep-equivalents (the cost-weighted average window) for TEAS. TEAS's fixed-T point runs "
-                "layer-major and lands on the engine's fixed T.")
-
-
-def latency_page(pdf, latency_csv: str, table_page) -> None:
-    """The measurements report's TEAS page: layer-major latency."""
-    table_page(pdf, [("TEAS: measured layer-major latency on the direct SNN", pd.read_csv(latency_csv))],
-               notes="Wall-clock medians over interleaved rounds (teas.latency_repetitions); a measurement.")
 
 
 def declare_outputs(tables_dir: str, figures_dir: str, mnist: bool = True) -> tuple[dict, dict]:

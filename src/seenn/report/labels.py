@@ -1,0 +1,88 @@
+"""Human names for every table column, code value and method the report prints, with units and
+number formats, in one place: tables keep their machine column names, the report shows these."""
+
+from __future__ import annotations
+
+import math
+import re
+
+# column -> (header with unit, format); format: a number of decimals, "int", "sci" (3 significant), or "text"
+COLUMNS: dict[str, tuple[str, object]] = {
+    "model": ("SNN", "text"), "snn": ("SNN", "text"), "method": ("Method", "text"), "dataset": ("Dataset", "text"),
+    "T": ("T", "int"), "max_T": ("Max. T", "int"), "threshold": ("Threshold α", 4),
+    "test_accuracy": ("Test acc. (%)", 2), "val_accuracy": ("Val. acc. (%)", 2), "accuracy": ("Acc. (%)", 2),
+    "avg_timesteps": ("Avg. timesteps", 3), "test_avg_timesteps": ("Test avg. timesteps", 3),
+    "val_avg_timesteps": ("Val. avg. timesteps", 3), "timestep_reduction": ("T / avg. timesteps (×)", 2),
+    "AET": ("AET (Eq. 4)", 3), "empirical_AET": ("Empirical AET (Eq. 13)", 3), "aet": ("AET (Eq. 4)", 3),
+    "empirical_aet": ("Empirical AET (Eq. 13)", 3), "difference": ("Difference", 3),
+    "test_gap_to_ann": ("Gap to the ANN (pts)", 2),
+    "beta": ("β", "g"), "variant": ("Training rule", "text"), "estimator": ("Estimator", "text"),
+    "train_split": ("Policy split", "text"), "sample_weighting": ("Weighted", "text"),
+    "action_grid": ("Actions u", "text"), "reward": ("Reward", "text"), "actions": ("Number of actions", "int"),
+    "chosen": ("Picked on val.", "text"), "policy_arch": ("Policy network", "text"), "policy_macs": ("Policy MACs", "int"),
+    "epochs": ("Epochs", "int"), "SNN acc t=1, policy split": ("SNN acc. at t = 1, policy split (%)", 2),
+    "SEENN-II acc, policy split": ("SEENN-II acc., policy split (%)", 2),
+    "mean u, policy split": ("Mean u, policy split", 3), "exits": ("Exits at t = 1, 2, …", "text"),
+    "quantity": ("Quantity", "text"), "value": ("Value", "text"), "mean": ("Mean", 3), "std": ("Std.", 3), "n": ("n", "int"),
+    "ACs_M": ("ACs (M)", 3), "MACs_M": ("MACs (M)", 3), "energy_uJ": ("Energy (µJ)", 3),
+    "energy_vs_ANN": ("Energy / ANN", 3), "energy_vs_fixed_T1": ("Energy / fixed T = 1", 3),
+    "energy_uJ_authors_counting": ("Energy, authors' counting (µJ)", 3),
+    "metric": ("Figure", "text"), "paper": ("Paper", "text"), "this_run": ("This run", "text"),
+    "this_minus_paper": ("This run − paper", "text"),
+    "ms_per_sample": ("ms per sample", 3), "samples_per_s": ("Samples / s", 1), "batch": ("Batch", "int"),
+    "samples": ("Samples", "int"), "speedup": ("Measured speedup (×)", 2), "ideal": ("Paper's ideal T / avg. t (×)", 2),
+    "reachable": ("Reachable bound (×)", 2),
+    "seenn1_alpha": ("SEENN-I α", 4), "seenn1_acc": ("SEENN-I acc. (%)", 2), "seenn1_t": ("SEENN-I avg. timesteps", 3),
+    "seenn2_minus_seenn1": ("SEENN-II − best SEENN-I (pts)", 2), "energy": ("Energy (µJ)", 3),
+    "teas_variant": ("TEAS variant", "text"), "ratio": ("Ratio ρ", "g"), "timestep_equivalents": ("Timestep-equiv.", 3),
+    "avg_window": ("Avg. window", 2), "windows": ("Windows per layer", "text"), "layer": ("Layer", "text"),
+    "act_raw": ("Spikes per step", 1), "act_per_neuron": ("Spikes per neuron per step", 4),
+    "cost_per_step_ops": ("Operations per step", "int"), "acc_clean": ("Val. acc. (%)", 2),
+    "acc_noisy": ("Val. acc. with noise (%)", 2), "seconds_per_sample": ("s per sample", 5),
+    "cpu_seconds_per_sample": ("CPU s per sample", 5), "batch_size": ("Batch", "int"),
+}
+
+# code values that appear in table cells -> what a reader sees
+VALUES = {"pow2": "powers of two", "pow2_linear": "powers of two, linear reward", "paper": "paper's",
+          "linear": "linear reward", "powers_of_two": "1, 2, 4, …, T", "all": "1, 2, …, T", "exponential": "2^−(u−1)",
+          "expected": "expected reward", "reinforce": "REINFORCE", "val": "validation", "train": "training",
+          "True": "yes", "False": "no", "configured": "configured", "table6": "Table 6",
+          "test_accuracy": "test accuracy (%)", "avg_timesteps": "average timesteps"}  # quantities of seeds.csv
+
+SNN_SHORT = {"direct": "direct", "finetuned": "fine-tuned", "converted": "converted"}
+
+
+def header(column: str) -> str:
+    """The header of a column: its human name and unit (an unknown column is refused, so no code
+    name reaches the page)."""
+    if column in COLUMNS:
+        return COLUMNS[column][0]
+    raise KeyError(f"no human name for table column {column!r} (add it to seenn.report.labels.COLUMNS)")
+
+
+def cell(value, fmt) -> str:
+    """One value as printed: numbers at the column's decimals, code values by their names, blanks for NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if fmt == "text" or isinstance(value, str):
+        text = str(value)
+        return VALUES.get(text, text)
+    if fmt == "int":
+        return f"{int(round(value)):,d}"
+    if fmt == "g":
+        return f"{value:g}"
+    return f"{value:,.{fmt}f}"
+
+
+def column_format(column: str):
+    return COLUMNS[column][1] if column in COLUMNS else "text"
+
+
+CODE_NAME = re.compile(r"\b[A-Za-z]+_[A-Za-z0-9_]+\b|\b[a-z]+[A-Z][A-Za-z]*\b|[{}\[\]]")
+
+
+def code_names(text: str) -> list[str]:
+    """snake_case, camelCase or braces in a text: what must never reach a table (a test scans every cell)."""
+    return CODE_NAME.findall(text)

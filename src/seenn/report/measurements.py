@@ -1,0 +1,65 @@
+"""The measurements PDF (stage report_measurements): measured latency, the speedup of each
+early-exit method beside the paper's ideal T / avg T and the bound reachable on this machine, and
+the counted energy. Wall-clock figures: not deterministic, kept out of the main report."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..io import read_json
+from . import notes
+from .document import SMALL, Document
+
+
+def conditions(env: dict) -> str:
+    return (f"Measured on {env['device']} ({env['cpu']}, {env['cpu_count']} cores), {env['torch_threads']} torch "
+            f"thread(s), fused LIF {'on' if env['fused_lif'] else 'off'}, torch {env['torch']}; median of the timed "
+            f"rounds; 1-minute load average {env['load_average_1min_start']:.1f} at the start, "
+            f"{env['load_average_1min_end']:.1f} at the end (other jobs sharing the machine slow every method).")
+
+
+def speedup_table(summary: list[dict]) -> pd.DataFrame:
+    """Per batch size and early-exit method: measured speedup, the paper's ideal, the reachable bound."""
+    return pd.DataFrame([{"batch": s["batch_size"], "method": name, "speedup": v["speedup"], "ideal": v["ideal"],
+                          "reachable": v["reachable"]}
+                         for s in summary for name, v in s["early_exit"].items()])
+
+
+def write(inputs: dict, title: str, path: str) -> Document:
+    lat = read_json(inputs["latency"])
+    T = lat["timesteps"]
+    teas = "teas_latency_csv" in inputs
+    doc = Document(title, [("latency", "Measured latency and speedup"), ("energy", "Energy per inference (counted)")]
+                   + ([("teas", "TEAS: layer-major latency")] if teas else []))
+    doc.title_block("Wall-clock measurements of this run: they change from run to run and machine to machine.")
+    doc.section("latency")
+    doc.para(conditions(lat["environment"]))
+    for para in notes.paragraphs(notes.ENGINE_NOTES)[2:]:
+        doc.para(para)
+    costs = "; ".join(f"batch {s['batch_size']}: fixed T = {T} costs {s['fixed_T_over_T1']:.2f}× fixed T = 1"
+                      for s in lat["summary"] if "fixed_T_over_T1" in s)
+    doc.para(f"The paper's ideal speedup T / avg. timesteps assumes every timestep costs the same; but the stem and the "
+             f"input work run once per sample ({costs}), so early exit can reach at most "
+             f"t(T) / [t(1) + (avg. timesteps − 1) · t(later step)], from the same rounds' timings of fixed T = 1 and "
+             f"fixed T = {T}: the reachable bound.")
+    doc.table(speedup_table(lat["summary"]), f"Speedup of each early-exit method over fixed T = {T}: measured (median of "
+              "per-round ratios), the paper's ideal and the reachable bound on this machine.",
+              columns=["batch", "method", "speedup", "ideal", "reachable"])
+    doc.table(pd.read_csv(inputs["latency_csv"]), "Latency per method and batch size (ms per sample is paper Eq. 14).",
+              columns=["method", "batch", "samples", "ms_per_sample", "samples_per_s", "avg_timesteps", "speedup"])
+    doc.section("energy")
+    doc.para(notes.paragraphs(notes.ENGINE_NOTES)[1])
+    doc.table(pd.read_csv(inputs["energy_csv"]), "Energy per inference (test split, counted from spikes).",
+              columns=["method", "test_accuracy", "avg_timesteps", "ACs_M", "MACs_M", "energy_uJ", "energy_vs_fixed_T1",
+                       "energy_vs_ANN"])
+    doc.para(" ".join(read_json(inputs["energy"])["conventions"].split()), style=SMALL)
+    if teas:
+        doc.section("teas")
+        lat_teas = pd.read_csv(inputs["teas_latency_csv"])
+        lat_teas["method"] = lat_teas["method"].str.replace(r"\[(.*)\]", lambda m: "(windows " + m[1].replace(",", "") + ")",
+                                                            regex=True)
+        doc.table(lat_teas, "TEAS: measured layer-major latency on the direct SNN "
+                  "(medians over interleaved rounds, teas.latency_repetitions).",
+                  columns=["method", "samples", "batch_size", "seconds_per_sample", "cpu_seconds_per_sample"])
+    doc.build(path)
+    return doc
