@@ -84,7 +84,7 @@ def test_code_names_are_found():
 
 # --- the whole document, from a small finished run ------------------------------------------
 
-def report_inputs(root: Path, conversion: bool = True) -> dict:
+def report_inputs(root: Path, conversion: bool = True, teas: bool = True) -> dict:
     """The report stage's inputs (roles of the default stage table), as files under `root`."""
     from seenn.dag import conversion_inputs
     from seenn.stages import BY_NAME
@@ -94,16 +94,18 @@ def report_inputs(root: Path, conversion: bool = True) -> dict:
         dropped = set(conversion_inputs()) | {"conversion", "tradeoff_converted", "training_ann", "conversion_csv",
                                               "conversion_md", "seenn2_variants_csv", "seenn2_variants_md"}
         inputs = {k: v for k, v in inputs.items() if k not in dropped}
+    if not teas:  # teas.enabled: false
+        inputs = {k: v for k, v in inputs.items() if not k.startswith("teas")}
     return {k: str(root / v) for k, v in inputs.items()}
 
 
-def build(root: Path, conversion: bool = True):
+def build(root: Path, conversion: bool = True, teas: bool = True):
     import json
 
     from seenn.report.sections import SECTIONS, Run, write_document
 
     params = json.loads((FIXTURE / "params.json").read_text())
-    run = Run(report_inputs(root, conversion), params, ["provenance line one", "provenance line two"])
+    run = Run(report_inputs(root, conversion, teas), params, ["provenance line one", "provenance line two"])
     out = root / "reports" / "seenn_report.pdf"
     out.parent.mkdir(exist_ok=True)
     doc = write_document(run, params["report"]["title"], "subtitle", str(out), SECTIONS)
@@ -142,8 +144,12 @@ def test_sections_follow_the_declared_inputs(tmp_path):
     shutil.copytree(FIXTURE, root)
     doc, _ = build(root, conversion=False)
     assert "conversion" not in doc.numbers and "summary" in doc.numbers and "seenn2" in doc.numbers
-    assert doc.numbers["energy"] == doc.numbers["seenn2"] + 1
+    assert doc.numbers["teas"] == doc.numbers["seenn2"] + 1 and doc.numbers["energy"] == doc.numbers["teas"] + 1
     assert "paper" not in doc.numbers and "seeds" not in doc.numbers  # no paper row, no extra seeds configured
+    root = tmp_path / "noteas"
+    shutil.copytree(FIXTURE, root)
+    doc, _ = build(root, teas=False)
+    assert "teas" not in doc.numbers and doc.numbers["energy"] == doc.numbers["conversion"] + 1
 
 
 def test_identical_inputs_give_identical_bytes_in_another_directory(built, tmp_path):
@@ -176,8 +182,8 @@ def test_paper_beside_run_names_the_row_it_mirrors(tmp_path):
     inputs = {**report_inputs(root), "paper_numbers": str(root / "numbers.yaml"),
               "paper_comparison_csv": str(root / "paper_comparison.csv")}
     doc = write_document(Run(inputs, params, []), "t", "s", str(root / "r.pdf"), SECTIONS)
-    assert doc.numbers["paper"] == doc.numbers["conversion"] + 1
-    g = next(g for g in doc.grids if "Paper" in g.headers)
+    assert doc.numbers["paper"] == doc.numbers["teas"] + 1  # after conversion and TEAS
+    g = next(g for g in doc.grids if "This run − paper" in g.headers)  # (the TEAS MNIST table has a Paper column too)
     assert g.headers == ["Figure", "SNN", "Paper", "This run", "This run − paper"]
     assert g.rows[0][2:] == ["96.07", "32.0000", "-64.0700"] and g.rows[1][2] == "not given in the texts"
     text = " ".join(p.text for p in doc.story if hasattr(p, "text"))

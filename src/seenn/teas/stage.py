@@ -298,7 +298,7 @@ def declare(conversion: bool = True, mnist: bool = True) -> list:
                             params=RUN_KEYS + EVALUATE_KEYS + extra,
                             inputs={"model": _model_of(target), "test": s["test"], "allocation": paths.allocation(target),
                                     **retrained},
-                            outputs={"evaluation": paths.evaluation(target)}, metrics=("evaluation",),
+                            outputs={"evaluation": paths.evaluation(target)},
                             options={"target": target}, threads=THREADS))
     from .latency import declare as latency_declare
 
