@@ -48,6 +48,7 @@ def outline(path) -> list[str]:
     return re.findall(r"/Title \((.*?)\)", Path(path).read_bytes().decode("latin-1"))
 
 
+@pytest.fixture(scope="module")
 def dvs_project(tmp_path_factory):
     base = tmp_path_factory.mktemp("dvs")
     make_cifar10dvs(base / "raw", per_class=6)  # 60 recordings: test 6, val 10, train 44
