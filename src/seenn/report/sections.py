@@ -271,8 +271,8 @@ def teas(run: Run, doc: Document) -> None:
     doc.section("teas")
     res = _teas_model(run.csv("teas_csv"))
     ratio = run.params["teas"]["ratio"]
-    ft = res[(res["model"] == BRANCH_LABELS["finetuned"].replace(" SNN", "")) & (res["ratio"] == ratio)]
-    fixed = res[(res["model"] == BRANCH_LABELS["finetuned"].replace(" SNN", "")) & (res["teas_variant"] == "fixed T")]
+    on_ft = res["model"] == BRANCH_LABELS["finetuned"].replace(" SNN", "")  # the short names _teas_model gives
+    ft, fixed = res[on_ft & (res["ratio"] == ratio)], res[on_ft & (res["teas_variant"] == "fixed T")]
     lead = ("TEAS gives each spiking layer its own window of time steps, allocated from the layer's spiking activity "
             f"at a target scaling ratio ρ (teas.ratio = {ratio:g}), converts spike trains between windows (Eq. 3), and "
             "retrains the direct SNN with an activity-weighted regularizer. It runs layer by layer. ")
