@@ -102,3 +102,20 @@ def test_tf32_is_its_own_switch_and_deterministic_leaves_it_alone(monkeypatch):
     finally:
         set_tf32(False)
         torch.use_deterministic_algorithms(False)
+
+
+def test_deterministic_setup_leaves_the_compiler_unimported_until_it_compiles():
+    """`setup(deterministic=True)` switches torch's deterministic kernels on without importing
+    torch._inductor (3 s at every stage start), and `import seenn.stages` (every stage, every
+    Snakemake start) loads no seaborn; inductor gets the flag once something compiles."""
+    code = (
+        "import sys, torch\n"
+        "import seenn.stages\n"
+        "from seenn.runtime import setup, sync_compiler_determinism\n"
+        "setup(0, True, 'cpu')\n"
+        "print(torch.are_deterministic_algorithms_enabled(), 'torch._inductor' in sys.modules, 'seaborn' in sys.modules)\n"
+        "sync_compiler_determinism()\n"
+        "import torch._inductor.config as c\n"
+        "print(c.deterministic)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "False", "False", "True"]

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .neurons import LIF, PlainLIF, Surrogate, neuron_modules
+from .runtime import sync_compiler_determinism
 
 log = logging.getLogger("seenn")
 
@@ -92,6 +93,7 @@ class _Kernels:
             try:
                 fn = self.compiled.get(plain.__name__)
                 if fn is None:
+                    sync_compiler_determinism()
                     fn = self.compiled[plain.__name__] = torch.compile(plain, dynamic=True)
                 return fn(*args)
             except Exception as exc:  # no C++ compiler, unsupported platform...: fall back, once

@@ -95,11 +95,29 @@ def setup(seed: int, deterministic: bool, device: str, cpu_kernels: str = "nativ
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     if deterministic:
-        torch.use_deterministic_algorithms(True)
+        deterministic_kernels()
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
     set_tf32(tf32)
     return pick_device(device)
+
+
+def deterministic_kernels() -> None:
+    """What torch.use_deterministic_algorithms(True) does to eager kernels, without its import of
+    torch._inductor (3 s at the start of every stage, none of which compiles); the compiler's own
+    flag follows at the first compile (sync_compiler_determinism)."""
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None:  # a torch without the private setter: the public call, import and all
+        torch.use_deterministic_algorithms(True)
+    else:
+        setter(True, warn_only=False)
+
+
+def sync_compiler_determinism() -> None:
+    """Give torch.compile's inductor the eager determinism setting (call just before compiling:
+    inductor is being imported then anyway)."""
+    torch.use_deterministic_algorithms(torch.are_deterministic_algorithms_enabled(),
+                                       warn_only=torch.is_deterministic_algorithms_warn_only_enabled())
 
 
 def set_tf32(enabled: bool) -> None:
