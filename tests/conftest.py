@@ -9,6 +9,10 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# Two test workers (the README's `-n 2`) each run torch and tiny DAGs with two threads on two
+# cores: threads that wait at an OpenMP barrier sleep instead of spinning, so the two share the
+# cores instead of burning them (how long a thread waits changes no computed value).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @pytest.fixture
