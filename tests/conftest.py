@@ -95,8 +95,6 @@ def make_project(dest: Path, config: dict, extra: tuple[str, ...] = ()) -> Path:
     return dest
 
 
-
-
 # The modules that run tiny DAGs, longest first: collected first, so that under `pytest -n 2
 # --dist loadfile --no-loadscope-reorder` (the README's test line) each worker starts on one of
 # them and the short modules fill the gaps, instead of the longest DAG starting last.

@@ -9,6 +9,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+# seaborn (and scipy with it) takes 2 s to import, and every stage imports this module through
+# the stage table: the functions that draw with it import it.
+
 from ..artifacts import load_logits  # noqa: E402
 from ..exits import exit_scores  # noqa: E402
 from ..io import atomic_path, read_json  # noqa: E402
@@ -45,7 +48,7 @@ def tradeoff_figure(sweep: pd.DataFrame, metrics: dict, seenn1: dict, title: str
 
 
 def exit_histogram_figure(seenn1: dict, title: str):
-    import seaborn as sns  # on use: seaborn and scipy take 2 s to import, and every stage imports this module
+    import seaborn as sns  # here, not at the top: see the imports
     rows = [{"score": s, "t": t, "samples": n} for s, r in seenn1["scores"].items()
             for t, n in enumerate(r["test_exit_histogram"], 1)]
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
@@ -58,7 +61,7 @@ def exit_histogram_figure(seenn1: dict, title: str):
 
 def confidence_figure(logits, labels, temperature: float, accumulate: str, bins: int, title: str):
     """Distribution of max softmax confidence at each t, split by correct / wrong prediction."""
-    import seaborn as sns  # on use: seaborn and scipy take 2 s to import, and every stage imports this module
+    import seaborn as sns  # here, not at the top: see the imports
     conf = exit_scores(logits, "confidence", temperature, accumulate)
     correct = logits.argmax(-1) == labels[:, None]
     T = conf.shape[1]
@@ -159,7 +162,7 @@ def summary_figure(inputs: dict):
 
 
 def stage_figures(ctx) -> None:
-    import seaborn as sns  # on use: seaborn and scipy take 2 s to import, and every stage imports this module
+    import seaborn as sns  # here, not at the top: see the imports
     p = ctx.params
     sns.set_theme(style=p["figures"]["style"])
     dpi = p["figures"]["dpi"]
@@ -216,7 +219,7 @@ def seenn2_tradeoff_figure(sweep_ft: pd.DataFrame, metrics_ft: dict, seenn1_ft: 
 def policy_curves_figure(log: pd.DataFrame, hue: str, title: str, style: str | None = None, x: str = "epoch"):
     """Policy training per epoch on its training split (greedy u = argmax pi): mean reward,
     mean u and accuracy, one line per `hue` (and `style`) value, against `x` (epoch or SGD steps)."""
-    import seaborn as sns  # on use: seaborn and scipy take 2 s to import, and every stage imports this module
+    import seaborn as sns  # here, not at the top: see the imports
     fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.0))
     for ax, col, label in zip(axes, ("mean_reward", "mean_u", "accuracy"), ("mean reward", "mean u", "accuracy (%)")):
         sns.lineplot(log, x=x, y=col, hue=hue, style=style, ax=ax, marker="o", markersize=3, legend=ax is axes[-1])
