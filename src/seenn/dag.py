@@ -173,9 +173,11 @@ def _is_module(module: str) -> bool:
     return _source(module).is_file()
 
 
-def _imports(module: str) -> set[str]:
+@functools.cache
+def _imports(module: str) -> frozenset[str]:
     """`seenn` modules one module imports, anywhere in its source (function bodies included),
-    with the packages whose `__init__` the import runs."""
+    with the packages whose `__init__` the import runs. Parsed once per process: the closures of
+    all stages share most modules."""
     path = _source(module)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
@@ -195,7 +197,7 @@ def _imports(module: str) -> set[str]:
             if name.split(".")[0] == "seenn" and _is_module(name):
                 parts = name.split(".")
                 found.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
-    return found
+    return frozenset(found)
 
 
 @functools.cache

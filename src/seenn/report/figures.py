@@ -3,25 +3,24 @@ histogram of exit timesteps, confidence distribution per timestep, training curv
 
 from __future__ import annotations
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+from ..artifacts import load_logits
+from ..exits import exit_scores
+from ..io import atomic_path, read_json
+from ..methods import seenn1_label
+from .plotting import pyplot
 
-# seaborn (and scipy with it) takes 2 s to import, and every stage imports this module through
-# the stage table: the functions that draw with it import it.
-
-from ..artifacts import load_logits  # noqa: E402
-from ..exits import exit_scores  # noqa: E402
-from ..io import atomic_path, read_json  # noqa: E402
-from ..methods import seenn1_label  # noqa: E402
+# Every stage and every Snakemake or DVC start imports this module through the stage table, so the
+# plotting libraries load where they draw: pyplot through `pyplot()`, seaborn (and scipy with it,
+# 2 s) in the functions that use it.
 
 PNG_METADATA = {"Software": None}
 
 
 def save_png(fig, path, dpi: int) -> None:
     """Save a figure atomically with no timestamp or version in its metadata."""
+    plt = pyplot()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, metadata=PNG_METADATA, bbox_inches="tight")
     plt.close(fig)
@@ -29,6 +28,7 @@ def save_png(fig, path, dpi: int) -> None:
 
 def tradeoff_figure(sweep: pd.DataFrame, metrics: dict, seenn1: dict, title: str):
     """Test accuracy vs average timesteps: SEENN-I curves over alpha, fixed-T points, chosen alphas."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     test = sweep[sweep["split"] == "test"].sort_values(["score", "alpha"])
     for score, df in test.groupby("score", sort=True):
@@ -48,6 +48,7 @@ def tradeoff_figure(sweep: pd.DataFrame, metrics: dict, seenn1: dict, title: str
 
 
 def exit_histogram_figure(seenn1: dict, title: str):
+    plt = pyplot()
     import seaborn as sns  # here, not at the top: see the imports
     rows = [{"score": s, "t": t, "samples": n} for s, r in seenn1["scores"].items()
             for t, n in enumerate(r["test_exit_histogram"], 1)]
@@ -76,6 +77,7 @@ def confidence_figure(logits, labels, temperature: float, accumulate: str, bins:
 
 
 def training_figure(log: pd.DataFrame, title: str):
+    plt = pyplot()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(7.5, 3.0))
     a1.plot(log["epoch"], log["train_loss"], "o-")
     a1.set_xlabel("epoch")
@@ -93,6 +95,7 @@ def training_figure(log: pd.DataFrame, title: str):
 
 def conversion_figure(metrics: dict, ann: dict, title: str):
     """Accuracy of the converted SNN at every T (log2 axis) against the QCFS ANN's accuracy."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for split, style in (("test", "o-"), ("val", "s:")):
         acc = metrics[split]["accuracy_per_t"]
@@ -130,6 +133,7 @@ def conversion_figures(ctx, dpi: int) -> None:
 def summary_figure(inputs: dict):
     """The summary's accuracy-vs-cost figure: one panel per SNN, fixed T over T, SEENN-I over
     alpha (test), SEENN-II over beta where the SNN has it, and the oracle."""
+    plt = pyplot()
     from ..methods import BRANCH_LABELS
 
     panels = [("direct", "sweep_direct", None), ("finetuned", "sweep_finetuned", "seenn2_sweep"),
@@ -219,6 +223,7 @@ def seenn2_tradeoff_figure(sweep_ft: pd.DataFrame, metrics_ft: dict, seenn1_ft: 
 def policy_curves_figure(log: pd.DataFrame, hue: str, title: str, style: str | None = None, x: str = "epoch"):
     """Policy training per epoch on its training split (greedy u = argmax pi): mean reward,
     mean u and accuracy, one line per `hue` (and `style`) value, against `x` (epoch or SGD steps)."""
+    plt = pyplot()
     import seaborn as sns  # here, not at the top: see the imports
     fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.0))
     for ax, col, label in zip(axes, ("mean_reward", "mean_u", "accuracy"), ("mean reward", "mean u", "accuracy (%)")):
@@ -233,6 +238,7 @@ def policy_curves_figure(log: pd.DataFrame, hue: str, title: str, style: str | N
 
 
 def seenn2_figures(ctx, dpi: int) -> None:
+    plt = pyplot()
     i, o = ctx.inputs, ctx.outputs
     seenn2 = read_json(i["seenn2_result"])
     save_png(seenn2_tradeoff_figure(pd.read_csv(i["sweep_finetuned"]), read_json(i["metrics_finetuned"]),

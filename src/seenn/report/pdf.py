@@ -10,9 +10,10 @@ from importlib import metadata
 from ..config import SOURCE_KEY, config_digest, edited_by_hand
 from ..io import atomic_path, read_json
 from ..runtime import cpu_kernels_description, cpu_model
-from . import measurements
 from .notes import AUTHORS_PROTOCOL_NOTES, METHOD_NOTES
-from .sections import SECTIONS, Run, write_document
+
+# The typesetting modules (reportlab, 0.4 s to import) load in the two stage functions, not here:
+# every stage and every Snakemake or DVC start imports this module through the stage table.
 
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "matplotlib", "seaborn", "reportlab", "snakemake", "dvc",
             "seenn-bench")
@@ -89,6 +90,8 @@ def provenance_lines(p: dict, manifest: dict, metrics: dict) -> list[str]:
 
 def stage_report(ctx) -> None:
     """Stage report: the sections of SECTIONS whose inputs the stage declares, into reports/seenn_report.pdf."""
+    from .sections import SECTIONS, Run, write_document
+
     p, i = ctx.params, ctx.inputs
     run = Run(dict(i), p, provenance_lines(p, read_json(i["manifest"]), read_json(i["metrics_direct"])))
     with atomic_path(ctx.outputs["pdf"]) as tmp:
@@ -99,6 +102,8 @@ def stage_report(ctx) -> None:
 def stage_measurements_report(ctx) -> None:
     """Stage report_measurements: measured latency and speedups (beside the paper's ideal and the
     reachable bound) and the counted energy, in a PDF of their own."""
+    from . import measurements
+
     with atomic_path(ctx.outputs["pdf"]) as tmp:
         measurements.write(ctx.inputs, ctx.params["report"]["title"] + " — measurements", str(tmp))
 

@@ -5,14 +5,11 @@ the tables and figures stages call them with one line each (the report's TEAS se
 
 from __future__ import annotations
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from ..io import read_json, write_table  # noqa: E402
-from ..methods import BRANCH_LABELS, SEENN2, fixed_label, seenn1_label  # noqa: E402
+from ..io import read_json, write_table
+from ..methods import BRANCH_LABELS, SEENN2, fixed_label, seenn1_label
+from .plotting import pyplot
 
 TARGET_LABELS = {**BRANCH_LABELS, "mnist": "TEAS MNIST MLP (800-IF-10-IF)"}
 TABLES = ("teas", "teas_windows", "teas_ablation", "teas_activity", "teas_mnist")
@@ -153,6 +150,7 @@ def write_tables(inputs: dict, outputs: dict) -> None:
 def activity_figure(allocs: list[dict]):
     """Fig. 3: per-neuron activity of each spiking layer (bars) and the accuracy with noise on that
     layer's input (line, right axis), one panel per SNN."""
+    plt = pyplot()
     fig, axes = plt.subplots(len(allocs), 1, figsize=(7.5, 2.6 * len(allocs)), squeeze=False)
     for ax, a in zip(axes[:, 0], allocs):
         names = [r["layer"] for r in a["layers"]]
@@ -174,6 +172,7 @@ def activity_figure(allocs: list[dict]):
 
 def allocation_figure(evals: list[dict]):
     """Windows per spiking layer of every TEAS variant, one panel per SNN."""
+    plt = pyplot()
     fig, axes = plt.subplots(len(evals), 1, figsize=(7.5, 2.4 * len(evals)), squeeze=False)
     for ax, ev in zip(axes[:, 0], evals):
         rows = [r for r in ev["rows"] if r["variant"] != "fixed T"]
@@ -194,6 +193,7 @@ def combined_figure(metrics_ft: dict, sweep_ft: pd.DataFrame, seenn1_ft: dict, s
                     teas_ft: dict):
     """Accuracy against energy (left) and timesteps (right) on the fine-tuned SNN and test split:
     fixed T, SEENN-I, SEENN-II and TEAS (fixed T layer-major, allocation at every ratio)."""
+    plt = pyplot()
     fig, (ax_e, ax_t) = plt.subplots(1, 2, figsize=(11, 4.4))
     by = {m["method"]: m for m in energy["methods"]}
     T = metrics_ft["test"]["timesteps"]
