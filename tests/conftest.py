@@ -1,5 +1,6 @@
 import copy
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 # Two test workers (the README's `-n 2`) each run torch and tiny DAGs with two threads on two
@@ -95,10 +97,66 @@ def make_project(dest: Path, config: dict, extra: tuple[str, ...] = ()) -> Path:
     return dest
 
 
+def planned_jobs(cwd: Path) -> set[str]:
+    """Rule names a Snakemake dry run would execute (empty when nothing to do)."""
+    out = sh(cwd, "snakemake", "-n", "--cores", "2").stdout
+    if "Nothing to be done" in out:
+        return set()
+    table = out.split("Job stats:")[1]
+    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", table, re.M)} - {"all", "total", "job"}
+
+
+def dvc_changed(cwd: Path) -> set[str]:
+    """Stages `dvc status` names (empty when up to date)."""
+    out = sh(cwd, "dvc", "status").stdout
+    if "up to date" in out:
+        return set()
+    return {m.group(1) for m in re.finditer(r"^(\w+):\s*$", out, re.M)}
+
+
+def scratch_copy(project: Path, dest: Path) -> Path:
+    """A copy of a finished tiny project (modification times, Snakemake's metadata and DVC's
+    cache and lock with it) for tests that run the tools in it: the original stays as it was."""
+    shutil.copytree(project, dest, symlinks=True)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory) -> Path:
+    """The whole DAG of the tiny config, run once per session by Snakemake and shared by the test
+    workers: the first to ask builds it under a file lock, the others wait for it. No test runs a
+    tool in it (each module gets a scratch copy: the `project` fixture); its Snakemake output,
+    as a run without a terminal logs it, lies beside it in snakemake.out."""
+    root = tmp_path_factory.getbasetemp()  # under pytest-xdist, one per worker in the session's directory
+    base = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "tiny_dag"
+    cwd, failed = base / "a", base / "failed.txt"
+    with FileLock(str(base) + ".lock"):
+        if failed.exists():
+            raise AssertionError(f"the shared tiny DAG failed in another worker:\n{failed.read_text()}")
+        if not (base / "snakemake.out").exists():
+            shutil.rmtree(base, ignore_errors=True)
+            make_project(cwd, tiny_config())
+            try:
+                r = sh(cwd, "snakemake", "--cores", "2")
+            except AssertionError as exc:
+                failed.write_text(str(exc))
+                raise
+            (base / "snakemake.out").write_text(r.stdout + r.stderr)
+    return cwd
+
+
+@pytest.fixture(scope="module")
+def project(tiny_project, tmp_path_factory) -> Path:
+    """This module's own copy of the finished tiny project: its tests may edit and restore it."""
+    return scratch_copy(tiny_project, tmp_path_factory.mktemp("dag") / "p")
+
+
 # The modules that run tiny DAGs, longest first: collected first, so that under `pytest -n 2
 # --dist loadfile --no-loadscope-reorder` (the README's test line) each worker starts on one of
-# them and the short modules fill the gaps, instead of the longest DAG starting last.
-LONG_FIRST = ("test_pipeline.py", "test_pipeline_dvs.py", "test_resume.py", "test_distributed.py")
+# them and the short modules fill the gaps, instead of the longest DAG starting last. The first
+# two run side by side: one builds the shared tiny project (Snakemake), the other its DVC twin.
+LONG_FIRST = ("test_pipeline.py", "test_pipeline_dvc.py", "test_pipeline_dvs.py", "test_pipeline_reruns.py",
+              "test_pipeline_code.py", "test_resume.py", "test_distributed.py")
 
 
 def pytest_collection_modifyitems(items):

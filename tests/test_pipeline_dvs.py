@@ -17,9 +17,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import make_project, sh, tiny_config
+from conftest import dvc_changed, make_project, planned_jobs, sh, tiny_config
 from test_data_cifar10dvs import make_cifar10dvs
-from test_pipeline import dvc_changed, planned_jobs
 
 pytestmark = pytest.mark.slow
 ROW = "vggsnn_cifar10dvs"

@@ -1,0 +1,94 @@
+"""Reruns after a change in the finished tiny project, under both tools: a figure setting reruns
+only figures and report, a training setting training and everything after it, a conversion
+setting only the conversion branch, and a longer beta list only the policy sweeps and reports
+(the engine stages read the main-beta policy, whose bytes DVC sees unchanged)."""
+
+import re
+
+import pytest
+import yaml
+
+from conftest import dvc_changed, planned_jobs, scratch_copy, sh
+from pipeline_stages import CONVERTED_POLICY, REPORT_STAGES, TEAS_CONVERTED, TEAS_DIRECT, TEAS_FINETUNED
+
+pytestmark = pytest.mark.slow
+
+
+def test_figure_setting_reruns_only_figures_and_report(project, tmp_path):
+    project = scratch_copy(project, tmp_path / "p")
+    params = project / "params.yaml"
+    original = params.read_text()
+    cfg = yaml.safe_load(original)
+    cfg["figures"]["dpi"] = 60
+    params.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    try:
+        assert planned_jobs(project) == {"figures", "report"}
+        assert dvc_changed(project) == {"figures", "report"}
+        out = sh(project, "dvc", "repro").stdout
+        assert set(re.findall(r"Running stage '(\w+)'", out)) == {"figures", "report"}
+        # DVC ran them: Snakemake must agree nothing is left (no timestamp trap).
+        assert planned_jobs(project) == set()
+    finally:
+        params.write_text(original)
+    assert planned_jobs(project) == {"figures", "report"}  # DVC rewrote them: Snakemake goes by mtimes
+
+
+def test_training_setting_reruns_training_and_everything_after(project):
+    params = project / "params.yaml"
+    original = params.read_text()
+    cfg = yaml.safe_load(original)
+    cfg["train"]["lr"] = 0.05
+    params.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    try:
+        downstream = {"train_snn", "evaluate_direct", "seenn1_direct", "finetune_snn", "evaluate_finetuned",
+                      "seenn1_finetuned", "seenn2_train", "seenn2_evaluate", "seenn2_compare", "energy", "latency",
+                      "tables", "figures", "report", "report_measurements"} | TEAS_DIRECT | TEAS_FINETUNED
+        assert planned_jobs(project) == downstream
+        assert dvc_changed(project) >= {"train_snn"}
+    finally:
+        params.write_text(original)
+    assert planned_jobs(project) == set()
+
+
+@pytest.mark.parametrize("key, value, first, branch", [
+    ("lr", 0.05, "train_ann", {"train_ann", "convert_snn", "evaluate_converted", "seenn1_converted"} | CONVERTED_POLICY
+     | TEAS_CONVERTED),
+    ("max_timesteps", 6, "convert_snn", {"convert_snn", "evaluate_converted", "seenn1_converted"} | CONVERTED_POLICY
+     | TEAS_CONVERTED),
+])
+def test_conversion_setting_reruns_only_the_conversion_branch(project, key, value, first, branch):
+    """A conversion key reruns the conversion branch from the first stage that reads it, plus the
+    report stages; never the direct branch (and max_timesteps does not retrain the ANN)."""
+    params = project / "params.yaml"
+    original = params.read_text()
+    cfg = yaml.safe_load(original)
+    cfg["conversion"][key] = value
+    params.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    try:
+        assert planned_jobs(project) == branch | REPORT_STAGES
+        assert dvc_changed(project) == {first, "report"}  # the report prints the whole config
+    finally:
+        params.write_text(original)
+    assert planned_jobs(project) == set()
+
+
+def test_seenn2_beta_list_reruns_only_the_policy_sweep_and_reports(project, tmp_path):
+    project = scratch_copy(project, tmp_path / "p")
+    params = project / "params.yaml"
+    cfg = yaml.safe_load(params.read_text())
+    cfg["seenn2"]["betas"] = cfg["seenn2"]["betas"] + [0.5]
+    params.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    policies = {"seenn2_train", "seenn2_evaluate", "seenn2_compare"} | CONVERTED_POLICY
+    # the policy stages of both SNNs and what follows them: seenn2_compare reads the main-beta
+    # policy from seenn2_train (it reruns, but resumes every unchanged policy from its
+    # checkpoint); the engine stages read the main-beta policy; nothing before the policies
+    engine = {"energy", "latency", "report_measurements"}
+    assert planned_jobs(project) == policies | engine | REPORT_STAGES
+    # `dvc status` names the stages whose own deps or params changed (the report reads the whole config)
+    assert dvc_changed(project) == {"seenn2_train", "report"} | {st for st in CONVERTED_POLICY if "_train_" in st}
+    # DVC compares content: the main-beta policy comes out byte-identical (resumed, same seed), so
+    # the engine stages, which read only that policy, do not rerun: reproducing them runs the
+    # policy training and evaluation of the fine-tuned SNN and stops there
+    out = sh(project, "dvc", "repro", *sorted(engine)).stdout
+    assert set(re.findall(r"Running stage '(\w+)'", out)) == {"seenn2_train", "seenn2_evaluate"}, out
+    assert dvc_changed(project) & engine == set()
