@@ -33,7 +33,7 @@ TINY_OVERRIDES = {
                "energy_batch_size": 100},
     "conversion": {"epochs": 3, "batch_size": 32, "max_timesteps": 8},
     "finetune": {"epochs": 1, "batch_size": 32},
-    "seenn2": {"epochs": 2, "beta": 1.0, "betas": [1.0, 8.0], "batch_size": 32, "policy_stem_channels": 4,
+    "seenn2": {"epochs": 1, "beta": 1.0, "betas": [1.0, 8.0], "batch_size": 32, "policy_stem_channels": 4,
                "policy_widths": [4, 8, 8]},
     "teas": {"profile_samples": 60, "noise_samples": 40, "retrain_samples": 100, "epochs": 1, "finetune_epochs": 1,
              "converted_samples": 40, "latency_samples": 20, "latency_repetitions": 1,
