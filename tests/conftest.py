@@ -63,7 +63,10 @@ def tiny_config() -> dict:
 
 
 BIN = str(Path(sys.executable).parent)
-ENV = {**os.environ, "PATH": BIN + os.pathsep + os.environ.get("PATH", ""), "DVC_NO_ANALYTICS": "1",
+# The tools the tests start (`seenn run`, Snakemake's Snakefile) import the pipeline's modules from
+# this checkout: they may cache their bytecode (src/**/__pycache__, ignored by git), which an
+# environment with PYTHONDONTWRITEBYTECODE would have each of the hundreds of processes recompile.
+ENV = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}, "PATH": BIN + os.pathsep + os.environ.get("PATH", ""), "DVC_NO_ANALYTICS": "1",
        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
        # fixed dates: two tiny projects with the same files get the same commit, as two clones would
        "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
@@ -154,8 +157,8 @@ def project(tiny_project, tmp_path_factory) -> Path:
 # The modules that run tiny DAGs, longest first: collected first, so that under `pytest -n 2
 # --dist loadfile --no-loadscope-reorder` (the README's test line) each worker starts on one of
 # them and the short modules fill the gaps, instead of the longest DAG starting last. The first
-# two run side by side: one builds the shared tiny project (Snakemake), the other its DVC twin.
-LONG_FIRST = ("test_pipeline.py", "test_pipeline_dvc.py", "test_pipeline_dvs.py", "test_pipeline_reruns.py",
+# two run side by side: one builds the shared tiny project, the other its clean twin.
+LONG_FIRST = ("test_pipeline.py", "test_pipeline_determinism.py", "test_pipeline_dvs.py", "test_pipeline_reruns.py",
               "test_pipeline_code.py", "test_resume.py", "test_distributed.py")
 
 

@@ -1,5 +1,5 @@
-"""Stage names of the tiny project's table, grouped as the rerun tests of the tiny DAG
-(tests/test_pipeline_reruns.py, tests/test_pipeline_code.py) expect them to rerun together."""
+"""Stage names of the tiny project's table, grouped as the tests of the tiny DAG
+(tests/test_pipeline_{reruns,code,determinism}.py) expect them to rerun together."""
 
 REPORT_STAGES = {"tables", "figures", "report"}
 REPORTS = REPORT_STAGES | {"report_measurements"}
@@ -13,3 +13,15 @@ TEAS_STAGES = TEAS_DIRECT | TEAS_FINETUNED | TEAS_CONVERTED | TEAS_MNIST
 CONVERTED_POLICY = {f"seenn2_{kind}_converted_{rule}" for kind in ("train", "evaluate")
                     for rule in ("paper", "pow2", "linear", "pow2_linear")} | {"seenn2_select_converted"}
 POLICY_STAGES = {"seenn2_train", "seenn2_evaluate", "seenn2_compare"} | CONVERTED_POLICY
+
+
+def probe_stages():
+    """One stage per stage function, plus the converted SNN's evaluation (it loads another model kind)."""
+    from seenn.stages import STAGES
+
+    seen, out = set(), []
+    for st in STAGES:
+        if st.func not in seen or st.name == "evaluate_converted":
+            seen.add(st.func)
+            out.append(st)
+    return out

@@ -16,7 +16,7 @@ import sys
 import traceback
 from pathlib import Path
 
-PRELOAD = ("torch", "torchvision", "numpy", "pandas", "yaml", "jsonschema", "tqdm", "matplotlib.pyplot",
+PRELOAD = ("torch", "torchvision", "numpy", "pandas", "yaml", "jsonschema", "tqdm", "matplotlib.pyplot", "seaborn",
            "reportlab.platypus")
 
 

@@ -1,7 +1,7 @@
 """The whole DAG on a tiny config (run once per session by Snakemake: the `tiny_project` fixture):
 its outputs exist and are sane, its logs hold lines, both tools' HTML views and metrics, and
 reruns do nothing. Reruns after a change: test_pipeline_reruns.py; computed code inputs:
-test_pipeline_code.py; a clean `dvc repro` to the same bytes: test_pipeline_dvc.py."""
+test_pipeline_code.py; two clean runs to the same bytes: test_pipeline_determinism.py."""
 
 import re
 

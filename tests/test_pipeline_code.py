@@ -12,22 +12,10 @@ import pytest
 import yaml
 
 from conftest import ENV, dvc_changed, planned_jobs, scratch_copy
-from pipeline_stages import POLICY_STAGES, REPORTS, TEAS_STAGES
+from pipeline_stages import POLICY_STAGES, REPORTS, TEAS_STAGES, probe_stages
 from seenn.dag import module_file
 
 pytestmark = pytest.mark.slow
-
-
-def _probe_stages():
-    """One stage per stage function, plus the converted SNN's evaluation (it loads another model kind)."""
-    from seenn.stages import STAGES
-
-    seen, out = set(), []
-    for st in STAGES:
-        if st.func not in seen or st.name == "evaluate_converted":
-            seen.add(st.func)
-            out.append(st)
-    return out
 
 
 def test_every_module_a_stage_loads_is_among_its_code_inputs(project, tmp_path):
@@ -37,7 +25,7 @@ def test_every_module_a_stage_loads_is_among_its_code_inputs(project, tmp_path):
     leave the stage's results stale."""
     cwd = scratch_copy(project, tmp_path / "probe")
     cfg = yaml.safe_load((cwd / "params.yaml").read_text())
-    stages = _probe_stages()
+    stages = probe_stages()
     # training stages resume from the copied final checkpoints: their modules load all the same
     # (every training module is imported before the epoch loop), and the probe stays quick
     jobs = [{"name": st.name, "func": st.func, "config": cfg, "inputs": dict(st.inputs), "outputs": dict(st.outputs),
