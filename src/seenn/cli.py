@@ -19,17 +19,19 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-from . import distributed, dvs_split, snakemake_records
+from . import dvs_split
 from .config import DEFAULT_CONFIG, load_config, select_keys
-from .dag import StageContext
 from .errors import SeennError
+
+# torch and the stage machinery load in `seenn run` alone: `seenn validate`, `seenn data
+# split-list` and the help answer in a fraction of a second instead of after torch's 3 s import.
 
 
 def _setup_logging(stage: str, log_file: str | None) -> None:
     """Log lines to stderr and the stage's log file; under torchrun rank 0 alone writes the file
     and other ranks print warnings only, tagged with their rank."""
+    from . import distributed
+
     tag = stage if distributed.world_size() == 1 else f"{stage} rank {distributed.rank()}"
     fmt = logging.Formatter(f"%(asctime)s [{tag}] %(levelname)s %(message)s", "%H:%M:%S")
     root = logging.getLogger("seenn")
@@ -49,7 +51,7 @@ def _launch(st, gpus: int, config_path: str) -> None:
     """Give the stage its GPUs: `gpus` slots of SEENN_GPU_SLOTS when set (CUDA_VISIBLE_DEVICES),
     then, for a data-parallel stage given more than one, rerun it under torchrun (this process is
     replaced; a rank of torchrun never relaunches)."""
-    from . import gpu_slots
+    from . import distributed, gpu_slots
 
     log = logging.getLogger("seenn")
     if distributed.world_size() > 1:
@@ -63,8 +65,11 @@ def _launch(st, gpus: int, config_path: str) -> None:
 
 
 def run_stage(name: str, config_path: str = DEFAULT_CONFIG, gpus: int = 1) -> None:
-    from . import runtime
+    import torch
+
+    from . import distributed, runtime, snakemake_records
     from .config import apply_overrides
+    from .dag import StageContext
     from .stages import build_stages, write_params_file
 
     config = load_config(config_path)
