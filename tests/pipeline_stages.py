@@ -1,5 +1,5 @@
 """Stage names of the tiny project's table, grouped as the tests of the tiny DAG
-(tests/test_pipeline_{reruns,code,determinism}.py) expect them to rerun together."""
+(tests/test_pipeline_reruns.py, tests/test_pipeline_code.py) expect them to rerun together."""
 
 REPORT_STAGES = {"tables", "figures", "report"}
 REPORTS = REPORT_STAGES | {"report_measurements"}
