@@ -66,7 +66,8 @@ BIN = str(Path(sys.executable).parent)
 # The tools the tests start (`seenn run`, Snakemake's Snakefile) import the pipeline's modules from
 # this checkout: they may cache their bytecode (src/**/__pycache__, ignored by git), which an
 # environment with PYTHONDONTWRITEBYTECODE would have each of the hundreds of processes recompile.
-ENV = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}, "PATH": BIN + os.pathsep + os.environ.get("PATH", ""), "DVC_NO_ANALYTICS": "1",
+ENV = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+       "PATH": BIN + os.pathsep + os.environ.get("PATH", ""), "DVC_NO_ANALYTICS": "1",
        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
        # fixed dates: two tiny projects with the same files get the same commit, as two clones would
        "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}

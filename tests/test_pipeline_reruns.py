@@ -4,6 +4,7 @@ setting only the conversion branch, and a longer beta list only the policy sweep
 (the engine stages read the main-beta policy, whose bytes DVC sees unchanged)."""
 
 import re
+from contextlib import contextmanager
 
 import pytest
 import yaml
@@ -14,39 +15,39 @@ from pipeline_stages import CONVERTED_POLICY, REPORT_STAGES, TEAS_CONVERTED, TEA
 pytestmark = pytest.mark.slow
 
 
-def test_figure_setting_reruns_only_figures_and_report(project, tmp_path):
-    project = scratch_copy(project, tmp_path / "p")
+@contextmanager
+def setting(project, section: str, key: str, value):
+    """params.yaml with one key changed inside the `with` block, then put back as it was."""
     params = project / "params.yaml"
     original = params.read_text()
     cfg = yaml.safe_load(original)
-    cfg["figures"]["dpi"] = 60
+    cfg[section][key] = value
     params.write_text(yaml.safe_dump(cfg, sort_keys=False))
     try:
+        yield
+    finally:
+        params.write_text(original)
+
+
+def test_figure_setting_reruns_only_figures_and_report(project, tmp_path):
+    project = scratch_copy(project, tmp_path / "p")
+    with setting(project, "figures", "dpi", 60):
         assert planned_jobs(project) == {"figures", "report"}
         assert dvc_changed(project) == {"figures", "report"}
         out = sh(project, "dvc", "repro").stdout
         assert set(re.findall(r"Running stage '(\w+)'", out)) == {"figures", "report"}
         # DVC ran them: Snakemake must agree nothing is left (no timestamp trap).
         assert planned_jobs(project) == set()
-    finally:
-        params.write_text(original)
     assert planned_jobs(project) == {"figures", "report"}  # DVC rewrote them: Snakemake goes by mtimes
 
 
 def test_training_setting_reruns_training_and_everything_after(project):
-    params = project / "params.yaml"
-    original = params.read_text()
-    cfg = yaml.safe_load(original)
-    cfg["train"]["lr"] = 0.05
-    params.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    try:
+    with setting(project, "train", "lr", 0.05):
         downstream = {"train_snn", "evaluate_direct", "seenn1_direct", "finetune_snn", "evaluate_finetuned",
                       "seenn1_finetuned", "seenn2_train", "seenn2_evaluate", "seenn2_compare", "energy", "latency",
                       "tables", "figures", "report", "report_measurements"} | TEAS_DIRECT | TEAS_FINETUNED
         assert planned_jobs(project) == downstream
         assert dvc_changed(project) >= {"train_snn"}
-    finally:
-        params.write_text(original)
     assert planned_jobs(project) == set()
 
 
@@ -59,16 +60,9 @@ def test_training_setting_reruns_training_and_everything_after(project):
 def test_conversion_setting_reruns_only_the_conversion_branch(project, key, value, first, branch):
     """A conversion key reruns the conversion branch from the first stage that reads it, plus the
     report stages; never the direct branch (and max_timesteps does not retrain the ANN)."""
-    params = project / "params.yaml"
-    original = params.read_text()
-    cfg = yaml.safe_load(original)
-    cfg["conversion"][key] = value
-    params.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    try:
+    with setting(project, "conversion", key, value):
         assert planned_jobs(project) == branch | REPORT_STAGES
         assert dvc_changed(project) == {first, "report"}  # the report prints the whole config
-    finally:
-        params.write_text(original)
     assert planned_jobs(project) == set()
 
 
