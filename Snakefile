@@ -6,8 +6,8 @@ min_version("8.0")
 
 import sys
 
-from seenn.config import read_yaml
-from seenn.errors import SeennError
+from seenn.pipeline.config import read_yaml
+from seenn.common.errors import SeennError
 
 # params.yaml through the project's strict reader first (UTF-8 text, no duplicate key), the one
 # `seenn run` and, for duplicates, DVC apply: Snakemake's own reader keeps a duplicate's last value.

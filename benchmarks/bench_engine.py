@@ -31,16 +31,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from seenn import engine  # noqa: E402
-from seenn.artifacts import load_logits, load_split  # noqa: E402
-from seenn.data import to_input  # noqa: E402
-from seenn.exits import ExitAt, exit_scores, seenn1_exit  # noqa: E402
-from seenn.io import read_json  # noqa: E402
-from seenn.latency import keep_freed_memory, method_runs, paired_ratio, time_rounds  # noqa: E402
-from seenn.methods import engine_methods  # noqa: E402
+from seenn.common.artifacts import load_logits  # noqa: E402
+from seenn.common.io import read_json  # noqa: E402
+from seenn.data.files import load_split  # noqa: E402
+from seenn.data.spec import to_input  # noqa: E402
+from seenn.loops.predict import load_snn  # noqa: E402
+from seenn.methods import engine  # noqa: E402
+from seenn.methods.catalog import engine_methods  # noqa: E402
+from seenn.methods.exits import ExitAt, exit_scores, seenn1_exit  # noqa: E402
+from seenn.methods.latency import keep_freed_memory, method_runs, paired_ratio, time_rounds  # noqa: E402
 from seenn.models import ann_twin  # noqa: E402
-from seenn.kernels import compile_available, set_fused  # noqa: E402
-from seenn.inference import load_snn  # noqa: E402
+from seenn.snn.kernels import compile_available, set_fused  # noqa: E402
 
 
 def main(argv=None) -> None:

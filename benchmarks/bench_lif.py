@@ -22,9 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from seenn.latency import keep_freed_memory  # noqa: E402
-from seenn.kernels import compile_available, fused_lif_multistep  # noqa: E402
-from seenn.neurons import Triangle, lif_multistep  # noqa: E402
+from seenn.methods.latency import keep_freed_memory  # noqa: E402
+from seenn.snn.kernels import compile_available, fused_lif_multistep  # noqa: E402
+from seenn.snn.neurons import Triangle, lif_multistep  # noqa: E402
 
 
 def seenn_fused(x):

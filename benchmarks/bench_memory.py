@@ -27,14 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 CASE = r"""
 import json, os, sys, threading, time, torch
 sys.path.insert(0, {src!r})
-from seenn import engine
-from seenn.artifacts import load_split
-from seenn.data import to_input
-from seenn.inference import load_snn
-from seenn.io import read_json
-from seenn.losses import snn_loss
-from seenn.kernels import set_fused
-from seenn.inference import load_snn
+from seenn.common.io import read_json
+from seenn.data.files import load_split
+from seenn.data.spec import to_input
+from seenn.loops.predict import load_snn
+from seenn.methods import engine
+from seenn.snn.kernels import set_fused
+from seenn.snn.losses import snn_loss
 torch.set_num_threads({threads})
 case, batch = {case!r}, {batch}
 spec, x, y = load_split({test!r})

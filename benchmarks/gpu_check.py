@@ -2,7 +2,7 @@
 own time limit, the whole under 4 minutes on one GPU; prints one table.
 
 Sections: a few training steps of every architecture in `seenn.models.ARCHITECTURES` with and
-without mixed precision (ms per step, peak memory); the fused LIF (`seenn.kernels`) against
+without mixed precision (ms per step, peak memory); the fused LIF (`seenn.snn.kernels`) against
 SpikingJelly's `LIFNode` on the same input (spikes compared, fwd+bwd time); the early-exit
 engine's fixed T vs SEENN-I throughput at batch 256, exits driven by a fixed exit histogram (the
 paper's AET 1.09 at T = 4: untrained weights on generated inputs say nothing about exits), with
@@ -35,14 +35,15 @@ sys.path.insert(0, str(ROOT / "src"))
 if "--quick" in sys.argv:  # no torch.compile in the quick check: compiling alone takes longer than it may
     os.environ.setdefault("SEENN_NO_COMPILE", "1")
 
-from seenn.data import get_spec, to_input  # noqa: E402
-from seenn.engine import run as engine_run  # noqa: E402
-from seenn.exits import ExitAt, FixedT  # noqa: E402
-from seenn.kernels import compile_available, fused_lif_multistep, set_fused  # noqa: E402
-from seenn.losses import mean_loss  # noqa: E402
+from seenn.data.registry import get_spec
+from seenn.data.spec import to_input  # noqa: E402
+from seenn.loops.fit import grad_scaler, train_one_epoch  # noqa: E402
+from seenn.methods.engine import run as engine_run  # noqa: E402
+from seenn.methods.exits import ExitAt, FixedT  # noqa: E402
 from seenn.models import ARCHITECTURES, build_snn  # noqa: E402
-from seenn.neurons import Triangle, lif_multistep  # noqa: E402
-from seenn.training import grad_scaler, train_one_epoch  # noqa: E402
+from seenn.snn.kernels import compile_available, fused_lif_multistep, set_fused  # noqa: E402
+from seenn.snn.losses import mean_loss  # noqa: E402
+from seenn.snn.neurons import Triangle, lif_multistep  # noqa: E402
 
 NEURON = {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}
 # the paper's ResNet-19 (Table 6) for the configurable family; a named architecture ignores these

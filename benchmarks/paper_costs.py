@@ -1,5 +1,5 @@
 """What each paper row costs: dense MACs per sample (counted on the real networks at the real
-input size by `seenn.ops`), the training FLOPs of its whole DAG, and the hours that would take on
+input size by `seenn.snn.ops`), the training FLOPs of its whole DAG, and the hours that would take on
 one GPU at an assumed sustained throughput. Prints a Markdown table (the README's cost table).
 
     python benchmarks/paper_costs.py                     # every config/paper/<row>.yaml
@@ -24,12 +24,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from seenn.config import StrictLoader, validate_config  # noqa: E402
-from seenn.data import get_spec  # noqa: E402
+from seenn.data.registry import get_spec  # noqa: E402
 from seenn.models import build_snn  # noqa: E402
 from seenn.models.policy import build_policy  # noqa: E402
-from seenn.ops import ann_macs, snn_macs  # noqa: E402
-from seenn.overlay import compose  # noqa: E402
+from seenn.pipeline.config import StrictLoader, validate_config  # noqa: E402
+from seenn.pipeline.overlay import compose  # noqa: E402
+from seenn.snn.ops import ann_macs, snn_macs  # noqa: E402
 
 # training images per dataset (before the validation split is carved off) and test images
 POOL = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000), "imagenet": (1_281_167, 50_000),

@@ -45,8 +45,8 @@ TINY_OVERRIDES = {
 
 def paper_config(path) -> dict:
     """A paper overlay applied to config/defaults.yaml, as `seenn config use` writes it into params.yaml."""
-    from seenn.config import StrictLoader
-    from seenn.overlay import compose
+    from seenn.pipeline.config import StrictLoader
+    from seenn.pipeline.overlay import compose
 
     return yaml.load(compose(path, ROOT / "config" / "defaults.yaml", root=ROOT), Loader=StrictLoader)
 

@@ -93,7 +93,7 @@ def _stepwise_batching(lif, x):
 
 
 def compute(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    from seenn import kernels, neurons
+    from seenn.snn import kernels, neurons
 
     res: dict[str, torch.Tensor] = {}
     for sur, w, decay, thr in CASES:

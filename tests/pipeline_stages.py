@@ -17,7 +17,7 @@ POLICY_STAGES = {"seenn2_train", "seenn2_evaluate", "seenn2_compare"} | CONVERTE
 
 def probe_stages():
     """One stage per stage function, plus the converted SNN's evaluation (it loads another model kind)."""
-    from seenn.stages import STAGES
+    from seenn.pipeline.table import STAGES
 
     seen, out = set(), []
     for st in STAGES:

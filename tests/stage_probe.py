@@ -26,8 +26,8 @@ def seenn_modules() -> list[str]:
 
 def run(job: dict) -> list[str]:
     """Run one stage as `seenn run` does after its checks; the `seenn` modules then loaded."""
-    from seenn import runtime
-    from seenn.dag import StageContext
+    from seenn.common import runtime
+    from seenn.stages.declaration import StageContext
 
     cfg = job["config"]
     device = runtime.setup(cfg["seed"], cfg["deterministic"], cfg["device"], cfg["cpu_kernels"], cfg["tf32"])

@@ -6,15 +6,15 @@ import pytest
 import torch
 from torch import nn
 
-from seenn import engine
-from seenn.convert import check_convertible, convert
-from seenn.energy import OpCounter, conv_synapses
-from seenn.errors import SeennError
+from seenn.common.errors import SeennError
+from seenn.methods import engine
+from seenn.methods.conversion import check_convertible, convert
+from seenn.methods.energy import OpCounter, conv_synapses
 from seenn.models import ARCHITECTURES, ann_twin, arch_config, build_if_snn, build_network, build_snn
 from seenn.models.qcfs import QCFS, build_qcfs_ann
 from seenn.models.resnet import ImageNetResNet
 from seenn.models.sew import SEWBlock, SEWConnect, build_sew_resnet34
-from seenn.neurons import LIF, set_stepwise
+from seenn.snn.neurons import LIF, set_stepwise
 
 NEURON = {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}
 BASE = {"arch": "resnet", "stem_channels": 4, "widths": [4, 8], "blocks": [1, 1], "sew_connect": "add"}

@@ -5,16 +5,17 @@ import pandas as pd
 import pytest
 import torch
 
-from seenn import artifacts
-from seenn.convert import convert, load_ann
-from seenn.data import get_spec
-from seenn.errors import SeennError
-from seenn.inference import load_snn
-from seenn.io import load_checked
+from seenn.common import artifacts
+from seenn.data import files
+from seenn.common.errors import SeennError
+from seenn.common.io import load_checked
+from seenn.data.registry import get_spec
+from seenn.loops.predict import load_snn
+from seenn.methods.conversion import convert, load_ann
+from seenn.methods.policy.loading import load_policies
 from seenn.models import build_snn
-from seenn.models.qcfs import build_qcfs_ann
 from seenn.models.policy import build_policy
-from seenn.policy_inference import load_policies
+from seenn.models.qcfs import build_qcfs_ann
 
 DIGITS = get_spec("digits")
 MODEL = {"arch": "resnet", "stem_channels": 4, "widths": [4, 8], "blocks": [1, 1]}
@@ -35,13 +36,13 @@ def _truncate(path):
 def test_split_round_trips_and_names_a_truncated_file(tmp_path):
     x = torch.randint(0, 256, (6, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     y = torch.arange(6)
-    path = artifacts.split_path(tmp_path, "val")
-    digest = artifacts.save_split(path, "digits", "val", x, y)
-    spec, x2, y2 = artifacts.load_split(path)
+    path = files.split_path(tmp_path, "val")
+    digest = files.save_split(path, "digits", "val", x, y)
+    spec, x2, y2 = files.load_split(path)
     assert spec == DIGITS and torch.equal(x2, x) and torch.equal(y2, y) and len(digest) == 64
     _truncate(path)
     with pytest.raises(SeennError, match=rf"corrupt or truncated prepared dataset split {path}.*prepare_data"):
-        artifacts.load_split(path)
+        files.load_split(path)
 
 
 def test_snn_checkpoint_round_trips(tmp_path):

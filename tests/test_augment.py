@@ -4,9 +4,10 @@ seed, same batch; a resumed run repeats it), and refuses event frames."""
 import pytest
 import torch
 
-from seenn.data import get_spec, to_input
-from seenn.augment_modes import EVENT_DATASETS
 from seenn.data.augment import AUGMENTATIONS, augmented_input, cutout, flip_roll_rotate, random_crop_flip
+from seenn.data.augment_modes import EVENT_DATASETS
+from seenn.data.registry import get_spec
+from seenn.data.spec import to_input
 
 CIFAR = get_spec("cifar100")
 
@@ -115,9 +116,9 @@ def test_dvs_training_input_with_flip_roll_rotate_is_repeatable():
 
 
 def _fit(tmp_path, mode, tag):
-    from seenn.losses import mean_loss
+    from seenn.loops.fit import fit
     from seenn.models import build_snn
-    from seenn.training import fit
+    from seenn.snn.losses import mean_loss
 
     spec = get_spec("digits")
     g = torch.Generator().manual_seed(0)

@@ -4,14 +4,16 @@ import subprocess
 
 import pytest
 import torch
-
 from conftest import ENV, make_project, sh, tiny_config
-from seenn.artifacts import load_split, save_snn
-from seenn.checkpoint import latest_checkpoint
-from seenn.data import get_spec, validate_split
-from seenn.errors import SeennError
-from seenn.inference import load_snn
-from seenn.io import save_checked
+
+from seenn.common.artifacts import save_snn
+from seenn.common.errors import SeennError
+from seenn.common.io import save_checked
+from seenn.data.files import load_split
+from seenn.data.registry import get_spec
+from seenn.data.spec import validate_split
+from seenn.loops.predict import load_snn
+from seenn.loops.resume import latest_checkpoint
 from seenn.models import build_snn
 
 DIGITS = get_spec("digits")

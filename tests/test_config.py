@@ -4,10 +4,10 @@ import sys
 
 import pytest
 import yaml
-
 from conftest import PAPER_CONFIGS, ROOT, paper_config
-from seenn.config import load_config, load_schema, select_keys, validate_config
-from seenn.errors import SeennError
+
+from seenn.common.errors import SeennError
+from seenn.pipeline.config import load_config, load_schema, select_keys, validate_config
 
 
 def float_keys(node: dict, path: tuple = ()) -> list[tuple]:

@@ -5,12 +5,13 @@ import sys
 
 import pytest
 import yaml
-
 from conftest import PAPER_CONFIGS, ROOT, paper_config
-from seenn.config import SOURCE_KEY, StrictLoader, config_digest, edited_by_hand, load_config, validate_config
-from seenn.errors import SeennError
-from seenn.io import sha256_file
-from seenn.overlay import compose, use
+
+from seenn.common.config_source import SOURCE_KEY, config_digest, edited_by_hand
+from seenn.common.errors import SeennError
+from seenn.common.io import sha256_file
+from seenn.pipeline.config import StrictLoader, load_config, validate_config
+from seenn.pipeline.overlay import compose, use
 
 DEFAULTS = ROOT / "config" / "defaults.yaml"
 
@@ -175,8 +176,8 @@ def test_cli_config_use(tmp_path):
                         f"{tmp_path / 'dvc.yaml'} from its stage table\n")
     assert out.read_text() == compose(ROOT / "config/paper/qcfs_resnet20_cifar10.yaml", DEFAULTS, root=ROOT)
     # dvc.yaml beside it: the stage table of that config (both front doors follow the config)
-    from seenn.config import load_config
-    from seenn.stages import build_stages, dvc_yaml
+    from seenn.pipeline.config import load_config
+    from seenn.pipeline.table import build_stages, dvc_yaml
 
     assert (tmp_path / "dvc.yaml").read_text() == dvc_yaml(build_stages(load_config(out)))
     bad = write(tmp_path / "bad.yaml", {"model": {"depth": 19}})

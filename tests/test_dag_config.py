@@ -6,12 +6,12 @@ import json
 
 import pandas as pd
 import pytest
-
 from conftest import ROOT
-from seenn.config import load_config, validate_config
-from seenn.errors import SeennError
+
+from seenn.common.errors import SeennError
+from seenn.pipeline.config import load_config, validate_config
+from seenn.pipeline.table import STAGES, build_stages, dvc_yaml, seed_stage, write_params_file
 from seenn.report import tables
-from seenn.stages import STAGES, build_stages, dvc_yaml, seed_stage, write_params_file
 
 
 @pytest.fixture

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from seenn.data import cifar, get_spec, validate_split
-from seenn.errors import SeennError
+from seenn.common.errors import SeennError
+from seenn.data import cifar
+from seenn.data.registry import get_spec
+from seenn.data.spec import validate_split
 
 
 class _Py2Pickler(pickle._Pickler):

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from seenn.data import cifar10dvs, get_spec, validate_split
-from seenn.errors import SeennError
+from seenn.common.errors import SeennError
+from seenn.data import cifar10dvs
+from seenn.data.registry import get_spec
+from seenn.data.spec import validate_split
 
 DESCRIPTION = (
     '<dv version="2.0"><node name="outInfo"><node name="0">'
@@ -247,8 +249,8 @@ def test_the_cache_key_changes_with_every_parameter(monkeypatch):
 
 @pytest.mark.parametrize("mode", ["area", "bilinear", "nearest"])
 def test_frame_count_size_and_resize_are_configurable(dvs_root, mode):
+    from seenn.data.files import open_split
     from seenn.data.prepared import prepare
-    from seenn.artifacts import open_split
 
     frames = cifar10dvs._to_frames(dvs_root / "CIFAR10DVS" / "bird" / "cifar10_bird_0.aedat4", 4, 32, mode)
     assert frames.shape == (4, 2, 32, 32) and frames.dtype == torch.float16 and float(frames.float().sum()) > 0

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from seenn.artifacts import load_split, open_split
+from seenn.common.errors import SeennError
+from seenn.data.files import load_split, open_split
 from seenn.data.prepared import prepare
 from seenn.data.source import eval_batches, sample_generator
-from seenn.errors import SeennError
 
 CLASSES = ("n01440764", "n01443537", "n01484850")
 
@@ -126,11 +126,12 @@ def test_the_authors_protocol_trains_on_all_training_images_and_selects_on_test(
 def test_training_evaluation_energy_inputs_and_the_policy_stream_the_split(tmp_path):
     """The stages run on a streamed split: train_snn, evaluate, the engine stages' inputs (cut to
     engine.stream_samples) and SEENN-II policy training / evaluation."""
-    from seenn.dag import StageContext
     from seenn.data.source import held_inputs
-    from seenn.evaluate import stage_evaluate_snn
-    from seenn.policy import evaluate_policy, fit_policy, load_policy_split
-    from seenn.train import stage_train_snn
+    from seenn.methods.policy.inputs import load_policy_split
+    from seenn.methods.policy.training import evaluate_policy, fit_policy
+    from seenn.stages.declaration import StageContext
+    from seenn.stages.evaluate import stage_evaluate_snn
+    from seenn.stages.train_snn import stage_train_snn
 
     prepare(imagenet_cfg(make_imagefolder(tmp_path / "raw")), 5, tmp_path / "p")
     splits = {s: str(tmp_path / "p" / f"{s}.pt") for s in ("train", "val", "test")}
@@ -164,7 +165,7 @@ def test_the_config_check_refuses_what_streamed_imagenet_cannot_do():
 
     import yaml
 
-    from seenn.config import validate_config
+    from seenn.pipeline.config import validate_config
 
     base = yaml.safe_load(open(Path(__file__).parents[1] / "params.yaml"))
     ok = copy.deepcopy(base)

@@ -13,11 +13,12 @@ import time
 
 import pytest
 import torch
-
 from conftest import ENV, make_project, sh, tiny_config
-from seenn import distributed, gpu_slots
-from seenn.errors import SeennError
-from seenn.training import _check_rank_batches
+
+from seenn.common import distributed
+from seenn.common.errors import SeennError
+from seenn.loops.fit import _check_rank_batches
+from seenn.pipeline import gpu_slots
 
 OUTPUTS = ("results/direct/snn.pt", "results/direct/train_log.csv")
 CKPT = "results/checkpoints/train_snn"
@@ -103,7 +104,7 @@ def test_one_process_is_not_distributed(monkeypatch):
 
 
 def test_another_rank_writes_nothing(tmp_path, monkeypatch):
-    from seenn.io import write_text
+    from seenn.common.io import write_text
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
@@ -118,7 +119,7 @@ def test_another_rank_writes_nothing(tmp_path, monkeypatch):
 
 _HOLDER = textwrap.dedent("""
     import json, os, sys, time
-    from seenn import gpu_slots
+    from seenn.pipeline import gpu_slots
     t0 = time.time()
     ids = gpu_slots.acquire(int(sys.argv[1]), timeout_s=60, poll_s=0.02)
     t1 = time.time()

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from seenn import engine
-from seenn.energy import ADD_PJ, MUL_PJ, OpCounter, conv_synapses, energy_pj, is_spike_tensor, linear_synapses
-from seenn.neurons import LIF
+from seenn.methods import engine
+from seenn.methods.energy import ADD_PJ, MUL_PJ, OpCounter, conv_synapses, energy_pj, is_spike_tensor, linear_synapses
+from seenn.snn.neurons import LIF
 
 
 def test_conv_acs_hand_computed():
@@ -170,7 +170,7 @@ def test_counts_do_not_depend_on_the_energy_batch_size():
     on those MACs were filed under the previous batch's last timestep."""
     from test_engine import posthoc_logits, spread_alpha, tiny
 
-    from seenn.energy import count_run
+    from seenn.methods.energy import count_run
 
     model = tiny()
     torch.manual_seed(2)

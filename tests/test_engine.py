@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from seenn import engine
-from seenn.errors import SeennError
-from seenn.exits import RULES, exit_scores, policy_exit, seenn1_exit, seenn1_stops
+from seenn.common.errors import SeennError
+from seenn.methods import engine
+from seenn.methods.exits import RULES, exit_scores, policy_exit, seenn1_exit, seenn1_stops
 from seenn.models import build_snn
 
 NEURON = {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}
@@ -123,7 +123,7 @@ def test_continuous_batching_keeps_the_batch_full(setup):
 def test_continuous_batching_with_event_inputs_and_fused_neurons(fused):
     """Event inputs: each sample reads its own frame t in a mixed batch; fused LIF kernels give
     the same exits as the saved logits of the plain multi-step path."""
-    from seenn.kernels import set_fused
+    from seenn.snn.kernels import set_fused
 
     model = tiny(event=True, in_ch=2)
     torch.manual_seed(2)
@@ -222,7 +222,7 @@ def test_finished_samples_leave_the_batch(setup):
 def test_stepwise_state_is_cleared_after_a_run(setup):
     model, x, z = setup
     engine.run_fixed(model, x, 2)
-    from seenn.neurons import neuron_modules
+    from seenn.snn.neurons import neuron_modules
 
     assert all(m.u is None and not m.stepwise and m.keep_state for m in neuron_modules(model))
     assert torch.equal(posthoc_logits(model, x, T), z)  # the multi-step path is unaffected
@@ -255,7 +255,7 @@ def test_stepwise_stop_rule_agrees_with_the_vectorized_rule():
 def _rule_instances(z):
     """One instance of every registered exit rule (exits.RULES), set so that samples leave at
     several timesteps; a new rule without a case here fails the test below."""
-    from seenn.exits import ExitAt, FixedT, Seenn1
+    from seenn.methods.exits import ExitAt, FixedT, Seenn1
 
     cases = {"fixed": [FixedT()],
              "seenn1": [Seenn1("confidence", spread_alpha(z, "confidence")),

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from seenn.exits import exit_scores, policy_exit, seenn1_exit, seenn1_exit_many
+from seenn.methods.exits import exit_scores, policy_exit, seenn1_exit, seenn1_exit_many
 
 
 def test_strict_threshold_and_fallback_to_T():

@@ -5,13 +5,13 @@ saves train-split logits when asked."""
 import pandas as pd
 import torch
 
-from seenn.artifacts import load_logits, save_snn
-from seenn.dag import StageContext
-from seenn.data import get_spec
-from seenn.evaluate import stage_evaluate_snn
-from seenn.finetune import stage_finetune_snn
-from seenn.io import load_checked, read_json, save_checked
+from seenn.common.artifacts import load_logits, save_snn
+from seenn.common.io import load_checked, read_json, save_checked
+from seenn.data.registry import get_spec
 from seenn.models import build_snn
+from seenn.stages.declaration import StageContext
+from seenn.stages.evaluate import stage_evaluate_snn
+from seenn.stages.finetune import stage_finetune_snn
 
 NEURON = {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}
 MODEL = {"arch": "resnet", "stem_channels": 4, "widths": [4, 8], "blocks": [1, 1]}

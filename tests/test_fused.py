@@ -5,10 +5,20 @@ compiled kernel is exercised once, on small tensors."""
 import pytest
 import torch
 
-from seenn import engine
-from seenn.kernels import (KERNELS, FusedLIF, _k_first, _k_seq_backward, _k_seq_forward, _k_spikes, _k_step,
-                           compile_available, fused_lif_multistep, set_fused)
-from seenn.neurons import LIF, make_surrogate, lif_multistep
+from seenn.methods import engine
+from seenn.snn.kernels import (
+    KERNELS,
+    FusedLIF,
+    _k_first,
+    _k_seq_backward,
+    _k_seq_forward,
+    _k_spikes,
+    _k_step,
+    compile_available,
+    fused_lif_multistep,
+    set_fused,
+)
+from seenn.snn.neurons import LIF, lif_multistep, make_surrogate
 
 
 @pytest.fixture

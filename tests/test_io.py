@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from seenn.errors import SeennError
-from seenn.io import atomic_path, load_checked, read_json, save_checked, write_json
+from seenn.common.errors import SeennError
+from seenn.common.io import atomic_path, load_checked, read_json, save_checked, write_json
 
 
 def test_checked_roundtrip_and_truncation_names_the_file(tmp_path):

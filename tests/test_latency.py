@@ -3,7 +3,7 @@ hand-computed results: no timing is measured here."""
 
 import pytest
 
-from seenn.latency import paired_ratio, reachable_speedup, summarize
+from seenn.methods.latency import paired_ratio, reachable_speedup, summarize
 
 ANN = "ANN (same architecture)"
 
@@ -82,11 +82,11 @@ def test_every_method_runs_what_its_label_says():
     """method_runs: fixed T=t exits every sample at t, SEENN-I where its rule says, SEENN-II at the
     policy's u (the SNN's T, not another method's), the ANN as plain batches."""
     import torch
-
-    from seenn import engine
-    from seenn.latency import method_runs
-    from seenn.methods import ANN, SEENN2, engine_methods, fixed_label, seenn1_label
     from test_engine import T, posthoc_logits, tiny
+
+    from seenn.methods import engine
+    from seenn.methods.catalog import ANN, SEENN2, engine_methods, fixed_label, seenn1_label
+    from seenn.methods.latency import method_runs
 
     model = tiny()
     torch.manual_seed(1)

@@ -8,12 +8,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seenn.checkpoint import fingerprint, result_settings
-from seenn.data import get_spec
+from seenn.data.registry import get_spec
 from seenn.data.source import TensorSource
-from seenn.losses import mean_loss
+from seenn.loops.fit import fit
+from seenn.loops.resume import fingerprint, result_settings
 from seenn.models import build_snn
-from seenn.training import fit
+from seenn.snn.losses import mean_loss
 
 MODEL = {"arch": "resnet", "stem_channels": 4, "widths": [4], "blocks": [1]}
 NEURON = {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}
@@ -45,9 +45,10 @@ def test_cifar_training_is_byte_identical_with_0_and_2_workers(tmp_path, augment
 
 
 def test_streamed_imagefolder_training_is_byte_identical_with_0_and_2_workers(tmp_path):
-    from seenn.artifacts import open_split
-    from seenn.data.prepared import prepare
     from test_data_imagenet import imagenet_cfg, make_imagefolder
+
+    from seenn.data.files import open_split
+    from seenn.data.prepared import prepare
 
     prepare(imagenet_cfg(make_imagefolder(tmp_path / "raw")), 5, tmp_path / "prepared")
     train, val = open_split(tmp_path / "prepared" / "train.pt"), open_split(tmp_path / "prepared" / "val.pt")

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from seenn.losses import cumulative_loss, mean_loss, snn_loss, tet_loss
+from seenn.snn.losses import cumulative_loss, mean_loss, snn_loss, tet_loss
 
 # T = 2 timesteps, one sample, K = 2 classes, label 0. CE([a, b], 0) = ln(1 + e^(b - a)).
 O = torch.tensor([[[0.0, 0.0]], [[2 * math.log(3), 0.0]]])  # O_1 = [0, 0], O_2 = [2 ln 3, 0]

@@ -1,7 +1,16 @@
 import pytest
 import torch
 
-from seenn.metrics import accuracy_per_t, aet, correctness, empirical_aet, exit_histogram, exit_outcome, first_correct_t, oracle
+from seenn.methods.metrics import (
+    accuracy_per_t,
+    aet,
+    correctness,
+    empirical_aet,
+    exit_histogram,
+    exit_outcome,
+    first_correct_t,
+    oracle,
+)
 
 
 def test_paper_example_aet_3_empirical_2():

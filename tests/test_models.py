@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from seenn.models import build_snn
-from seenn.neurons import set_stepwise
+from seenn.snn.neurons import set_stepwise
 
 NEURON = {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}
 

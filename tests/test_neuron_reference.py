@@ -7,11 +7,11 @@ tanh, whose last bit differs between vendors (the fixture was written on an AMD 
 Xeon differs by at most 1 float32 ulp in 1 to 4 of 240 entries). Those entries must equal the fixture to
 within 4 ulp; every other entry bit for bit."""
 
+import neuron_reference as ref
 import pytest
 import torch
 
-import neuron_reference as ref
-from seenn.kernels import compile_available
+from seenn.snn.kernels import compile_available
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from seenn.neurons import IF, LIF, SURROGATES, Tanh, Triangle, set_stepwise
+from seenn.snn.neurons import IF, LIF, SURROGATES, Tanh, Triangle, set_stepwise
 
 
 def test_lif_hand_computed_sequence():
@@ -58,7 +58,7 @@ def test_set_stepwise_toggles_every_neuron():
 
 
 def test_surrogate_registry_is_the_config_vocabulary():
-    from seenn.config import load_schema
+    from seenn.pipeline.config import load_schema
 
     assert load_schema()["properties"]["neuron"]["properties"]["surrogate"]["enum"] == list(SURROGATES)
     assert all(cls.name == name for name, cls in SURROGATES.items())

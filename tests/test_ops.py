@@ -4,7 +4,7 @@ from torch import nn
 
 from seenn.models import build_snn
 from seenn.models.policy import build_policy
-from seenn.ops import ann_macs, count_macs, snn_macs
+from seenn.snn.ops import ann_macs, count_macs, snn_macs
 
 NEURON = {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}
 

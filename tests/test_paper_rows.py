@@ -10,9 +10,9 @@ import re
 import pytest
 import torch
 import yaml
-
 from conftest import PAPER_CONFIGS, ROOT, make_project, paper_config, sh
-from seenn.config import validate_config
+
+from seenn.pipeline.config import validate_config
 
 NUMBERS = yaml.safe_load((ROOT / "config/paper/numbers.yaml").read_text())
 METRICS = ("fixed_t_accuracy", "seenn1_accuracy", "seenn1_avg_timesteps", "seenn2_accuracy", "seenn2_avg_timesteps",
@@ -56,7 +56,7 @@ def planned_jobs(project) -> dict[str, int]:
 
 @pytest.mark.parametrize("path", PAPER_CONFIGS, ids=row_id)
 def test_snakemake_plans_the_whole_dag_of_each_row(path, tmp_path):
-    from seenn.stages import build_stages
+    from seenn.pipeline.table import build_stages
 
     cfg = validate_config(paper_config(path))
     project = make_project(tmp_path / "p", cfg)
@@ -85,8 +85,8 @@ def fixture_batch(spec, n: int = 2):
 def one_step(model, criterion, source, augment: str, timesteps: int, stepwise_eval: bool = False):
     """One SGD step on the fixture batch, augmented as the row trains (one batch of
     `training.ShuffledBatches`), then its per-timestep logits."""
-    from seenn.inference import predict_logits
-    from seenn.training import ShuffledBatches, train_one_epoch
+    from seenn.loops.fit import ShuffledBatches, train_one_epoch
+    from seenn.loops.predict import predict_logits
 
     data = ShuffledBatches(source, len(source), augment, torch.Generator().manual_seed(0))
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
@@ -99,15 +99,15 @@ def one_step(model, criterion, source, augment: str, timesteps: int, stepwise_ev
 
 @pytest.mark.parametrize("path", PAPER_CONFIGS, ids=row_id)
 def test_each_row_trains_and_evaluates_one_step_on_a_fixture_batch(path):
-    from seenn.convert import convert
-    from seenn.data import get_spec
+    from seenn.data.registry import get_spec
     from seenn.data.source import TensorSource
-    from seenn.inference import predict_logits
-    from seenn.losses import ann_loss, snn_criterion
+    from seenn.loops.predict import predict_logits
+    from seenn.methods.conversion import convert
+    from seenn.methods.policy.inputs import policy_input
     from seenn.models import build_snn
     from seenn.models.policy import build_policy
     from seenn.models.qcfs import build_qcfs_ann
-    from seenn.policy import policy_input
+    from seenn.snn.losses import ann_loss, snn_criterion
 
     torch.manual_seed(0)
     cfg = validate_config(paper_config(path))
@@ -134,7 +134,7 @@ def test_each_row_trains_and_evaluates_one_step_on_a_fixture_batch(path):
 @pytest.mark.parametrize("path", PAPER_CONFIGS, ids=lambda p: p.name)
 def test_overlays_switch_teas_off_where_its_core_cannot_run(path):
     """TEAS's layer-major core runs spiking ResNets of BasicBlocks: the other rows set teas.enabled false."""
-    from seenn.config import TEAS_ARCHS, validate_config
+    from seenn.pipeline.config import TEAS_ARCHS, validate_config
 
     cfg = paper_config(path)
     assert cfg["teas"]["enabled"] == (cfg["model"]["arch"] in TEAS_ARCHS)

@@ -6,7 +6,6 @@ test_pipeline_code.py; two clean runs to the same bytes: test_pipeline_determini
 import re
 
 import pytest
-
 from conftest import dvc_changed, planned_jobs, sh, tiny_config
 
 pytestmark = pytest.mark.slow

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ENV, dvc_changed, planned_jobs, scratch_copy
 from pipeline_stages import POLICY_STAGES, REPORTS, TEAS_STAGES, probe_stages
-from seenn.dag import module_file
+
+from seenn.stages.declaration import module_file
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +60,7 @@ def _edit(project: Path, rel: str):
 
 
 def _all_stages() -> set[str]:
-    from seenn.stages import STAGES
+    from seenn.pipeline.table import STAGES
 
     return {st.name for st in STAGES}
 
@@ -71,7 +71,7 @@ def _all_stages() -> set[str]:
     ("src/seenn/data/digits.py", lambda every: every - {"tables", "report", "report_measurements"}, lambda every: every),
     # the report reads only files: editing the tables' code reruns the report because its tables change
     ("src/seenn/report/tables.py", lambda every: {"tables"}, lambda every: {"tables", "report"}),
-    # every TEAS stage counts operations with seenn.energy.OpCounter, and seenn.energy loads the engine and
+    # every TEAS stage counts operations with seenn.methods.energy.OpCounter, and seenn.methods.energy loads the engine and
     # the policy (its energy stage runs SEENN-II): the import closure takes them in
     ("src/seenn/models/policy.py", lambda every: POLICY_STAGES | {"energy", "latency"} | TEAS_STAGES,
      lambda every: POLICY_STAGES | {"energy", "latency"} | TEAS_STAGES | REPORTS),

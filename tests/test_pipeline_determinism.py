@@ -3,7 +3,6 @@ Snakemake run against the session's, with the same dvc.lock records (measurement
 
 import pytest
 import yaml
-
 from conftest import NOT_DETERMINISTIC, make_project, sh, tiny_config
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import dvc_changed, make_project, planned_jobs, sh, tiny_config
 from test_data_cifar10dvs import make_cifar10dvs
 

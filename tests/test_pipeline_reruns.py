@@ -8,7 +8,6 @@ from contextlib import contextmanager
 
 import pytest
 import yaml
-
 from conftest import dvc_changed, planned_jobs, scratch_copy, sh
 from pipeline_stages import CONVERTED_POLICY, REPORT_STAGES, TEAS_CONVERTED, TEAS_DIRECT, TEAS_FINETUNED
 

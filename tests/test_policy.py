@@ -6,9 +6,11 @@ import math
 import pytest
 import torch
 
-from seenn.exits import policy_exit
+from seenn.methods.exits import policy_exit
+from seenn.methods.policy.estimators import expected_loss, reinforce_loss, reward_table, sample_weights
+from seenn.methods.policy.training import fit_policy
 from seenn.models.policy import build_policy
-from seenn.policy import (compare_cells, expected_loss, fit_policy, reinforce_loss, reward_table, sample_weights)
+from seenn.stages.seenn2 import compare_cells
 
 CFG = {"epochs": 12, "batch_size": 32, "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0, "reward_base": 2.0,
        "policy_stem_channels": 8, "policy_widths": [8, 16], "policy_stem_stride": 1}
@@ -148,7 +150,7 @@ def test_compare_grid_puts_the_configured_policy_first():
 
 
 def test_action_grids_and_reward_shapes():
-    from seenn.policy import VARIANTS, action_grid
+    from seenn.methods.policy.estimators import VARIANTS, action_grid
 
     assert action_grid("all", 4) == [1, 2, 3, 4]
     assert action_grid("powers_of_two", 64) == [1, 2, 4, 8, 16, 32, 64]
@@ -163,7 +165,7 @@ def test_action_grids_and_reward_shapes():
 def test_select_variant_uses_seenn1s_rule():
     import pandas as pd
 
-    from seenn.policy import select_variant
+    from seenn.stages.seenn2 import select_variant
 
     pts = pd.DataFrame({"variant": ["paper", "pow2", "linear"], "val_accuracy": [97.0, 96.2, 96.9],
                         "val_avg_timesteps": [30.0, 9.0, 12.0]})
@@ -173,9 +175,9 @@ def test_select_variant_uses_seenn1s_rule():
 
 
 def test_variants_schema_enum_matches_the_registry():
-    from seenn.config import load_schema
-    from seenn.policy import VARIANTS
-    from seenn.stages import CONVERTED_VARIANTS
+    from seenn.methods.policy.estimators import VARIANTS
+    from seenn.pipeline.config import load_schema
+    from seenn.pipeline.table import CONVERTED_VARIANTS
 
     enum = load_schema()["properties"]["conversion"]["properties"]["seenn2_variant"]["enum"]
     assert enum == ["validation", *VARIANTS] and set(CONVERTED_VARIANTS) <= set(VARIANTS)
@@ -186,10 +188,10 @@ def test_engine_loads_the_main_policy_and_averages_event_frames(tmp_path):
     it sees the mean frame, as in training; a file of several policies is refused."""
     from dataclasses import replace
 
-    from seenn.data import get_spec
-    from seenn.errors import SeennError
-    from seenn.artifacts import save_policies
-    from seenn.policy_inference import EventMean, load_policy
+    from seenn.common.artifacts import save_policies
+    from seenn.common.errors import SeennError
+    from seenn.data.registry import get_spec
+    from seenn.methods.policy.loading import EventMean, load_policy
 
     cfg = {"policy_stem_channels": 4, "policy_widths": [4, 8], "policy_stem_stride": 2}
     net = build_policy(1, 3, 4, [4, 8], 2, grid=[1, 2, 4])
@@ -201,7 +203,7 @@ def test_engine_loads_the_main_policy_and_averages_event_frames(tmp_path):
     loaded = load_policy(tmp_path / "one.pt", digits)
     assert torch.equal(loaded(x), net.eval()(x)) and loaded.grid == [1, 2, 4]
     # the engine maps the chosen action to its timestep on the grid
-    from seenn import engine
+    from seenn.methods import engine
 
     u = engine.policy_exits(engine.Policy.from_network(loaded), x, 4)
     assert torch.equal(u, torch.tensor([1, 2, 4])[net(x).argmax(-1)])
@@ -218,8 +220,9 @@ def test_policy_costs_the_papers_share_of_resnet19():
     """Counted on the real models of the paper config: the ResNet-8 policy's MACs are 0.547 % of
     one ResNet-19 timestep on 32x32 CIFAR-10 images, the share the paper reports."""
     from conftest import ROOT, paper_config
+
     from seenn.models import build_snn
-    from seenn.ops import ann_macs, snn_macs
+    from seenn.snn.ops import ann_macs, snn_macs
 
     cfg = paper_config(ROOT / "config/paper/resnet19_cifar10.yaml")
     s = cfg["seenn2"]

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import yaml
-
 from conftest import PAPER_CONFIGS, ROOT, make_project, paper_config, sh
-from seenn.stages import BY_NAME, GPU_RESOURCE
+
+from seenn.pipeline.table import BY_NAME, GPU_RESOURCE
 
 SLURM = ROOT / "workflow/profiles/slurm/config.yaml"
 GPU_STAGES = sorted(n for n, st in BY_NAME.items() if GPU_RESOURCE in st.resources)
@@ -44,7 +44,7 @@ def test_slurm_dry_run_of_a_paper_row_shows_each_gpu_stage_its_resources(tmp_pat
     r = sh(proj, "snakemake", "-n", "--executor", "slurm", "--profile", "eight")
     out = r.stdout + r.stderr
     jobs = {m[1]: (m[2], m[3]) for m in JOB.finditer(out)}
-    from seenn.stages import stages_of
+    from seenn.pipeline.table import stages_of
 
     row_stages = {st.name for st in stages_of(proj / "params.yaml")}  # TEAS's MNIST row runs on the digits only
     assert set(jobs) == row_stages, row_stages ^ set(jobs)

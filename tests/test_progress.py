@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from seenn.progress import progress
+from seenn.common.progress import progress
 
 
 class Terminal(io.StringIO):

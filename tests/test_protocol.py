@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import torch
 
-from seenn.artifacts import open_split
-from seenn.data import get_spec, to_input
+from seenn.common.io import load_checked
 from seenn.data.augment import augmented_input, auto_augment
+from seenn.data.files import open_split
 from seenn.data.prepared import authors_protocol, prepare
-from seenn.io import load_checked
+from seenn.data.registry import get_spec
+from seenn.data.spec import to_input
 
 CIFAR = get_spec("cifar10")
 DIGITS_CFG = {"name": "digits", "root": "data/raw", "val_size": 50, "train_size": 300, "test_size": 100}
@@ -32,7 +33,7 @@ def test_authors_cifar10_std_is_read_from_the_split_file(tmp_path):
     y = torch.arange(4)
     splits = authors_protocol({"train": (x, y), "val": (x[:2], y[:2]), "test": (x[2:], y[2:])})
     assert splits["train"][0].shape[0] == 6 and torch.equal(splits["val"][0], x[2:])
-    from seenn.artifacts import save_split
+    from seenn.data.files import save_split
 
     save_split(tmp_path / "a.pt", "cifar10", "train", x, y, "authors")
     save_split(tmp_path / "p.pt", "cifar10", "train", x, y)
@@ -59,7 +60,7 @@ def test_authors_cutout_is_black_before_normalization_and_autoaugment_fills_grey
 
 
 def test_the_report_adds_the_protocol_notes_only_for_the_authors_protocol():
-    from seenn.report.pdf import METHOD_NOTES, method_notes
+    from seenn.report.provenance import METHOD_NOTES, method_notes
 
     assert method_notes({"data": {"protocol": "project"}}) == METHOD_NOTES  # the default report keeps its text
     notes = method_notes({"data": {"protocol": "authors"}})

@@ -4,11 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from seenn.convert import check_convertible, convert, thresholds
-from seenn.errors import SeennError
+from seenn.common.errors import SeennError
+from seenn.methods.conversion import check_convertible, convert, thresholds
 from seenn.models import build_if_snn
 from seenn.models.qcfs import QCFS, build_qcfs_ann, qcfs
-from seenn.neurons import IF, set_stepwise
+from seenn.snn.neurons import IF, set_stepwise
 
 MODEL = {"arch": "resnet", "stem_channels": 4, "widths": [4, 8], "blocks": [1, 1]}
 

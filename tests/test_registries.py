@@ -4,11 +4,15 @@ that a name added on one side only fails here, not at run time."""
 
 import pytest
 
-from seenn import augment_modes, exits, losses, neurons, policy, runtime
-from seenn.config import load_schema
-from seenn.data import registry as datasets
+from seenn.common import runtime
+from seenn.data import augment_modes
+from seenn.data.registry import registry as datasets
+from seenn.methods import exits
+from seenn.methods.policy import estimators as policy
 from seenn.models import ARCHITECTURES
 from seenn.models.sew import CONNECTS
+from seenn.pipeline.config import load_schema
+from seenn.snn import losses, neurons
 
 
 def enum(path: str) -> set:

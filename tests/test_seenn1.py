@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 import torch
 
-from seenn.seenn1 import alpha_grid, calibrate, select_alpha
+from seenn.methods.seenn1 import alpha_grid, calibrate, select_alpha
 
 CFG = {"scores": ["confidence", "entropy"], "alpha_min": 0.5, "alpha_max": 0.999999, "alpha_steps": 50,
        "temperature": 1.0, "entropy_temperature": False, "accumulate": "sum", "tolerance_points": 0.1}
@@ -40,7 +40,7 @@ def test_calibration_exits_confident_samples_early():
 
 
 def test_branch_override_replaces_only_its_seenn1_key():
-    from seenn.seenn1 import seenn1_config
+    from seenn.methods.seenn1 import seenn1_config
 
     base = {"temperature": 1.0, "accumulate": "sum", "alpha_min": 0.5}
     assert seenn1_config({"seenn1": base}) == base
@@ -66,7 +66,7 @@ def test_calibration_uses_the_temperature_for_the_entropy_score_only_if_asked():
 
 
 def test_branch_temperature_override_keeps_the_entropy_temperature_flag():
-    from seenn.seenn1 import seenn1_config
+    from seenn.methods.seenn1 import seenn1_config
 
     got = seenn1_config({"seenn1": CFG, "conversion": {"seenn1_temperature": 8.0}})
     assert got == {**CFG, "temperature": 8.0} and got["entropy_temperature"] is False
@@ -77,7 +77,7 @@ def test_seenn1_at_another_methods_budget_is_chosen_on_validation():
     equal the target; the test split only reports that alpha."""
     import numpy as np
 
-    from seenn.seenn1 import alpha_grid, at_budget, sweep
+    from seenn.methods.seenn1 import alpha_grid, at_budget, sweep
 
     g = torch.Generator().manual_seed(3)
     zv, zt = (torch.randn(300, 4, 5, generator=g).cumsum(1) * 2 for _ in range(2))

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT
-from seenn.config import load_config
-from seenn.stages import BY_NAME, STAGES, build_stages, dvc_yaml
+
+from seenn.pipeline.config import load_config
+from seenn.pipeline.table import BY_NAME, STAGES, build_stages, dvc_yaml
 
 
 def test_committed_dvc_yaml_matches_stage_table():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from seenn.errors import SeennError
+from seenn.common.errors import SeennError
 from seenn.models import build_snn
 from seenn.teas import layerwise, regularizer
 from seenn.teas.allocation import adjust, allocate, scaling_ratio, timestep_equivalents

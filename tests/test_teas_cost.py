@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from seenn.energy import OpCounter, energy_pj
+from seenn.methods.energy import OpCounter, energy_pj
 from seenn.models import build_snn
 from seenn.teas import cost
 

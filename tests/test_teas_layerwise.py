@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from seenn.errors import SeennError
+from seenn.common.errors import SeennError
 from seenn.models import build_if_snn, build_snn
 from seenn.models.resnet import TimeFold
-from seenn.neurons import IF, LIF
+from seenn.snn.neurons import IF, LIF
 from seenn.teas import layerwise
 from seenn.teas.mlp import TeasMLP
 

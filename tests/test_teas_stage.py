@@ -7,16 +7,17 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import ROOT
-from seenn.artifacts import save_snn, save_split
-from seenn.config import load_config
-from seenn.dag import StageContext
-from seenn.data import get_spec
-from seenn.errors import SeennError
+
+from seenn.common.artifacts import save_snn
+from seenn.common.errors import SeennError
+from seenn.data.files import save_split
+from seenn.data.registry import get_spec
 from seenn.models import arch_config, build_snn
-from seenn.teas import stage as teas_stage
-from seenn.teas.stage import FIXED, ALLOCATION, NOREG, RETRAINED
+from seenn.pipeline.config import load_config
+from seenn.stages import teas as teas_stage
+from seenn.stages.declaration import StageContext
+from seenn.stages.teas import ALLOCATION, FIXED, NOREG, RETRAINED
 
 MODEL = {"arch": "resnet", "stem_channels": 4, "widths": [4, 8], "blocks": [1, 1], "sew_connect": "add"}
 NEURON = {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}
@@ -74,7 +75,7 @@ def _direct_chain(d: Path, out: str, teas: dict | None = None) -> dict[str, Path
 
 
 def test_direct_chain_runs_and_is_byte_identical_on_rerun(project):
-    from seenn.io import read_json
+    from seenn.common.io import read_json
 
     a = _direct_chain(project, "run_a")
     b = _direct_chain(project, "run_b")
@@ -101,10 +102,10 @@ def test_direct_chain_runs_and_is_byte_identical_on_rerun(project):
 
 def test_fixed_T_layer_major_matches_the_network_forward(project):
     """The evaluation's fixed-T row is the network's own accuracy at T (layer-major at equal windows)."""
-    from seenn.artifacts import open_split
-    from seenn.data import to_input
-    from seenn.inference import load_snn
-    from seenn.io import read_json
+    from seenn.common.io import read_json
+    from seenn.data.files import open_split
+    from seenn.data.spec import to_input
+    from seenn.loops.predict import load_snn
 
     ev = read_json(_direct_chain(project, "run_c")["evaluation.json"])
     src = open_split(project / "test.pt")
@@ -115,7 +116,7 @@ def test_fixed_T_layer_major_matches_the_network_forward(project):
 
 
 def test_mnist_row_chain(project):
-    from seenn.io import read_json
+    from seenn.common.io import read_json
 
     ex = {"target": "mnist"}
     d = project
@@ -153,7 +154,7 @@ def test_report_tables_and_figures_from_the_stage_files(project, tmp_path):
     assert list(abl["variant"]) == [FIXED, ALLOCATION, RETRAINED, NOREG] and set(abl["ratio"]) == {1.0, 0.5}
     windows = pd.read_csv(tables["teas_windows_csv"])
     assert len(windows) == 5 * len(pd.read_csv(tables["teas_activity_csv"]))
-    from seenn.io import read_json
+    from seenn.common.io import read_json
 
     save_png(teas_pages.activity_figure([read_json(files["allocation.json"])]), tmp_path / "a.png", 50)
     save_png(teas_pages.allocation_figure([read_json(files["evaluation.json"])]), tmp_path / "b.png", 50)
@@ -161,7 +162,7 @@ def test_report_tables_and_figures_from_the_stage_files(project, tmp_path):
 
 
 def test_a_retrained_file_of_another_kind_is_refused(project, tmp_path):
-    from seenn.io import save_checked
+    from seenn.common.io import save_checked
 
     save_checked(tmp_path / "x.pt", {"kind": "something else"})
     with pytest.raises(SeennError, match="not a TEAS retraining result"):

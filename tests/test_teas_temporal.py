@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from seenn.errors import SeennError
+from seenn.common.errors import SeennError
 from seenn.teas import temporal
 
 

@@ -7,13 +7,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seenn.artifacts import TRAIN_LOG_COLUMNS
-from seenn.data import get_spec, to_input
+from seenn.common.artifacts import TRAIN_LOG_COLUMNS
 from seenn.data.augment import augmented_input
+from seenn.data.registry import get_spec
 from seenn.data.source import TensorSource, sample_generator
-from seenn.losses import ann_loss, cumulative_loss, mean_loss, snn_criterion, tet_loss
+from seenn.data.spec import to_input
+from seenn.loops.fit import ShuffledBatches, fit, train_one_epoch
 from seenn.models import build_snn
-from seenn.training import ShuffledBatches, fit, train_one_epoch
+from seenn.snn.losses import ann_loss, cumulative_loss, mean_loss, snn_criterion, tet_loss
 
 DIGITS = get_spec("digits")
 
@@ -155,7 +156,7 @@ class _Conv(torch.nn.Module):
 
 @pytest.mark.parametrize("amp, dtype", [("none", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)])
 def test_amp_training_step_autocasts_on_cpu_and_keeps_float32_weights(amp, dtype):
-    from seenn.training import grad_scaler
+    from seenn.loops.fit import grad_scaler
 
     torch.manual_seed(0)
     model = _Conv()
@@ -179,7 +180,7 @@ def test_fit_with_fp16_checkpoints_the_grad_scaler_and_resumes_it(tmp_path):
                       {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}, 1, 10)
     fit(model, snn_criterion("cumulative"), _source(x, y), _source(x[:8], y[:8]), timesteps=2, cfg=cfg, seed=1,
         device=torch.device("cpu"), ckpt_dir=tmp_path, fp="f", desc="fit", amp="fp16")
-    from seenn.artifacts import epoch_checkpoints, load_epoch_checkpoint
+    from seenn.common.artifacts import epoch_checkpoints, load_epoch_checkpoint
 
     state = load_epoch_checkpoint(epoch_checkpoints(tmp_path)[-1])
     assert state["scaler"]["scale"] > 0 and "_growth_tracker" in state["scaler"]

@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from . import dvs_split
-from .config import DEFAULT_CONFIG, load_config, select_keys
-from .errors import SeennError
+from seenn.common.errors import SeennError
+from seenn.data import split_list
+from seenn.pipeline.config import DEFAULT_CONFIG, load_config, select_keys
 
 # torch and the stage machinery load in `seenn run` alone: `seenn validate`, `seenn data
 # split-list` and the help answer in a fraction of a second instead of after torch's 3 s import.
@@ -30,7 +30,7 @@ from .errors import SeennError
 def _setup_logging(stage: str, log_file: str | None) -> None:
     """Log lines to stderr and the stage's log file; under torchrun rank 0 alone writes the file
     and other ranks print warnings only, tagged with their rank."""
-    from . import distributed
+    from seenn.common import distributed
 
     tag = stage if distributed.world_size() == 1 else f"{stage} rank {distributed.rank()}"
     fmt = logging.Formatter(f"%(asctime)s [{tag}] %(levelname)s %(message)s", "%H:%M:%S")
@@ -51,7 +51,8 @@ def _launch(st, gpus: int, config_path: str) -> None:
     """Give the stage its GPUs: `gpus` slots of SEENN_GPU_SLOTS when set (CUDA_VISIBLE_DEVICES),
     then, for a data-parallel stage given more than one, rerun it under torchrun (this process is
     replaced; a rank of torchrun never relaunches)."""
-    from . import distributed, gpu_slots
+    from seenn.common import distributed
+    from seenn.pipeline import gpu_slots
 
     log = logging.getLogger("seenn")
     if distributed.world_size() > 1:
@@ -67,10 +68,11 @@ def _launch(st, gpus: int, config_path: str) -> None:
 def run_stage(name: str, config_path: str = DEFAULT_CONFIG, gpus: int = 1) -> None:
     import torch
 
-    from . import distributed, runtime, snakemake_records
-    from .config import apply_overrides
-    from .dag import StageContext
-    from .stages import build_stages, write_params_file
+    from seenn.common import distributed, runtime
+    from seenn.pipeline import snakemake_records
+    from seenn.pipeline.config import apply_overrides
+    from seenn.pipeline.table import build_stages, write_params_file
+    from seenn.stages.declaration import StageContext
 
     config = load_config(config_path)
     by_name = {st.name: st for st in build_stages(config)}  # the table of this config
@@ -109,7 +111,7 @@ def run_stage(name: str, config_path: str = DEFAULT_CONFIG, gpus: int = 1) -> No
 
 def _split_list(root: str, output: str) -> None:
     """`seenn data split-list`: write the list and say how to pin it."""
-    from .data.cifar10dvs import FOLDER, write_split_list
+    from seenn.data.cifar10dvs import FOLDER, write_split_list
 
     digest, counts = write_split_list(root, output)
     print(f"wrote {output}: {sum(counts.values())} recordings under {Path(root) / FOLDER} "
@@ -146,26 +148,26 @@ def main(argv: list[str] | None = None) -> int:
     p_split = data_sub.add_parser("split-list", help="write a CIFAR10-DVS split list for your copy of the dataset "
                                   "and print its sha256 (for data.split_list and data.split_list_sha256)")
     p_split.add_argument("root", help="the data.root holding CIFAR10DVS/<class>/*.aedat4")
-    p_split.add_argument("--output", default=dvs_split.DEFAULT_OUTPUT,
-                         help=f"the list to write (default {dvs_split.DEFAULT_OUTPUT}); the committed one is refused")
+    p_split.add_argument("--output", default=split_list.DEFAULT_OUTPUT,
+                         help=f"the list to write (default {split_list.DEFAULT_OUTPUT}); the committed one is refused")
     args = parser.parse_args(argv)
     try:
         if args.cmd == "run":
             run_stage(args.stage, args.config, args.gpus)
         elif args.cmd == "validate":
-            from .config import edited_by_hand
+            from seenn.common.config_source import edited_by_hand
 
             edited = edited_by_hand(load_config(args.config))
             print(f"{args.config}: valid" + ("; its values were edited by hand since `seenn config use` wrote it "
                                              "(the report flags that)" if edited else ""))
         elif args.cmd == "config":
-            from .overlay import use
+            from seenn.pipeline.overlay import use
 
             use(args.overlay, args.defaults, args.output)
             print(f"wrote {args.output} from {args.defaults}" + (f" with {args.overlay}" if args.overlay else "")
                   + f", and {Path(args.output).parent / 'dvc.yaml'} from its stage table")
         elif args.cmd == "dvc-yaml":
-            from .stages import dvc_yaml, stages_of
+            from seenn.pipeline.table import dvc_yaml, stages_of
 
             text, path = dvc_yaml(stages_of(args.config)), Path("dvc.yaml")
             if args.check:
@@ -175,12 +177,12 @@ def main(argv: list[str] | None = None) -> int:
                     return 1
                 print("dvc.yaml matches the stage table")
             else:
-                from .io import write_text
+                from seenn.common.io import write_text
 
                 write_text(path, text)
                 print("wrote dvc.yaml")
         elif args.cmd == "stages":
-            from .stages import stages_of
+            from seenn.pipeline.table import stages_of
 
             for st in stages_of(args.config):
                 print(f"{st.name:20s} {st.desc}")

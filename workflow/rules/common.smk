@@ -3,9 +3,9 @@ import shutil
 import subprocess
 import sys
 
-from seenn.config import validate_config
-from seenn.errors import SeennError
-from seenn.stages import GPU_RESOURCE, build_stages, final_outputs, write_params_file
+from seenn.pipeline.config import validate_config
+from seenn.common.errors import SeennError
+from seenn.pipeline.table import GPU_RESOURCE, build_stages, final_outputs, write_params_file
 
 try:
     STAGES = build_stages(validate_config(config, source="params.yaml"))  # the stage table of this config
@@ -64,7 +64,7 @@ def stage_message(stage):
 def stage_shell(stage):
     """`seenn run {rule}` (DVC's cmd too); a stage asking for GPUs gets its `gpu` resource, as
     Snakemake resolves it (a profile's set-resources included): several GPUs run a training
-    stage under torchrun (seenn.distributed), and with SEENN_GPU_SLOTS each job takes its own."""
+    stage under torchrun (seenn.common.distributed), and with SEENN_GPU_SLOTS each job takes its own."""
     if GPU_RESOURCE in stage.resources:
         return "seenn run {rule} --gpus {resources.%s}" % GPU_RESOURCE
     return "seenn run {rule}"

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torchvision.transforms import AutoAugment, AutoAugmentPolicy, InterpolationMode
 from torchvision.transforms import functional as TF
 
-from ..augment_modes import AUGMENTATIONS, check_augmentation
-from . import DatasetSpec, to_input
+from seenn.data.augment_modes import AUGMENTATIONS, check_augmentation
+from seenn.data.spec import DatasetSpec, to_input
 
 __all__ = ["AUGMENTATIONS", "augmented_input", "auto_augment", "cutout", "flip_roll_rotate", "random_crop_flip"]
 

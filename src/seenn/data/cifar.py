@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import SeennError
-from . import DatasetSpec, stratified_split
+from seenn.common.errors import SeennError
+from seenn.data.spec import DatasetSpec, stratified_split
 
 
 def _download_hint(cls_name: str, root: Path, folder: Path) -> str:

@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import dvs_split
-from ..errors import SeennError
-from . import DatasetSpec, stratified_split
+from seenn.common.errors import SeennError
+from seenn.data import split_list
+from seenn.data.spec import DatasetSpec, stratified_split
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SENSOR_SIZE = (128, 128, 2)  # (W, H, P), as tonic.datasets.CIFAR10DVS.sensor_size
@@ -97,7 +97,7 @@ def read_split_list(data_cfg: dict | None = None) -> tuple[str, dict[str, str]]:
     """(sha256 of the split list, {'class/file.aedat4': 'train' | 'test'}): the config's own list
     (`data.split_list`, checked against `data.split_list_sha256`) when it names one, else the
     committed list, checked against the pinned sha256."""
-    own = dvs_split.read_configured(data_cfg or {})
+    own = split_list.read_configured(data_cfg or {})
     if own is not None:
         return own
     try:
@@ -109,13 +109,13 @@ def read_split_list(data_cfg: dict | None = None) -> tuple[str, dict[str, str]]:
     if digest != SPLIT_LIST_SHA256:
         raise SeennError(f"CIFAR10-DVS split list {SPLIT_LIST} was edited (sha256 {digest[:12]}..., pinned "
                          f"{SPLIT_LIST_SHA256[:12]}...): restore it from git")
-    return digest, dvs_split.parse(data, f"CIFAR10-DVS split list {SPLIT_LIST}")
+    return digest, split_list.parse(data, f"CIFAR10-DVS split list {SPLIT_LIST}")
 
 
 def _list_name(data_cfg: dict) -> str:
     """How an error names the split list in use."""
-    own = dvs_split.configured(data_cfg)
-    return f"'{dvs_split.KEY}' {own}" if own is not None else f"the split list {SPLIT_LIST}"
+    own = split_list.configured(data_cfg)
+    return f"'{split_list.KEY}' {own}" if own is not None else f"the split list {SPLIT_LIST}"
 
 
 def _check_against_list(folder: Path, names: list[str], listed: dict[str, str], data_cfg: dict) -> None:
@@ -135,7 +135,7 @@ def _check_against_list(folder: Path, names: list[str], listed: dict[str, str], 
 def write_split_list(root: str | Path, output: str | Path) -> tuple[str, dict[str, int]]:
     """Write the split list of the recordings under `root` (a `data.root`, holding CIFAR10DVS/) by
     the committed list's rule to `output`; returns its sha256 and the number of recordings per split."""
-    from ..io import write_text
+    from seenn.common.io import write_text
 
     if Path(output).resolve() == SPLIT_LIST:
         raise SeennError(f"{output} is the committed split list (pinned in the code): write yours elsewhere")
@@ -143,7 +143,7 @@ def write_split_list(root: str | Path, output: str | Path) -> tuple[str, dict[st
     text = split_list_text(names)
     write_text(output, text)
     splits = [line.rsplit(",", 1)[1] for line in text.splitlines()[1:]]
-    return hashlib.sha256(text.encode()).hexdigest(), {s: splits.count(s) for s in dvs_split.SPLIT_NAMES}
+    return hashlib.sha256(text.encode()).hexdigest(), {s: splits.count(s) for s in split_list.SPLIT_NAMES}
 
 
 def _split_indices(names: list[str], y: torch.Tensor, listed: dict[str, str], val_size: int,
@@ -217,8 +217,8 @@ def _to_frames(path: Path, frames: int = TIMESTEPS, size: int = SIZE, mode: str 
 def decoded_frames(folder: Path, names: list[str], data_cfg: dict, list_sha256: str) -> torch.Tensor:
     """Frames of every recording in `names` order, from the cache when its key matches, else
     decoded and cached (a checked file written atomically)."""
-    from ..io import load_checked, save_checked
-    from ..progress import progress
+    from seenn.common.io import load_checked, save_checked
+    from seenn.common.progress import progress
 
     frames, size, mode = frame_settings(data_cfg)
     path = CACHE_ROOT / cache_key(frames, size, mode, list_sha256) / "frames.pt"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import DatasetSpec, stratified_split
+from seenn.data.spec import DatasetSpec, stratified_split
 
 
 def _load(data_cfg: dict, seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

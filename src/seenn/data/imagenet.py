@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import SeennError
-from . import DatasetSpec, stratified_split
+from seenn.common.errors import SeennError
+from seenn.data.spec import DatasetSpec, FileSplit, stratified_split
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
 HINT = ("Put the ILSVRC-2012 images there in ImageFolder layout: train/<wnid>/*.JPEG and val/<wnid>/*.JPEG "
@@ -56,7 +56,7 @@ def _listing(root: Path, part: str, classes: list[str] | None) -> tuple[list[str
 
 def sha256_files(root: Path, files: list[str], desc: str) -> list[str]:
     """The sha256 of every file (read in 1 MiB chunks)."""
-    from ..progress import progress
+    from seenn.common.progress import progress
 
     out = []
     for rel in progress(files, desc=desc, unit="file"):
@@ -69,7 +69,6 @@ def sha256_files(root: Path, files: list[str], desc: str) -> list[str]:
 
 
 def _load(data_cfg: dict, seed: int) -> dict:
-    from .prepared import FileSplit
 
     root = Path(data_cfg["root"])
     classes, train_files, train_y = _listing(root, "train", None)

@@ -1,32 +1,19 @@
 """Prepared splits: the configured dataset, validated and written as one file per split plus a
 manifest (formats: artifacts.save_split / save_file_split, artifacts.write_manifest; read back by
-artifacts.open_split). A loader returns, per split, either (x, y) tensors or a `FileSplit` (image
+data.files.open_split). A loader returns, per split, either (x, y) tensors or a `FileSplit` (image
 files streamed by the later stages). `data.protocol: authors` merges train and val into the
 training split and makes val a copy of test (the authors select on the test split)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..artifacts import save_file_split, save_split, split_path, write_manifest
-from ..errors import SeennError
-from . import SPLITS, configured_spec, get_spec, validate_labels, validate_split
-
-
-@dataclass(frozen=True)
-class FileSplit:
-    """A split as image files: paths relative to `root`, their sha256 and labels."""
-
-    root: str
-    files: list[str]
-    sha256: list[str]
-    y: torch.Tensor
-
-    def __add__(self, other: "FileSplit") -> "FileSplit":
-        return FileSplit(self.root, self.files + other.files, self.sha256 + other.sha256, torch.cat([self.y, other.y]))
+from seenn.common.errors import SeennError
+from seenn.data.files import save_file_split, save_split, split_path, write_manifest
+from seenn.data.registry import get_spec
+from seenn.data.spec import SPLITS, FileSplit, configured_spec, validate_labels, validate_split
 
 
 def authors_protocol(splits: dict) -> dict:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from ..augment_modes import check_augmentation
-from ..errors import SeennError
-from . import DatasetSpec, to_input
+from seenn.common.errors import SeennError
+from seenn.data.augment_modes import check_augmentation
+from seenn.data.spec import DatasetSpec, to_input
 
 DEFAULT_LOADER = {"workers": 0, "pin_memory": False}  # the `loader:` section's defaults
 _SEED_MIX = 0x9E3779B97F4A7C15  # odd 64-bit constant: spreads positions over the seed space
@@ -98,7 +98,7 @@ class TensorSource(SplitSource):
         return to_input(self.spec, self.x[idx])
 
     def train_input(self, i, generator, augment):
-        from .augment import augmented_input
+        from seenn.data.augment import augmented_input
 
         return augmented_input(augment, self.spec, self.x[i : i + 1], generator, self.protocol)[0]
 

@@ -3,7 +3,14 @@
 VGG-16 and VGGSNN (`vgg`), all on the interface of `base.SpikingNetwork`; the SEENN-II policy
 ResNet-8 (`policy`) and the QCFS ANN (`qcfs`)."""
 
-from .base import SpikingNetwork, TimeFold  # noqa: F401
-from .registry import (ARCHITECTURES, ann_twin, arch_config, build_if_snn, build_network, build_resnet,  # noqa: F401
-                       build_snn)
-from .resnet import SpikingResNet  # noqa: F401
+from seenn.models.base import SpikingNetwork, TimeFold  # noqa: F401
+from seenn.models.registry import (  # noqa: F401
+                                   ARCHITECTURES,
+                                   ann_twin,
+                                   arch_config,
+                                   build_if_snn,
+                                   build_network,
+                                   build_resnet,
+                                   build_snn,
+)
+from seenn.models.resnet import SpikingResNet  # noqa: F401

@@ -18,9 +18,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import SeennError
-from .base import SpikingNetwork
-from .registry import build_network, check_arch_convertible
+from seenn.common.errors import SeennError
+from seenn.models.base import SpikingNetwork
+from seenn.models.registry import build_network, check_arch_convertible
 
 
 class _FloorSTE(torch.autograd.Function):

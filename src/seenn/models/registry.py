@@ -12,12 +12,12 @@ import copy
 
 from torch import nn
 
-from ..errors import SeennError
-from ..neurons import IF, LIF
-from .base import NeuronFactory, SpikingNetwork, TimeFold
-from .resnet import TABLE6, ImageNetResNet, SpikingResNet, resnet34_block
-from .sew import build_sew_resnet34
-from .vgg import build_vgg16, build_vggsnn
+from seenn.common.errors import SeennError
+from seenn.models.base import NeuronFactory, SpikingNetwork, TimeFold
+from seenn.models.resnet import TABLE6, ImageNetResNet, SpikingResNet, resnet34_block
+from seenn.models.sew import build_sew_resnet34
+from seenn.models.vgg import build_vgg16, build_vggsnn
+from seenn.snn.neurons import IF, LIF
 
 
 def _configurable(m, neuron, cin, k, event):

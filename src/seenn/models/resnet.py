@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import NeuronFactory, SpikingNetwork, TimeFold
+from seenn.models.base import NeuronFactory, SpikingNetwork, TimeFold
 
 IMAGENET_STAGES = ((64, 128, 256, 512), (3, 4, 6, 3))  # ResNet-34 widths and blocks per stage
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import NeuronFactory, TimeFold
-from .resnet import ImageNetResNet, conv_shortcut
+from seenn.models.base import NeuronFactory, TimeFold
+from seenn.models.resnet import ImageNetResNet, conv_shortcut
 
 
 def _add(a: torch.Tensor, s: torch.Tensor) -> torch.Tensor:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import SeennError
-from .base import NeuronFactory, SpikingNetwork, TimeFold
+from seenn.common.errors import SeennError
+from seenn.models.base import NeuronFactory, SpikingNetwork, TimeFold
 
 VGG16_GROUPS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 VGGSNN_WIDTHS = (64, 128, 256, 256, 512, 512, 512, 512)  # an average pool after every second one

@@ -11,11 +11,20 @@ from reportlab import rl_config
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import cm
-from reportlab.platypus import (BaseDocTemplate, Frame, Image, KeepTogether, PageBreak, PageTemplate, Paragraph,
-                                Preformatted, Spacer)
+from reportlab.platypus import (
+    BaseDocTemplate,
+    Frame,
+    Image,
+    KeepTogether,
+    PageBreak,
+    PageTemplate,
+    Paragraph,
+    Preformatted,
+    Spacer,
+)
 from reportlab.platypus.flowables import BalancedColumns
 
-from . import typeset
+from seenn.report import typeset
 
 rl_config.invariant = 1  # no creation date, a document id from the content: identical bytes on rerun
 

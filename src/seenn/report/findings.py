@@ -4,7 +4,7 @@ is ahead, and what the energy count says. Every comparison word comes from the n
 
 from __future__ import annotations
 
-from ..methods import SEENN2
+from seenn.methods.catalog import SEENN2
 
 TIE_POINTS = 0.05  # accuracy differences below this many points read as "as accurate as"
 

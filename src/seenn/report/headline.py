@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..io import read_json
-from ..methods import BRANCH_LABELS, SEENN2, fixed_label, seenn1_label
+from seenn.common.io import read_json
+from seenn.methods.catalog import BRANCH_LABELS, SEENN2, fixed_label, seenn1_label
 
 HEADLINE_DIR = "results/metrics/headline"
 ORACLE = "Oracle (first correct t)"
 SEENN2_ROLES = {"finetuned": "seenn2_result", "converted": "seenn2_result_converted"}
-ENERGY_BRANCH = "finetuned"  # the SNN the engine stages count energy on (seenn.stages.ENGINE_BRANCH)
+ENERGY_BRANCH = "finetuned"  # the SNN the engine stages count energy on (seenn.pipeline.table.ENGINE_BRANCH)
 DIGITS = 4  # decimals kept in the metric files: what a reader compares, not float noise
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..io import read_json
-from . import notes
-from .document import SMALL, Document
+from seenn.common.io import read_json
+from seenn.report import notes
+from seenn.report.document import SMALL, Document
 
 
 def conditions(env: dict) -> str:

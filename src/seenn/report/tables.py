@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..io import read_json, write_json, write_table, write_text
-from ..methods import BRANCH_LABELS, QCFS_ANN, fixed_label, seenn1_label
-from ..metrics import doubling_timesteps
-from .headline import SEENN2_ROLES, headline_path, headline_role, headline_rows, headline_table, method_keys, metric_file
-
+from seenn.common.io import read_json
+from seenn.methods.catalog import BRANCH_LABELS, QCFS_ANN, fixed_label, seenn1_label
+from seenn.methods.metrics import doubling_timesteps
+from seenn.report.headline import (
+    headline_rows,
+    headline_table,
+)
 
 
 def accuracy_per_t(metrics: dict, branch: str) -> pd.DataFrame:
@@ -69,10 +70,6 @@ def build_tables(inputs: dict) -> dict[str, pd.DataFrame]:
     return tables
 
 
-# --- conversion branch (QCFS ANN -> IF SNN) ---------------------------------------------------
-
-
-
 def conversion_table(ann: dict, metrics: dict) -> pd.DataFrame:
     """The QCFS ANN beside its converted SNN at T = 1, 2, 4, ..., T max: accuracy on val and test
     and the gap to the ANN (points; negative = below the ANN)."""
@@ -87,8 +84,6 @@ def conversion_table(ann: dict, metrics: dict) -> pd.DataFrame:
     df["T"] = pd.Series([r["T"] for r in rows], dtype=object)  # integers, blank for the ANN row
     return df
 
-
-# --- SEENN-II (fine-tuned SNN + policy network) ----------------------------------------------
 
 def seenn2_sweep_table(s2sweep: pd.DataFrame, scores) -> pd.DataFrame:
     """One row per beta: SEENN-II test accuracy and average timesteps, beside SEENN-I (each score)
@@ -193,8 +188,6 @@ def add_seenn2_tables(tables: dict, inputs: dict) -> None:
     tables["seenn2_compare"] = seenn2_compare_table(compare)
     tables["seenn2_ops"] = seenn2_ops_table(seenn2)
 
-
-# --- across seeds, and the paper beside this run ------------------------------------------------
 
 SEED_ROLES = ("metrics_direct", "seenn1_direct", "metrics_finetuned", "seenn1_finetuned", "seenn2_result",
               "metrics_converted", "seenn1_converted", "seenn2_result_converted")  # what each seed's run gives the tables
@@ -301,81 +294,3 @@ def paper_comparison_markdown(df: pd.DataFrame, row_id: str, row: dict) -> str:
              f"{row.get('max_timesteps')}. The paper's fixed-T, SEENN-I and Table 5 figures are of the directly trained "
              f"SNN, SEENN-II of the fine-tuned one: this run's figures come from the same branches.")
     return shown.to_markdown(index=False) + "\n\n" + notes + "\n"
-
-
-def stage_tables(ctx) -> None:
-    for name, df in build_tables(ctx.inputs).items():
-        write_table(df, ctx.outputs[f"{name}_csv"], ctx.outputs[f"{name}_md"])
-    for row in headline_rows(ctx.inputs):  # the files DVC shows as metrics
-        write_json(ctx.outputs[headline_role(row["snn_key"], row["key"])], metric_file(row))
-    p = ctx.params
-    runs = split_runs(ctx.inputs, p["seed"], p["seeds"])
-    if "seeds_csv" in ctx.outputs:
-        write_table(seeds_table(runs), ctx.outputs["seeds_csv"], ctx.outputs["seeds_md"],
-                    notes="Every seed trains on the data split of the main seed: only training randomness varies. "
-                          "std: sample standard deviation (ddof 1) over the seeds' runs.")
-    if "paper_numbers" in ctx.inputs:
-        import yaml
-
-        row_id = p["report"]["paper_row"]
-        row = yaml.safe_load(Path(ctx.inputs["paper_numbers"]).read_text())[row_id]
-        df = paper_comparison(row, runs)
-        write_text(ctx.outputs["paper_comparison_csv"], df.to_csv(index=False, float_format="%.4f"))
-        write_text(ctx.outputs["paper_comparison_md"], paper_comparison_markdown(df, row_id, row))
-    if "teas_csv" in ctx.outputs:  # teas.enabled
-        from . import teas_pages
-
-        teas_pages.write_tables(ctx.inputs, ctx.outputs)
-
-
-# --- declaration -------------------------------------------------------------------------------
-
-TABLE_NAMES = ("headline", "accuracy_per_t", "aet", "methods", "conversion", "seenn2_sweep", "seenn2_compare", "seenn2_ops",
-               "seenn2_variants")
-CONVERSION_TABLES = ("conversion", "seenn2_variants")  # built only from the conversion branch
-
-
-# tables Snakemake's HTML report shows (CSV as sortable tables): role -> (category, caption file in workflow/report/)
-REPORT_TABLES = {"headline_csv": ("1 Summary", "headline.rst"), "methods_csv": ("2 SEENN-I", "methods.rst"),
-                 "seenn2_sweep_csv": ("3 SEENN-II", "seenn2_sweep.rst"), "conversion_csv": ("4 Conversion", "conversion_table.rst"),
-                 "teas_csv": ("5 TEAS", "teas_table.rst")}
-
-
-def declare(conversion: bool = True, seed_runs: dict[int, str] | None = None, paper_numbers: str | None = None,
-            energy: str | None = None, scores: tuple[str, ...] = ("confidence", "entropy"),
-            teas: dict[str, str] | None = None):
-    """The tables of the branches present; with extra seeds (`seed_runs`: seed -> its results
-    directory) also seeds.{csv,md}; with a paper numbers file also paper_comparison.{csv,md}; with
-    TEAS's result files (`teas`: role -> path) also teas*.{csv,md}. The headline numbers (one JSON
-    per SNN and SEENN-I `scores` and the other methods, with the `energy` counted on the engine's
-    SNN) are the stage's metrics."""
-    from ..dag import TABLES, Stage, result_inputs
-
-    names = [n for n in TABLE_NAMES if conversion or n not in CONVERSION_TABLES]
-    inputs = result_inputs(conversion)
-    if energy:
-        inputs["energy"] = energy
-    for s, base in (seed_runs or {}).items():
-        inputs.update({seed_role(s, r): v for r, v in result_inputs(conversion, base).items() if r in SEED_ROLES})
-    if seed_runs:
-        names.append("seeds")
-    if paper_numbers:
-        inputs["paper_numbers"] = paper_numbers
-        names.append("paper_comparison")
-    snns = [k.removeprefix("metrics_") for k in inputs if k.startswith("metrics_")]
-    headline = {headline_role(b, key): headline_path(b, key) for b in snns
-                for key in method_keys(b, list(scores), SEENN2_ROLES.get(b) in inputs)}
-    outputs = {**{f"{name}_{ext}": f"{TABLES}/{name}.{ext}" for name in names for ext in ("csv", "md")}, **headline}
-    if teas:
-        from ..dag import FIGURES
-        from .teas_pages import declare_outputs
-
-        inputs.update(teas)
-        outputs.update(declare_outputs(TABLES, FIGURES, mnist="teas_evaluation_mnist" in teas)[0])
-        names.append("teas")
-    return Stage(name="tables", run=stage_tables,
-                 desc="CSV and Markdown tables: accuracy per T, AET vs empirical AET, fixed T vs SEENN-I/II vs oracle; "
-                      "the headline numbers per SNN and method (DVC metrics)",
-                 params=("seed", "seeds", "report.paper_row"), inputs=inputs, outputs=outputs,
-                 metrics=tuple(headline),
-                 report={role: c for role, c in REPORT_TABLES.items() if role.removesuffix("_csv") in names})

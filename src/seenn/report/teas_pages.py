@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..io import read_json, write_table
-from ..methods import BRANCH_LABELS, SEENN2, fixed_label, seenn1_label
-from .plotting import pyplot
+from seenn.common.io import read_json, write_table
+from seenn.methods.catalog import BRANCH_LABELS, SEENN2, fixed_label, seenn1_label
+from seenn.report.plotting import pyplot
 
 TARGET_LABELS = {**BRANCH_LABELS, "mnist": "TEAS MNIST MLP (800-IF-10-IF)"}
 TABLES = ("teas", "teas_windows", "teas_ablation", "teas_activity", "teas_mnist")

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import SeennError
-from ..models.resnet import TimeFold
-from .layerwise import LayerwiseResult, spiking_layers
+from seenn.common.errors import SeennError
+from seenn.models.resnet import TimeFold
+from seenn.teas.layerwise import LayerwiseResult, spiking_layers
 
 
 @dataclass

@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import SeennError
+from seenn.common.errors import SeennError
 
 
 def _costs(costs: Sequence[float] | None, n: int) -> np.ndarray:

@@ -1,5 +1,5 @@
 """Cost of a layer-wise-window run on the same footing as SEENN: operations counted from the real
-spikes by `seenn.energy.OpCounter` (no second counter), energy at 0.9 pJ per addition and 4.6 pJ
+spikes by `seenn.methods.energy.OpCounter` (no second counter), energy at 0.9 pJ per addition and 4.6 pJ
 per multiplication (`energy.energy_pj`), and timestep-equivalents.
 
 The counter labels each operation with the spiking layer whose window it runs in (the layer-major
@@ -18,10 +18,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..energy import OpCounter, energy_pj
-from ..errors import SeennError
-from . import layerwise
-from .allocation import timestep_equivalents
+from seenn.common.errors import SeennError
+from seenn.methods.energy import OpCounter, energy_pj
+from seenn.teas import layerwise
+from seenn.teas.allocation import timestep_equivalents
 
 
 @dataclass

@@ -13,7 +13,7 @@ from the previous spiking layer's train. Choices:
   `LayerwiseResult.mean_logits` averages them over the window (Eq. 7's rate, comparable between
   windows of different lengths). For `TeasMLP` the head is the output layer's spikes.
 - Neurons: LIF (any decay, hard reset, from u = 0) and IF (reset by subtraction, from lam/2,
-  spikes of amplitude lam) with the same arithmetic as `seenn.neurons` (plain, not the fused
+  spikes of amplitude lam) with the same arithmetic as `seenn.snn.neurons` (plain, not the fused
   kernel), also recording each neuron's mean membrane potential at its firing steps.
 
 With every window equal and no conversion this is the network's own `forward(x, T)`, which is
@@ -27,11 +27,11 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from ..errors import SeennError
-from ..models.resnet import BasicBlock, SpikingResNet, TimeFold
-from ..neurons import IF, LIF
-from .mlp import TeasMLP
-from .temporal import CONVERSIONS
+from seenn.common.errors import SeennError
+from seenn.models.resnet import BasicBlock, SpikingResNet, TimeFold
+from seenn.snn.neurons import IF, LIF
+from seenn.teas.mlp import TeasMLP
+from seenn.teas.temporal import CONVERSIONS
 
 
 @dataclass

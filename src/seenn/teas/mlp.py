@@ -15,9 +15,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..errors import SeennError
-from ..models.resnet import TimeFold
-from ..neurons import LIF
+from seenn.common.errors import SeennError
+from seenn.models.resnet import TimeFold
+from seenn.snn.neurons import LIF
 
 
 def teas_if(threshold: float = 1.0, width: float = 1.0) -> Callable[[], nn.Module]:

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import SeennError
-from .layerwise import LayerwiseResult, spiking_layers, synaptic_owners
+from seenn.common.errors import SeennError
+from seenn.teas.layerwise import LayerwiseResult, spiking_layers, synaptic_owners
 
 
 def layer_parameters(model: nn.Module, x: torch.Tensor) -> list[int]:

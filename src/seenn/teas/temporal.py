@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import SeennError
+from seenn.common.errors import SeennError
 
 
 def spike_count(spikes: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,173 @@
+"""One training loop for the direct SNN, the QCFS ANN and the fine-tuning, each with its own
+criterion (losses.py), in the shape of torchvision's references/classification `train_one_epoch`;
+`fit` adds SGD with momentum, a per-step cosine schedule and resumable epochs (checkpoint.run_epochs),
+mixed precision (`amp`) and, under torchrun, DistributedDataParallel (seenn.common.distributed)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from seenn.common import distributed
+from seenn.common.errors import SeennError
+from seenn.common.progress import progress
+from seenn.common.runtime import AMP_DTYPES
+from seenn.data.augment_modes import check_augmentation
+from seenn.data.source import sample_generator, worker_loader
+from seenn.loops.predict import predict_logits
+from seenn.loops.resume import run_epochs
+
+log = logging.getLogger("seenn")
+
+Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (outputs O [T, B, K], labels [B]) -> loss
+
+
+class ShuffledBatches:
+    """One epoch of training batches (inputs, labels) of a `SplitSource`: the order is drawn from
+    `generator` when iteration starts; with augmentation (or a streamed split) an epoch seed is
+    drawn next, and sample k of the order is augmented from its own generator
+    (`source.sample_generator(epoch_seed, k)`), so `loader.workers` processes give the same
+    bytes as none. `augment: none` on a split in memory draws nothing more and builds each batch
+    here, as before the workers existed. Rank `rank` of `world` gets `[rank::world]` of every
+    global batch's indices (DistributedDataParallel): the global batch is the same for any world."""
+
+    def __init__(self, source, batch_size: int, augment: str, generator: torch.Generator, *,
+                 loader: dict | None = None, rank: int = 0, world: int = 1):
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} outside world size {world}")
+        self.source, self.batch_size, self.augment, self.generator = source, batch_size, augment, generator
+        self.loader, self.rank, self.world = loader, rank, world
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.source) / self.batch_size)
+
+    def __iter__(self):
+        src, n, bs = self.source, len(self.source), self.batch_size
+        order = torch.randperm(n, generator=self.generator)
+        if self.augment == "none" and not src.streamed:
+            check_augmentation(self.augment, src.spec.name, src.spec.event)
+            for i in range(0, n, bs):
+                idx = order[i : i + bs][self.rank :: self.world]
+                yield src.eval_inputs(idx), src.y[idx]
+            return
+        epoch_seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))
+        batches = [[(int(order[k]), k) for k in range(i, min(i + bs, n))][self.rank :: self.world]
+                   for i in range(0, n, bs)]
+        yield from worker_loader(_AugmentedSamples(src, self.augment, epoch_seed), batches, self.loader)
+
+
+class _AugmentedSamples(torch.utils.data.Dataset):
+    """Item (sample index, position in the epoch's order) -> (augmented input, label)."""
+
+    def __init__(self, source, augment: str, epoch_seed: int):
+        self.source, self.augment, self.epoch_seed = source, augment, epoch_seed
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, item):
+        i, position = item
+        g = sample_generator(self.epoch_seed, position)
+        return self.source.train_input(i, g, self.augment), self.source.y[i]
+
+
+def autocast(device: torch.device, amp: str):
+    """Mixed precision for the forward pass and the loss (`amp`: none | bf16 | fp16)."""
+    if AMP_DTYPES[amp] is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=AMP_DTYPES[amp])
+
+
+def grad_scaler(device: torch.device, amp: str):
+    """A gradient scaler for fp16 (its narrow range underflows small gradients); None otherwise."""
+    return torch.amp.GradScaler(device.type) if amp == "fp16" else None
+
+
+def train_one_epoch(model, criterion: Criterion, optimizer: torch.optim.Optimizer, data, device: torch.device, *,
+                    timesteps: int, scheduler=None, desc: str | None = None, amp: str = "none", scaler=None) -> dict:
+    """One pass over `data` (batches of inputs and labels), stepping `scheduler` after every batch;
+    returns the epoch's learning rate, mean loss and accuracy of the mean output (%), over all
+    ranks under DDP. `amp` autocasts the forward pass and loss; `scaler` (fp16) scales the loss."""
+    model.train()
+    total, correct, loss_sum = 0, 0, 0.0
+    bar = progress(data, desc=desc)
+    lr = optimizer.param_groups[0]["lr"]
+    for xb, yb in bar:
+        xb, yb = xb.to(device), yb.to(device)
+        with autocast(device, amp):
+            out = model(xb, timesteps)
+            loss = criterion(out, yb)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        if scheduler is not None:
+            scheduler.step()
+        loss_sum += float(loss.detach()) * yb.shape[0]
+        correct += int((out.mean(0).argmax(-1) == yb).sum())
+        total += yb.shape[0]
+        bar.set_postfix(loss=f"{loss_sum / total:.4f}", acc=f"{100 * correct / total:.1f}")
+    if distributed.active():
+        loss_sum, correct, total = distributed.sum_over_ranks(loss_sum, correct, total)
+    return {"lr": lr, "train_loss": loss_sum / total, "train_acc": 100 * correct / total}
+
+
+def val_accuracy(model, source, timesteps: int, device: torch.device, loader: dict | None = None) -> float:
+    """Accuracy (%) on `source` (a SplitSource) of the accumulated output after `timesteps` steps
+    (under DDP each rank scores its slice [rank::world] of the samples with rank 0's BatchNorm
+    statistics; counts are summed)."""
+    if not distributed.active():
+        z = predict_logits(model, source, timesteps, 500, device, loader=loader)
+        return float((z[:, -1].argmax(-1) == source.y).double().mean() * 100)
+    distributed.sync_buffers(model)
+    part = source.subset(distributed.rank_slice(torch.arange(len(source))))
+    hits = int((predict_logits(model, part, timesteps, 500, device, loader=loader)[:, -1].argmax(-1) == part.y).sum()) \
+        if len(part) else 0
+    correct, total = distributed.sum_over_ranks(hits, len(part))
+    return float(correct / total * 100)
+
+
+def _check_rank_batches(n: int, batch_size: int, world: int) -> None:
+    """Under DDP every rank needs at least one sample of every global batch (BatchNorm, DDP's all-reduce)."""
+    last = n % batch_size
+    if world > 1 and (batch_size < world or 0 < last < world):
+        raise SeennError(f"batch_size {batch_size} over {n} training samples leaves a batch of "
+                         f"{last if 0 < last < world else batch_size} samples for {world} processes: choose a "
+                         f"'batch_size' (train, finetune or conversion) of at least {world} whose last batch has too")
+
+
+def fit(model, criterion: Criterion, train, val, *, timesteps: int, cfg: dict, seed: int,
+        device: torch.device, ckpt_dir: Path, fp: str, desc: str, loader: dict | None = None,
+        amp: str = "none") -> list[dict]:
+    """Train `model` on SplitSource `train` for cfg['epochs'] epochs (cfg: epochs, batch_size, lr,
+    momentum, weight_decay, augment) with SGD + cosine, resumable, validating on `val`, under `amp`,
+    data-parallel under torchrun; `loader`: the `loader:` section. Returns one log row per epoch
+    (artifacts.TRAIN_LOG_COLUMNS)."""
+    model.to(device)
+    _check_rank_batches(len(train), cfg["batch_size"], distributed.world_size())
+    net = distributed.wrap(model, device)  # DDP around the model under torchrun, the model itself otherwise
+    opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
+    data = ShuffledBatches(train, cfg["batch_size"], cfg["augment"], torch.Generator().manual_seed(seed), loader=loader,
+                           rank=distributed.rank(), world=distributed.world_size())
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg["epochs"] * len(data))
+    scaler = grad_scaler(device, amp)
+
+    def epoch_fn(epoch: int) -> dict:
+        m = train_one_epoch(net, criterion, opt, data, device, timesteps=timesteps, scheduler=sched,
+                            desc=f"{desc} epoch {epoch}/{cfg['epochs']}", amp=amp, scaler=scaler)
+        row = {"epoch": epoch, **m, "val_acc": val_accuracy(model, val, timesteps, device, loader)}
+        log.info("%s epoch %d: loss %.4f train acc %.2f %% val acc (T=%d) %.2f %%",
+                 desc, epoch, row["train_loss"], row["train_acc"], timesteps, row["val_acc"])
+        return row
+
+    return run_epochs(name=desc, ckpt_dir=ckpt_dir, fp=fp, epochs=cfg["epochs"], model=model, optimizer=opt,
+                      scheduler=sched, generator=data.generator, epoch_fn=epoch_fn, scaler=scaler)

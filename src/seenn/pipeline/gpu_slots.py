@@ -1,0 +1,92 @@
+"""GPU slots for jobs side by side on one machine: Snakemake's local executor counts a `gpu`
+resource but never says which GPU a job got (snakemake issue 281), so `seenn run` picks its
+own. `SEENN_GPU_SLOTS` lists the GPU ids to share (e.g. "0,1,2,3"); a job needing n GPUs takes
+the first n free ones, each held by an exclusive lock on one file per id in a directory shared by
+every run on the machine (`SEENN_GPU_LOCK_DIR`, default <tmp>/seenn-gpu-slots-<user>), so several
+project directories (paper rows side by side) share the GPUs too. The locks are held for the
+life of the process and of what it execs (torchrun), released by the kernel when it ends, even
+on SIGKILL. `CUDA_VISIBLE_DEVICES` is set to the ids taken, before torch starts CUDA."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from pathlib import Path
+
+from seenn.common.errors import SeennError
+
+SLOTS_ENV = "SEENN_GPU_SLOTS"
+LOCK_DIR_ENV = "SEENN_GPU_LOCK_DIR"
+log = logging.getLogger("seenn")
+_HELD: list[int] = []  # open lock file descriptors of this process
+
+
+def configured_slots() -> list[str]:
+    """The GPU ids of `SEENN_GPU_SLOTS` (empty: no allocation, CUDA_VISIBLE_DEVICES as it is)."""
+    raw = os.environ.get(SLOTS_ENV, "").strip()
+    slots = [s.strip() for s in raw.split(",") if s.strip()]
+    if len(set(slots)) != len(slots):
+        raise SeennError(f"{SLOTS_ENV}={raw!r} names a GPU twice")
+    return slots
+
+
+def lock_dir() -> Path:
+    import getpass
+    import tempfile
+
+    return Path(os.environ.get(LOCK_DIR_ENV) or Path(tempfile.gettempdir()) / f"seenn-gpu-slots-{getpass.getuser()}")
+
+
+def _try_lock(path: Path) -> int | None:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.set_inheritable(fd, True)  # kept across exec (torchrun) and by its children
+    return fd
+
+
+def acquire(n: int, slots: list[str] | None = None, timeout_s: float | None = None, poll_s: float = 0.2) -> list[str]:
+    """Take `n` free GPU slots (waiting while others hold them), set CUDA_VISIBLE_DEVICES to their
+    ids and return them. No slots configured: nothing to do, returns []."""
+    slots = configured_slots() if slots is None else slots
+    if not slots:
+        return []
+    if n > len(slots):
+        raise SeennError(f"a job needs {n} GPUs but {SLOTS_ENV} lists {len(slots)} ({','.join(slots)})")
+    directory = lock_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    waited = False
+    while True:
+        taken: list[tuple[str, int]] = []
+        for slot in slots:
+            fd = _try_lock(directory / f"gpu-{slot}.lock")
+            if fd is not None:
+                taken.append((slot, fd))
+                if len(taken) == n:
+                    break
+        if len(taken) == n:
+            _HELD.extend(fd for _, fd in taken)
+            ids = [slot for slot, _ in taken]
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(ids)
+            log.info("GPU slot%s %s (CUDA_VISIBLE_DEVICES=%s)", "s" if n > 1 else "", ",".join(ids), ",".join(ids))
+            return ids
+        for _, fd in taken:  # all or nothing: two jobs each holding half never deadlock
+            os.close(fd)
+        if deadline is not None and time.monotonic() > deadline:
+            raise SeennError(f"no {n} free GPU slot(s) among {SLOTS_ENV}={','.join(slots)} after {timeout_s:.0f} s")
+        if not waited:
+            log.info("waiting for %d free GPU slot(s) among %s", n, ",".join(slots))
+            waited = True
+        time.sleep(poll_s)
+
+
+def release() -> None:
+    """Give back every slot this process holds (normally the process's end does it)."""
+    while _HELD:
+        os.close(_HELD.pop())

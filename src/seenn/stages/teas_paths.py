@@ -1,0 +1,48 @@
+"""Where TEAS's stages keep their files: results/teas/<target>/ for the SNNs it runs on (direct,
+finetuned, converted, and the paper's MNIST MLP), its latency under results/measurements/."""
+
+from __future__ import annotations
+
+from seenn.stages.layout import MEASUREMENTS, RESULTS
+
+TEAS_DIR = f"{RESULTS}/teas"
+TARGETS = ("direct", "finetuned", "converted")  # the project's SNNs TEAS allocates windows on
+MNIST = "mnist"
+
+
+def target_dir(target: str) -> str:
+    return f"{TEAS_DIR}/{target}"
+
+
+def allocation(target: str) -> str:
+    """Activity profile, noise probe, per-step costs and the initial allocation at every ratio."""
+    return f"{target_dir(target)}/allocation.json"
+
+
+def evaluation(target: str) -> str:
+    """Accuracy and cost of every variant (fixed T, allocation only, retrained) on the test split."""
+    return f"{target_dir(target)}/evaluation.json"
+
+
+def retrained(target: str, regularized: bool = True) -> str:
+    """The retrained weights and final windows at every ratio (without the regularizer: the ablation)."""
+    return f"{target_dir(target)}/retrained{'' if regularized else '_noreg'}.pt"
+
+
+def retrain_log(target: str, regularized: bool = True) -> str:
+    return f"{target_dir(target)}/retrain{'' if regularized else '_noreg'}_log.csv"
+
+
+MNIST_MODEL = f"{TEAS_DIR}/{MNIST}/snn.pt"
+MNIST_TRAIN_LOG = f"{TEAS_DIR}/{MNIST}/train_log.csv"
+LATENCY = f"{MEASUREMENTS}/teas_latency.json"
+LATENCY_CSV = f"{MEASUREMENTS}/teas_latency.csv"
+LATENCY_MD = f"{MEASUREMENTS}/teas_latency.md"
+
+
+def evaluations(conversion: bool, mnist: bool) -> dict[str, str]:
+    """The evaluation files the tables, figures and report read, by role."""
+    targets = [t for t in TARGETS if conversion or t != "converted"] + ([MNIST] if mnist else [])
+    out = {f"teas_evaluation_{t}": evaluation(t) for t in targets}
+    out.update({f"teas_allocation_{t}": allocation(t) for t in targets})
+    return out

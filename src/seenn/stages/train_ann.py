@@ -1,0 +1,50 @@
+"""QCFS ANN training: the first stage of the conversion branch.
+
+The ANN is the configured ResNet with QCFS activations (models/qcfs.py), trained by the same
+resumable loop as the direct SNN (training.fit, run with T = 1 and plain cross-entropy): SGD with
+momentum, cosine schedule, one checkpoint per epoch. Its hyperparameters live under
+`conversion:` so that changing them reruns only the conversion branch."""
+
+from __future__ import annotations
+
+from seenn.common.artifacts import save_ann, write_train_log
+from seenn.common.io import sha256_file
+from seenn.data.files import open_split
+from seenn.loops.fit import fit
+from seenn.loops.resume import fingerprint, result_settings
+from seenn.models import arch_config
+from seenn.models.qcfs import build_qcfs_ann, require_static_images
+from seenn.snn.losses import ann_loss
+
+
+def stage_train_ann(ctx) -> None:
+    """Stage train_ann: prepared train/val splits -> QCFS ANN checkpoint + CSV log."""
+    p = ctx.params
+    c = p["conversion"]
+    train, val = open_split(ctx.inputs["train"]), open_split(ctx.inputs["val"])
+    spec = train.spec
+    require_static_images(spec, ctx.name)
+    model = build_qcfs_ann(p["model"], c["levels"], c["lambda_init"], spec.input_shape[-3], spec.num_classes)
+    fp = fingerprint(result_settings(p), sha256_file(ctx.inputs["train"]), sha256_file(ctx.inputs["val"]))
+    # `c` holds only the conversion keys this stage declares (stages.ANN_TRAIN_KEYS)
+    rows = fit(model, ann_loss, train, val, timesteps=1, cfg=c, seed=p["seed"], device=ctx.device,
+               ckpt_dir=ctx.checkpoint_dir, fp=fp, desc="train_ann", loader=p["loader"], amp=p["amp"])
+    save_ann(ctx.outputs["model"], model.cpu(), model_cfg=arch_config(p["model"]), levels=c["levels"], spec=spec)
+    write_train_log(ctx.outputs["log"], rows)
+
+
+# conversion keys the QCFS ANN training reads: conversion.max_timesteps reruns conversion, not training
+ANN_TRAIN_KEYS = tuple(f"conversion.{k}" for k in ("levels", "lambda_init", "epochs", "batch_size", "lr", "momentum",
+                                                     "weight_decay", "augment"))
+
+
+def declare():
+    from seenn.stages.declaration import TRAINING_KEYS, Stage
+    from seenn.stages.layout import branch_dir, split_paths
+
+    d = branch_dir("converted")
+    return Stage(name="train_ann", run=stage_train_ann,
+                 desc="QCFS ANN training (quantization-clip-floor-shift activations, trainable thresholds)",
+                 params=TRAINING_KEYS + ("loader", "model") + ANN_TRAIN_KEYS, inputs=split_paths("train", "val"),
+                 outputs={"model": f"{d}/ann.pt", "log": f"{d}/ann_train_log.csv"}, plots=("log",), checkpoints=True,
+                 threads="all", data_parallel=True)

@@ -1,0 +1,190 @@
+"""The steps TEAS's stages chain: profile (activity and per-step layer costs in one layer-major
+pass), evaluation (accuracy and cost of one allocation, counted by the same OpCounter as SEENN),
+regularized retraining with periodic window adjustment, and the MNIST MLP's training.
+
+Choices (stated in the report's method notes): retraining uses Adam (the paper's optimizer) on
+the network's own weights with BatchNorm statistics frozen (eval mode: the retraining subset is
+small), no augmentation, shuffled by a generator seeded with `seed`; the regularizer's reference
+activity is the one measured at the last allocation or adjustment; the activity of each epoch
+(the mean firing rate per layer over its batches) drives the adjustment after it; fine-tuning at
+the final windows uses cross-entropy only (lambda 0)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seenn.common.errors import SeennError
+from seenn.methods.energy import OpCounter, energy_pj
+from seenn.teas import activity, allocation, layerwise
+from seenn.teas.mlp import TeasMLP
+from seenn.teas.regularizer import layer_parameters, spike_rates, teas_loss
+
+log = logging.getLogger("seenn")
+
+
+@dataclass
+class Profile:
+    """Per spiking layer: activity (activity.LayerActivity) and c_l, the operations one step of its
+    window costs per inference at uniform windows T."""
+
+    layers: list[activity.LayerActivity]
+    costs: list[float]
+    T: int
+
+    @property
+    def rates(self) -> list[float]:
+        return [a.rate for a in self.layers]
+
+
+def _per_layer_ops(counter: OpCounter, L: int, n: int) -> list[float]:
+    per = [0.0] * (L + 1)
+    for (_, t), (a, m) in counter.ops.items():
+        per[t] += (a + m) / n
+    return per
+
+
+@torch.no_grad()
+def profile(model: nn.Module, x: torch.Tensor, T: int, batch_size: int, conversion: str = "eq3") -> Profile:
+    """Activity (Eq. 2) and per-step costs of every spiking layer, from one layer-major run at T."""
+    if x.shape[0] == 0:
+        raise SeennError("the TEAS profile needs at least one input")
+    model.eval()
+    names = layerwise.spiking_layers(model)
+    total = {n: activity.LayerActivity(n, 0.0, 0, 0, T) for n in names}
+    with OpCounter(model) as counter:
+        for i in range(0, x.shape[0], batch_size):
+            res = layerwise.run(model, x[i : i + batch_size], [T] * len(names), conversion, on_layer=counter.set_timestep)
+            for a in activity.from_result(res):
+                t = total[a.name]
+                t.spikes += a.spikes
+                t.neurons = a.neurons
+                t.samples += a.samples
+    per = _per_layer_ops(counter, len(names), x.shape[0])
+    return Profile(list(total.values()), [ops / T for ops in per[1:]], T)
+
+
+def weights(prof: Profile, ratio_weights: str) -> list[float] | None:
+    """The layer weights of the scaling ratio: 'ops' the per-step costs, 'layers' None (plain average)."""
+    if ratio_weights == "layers":
+        return None
+    if ratio_weights != "ops":
+        raise SeennError(f"ratio_weights must be 'ops' or 'layers', got {ratio_weights!r}")
+    if not sum(prof.costs) > 0:
+        raise SeennError("every layer's per-step cost is 0 (no spikes reached a synapse): use ratio_weights 'layers'")
+    return prof.costs
+
+
+def _logit_scale(model: nn.Module, windows: Sequence[int], cfg: dict) -> float:
+    """Eq. 7's u times this: 1 for the ResNets (their mean output); for TeasMLP the last window's
+    length over `cfg['temperature']`, i.e. its output spike counts / temperature, as it was trained."""
+    return float(windows[-1]) / cfg["temperature"] if isinstance(model, TeasMLP) else 1.0
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, windows: Sequence[int], costs: Sequence[float],
+             batch_size: int, conversion: str = "eq3") -> dict:
+    """Accuracy (%), ACs, MACs, energy (uJ) per inference, timestep-equivalents (cost-weighted
+    average window, `costs` = c_l) and the plain average window of running `model` at `windows`."""
+    model.eval()
+    windows = layerwise.check_windows(model, list(windows))
+    n, correct = x.shape[0], 0
+    with OpCounter(model) as counter:
+        for i in range(0, n, batch_size):
+            res = layerwise.run(model, x[i : i + batch_size], windows, conversion, on_layer=counter.set_timestep)
+            correct += int((res.mean_logits().argmax(-1) == y[i : i + batch_size].to(res.logits.device)).sum())
+    acs, macs = (v / n for v in counter.totals())
+    c = costs if sum(costs) > 0 else None
+    return {"windows": [int(w) for w in windows], "accuracy": 100.0 * correct / n, "acs": acs, "macs": macs,
+            "energy_uj": energy_pj(acs, macs) / 1e6,
+            "timestep_equivalents": allocation.timestep_equivalents(windows, c),
+            "avg_window": sum(windows) / len(windows), "n": n}
+
+
+def retrain(model: nn.Module, x: torch.Tensor, y: torch.Tensor, windows: Sequence[int], reference: Sequence[float],
+            costs: Sequence[float] | None, T: int, rho: float, cfg: dict, seed: int,
+            conversion: str = "eq3") -> tuple[list[int], list[dict]]:
+    """TEAS retraining (section 3.3): `cfg['epochs']` epochs of CE + lambda l_r with the windows
+    adjusted every `adjust_every` epochs and a final adjustment after the last, then
+    `finetune_epochs` at the final windows (CE only). Returns (final windows, one log row per epoch).
+    cfg: epochs, adjust_every, adjust_layers, adjust_max_change, finetune_epochs, lambda, lr,
+    batch_size, top_window."""
+    windows = layerwise.check_windows(model, list(windows))
+    params = layer_parameters(model, x[:1])
+    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    gen = torch.Generator().manual_seed(seed)
+    ref = list(reference)
+    rows = []
+    total = cfg["epochs"] + cfg["finetune_epochs"]
+    model.eval()  # BatchNorm statistics frozen; gradients still flow through every weight
+    for epoch in range(1, total + 1):
+        phase = "retrain" if epoch <= cfg["epochs"] else "finetune"
+        lam = cfg["lambda"] if phase == "retrain" else 0.0
+        order = torch.randperm(x.shape[0], generator=gen)
+        sums = [0.0] * len(windows)
+        loss_sum = ce_sum = lr_sum = 0.0
+        correct = 0
+        for i in range(0, x.shape[0], cfg["batch_size"]):
+            idx = order[i : i + cfg["batch_size"]]
+            res = layerwise.run(model, x[idx], windows, conversion)
+            loss, ce, lr_term = teas_loss(res, y[idx], params, lam, ref, logit_scale=_logit_scale(model, windows, cfg))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            b = idx.numel()
+            for l, r in enumerate(spike_rates(res)):
+                sums[l] += float(r.detach()) * b
+            loss_sum, ce_sum, lr_sum = loss_sum + float(loss.detach()) * b, ce_sum + float(ce.detach()) * b, lr_sum + float(lr_term.detach()) * b
+            correct += int((res.mean_logits().detach().argmax(-1) == y[idx]).sum())
+        n = x.shape[0]
+        rates = [s / n for s in sums]
+        row = {"epoch": epoch, "phase": phase, "lambda": lam, "loss": loss_sum / n, "ce": ce_sum / n,
+               "regularizer": lr_sum / n, "train_acc": 100.0 * correct / n, "windows": " ".join(map(str, windows))}
+        if phase == "retrain" and (epoch % cfg["adjust_every"] == 0 or epoch == cfg["epochs"]):
+            final = epoch == cfg["epochs"]
+            if max(rates) > 0:
+                windows = allocation.adjust(windows, rates, costs, T, rho, cfg["adjust_layers"], cfg["adjust_max_change"],
+                                            final=final, top_window=cfg["top_window"])
+            ref = rates
+        row["windows_after"] = " ".join(map(str, windows))
+        log.info("teas retrain epoch %d/%d (%s): loss %.4f ce %.4f l_r %.4f train acc %.2f %% windows %s", epoch, total,
+                 phase, row["loss"], row["ce"], row["regularizer"], row["train_acc"], row["windows_after"])
+        rows.append(row)
+    return list(windows), rows
+
+
+def train_mlp(model: TeasMLP, x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor, T: int,
+              epochs: int, lr: float, batch_size: int, seed: int, temperature: float = 1.0) -> list[dict]:
+    """Direct training of the MNIST MLP at T steps (BPTT through the surrogate): Adam, CE on the
+    output spike counts divided by `temperature` (teas.mnist.temperature), shuffled by a generator
+    seeded with `seed`."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    rows = []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = torch.randperm(x.shape[0], generator=gen)
+        loss_sum, correct = 0.0, 0
+        for i in range(0, x.shape[0], batch_size):
+            idx = order[i : i + batch_size]
+            counts = model(x[idx], T).sum(0)
+            loss = F.cross_entropy(counts / temperature, y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += float(loss.detach()) * idx.numel()
+            correct += int((counts.detach().argmax(-1) == y[idx]).sum())
+        model.eval()
+        with torch.no_grad():
+            val = sum(int((model(xv[i : i + 500], T).sum(0).argmax(-1) == yv[i : i + 500]).sum())
+                      for i in range(0, xv.shape[0], 500))
+        rows.append({"epoch": epoch, "lr": lr, "train_loss": loss_sum / x.shape[0], "train_acc": 100.0 * correct / x.shape[0],
+                     "val_acc": 100.0 * val / xv.shape[0]})
+        log.info("teas_train_mnist epoch %d/%d: loss %.4f train acc %.2f %% val acc (T=%d) %.2f %%", epoch, epochs,
+                 rows[-1]["train_loss"], rows[-1]["train_acc"], T, rows[-1]["val_acc"])
+    return rows
