@@ -1,4 +1,4 @@
-# seenn-bench workflow. Each stage is declared beside its code; src/seenn/stages.py assembles the
+# seenn-bench workflow. Each stage is declared beside its code; src/seenn/pipeline/table.py assembles the
 # table, workflow/rules/stages.smk makes one rule per stage, and `seenn dvc-yaml` writes dvc.yaml from it.
 from snakemake.utils import min_version
 

@@ -10,7 +10,7 @@ from seenn.methods.exits import policy_exit
 from seenn.methods.policy.estimators import expected_loss, reinforce_loss, reward_table, sample_weights
 from seenn.methods.policy.training import fit_policy
 from seenn.models.policy import build_policy
-from seenn.stages.seenn2 import compare_cells
+from seenn.methods.policy.selection import compare_cells
 
 CFG = {"epochs": 12, "batch_size": 32, "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0, "reward_base": 2.0,
        "policy_stem_channels": 8, "policy_widths": [8, 16], "policy_stem_stride": 1}
@@ -165,7 +165,7 @@ def test_action_grids_and_reward_shapes():
 def test_select_variant_uses_seenn1s_rule():
     import pandas as pd
 
-    from seenn.stages.seenn2 import select_variant
+    from seenn.methods.policy.selection import select_variant
 
     pts = pd.DataFrame({"variant": ["paper", "pow2", "linear"], "val_accuracy": [97.0, 96.2, 96.9],
                         "val_avg_timesteps": [30.0, 9.0, 12.0]})

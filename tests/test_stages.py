@@ -1,4 +1,4 @@
-"""Snakemake and DVC must describe one DAG: both come from src/seenn/stages.py."""
+"""Snakemake and DVC must describe one DAG: both come from src/seenn/pipeline/table.py."""
 
 import importlib
 import os

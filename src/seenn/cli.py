@@ -1,7 +1,7 @@
 """`seenn`: the only entry point the DAG calls.
 
     seenn run <stage> [--config params.yaml] [--gpus N]
-                                               run one stage (declared beside its code; table: src/seenn/stages.py);
+                                               run one stage (declared beside its code; table: src/seenn/pipeline/table.py);
                                                N > 1: a training stage reruns itself under torchrun, N processes
     seenn validate [--config FILE]             validate a config and exit
     seenn config use [OVERLAY]                 write params.yaml: config/defaults.yaml + the overlay (if any),
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             text, path = dvc_yaml(stages_of(args.config)), Path("dvc.yaml")
             if args.check:
                 if not path.exists() or path.read_text() != text:
-                    print(f"dvc.yaml is out of date with src/seenn/stages.py and {args.config}: run `seenn dvc-yaml`",
+                    print(f"dvc.yaml is out of date with src/seenn/pipeline/table.py and {args.config}: run `seenn dvc-yaml`",
                           file=sys.stderr)
                     return 1
                 print("dvc.yaml matches the stage table")

@@ -1,4 +1,4 @@
-# One rule per stage of the table in src/seenn/stages.py (each stage is declared beside its code).
+# One rule per stage of the table in src/seenn/pipeline/table.py (each stage is declared beside its code).
 # Directive values are read now, except shell/message, which Snakemake formats at run time:
 # they use {rule}, never the loop variable.
 for _st in STAGES:

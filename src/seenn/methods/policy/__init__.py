@@ -1,2 +1,3 @@
-"""SEENN-II's policy network: reward and estimators, what the policy sees (`inputs`), its training
-and test-time decision (`training`), and loading a saved policy (`loading`)."""
+"""SEENN-II's policy network: reward and estimators (`estimators`), what the policy sees
+(`inputs`), its training and test-time decision (`training`), choosing among policies
+(`selection`), and loading a saved policy (`loading`)."""
