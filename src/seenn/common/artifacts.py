@@ -1,5 +1,5 @@
-"""Every result file a stage saves (the prepared splits' format is data.files): what each holds, and its save and checked load (io.py is the atomic,
-sha256-checked layer underneath). Loads return file contents; rebuilding a network from them is
+"""Every result file a stage saves: what each holds, and its save and checked load (io.py is the
+atomic, sha256-checked layer underneath; the prepared splits' format is data.files). Loads return file contents; rebuilding a network from them is
 the caller's (loops.predict.load_snn, methods.conversion.load_ann,
 methods.policy.loading.load_policies).
 

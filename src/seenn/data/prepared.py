@@ -1,5 +1,5 @@
 """Prepared splits: the configured dataset, validated and written as one file per split plus a
-manifest (formats: artifacts.save_split / save_file_split, artifacts.write_manifest; read back by
+manifest (formats: data.files.save_split / save_file_split / write_manifest; read back by
 data.files.open_split). A loader returns, per split, either (x, y) tensors or a `FileSplit` (image
 files streamed by the later stages). `data.protocol: authors` merges train and val into the
 training split and makes val a copy of test (the authors select on the test split)."""

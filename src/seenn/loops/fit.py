@@ -1,6 +1,6 @@
 """One training loop for the direct SNN, the QCFS ANN and the fine-tuning, each with its own
 criterion (losses.py), in the shape of torchvision's references/classification `train_one_epoch`;
-`fit` adds SGD with momentum, a per-step cosine schedule and resumable epochs (checkpoint.run_epochs),
+`fit` adds SGD with momentum, a per-step cosine schedule and resumable epochs (loops.resume.run_epochs),
 mixed precision (`amp`) and, under torchrun, DistributedDataParallel (seenn.common.distributed)."""
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def _build_converted(ck: dict, spec: DatasetSpec):
     return build_if_snn(ck["model"], spec.input_shape[-3], spec.num_classes)
 
 
-# how each SNN checkpoint kind (artifacts.SNN_KINDS) is rebuilt
+# how each SNN checkpoint kind (common.artifacts.SNN_KINDS) is rebuilt
 SNN_BUILDERS = {SNN_KIND: _build_direct, CONVERTED_KIND: _build_converted}
 
 

@@ -10,7 +10,7 @@ L * h(x) / lam times: that is why this ANN converts to an SNN with (almost) no e
 The ANN is the configured `model.arch` network (models/registry.py) with a QCFS activation in
 every neuron slot, run with T = 1 (its output is [1, B, K]). Sharing the class keeps layer and
 parameter names identical between ANN and converted SNN, so conversion is a neuron swap
-(convert.py). An arch the conversion cannot map (max-pooling, SEW connects) is refused here,
+(methods/conversion.py). An arch the conversion cannot map (max-pooling, SEW connects) is refused here,
 before any training."""
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ tet:        (1 - lam) * mean_t CE(O_t, y) + lam * MSE(O, phi)          (TET, Den
 mean:       CE(mean_t O_t, y)                                          (standard SNN loss)
 cumulative: mean_t CE(z_t / t, y), z_t = O_1 + ... + O_t                (every prefix predicts; SEENN-II fine-tuning)
 ann:        CE(O_1, y) with T = 1                                      (the QCFS ANN)
-Each is a criterion(out, y) for training.train_one_epoch; `snn_criterion` picks one by config name."""
+Each is a criterion(out, y) for loops.fit.train_one_epoch; `snn_criterion` picks one by config name."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ These are *dense* counts: every synapse of every conv / linear layer is counted 
 execution, whether its input is a real number or a (possibly zero) spike. That is how the SEENN
 paper compares the policy network with the SNN (ResNet-8 at 0.547 % of ResNet-19's operations,
 per timestep). Spike-sparsity-aware energy (ACs per actual spike, pJ per op) is a different
-measure and lives elsewhere (energy.py). BatchNorm, pooling and neuron updates are not counted."""
+measure and lives elsewhere (methods/energy.py). BatchNorm, pooling and neuron updates are not counted."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ PROJECT_ROOT = PACKAGE_DIR.parents[1]
 # that module's closure is code of every stage
 RUNNER_MODULE = "seenn.common.runtime"
 RUNTIME_KEYS = ("seed", "device", "deterministic")  # what a training stage reads besides its own section
-TRAINING_KEYS = RUNTIME_KEYS + ("amp",)  # ... and a stage that trains through training.fit (mixed precision)
+TRAINING_KEYS = RUNTIME_KEYS + ("amp",)  # ... and a stage that trains through loops.fit (mixed precision)
 # every stage that declares `device` also declares `tf32` (seenn.pipeline.table adds it): `seenn run` applies both
 DEVICE_KEYS = ("device", "tf32")
 
@@ -77,7 +77,7 @@ class Stage:
     options: Mapping[str, object] = field(default_factory=dict)  # fixed arguments of `run` (ctx.extras)
     threads: int | str = 1  # "all": every core Snakemake was given (training, evaluation, latency)
     resources: Mapping[str, int | str] = field(default_factory=dict)  # Snakemake resources (gpu, mem_mb, runtime)
-    data_parallel: bool = False  # trains through training.fit: given several GPUs, runs under torchrun (DDP)
+    data_parallel: bool = False  # trains through loops.fit.fit: given several GPUs, runs under torchrun (DDP)
     # config values this stage sees in place of the params file's (dotted key -> value): a seed's own
     # training run sees `seed` = s; its config slice (results/params/<name>.json) holds them too
     overrides: Mapping[str, object] = field(default_factory=dict)

@@ -1,7 +1,7 @@
 """Early-exit-aware fine-tuning (SEENN-II, step 1): continue training the direct SNN with the
 cumulative loss mean_t CE(z_t / t, y), so that every prefix t = 1..T of the accumulated output
 predicts well, not only the full-T one. Same resumable SGD + cosine loop as direct training
-(`training.fit`); the output is a new checkpoint beside the direct one.
+(`loops.fit.fit`); the output is a new checkpoint beside the direct one.
 
 `finetune.epochs: 0` switches fine-tuning off: the checkpoint is then the direct one, rewritten
 unchanged, so the DAG (and every later stage) keeps its shape."""

@@ -1,7 +1,7 @@
 """QCFS ANN training: the first stage of the conversion branch.
 
 The ANN is the configured ResNet with QCFS activations (models/qcfs.py), trained by the same
-resumable loop as the direct SNN (training.fit, run with T = 1 and plain cross-entropy): SGD with
+resumable loop as the direct SNN (loops.fit.fit, run with T = 1 and plain cross-entropy): SGD with
 momentum, cosine schedule, one checkpoint per epoch. Its hyperparameters live under
 `conversion:` so that changing them reruns only the conversion branch."""
 

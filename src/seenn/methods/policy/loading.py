@@ -1,4 +1,4 @@
-"""SEENN-II policy networks rebuilt from their file (artifacts.save_policies): for the SEENN-II
+"""SEENN-II policy networks rebuilt from their file (common.artifacts.save_policies): for the SEENN-II
 stages and, through `engine.load_policy`, the energy and latency stages."""
 
 from __future__ import annotations
