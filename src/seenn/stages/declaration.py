@@ -71,6 +71,8 @@ class Stage:
     outputs: Mapping[str, str]
     metrics: tuple[str, ...] = ()  # output roles that DVC shows as metrics
     plots: tuple[str, ...] = ()  # output roles that DVC shows as plots
+    # dvc.yaml's top-level plots this stage's files feed: plot id -> {x, y (file -> column), title, ...}
+    dvc_plots: Mapping[str, Mapping] = field(default_factory=dict)
     # output role -> (category, caption file in workflow/report/): Snakemake's HTML report (`snakemake --report`)
     report: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     checkpoints: bool = False  # keeps resumable checkpoints under results/checkpoints/<name>/

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from seenn.common.io import write_json, write_table, write_text
+import pandas as pd
+
+from seenn.common.io import read_json, write_json, write_table, write_text
+from seenn.report.curves import fixed_t_curve, seenn1_curve
 from seenn.report.headline import (
     SEENN2_ROLES,
     headline_path,
@@ -45,6 +48,13 @@ def stage_tables(ctx) -> None:
         df = paper_comparison(row, runs)
         write_text(ctx.outputs["paper_comparison_csv"], df.to_csv(index=False, float_format="%.4f"))
         write_text(ctx.outputs["paper_comparison_md"], paper_comparison_markdown(df, row_id, row))
+    for role, path in ctx.outputs.items():  # the curves `dvc plots show` draws
+        if role.startswith(CURVE_PREFIX):
+            snn, series = role.removeprefix(CURVE_PREFIX).split("_", 1)
+            metrics = read_json(ctx.inputs[f"metrics_{snn}"])
+            curve = (fixed_t_curve(metrics) if series == "fixed_t"
+                     else seenn1_curve(pd.read_csv(ctx.inputs[f"sweep_{snn}"]), series.removeprefix("seenn1_")))
+            write_text(path, curve.to_csv(index=False, float_format="%.6f"))
     if "teas_csv" in ctx.outputs:  # teas.enabled
         from seenn.report import teas_pages
 
@@ -69,7 +79,7 @@ def declare(conversion: bool = True, seed_runs: dict[int, str] | None = None, pa
     per SNN and SEENN-I `scores` and the other methods, with the `energy` counted on the engine's
     SNN) are the stage's metrics."""
     from seenn.stages.declaration import Stage
-    from seenn.stages.layout import TABLES, result_inputs
+    from seenn.stages.layout import TABLES, branch_dir, result_inputs
 
     names = [n for n in TABLE_NAMES if conversion or n not in CONVERSION_TABLES]
     inputs = result_inputs(conversion)
@@ -86,6 +96,10 @@ def declare(conversion: bool = True, seed_runs: dict[int, str] | None = None, pa
     headline = {headline_role(b, key): headline_path(b, key) for b in snns
                 for key in method_keys(b, list(scores), SEENN2_ROLES.get(b) in inputs)}
     outputs = {**{f"{name}_{ext}": f"{TABLES}/{name}.{ext}" for name in names for ext in ("csv", "md")}, **headline}
+    inputs["sweep_direct"] = f"{branch_dir('direct')}/seenn1_sweep.csv"
+    curves = {f"{CURVE_PREFIX}{snn}_{series}": f"{TABLES}/curves/{snn}_{series}.csv"
+              for snn in snns for series in ("fixed_t", *(f"seenn1_{score}" for score in scores))}
+    outputs.update(curves)
     if teas:
         from seenn.report.teas_pages import declare_outputs
         from seenn.stages.layout import FIGURES
@@ -97,5 +111,27 @@ def declare(conversion: bool = True, seed_runs: dict[int, str] | None = None, pa
                  desc="CSV and Markdown tables: accuracy per T, AET vs empirical AET, fixed T vs SEENN-I/II vs oracle; "
                       "the headline numbers per SNN and method (DVC metrics)",
                  params=("seed", "seeds", "report.paper_row"), inputs=inputs, outputs=outputs,
-                 metrics=tuple(headline),
+                 metrics=tuple(headline), dvc_plots=curve_plots(snns, inputs, outputs),
                  report={role: c for role, c in REPORT_TABLES.items() if role.removesuffix("_csv") in names})
+
+
+CURVE_PREFIX = "curve_"  # output roles curve_<snn>_<series>: one point file per curve
+SNN_TITLES = {"direct": "direct-trained SNN", "finetuned": "fine-tuned SNN", "converted": "QCFS-converted SNN"}
+SEENN2_SWEEPS = {"finetuned": "seenn2_sweep", "converted": "seenn2_sweep_converted"}  # input roles
+
+
+def curve_plots(snns: list[str], inputs: dict, outputs: dict) -> dict:
+    """dvc.yaml's top-level plots: per SNN, test accuracy against average timesteps for fixed T,
+    SEENN-I over alpha (each score) and, where the SNN has one, SEENN-II over beta (its sweep.csv)."""
+    plots = {}
+    for snn in snns:
+        files = [path for role, path in outputs.items() if role.startswith(f"{CURVE_PREFIX}{snn}_")]
+        x = {path: "avg_timesteps" for path in files}
+        y = {path: "accuracy" for path in files}
+        if SEENN2_SWEEPS.get(snn) in inputs:
+            x[inputs[SEENN2_SWEEPS[snn]]] = "test_avg_timesteps"
+            y[inputs[SEENN2_SWEEPS[snn]]] = "test_accuracy"
+        methods = "fixed T, SEENN-I over alpha" + (", SEENN-II over beta" if len(x) > len(files) else "")
+        plots[f"tradeoff_{snn}"] = {"title": f"{SNN_TITLES[snn]}: {methods} (test)", "template": "linear",
+                                    "x": x, "y": y, "x_label": "average timesteps", "y_label": "test accuracy (%)"}
+    return plots
