@@ -166,3 +166,23 @@ def test_reruns_do_nothing_under_both_tools(project):
     out = sh(project, "dvc", "repro").stdout
     assert "Running stage" not in out
     assert planned_jobs(project) == set()
+
+
+def test_readme_blocks_build_from_the_run_tables_that_dvc_lock_records(project, tmp_path):
+    """`seenn readme-results`'s blocks on a real run's tables: every table they read is one the
+    run's dvc.lock records; the command itself refuses this run (not the default config)."""
+    from seenn.cli import lock_outs
+    from seenn.report import readme
+
+    blocks = readme.build(project, 1.0)
+    assert set(blocks) == {"seenn", "teas"}
+    outs = lock_outs(project / "dvc.lock")
+    for name, block in blocks.items():
+        parsed = readme.parse(block)[name]
+        assert parsed["tables"] and all(outs[p] == md5 for p, md5 in parsed["tables"].items())
+        assert readme.md5_text(parsed["body"]) == parsed["md5"]
+    body = readme.parse(blocks["seenn"])["seenn"]["body"]
+    assert "SEENN-II" in body and "fixed T=1" in body
+    assert "- AET / empirical AET" in body and "- Energy per inference" in body and " cores, device cpu" in body
+    out = sh(project, "seenn", "readme-results", "--readme", str(tmp_path / "README.md"), check=False)
+    assert out.returncode == 2 and "is not the default config" in out.stderr

@@ -9,7 +9,9 @@
     seenn dvc-yaml [--check] [--config FILE]   write (or check) dvc.yaml from the stage table of params.yaml
     seenn stages [--config FILE]               list the stages of params.yaml
     seenn data split-list ROOT [--output FILE] write a CIFAR10-DVS split list (the committed 9:1 per-class
-                                               rule) for the recordings under ROOT/CIFAR10DVS; print its sha256"""
+                                               rule) for the recordings under ROOT/CIFAR10DVS; print its sha256
+    seenn readme-results                       rewrite the README's results blocks from the default run's
+                                               tables (each table's md5 checked against dvc.lock)"""
 
 from __future__ import annotations
 
@@ -121,6 +123,45 @@ def _split_list(root: str, output: str) -> None:
           f"overlay, then `seenn config use`)")
 
 
+def lock_outs(lock: str | Path) -> dict[str, str]:
+    """path -> md5 of every out (outs, metrics, plots) dvc.lock records."""
+    import yaml
+
+    stages = yaml.safe_load(Path(lock).read_text())["stages"]
+    return {o["path"]: o["md5"] for st in stages.values() for kind in ("outs", "metrics", "plots")
+            for o in st.get(kind, [])}
+
+
+def _readme_results(readme_path: str, config_path: str, lock: str) -> None:
+    """Rewrite the README's results blocks from the default run in this directory, refusing a run of
+    another config or one whose tables dvc.lock does not record."""
+    from seenn.common.config_source import SOURCE_KEY, edited_by_hand
+    from seenn.common.io import write_text
+    from seenn.report import readme
+
+    config = load_config(config_path)
+    if config[SOURCE_KEY]["overlay"] or edited_by_hand(config):
+        raise SeennError(f"{config_path} is not the default config (an overlay or a hand edit): the README's results "
+                         "are the default run's; run `seenn config use`, then the DAG")
+    try:
+        blocks = readme.build(".", config["seenn2"]["beta"])
+    except (FileNotFoundError, KeyError) as exc:
+        raise SeennError(f"cannot build the README blocks: {exc}") from exc
+    outs = lock_outs(lock)
+    for name, block in blocks.items():
+        for path, md5 in readme.parse(block)[name]["tables"].items():
+            if outs.get(path) != md5:
+                raise SeennError(f"{lock} does not record this run's {path} (md5 {md5}, lock {outs.get(path)}): "
+                                 "run `dvc commit` after the run, then this command")
+    text = Path(readme_path).read_text()
+    try:
+        new = readme.replace(text, blocks)
+    except KeyError as exc:
+        raise SeennError(f"{readme_path}: {exc.args[0]}") from exc
+    write_text(readme_path, new)
+    print(f"wrote the {', '.join(blocks)} results blocks of {readme_path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="seenn", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -143,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     p_dvc.add_argument("--config", default=DEFAULT_CONFIG, help="the config whose stage table it is")
     p_st = sub.add_parser("stages", help="list the stages of a config")
     p_st.add_argument("--config", default=DEFAULT_CONFIG)
+    p_readme = sub.add_parser("readme-results", help="rewrite the README's results blocks from the default run's "
+                              "tables (checked against dvc.lock)")
+    p_readme.add_argument("--readme", default="README.md")
+    p_readme.add_argument("--config", default=DEFAULT_CONFIG)
+    p_readme.add_argument("--lock", default="dvc.lock", help="the lock whose outs must record the tables read")
     p_data = sub.add_parser("data", help="dataset helpers")
     data_sub = p_data.add_subparsers(dest="data_cmd", required=True)
     p_split = data_sub.add_parser("split-list", help="write a CIFAR10-DVS split list for your copy of the dataset "
@@ -186,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
 
             for st in stages_of(args.config):
                 print(f"{st.name:20s} {st.desc}")
+        elif args.cmd == "readme-results":
+            _readme_results(args.readme, args.config, args.lock)
         elif args.cmd == "data":
             _split_list(args.root, args.output)
     except SeennError as exc:
