@@ -148,7 +148,7 @@ from seenn.common.io import write_json
 
 def stage_toy_count(ctx) -> None:
     z, y = load_logits(ctx.inputs["logits_test"])
-    write_json(ctx.outputs["count"], {"n": int(y.numel()), "timesteps": int(z.shape[1])})
+    write_json(ctx.outputs["summary"], {"n": int(y.numel()), "timesteps": int(z.shape[1])})
 
 
 def declare():
@@ -157,7 +157,7 @@ def declare():
 
     return Stage(name="toy_count", run=stage_toy_count, desc="count the direct SNN's test logits",
                  params=("seed",), inputs={"logits_test": f"{branch_dir('direct')}/logits_test.pt"},
-                 outputs={"count": "results/toy/count.json"})
+                 outputs={"summary": "results/toy/count.json"})
 '''
 
 
