@@ -10,7 +10,7 @@ from seenn.methods.energy import ADD_PJ, CONVENTIONS, MUL_PJ, count_run, layer_r
 
 @torch.no_grad()
 def stage_energy(ctx) -> None:
-    """Stage energy: operation counts and energy of every method of `methods.engine_methods` (fixed
+    """Stage energy: operation counts and energy of every method of `methods.catalog.engine_methods` (fixed
     T, SEENN-I, SEENN-II, the ANN) on the test split, from the spikes the engine actually produces."""
     import logging
 
