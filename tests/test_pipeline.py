@@ -182,7 +182,7 @@ def test_readme_blocks_build_from_the_run_tables_that_dvc_lock_records(project, 
         assert parsed["tables"] and all(outs[p] == md5 for p, md5 in parsed["tables"].items())
         assert readme.md5_text(parsed["body"]) == parsed["md5"]
     body = readme.parse(blocks["seenn"])["seenn"]["body"]
-    assert "SEENN-II" in body and "fixed T=1" in body
+    assert "SEENN-II" in body and "Fixed T=1" in body
     assert "- AET / empirical AET" in body and "- Energy per inference" in body and " cores, device cpu" in body
     out = sh(project, "seenn", "readme-results", "--readme", str(tmp_path / "README.md"), check=False)
     assert out.returncode == 2 and "is not the default config" in out.stderr

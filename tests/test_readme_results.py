@@ -78,7 +78,7 @@ def test_the_seenn_block_is_built_from_the_run_tables(tmp_path):
     assert set(got["tables"]) == {"results/tables/headline.csv", "results/tables/accuracy_per_t.csv"}
     assert got["tables"]["results/tables/headline.csv"] == readme.md5_file(tables / "headline.csv")
     body = got["body"]
-    assert "| Direct-trained SNN (T=4) | fixed T=1 | 96.4 % | 1 | |" in body
+    assert "| Direct-trained SNN (T=4) | Fixed T=1 | 96.4 % | 1 | |" in body
     assert "| | SEENN-I (confidence) | 97.0 % | 1.122 | 1.69 uJ |" in body
     assert "AET / empirical AET (paper Eq. 4 / Eq. 13): 1.100 / 1.089 (Direct-trained SNN)" in body
     assert "a test machine (2 cores, device cpu)" in body and "1,000 samples" in body

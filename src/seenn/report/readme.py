@@ -95,7 +95,7 @@ def seenn_body(t: Tables, main_beta: float, where: str) -> str:
         for ft in _fixed_ts(T):
             if ft == T:
                 continue  # the headline's fixed-T row below
-            lines.append(row(f"{label} (T={T})" if first else "", f"fixed T={ft}", pct(acc[ft]), str(ft), ""))
+            lines.append(row(f"{label} (T={T})" if first else "", f"Fixed T={ft}", pct(acc[ft]), str(ft), ""))
             first = False
         for _, r in rows.iterrows():
             energy = f"{r['energy_uJ']:.2f} uJ" if pd.notna(r["energy_uJ"]) else ""
