@@ -115,13 +115,12 @@ def _seenn2_bullets(t: Tables, main_beta: float) -> list[str]:
     out = []
     if t.has("seenn2_sweep"):
         sweep = t("seenn2_sweep")
-        main = sweep[(sweep["beta"] == main_beta)]
-        for _, r in main.iterrows():
-            seenn1 = [c.removeprefix("SEENN-I (").removesuffix(") test acc") for c in sweep.columns
-                      if c.startswith("SEENN-I (") and c.endswith(") test acc")]
+        seenn1 = [c.removeprefix("SEENN-I (").removesuffix(") test acc") for c in sweep.columns
+                  if c.startswith("SEENN-I (") and c.endswith(") test acc")]
+        for _, r in sweep[sweep["beta"] == main_beta].iterrows():
             beside = "; ".join(f"SEENN-I ({s}) {pct(r[f'SEENN-I ({s}) test acc'])} at {steps(r[f'SEENN-I ({s}) avg t'])}"
                                for s in seenn1)
-            out.append(f"- SEENN-II on the {r['model'] if 'model' in r else 'fine-tuned SNN'} at beta {main_beta:g} "
+            out.append(f"- SEENN-II on the {r['model']} at beta {main_beta:g} "
                        f"({r['variant']} rule, {r['estimator']} estimator): {pct(r['test_accuracy'])} at "
                        f"{steps(r['avg_timesteps'])} test timesteps; SEENN-I at the same validation cost "
                        f"({steps(r['val_avg_timesteps'])}): {beside} (`results/tables/seenn2_sweep.md`).")
@@ -196,14 +195,14 @@ def parse(readme: str) -> dict[str, dict]:
 def build(root: str | Path, main_beta: float, where: str | None = None) -> dict[str, str]:
     """Both blocks, rendered, from the run under `root` (TEAS only when its tables exist)."""
     where = where or machine(root)
+    bodies = {"seenn": lambda t: seenn_body(t, main_beta, where), "teas": lambda t: teas_body(t, where)}
     blocks = {}
-    t = Tables(root)
-    body = seenn_body(t, main_beta, where)
-    blocks["seenn"] = render("seenn", body, {p: md5_file(Path(root) / p) for p in t.read})
-    if Tables(root).has("teas"):
-        t = Tables(root)
-        body = teas_body(t, where)
-        blocks["teas"] = render("teas", body, {p: md5_file(Path(root) / p) for p in t.read})
+    for name, body_of in bodies.items():
+        if name == "teas" and not Tables(root).has("teas"):
+            continue
+        t = Tables(root)  # one per block: each records only the tables it read
+        body = body_of(t)
+        blocks[name] = render(name, body, {p: md5_file(Path(root) / p) for p in t.read})
     return blocks
 
 

@@ -48,13 +48,7 @@ def stage_tables(ctx) -> None:
         df = paper_comparison(row, runs)
         write_text(ctx.outputs["paper_comparison_csv"], df.to_csv(index=False, float_format="%.4f"))
         write_text(ctx.outputs["paper_comparison_md"], paper_comparison_markdown(df, row_id, row))
-    for role, path in ctx.outputs.items():  # the curves `dvc plots show` draws
-        if role.startswith(CURVE_PREFIX):
-            snn, series = role.removeprefix(CURVE_PREFIX).split("_", 1)
-            metrics = read_json(ctx.inputs[f"metrics_{snn}"])
-            curve = (fixed_t_curve(metrics) if series == "fixed_t"
-                     else seenn1_curve(pd.read_csv(ctx.inputs[f"sweep_{snn}"]), series.removeprefix("seenn1_")))
-            write_text(path, curve.to_csv(index=False, float_format="%.6f"))
+    write_curves(ctx.inputs, ctx.outputs)
     if "teas_csv" in ctx.outputs:  # teas.enabled
         from seenn.report import teas_pages
 
@@ -116,6 +110,19 @@ def declare(conversion: bool = True, seed_runs: dict[int, str] | None = None, pa
 
 
 CURVE_PREFIX = "curve_"  # output roles curve_<snn>_<series>: one point file per curve
+
+
+def write_curves(inputs: dict, outputs: dict) -> None:
+    """The point files `dvc plots show` draws, each SNN's metrics and SEENN-I sweep read once."""
+    roles = [r for r in outputs if r.startswith(CURVE_PREFIX)]
+    for snn in dict.fromkeys(r.removeprefix(CURVE_PREFIX).split("_", 1)[0] for r in roles):
+        curves = {"fixed_t": fixed_t_curve(read_json(inputs[f"metrics_{snn}"]))}
+        sweep = pd.read_csv(inputs[f"sweep_{snn}"])
+        curves.update({f"seenn1_{score}": seenn1_curve(sweep, score) for score in sweep["score"].unique()})
+        for series, curve in curves.items():
+            role = f"{CURVE_PREFIX}{snn}_{series}"
+            if role in outputs:
+                write_text(outputs[role], curve.to_csv(index=False, float_format="%.6f"))
 SNN_TITLES = {"direct": "direct-trained SNN", "finetuned": "fine-tuned SNN", "converted": "QCFS-converted SNN"}
 SEENN2_SWEEPS = {"finetuned": "seenn2_sweep", "converted": "seenn2_sweep_converted"}  # input roles
 
