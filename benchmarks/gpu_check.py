@@ -4,9 +4,9 @@ own time limit, the whole under 4 minutes on one GPU; prints one table.
 Sections: a few training steps of every architecture in `seenn.models.ARCHITECTURES` with and
 without mixed precision (ms per step, peak memory); the fused LIF (`seenn.snn.kernels`) against
 SpikingJelly's `LIFNode` on the same input (spikes compared, fwd+bwd time); the early-exit
-engine's fixed T vs SEENN-I throughput at batch 256, exits driven by a fixed exit histogram (the
+early-exit engine against fixed T at batch 1 to 1024, exits driven by a fixed exit histogram (the
 paper's AET 1.09 at T = 4: untrained weights on generated inputs say nothing about exits), with
-its peak memory. Needs only torch and the project (PYTHONPATH=src); SpikingJelly is taken from
+the reachable bound and its peak memory. Needs only torch and the project (PYTHONPATH=src); SpikingJelly is taken from
 benchmarks/wheels/*.whl (pure-Python wheels, imported from the zip) when it is not installed.
 
     PYTHONPATH=src python benchmarks/gpu_check.py                 # on the GPU (device cuda)
@@ -38,7 +38,7 @@ if "--quick" in sys.argv:  # no torch.compile in the quick check: compiling alon
 from seenn.data.registry import get_spec
 from seenn.data.spec import to_input  # noqa: E402
 from seenn.loops.fit import grad_scaler, train_one_epoch  # noqa: E402
-from seenn.methods.engine import run as engine_run  # noqa: E402
+from seenn.methods.engine import Engine  # noqa: E402
 from seenn.methods.exits import ExitAt, FixedT  # noqa: E402
 from seenn.models import ARCHITECTURES, build_snn  # noqa: E402
 from seenn.snn.kernels import compile_available, fused_lif_multistep, set_fused  # noqa: E402
@@ -219,42 +219,60 @@ def histogram_exits(n: int, T: int, gen: torch.Generator) -> torch.Tensor:
     return u[torch.randperm(n, generator=gen)]
 
 
+def _timed(device, fn) -> float:
+    """Seconds of one call of `fn` after one untimed call (compilation, graph capture, warm-up)."""
+    fn()
+    sync(device)
+    t0 = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - t0
+
+
 def section_engine(device, quick, rows) -> None:
-    """Fixed T = 4 vs SEENN-I (exits from the fixed histogram) on the stepwise engine, batch 256
-    with continuous batching; throughput in samples/s, peak memory."""
-    T, batch = 4, (8 if quick else 256)
-    n = batch * (2 if quick else 8)
+    """Per batch size: the multi-step forward at fixed T = 4, the engine at fixed T = 4 and at
+    T = 1, and the engine with exits from the fixed histogram (SEENN-I's AET 1.09), in ms per
+    sample; SEENN-I over the faster fixed-T path, the reachable bound on the engine path
+    (methods/latency.reachable_speedup's formula), and whether the engine's exits equal the rule's.
+    On CUDA the engine replays its step as a CUDA graph (captured in the untimed call)."""
+    T = 4
+    batches = (1, 4, 16) if quick else (1, 16, 64, 256, 1024)
     gen = torch.Generator().manual_seed(0)
-    x, _, shape, classes, event = generated_batch("cifar10", n, quick, gen)
+    n_max = 64 if quick else 4096
+    x, _, shape, classes, event = generated_batch("cifar10", n_max, quick, gen)
     torch.manual_seed(0)
     model = build("resnet", quick, shape[-3], classes, event).to(device).eval()
     fused = device.type == "cuda" and compile_available()
     set_fused(model, fused)
-    u = histogram_exits(n, T, gen)
-    methods = {"fixed T=4": FixedT().stops, f"SEENN-I, exits at AET {float(u.float().mean()):.2f}": ExitAt(u).stops}
-    times = {}
-    with torch.no_grad():
-        for name, stop in methods.items():
-            row = {"section": "engine", "what": f"ResNet-19 {name}" if not quick else f"narrow ResNet {name}",
-                   "batch": batch, "T": T}
-            try:
-                engine_run(model, x[:batch], T, stop, batch_size=batch)  # warm-up (compiles the fused LIF)
-                reset_peak(device)
-                sync(device)
-                t0 = time.perf_counter()
-                res = engine_run(model, x, T, stop, batch_size=batch)
-                sync(device)
-                times[name] = time.perf_counter() - t0
-                row.update(samples_per_s=n / times[name], ms=times[name] / n * 1e3, peak_mb=peak_mb(device),
-                           ok=True, note=f"avg timesteps {float(res.exit_t.float().mean()):.2f}; fused LIF {fused}")
-            except Exception as exc:  # noqa: BLE001
-                row.update(ok=False, note=_short(exc))
-            rows.append(row)
-    if len(times) == 2:
-        (fixed, t_fixed), (seenn, t_seenn) = times.items()
-        ideal = T / float(u.float().mean())
-        rows.append({"section": "engine", "what": "SEENN-I speedup over fixed T", "ok": True,
-                     "note": f"{t_fixed / t_seenn:.2f}x of ideal {ideal:.2f}x ({100 * t_fixed / t_seenn / ideal:.0f} %)"})
+    graph = device.type == "cuda"
+    what = "ResNet-19" if not quick else "narrow ResNet"
+    for batch in batches:
+        n = min(n_max, max(16 * batch, 64 if quick else 512))
+        xb, u = x[:n].to(device), histogram_exits(n, T, gen)
+        rule = ExitAt(u)
+        engines = {"engine T=4": Engine(model, T, FixedT(), batch, cuda_graph=graph),
+                   "engine T=1": Engine(model, 1, FixedT(), batch, cuda_graph=graph),
+                   "engine SEENN-I": Engine(model, T, rule, batch, cuda_graph=graph)}
+        ms = {}
+        try:
+            with torch.no_grad():
+                ms["multi-step T=4"] = _timed(device, lambda: [model(xb[i : i + batch], T)
+                                                              for i in range(0, n, batch)]) / n * 1e3
+                for name, eng in engines.items():
+                    ms[name] = _timed(device, lambda eng=eng: eng(xb)) / n * 1e3
+                same = torch.equal(engines["engine SEENN-I"](xb).exit_t, rule.posthoc(torch.zeros(n, T, 1)))
+            best = min(ms["multi-step T=4"], ms["engine T=4"])
+            avg = float(u.double().mean())
+            later = (ms["engine T=4"] - ms["engine T=1"]) / (T - 1)
+            bound = ms["engine T=4"] / (ms["engine T=1"] + (avg - 1) * later)
+            speedup = best / ms["engine SEENN-I"]
+            rows.append({"section": "engine", "what": f"{what}, ms/sample: " + ", ".join(f"{k} {v:.4f}" for k, v in ms.items()),
+                         "batch": batch, "T": T, "ms": ms["engine SEENN-I"], "samples_per_s": 1e3 / ms["engine SEENN-I"],
+                         "peak_mb": peak_mb(device), "ok": same,
+                         "note": f"SEENN-I (AET {avg:.2f}) {speedup:.2f}x over the best fixed T; engine bound {bound:.2f}x; "
+                                 f"exits equal the rule's: {same}; CUDA graph {graph}, fused LIF {fused}"})
+        except Exception as exc:  # noqa: BLE001
+            rows.append({"section": "engine", "what": what, "batch": batch, "T": T, "ok": False, "note": _short(exc)})
 
 
 def _short(exc: BaseException) -> str:

@@ -67,28 +67,30 @@ def _stepwise_grad(lif, x, go):
 
 
 def _stepwise_batching(lif, x):
-    """The engine's bookkeeping without autograd: 3 samples run 2 steps, the middle one leaves,
-    2 samples are admitted, then 2 steps, the last one with keep_state off (as the engine's final
-    timestep). Returns the concatenated spikes and every membrane kept in between."""
+    """The engine's slot bookkeeping without autograd (methods/slots.py): 4 slots, samples a, b, c
+    in slots 0-2 run 2 steps (slot 3 empty), b leaves, 2 new samples take slots 1 and 3 from rest
+    (the `fresh` mask), then 2 more steps. Returns the spikes and membranes of the real samples in
+    the order a, c, new, new after the first two steps: the same entries as the engine of the
+    keep/admit design this fixture was written with (issue 31), so they are compared with it."""
     out, mem = [], []
-    lif.stepwise = True
+    fresh = torch.zeros(4, dtype=torch.bool)
+    lif.stepwise, lif.fresh = True, fresh
     lif.reset()
+    pad = torch.zeros_like(x[0, :1])  # the empty slot's input (its rows are never read)
     with torch.no_grad():
         for t in range(2):
-            out.append(lif(x[t]).flatten())
-            mem.append(lif.u.flatten().clone())  # the fused path updates u in place
-        lif.keep(torch.tensor([True, False, True]))
-        lif.admit(2)
-        xs = torch.cat([x[2, [0, 2]], x[0, :2]])
-        out.append(lif(xs).flatten())
-        mem.append(lif.u.flatten().clone())  # the fused path updates u in place
-        lif.keep_state = False
-        out.append(lif(torch.cat([x[3, [0, 2]], x[1, :2]])).flatten())
-        if lif.u is not None:
-            mem.append(lif.u.flatten().clone())  # the fused path updates u in place
-    lif.keep_state = True
+            out.append(lif(torch.cat([x[t], pad]))[:3].flatten())
+            mem.append(lif.u[:3].flatten().clone())
+        fresh.copy_(torch.tensor([False, True, False, True]))
+        order = [0, 2, 1, 3]  # slot of a, c, then the two new samples
+        for t in range(2):
+            xs = torch.stack([x[2 + t, 0], x[t, 0], x[2 + t, 2], x[t, 1]])
+            s = lif(xs)
+            fresh.zero_()
+            out.append(s[order].flatten())
+            mem.append(lif.u[order].flatten().clone())
     lif.reset()
-    lif.stepwise = False
+    lif.stepwise, lif.fresh = False, None
     return torch.cat(out), torch.cat(mem)
 
 

@@ -301,7 +301,7 @@ def test_energy_counts_sew_outputs_as_spike_counts(connect):
 
     hooks = [m.register_forward_pre_hook(keep(n)) for n, m in names.items()]
     with OpCounter(net) as counter:
-        engine.run_fixed(net, x, 1, on_step=counter.set_timestep)
+        engine.run_fixed(net, x, 1, counter=counter)
     for h in hooks:
         h.remove()
     pooled = seen["layers.1.conv1"]

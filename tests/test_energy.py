@@ -147,21 +147,21 @@ def test_counts_follow_the_engine_timesteps_and_exits():
     x = torch.randn(20, 1, 12, 12) * 2
     z = posthoc_logits(model, x, 4)
     with OpCounter(model) as full:
-        engine.run_fixed(model, x, 4, on_step=full.set_timestep)
+        engine.run_fixed(model, x, 4, counter=full)
     stem_macs = full.ops[("stem.0", 1)][1]
     assert stem_macs > 0 and all(t == 1 for (name, t) in full.ops if name == "stem.0")  # the stem runs once
     # fixed T: per-timestep counts add up; a sample running fewer steps costs fewer ops
     per_t = full.per_timestep(4)
     assert sum(a for a, _ in per_t) == full.totals()[0]
     with OpCounter(model) as early:
-        res = engine.run_seenn1(model, x, 4, spread_alpha(z, "confidence"), "confidence", on_step=early.set_timestep)
+        res = engine.run_seenn1(model, x, 4, spread_alpha(z, "confidence"), "confidence", counter=early)
     assert res.exit_t.float().mean() < 4
     assert early.totals()[0] < full.totals()[0]
     assert early.totals()[1] == stem_macs
     # counts are exact per sample: running the early-exiting samples one by one gives the same total
     with OpCounter(model) as single:
         for i in range(len(x)):
-            engine.run_fixed(model, x[i : i + 1], int(res.exit_t[i]), on_step=single.set_timestep)
+            engine.run_fixed(model, x[i : i + 1], int(res.exit_t[i]), counter=single)
     assert single.totals() == early.totals()
 
 
@@ -176,8 +176,8 @@ def test_counts_do_not_depend_on_the_energy_batch_size():
     torch.manual_seed(2)
     x = torch.randn(251, 1, 12, 12) * 2  # more than 250: the last batch of 250 holds one sample
     alpha = spread_alpha(posthoc_logits(model, x, 4), "confidence")
-    runs = {"fixed": lambda xb, on_step: engine.run_fixed(model, xb, 4, on_step=on_step),
-            "seenn1": lambda xb, on_step: engine.run_seenn1(model, xb, 4, alpha, "confidence", on_step=on_step)}
+    runs = {"fixed": lambda xb, counter: engine.run_fixed(model, xb, 4, counter=counter),
+            "seenn1": lambda xb, counter: engine.run_seenn1(model, xb, 4, alpha, "confidence", counter=counter)}
     for name, run_batch in runs.items():
         counts = {bs: count_run(model, run_batch, x, bs)[0] for bs in (1, 7, 250, len(x))}
         whole = counts[len(x)]
@@ -196,7 +196,7 @@ def test_authors_counting_convention():
     torch.manual_seed(1)
     x = torch.randn(6, 1, 12, 12) * 2
     with OpCounter(model) as c:
-        engine.run_fixed(model, x, 3, on_step=c.set_timestep)
+        engine.run_fixed(model, x, 3, counter=c)
     assert c.linear == {"fc"}
     acs, macs = c.totals()
     fc_acs = sum(a for (layer, _), (a, _) in c.ops.items() if layer == "fc")

@@ -64,7 +64,7 @@ def test_seenn1_engine_equals_posthoc_evaluation(setup, score, temperature, accu
     assert torch.equal(res.exit_t, ref_t)
     assert torch.equal(res.prediction, ref_pred)
     # logits agree to float rounding only: BLAS picks kernels by batch size, and the engine's
-    # batches shrink; the decisions made from them are identical
+    # slots shrink at the end; the decisions made from them are identical
     assert torch.allclose(res.logits, z[torch.arange(len(z)), ref_t - 1], rtol=1e-5, atol=1e-5)
 
 
@@ -99,24 +99,51 @@ def test_continuous_batching_equals_posthoc_evaluation(setup, score, temperature
     assert torch.allclose(res.logits, z[torch.arange(len(z)), ref_t - 1], rtol=1e-5, atol=1e-5)
 
 
-def test_continuous_batching_keeps_the_batch_full(setup):
-    """Every network call but the last few computes a full batch, and the calls add up to the
-    timesteps the samples need (none computed twice, none skipped)."""
+def test_slots_keep_their_shape_while_the_input_lasts(setup):
+    """Every network call computes a fixed number of slots: the full batch while inputs are left,
+    then fewer (`engine.shrunk`) once it has run out; the rows computed beyond the timesteps the
+    samples need are bounded by the empty slots of the last steps."""
     model, x, z = setup
     alpha = spread_alpha(z, "confidence")
     seen = []
     handle = model.layers[0].conv1.register_forward_pre_hook(lambda m, a: seen.append(a[0].shape[0]))
     try:
-        res = engine.run_seenn1(model, x, T, alpha, "confidence", batch_size=8)
+        res = engine.run_seenn1(model, x, T, alpha, "confidence", batch_size=8, sync_every=1)
     finally:
         handle.remove()
-    assert sum(seen) == res.sample_steps
     full = 0
     while full < len(seen) and seen[full] == 8:
         full += 1
-    assert all(n < 8 for n in seen[full:])  # once the input has run out the batch only shrinks
-    assert len(seen) - full <= T - 1
-    assert len(seen) < 1 + -(-res.sample_steps // 8) + T  # far fewer calls than lockstep batches of 8
+    assert full >= -(-res.sample_steps // 8) - T  # full batches until the last inputs are in
+    assert set(seen[full:]) <= {2, 1} and seen[full:] == sorted(seen[full:], reverse=True)
+    assert sum(seen) - res.sample_steps <= 8 * 2 + (T - 1) * 2  # waste: the last partly empty steps only
+
+
+def test_shrunk_divides_by_four_while_the_busy_slots_fit():
+    assert engine.shrunk(256, 200) == 256
+    assert engine.shrunk(256, 64) == 64
+    assert engine.shrunk(256, 3) == 4
+    assert engine.shrunk(256, 0) == 1
+    assert engine.shrunk(37, 9) == 10  # ceil(37 / 4)
+    assert engine.shrunk(1, 1) == 1
+
+
+@pytest.mark.parametrize("sync_every", [1, 3, 8])
+def test_the_host_reads_the_device_once_every_sync_every_steps(setup, sync_every, monkeypatch):
+    """The step itself never waits on the host: the only read is `SlotState.progress`, once per
+    `sync_every` steps, and results do not depend on how often it happens."""
+    from seenn.methods import slots
+
+    model, x, z = setup
+    alpha = spread_alpha(z, "confidence")
+    reads, calls = [], []
+    progress, step = slots.SlotState.progress, slots.SlotStep.__call__
+    monkeypatch.setattr(slots.SlotState, "progress", lambda st: reads.append(1) or progress(st))
+    monkeypatch.setattr(slots.SlotStep, "__call__", lambda self, *a, **k: calls.append(1) or step(self, *a, **k))
+    res = engine.run_seenn1(model, x, T, alpha, "confidence", batch_size=8, sync_every=sync_every)
+    assert 1 <= len(reads) <= len(calls) // sync_every
+    ref_t = seenn1_exit(exit_scores(z, "confidence"), alpha)
+    assert torch.equal(res.exit_t, ref_t)
 
 
 @pytest.mark.parametrize("fused", [False, True])
@@ -162,10 +189,15 @@ def test_continuous_batching_with_if_neurons():
     assert torch.equal(res.prediction, z[torch.arange(len(z)), ref_t - 1].argmax(-1))
 
 
-def test_on_step_needs_lockstep(setup):
+def test_the_op_counter_needs_lockstep_and_the_eager_step(setup):
+    from seenn.methods.energy import OpCounter
+
     model, x, _ = setup
-    with pytest.raises(SeennError, match="batch_size=None"):
-        engine.run_fixed(model, x, T, on_step=lambda t: None, batch_size=8)
+    with OpCounter(model) as counter:
+        with pytest.raises(SeennError, match="batch_size=None"):
+            engine.run_fixed(model, x, T, counter=counter, batch_size=8)
+        with pytest.raises(SeennError, match="eager step"):
+            engine.run_fixed(model, x, T, counter=counter, compile_step=True)
 
 
 def test_policy_engine_equals_posthoc_with_a_stand_in_policy(setup):
@@ -204,19 +236,21 @@ def test_fixed_T_runs_every_sample_to_T(setup):
             assert torch.equal(res.prediction, z[:, t - 1].argmax(-1))
 
 
-def test_finished_samples_leave_the_batch(setup):
+def test_finished_samples_leave_their_slots(setup):
+    """Lockstep (one slot per sample): samples that stop leave their slots empty, and once few are
+    busy they move into fewer slots, so late timesteps compute far fewer rows than the first."""
     model, x, z = setup
     alpha = spread_alpha(z, "confidence")
     seen = []
     handle = model.layers[0].conv1.register_forward_pre_hook(lambda m, a: seen.append(a[0].shape[0]))
     try:
-        res = engine.run_seenn1(model, x, T, alpha, "confidence")
+        res = engine.run_seenn1(model, x, T, alpha, "confidence", sync_every=1)
     finally:
         handle.remove()
     still_running = [int((res.exit_t >= t).sum()) for t in range(1, T + 1)]
-    assert seen == [n for n in still_running if n > 0]
+    assert seen[0] == len(x)
+    assert all(busy <= rows for busy, rows in zip(still_running, seen))
     assert seen[-1] < seen[0]
-    assert sum(seen) == res.sample_steps
 
 
 def test_stepwise_state_is_cleared_after_a_run(setup):
@@ -224,7 +258,7 @@ def test_stepwise_state_is_cleared_after_a_run(setup):
     engine.run_fixed(model, x, 2)
     from seenn.snn.neurons import neuron_modules
 
-    assert all(m.u is None and not m.stepwise and m.keep_state for m in neuron_modules(model))
+    assert all(m.u is None and not m.stepwise and m.fresh is None for m in neuron_modules(model))
     assert torch.equal(posthoc_logits(model, x, T), z)  # the multi-step path is unaffected
 
 
@@ -275,6 +309,6 @@ def test_every_exit_rule_gives_the_same_exits_stepwise_and_posthoc(setup, kind, 
     assert kind in cases, f"exit rule '{kind}' has no test case in _rule_instances"
     for rule in cases[kind]:
         ref_t = rule.posthoc(z)
-        res = engine.run(model, x, T, rule.stops, batch_size=batch_size)
+        res = engine.run(model, x, T, rule, batch_size=batch_size)
         assert torch.equal(res.exit_t, ref_t), rule
         assert torch.equal(res.prediction, z[torch.arange(len(z)), ref_t - 1].argmax(-1)), rule

@@ -90,7 +90,7 @@ def test_recipe_an_architecture(monkeypatch):
     res = engine.run(net, x, 3, exits.FixedT().stops, batch_size=4)
     assert torch.equal(res.prediction, z[:, -1].argmax(-1)) and net.arch == "toy"
     with OpCounter(net) as counter:
-        engine.run(net, x, 3, exits.FixedT().stops, on_step=counter.set_timestep)
+        engine.run(net, x, 3, exits.FixedT().stops, counter=counter)
     assert sum(acs for acs, _ in counter.ops.values()) > 0  # spike-driven layers count additions
     assert models.ann_twin(net)(x, 1).shape == (1, 9, 5)
     snn = convert(build_qcfs_ann({"arch": "toy"}, 4, 8.0, 1, 5).eval())

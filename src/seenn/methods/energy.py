@@ -55,6 +55,14 @@ def spike_counts(x: torch.Tensor) -> torch.Tensor | None:
     return events
 
 
+def whole(count: torch.Tensor) -> int:
+    """A synapse count (float64, a whole number below 2**53) as an exact Python integer."""
+    value = float(count)
+    if value != round(value):
+        raise ValueError(f"a synapse count is not a whole number: {value!r}")
+    return int(value)
+
+
 def is_spike_tensor(x: torch.Tensor) -> bool:
     return spike_counts(x) is not None
 
@@ -101,22 +109,29 @@ class OpCounter:
     """Counts ACs and MACs of every Conv2d / Linear of `model` while attached (a context manager).
 
     `dense=True` counts every layer as MACs on every synapse (an ANN or the SEENN-II policy).
-    `set_timestep(t)` labels what follows with timestep t (pass it to `engine.run` as on_step).
-    `ops[(layer, t)] = [acs, macs]` summed over the samples that ran; `kinds[layer]` says which."""
+    `set_timestep(t)` labels what follows with timestep t, `set_rows(mask)` says which rows of
+    the next layers' batches hold a real sample (the engine's busy slots; None: every row); pass
+    the counter to `engine.run`. `ops[(layer, t)] = [acs, macs]`, integers summed exactly over the
+    samples that ran (every count is a whole number of synapses, so the totals, and the per-inference
+    figures divided once at the end, do not depend on the batch size); `kinds[layer]` says which."""
 
     def __init__(self, model: nn.Module, dense: bool = False):
         self.model, self.dense = model, dense
         self.t = 1
-        self.ops: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0.0, 0.0])
+        self.rows: torch.Tensor | None = None
+        self.ops: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
         self.kinds: dict[str, str] = {}
         self.order: list[str] = []
         self.linear: set[str] = set()  # names of the Linear layers (the classifier)
         self._handles: list = []
         self._pooled: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
-        self._dense_cache: dict[tuple, float] = {}
+        self._dense_cache: dict[tuple, int] = {}
 
     def set_timestep(self, t: int) -> None:
         self.t = t
+
+    def set_rows(self, rows: torch.Tensor | None) -> None:
+        self.rows = rows
 
     def __enter__(self) -> "OpCounter":
         for name, m in self.model.named_modules():
@@ -171,18 +186,25 @@ class OpCounter:
     def _layer_hook(self, name: str):
         def hook(module, args) -> None:
             x = args[0]
+            pooled = None if self.dense else self._pooled_input(x)
+            if self.rows is not None and x.shape[0] == self.rows.shape[0]:  # real samples only
+                rows = self.rows.to(x.device)
+                x, pooled = x[rows], (None if pooled is None else pooled[rows])
+                if not x.shape[0]:
+                    return
             kind, counts = "MAC", None
             if not self.dense:
-                counts = self._events(x)
+                counts = spike_counts(x) if pooled is None else pooled
                 if counts is not None:
                     kind = "AC"
             if counts is None:  # dense: every synapse, the same for every sample of this shape
                 key = (name, tuple(x.shape[1:]))
                 if key not in self._dense_cache:
-                    self._dense_cache[key] = float(synapses(torch.ones_like(x[:1], dtype=torch.float32), module)[0])
+                    ones = torch.ones((1, *x.shape[1:]), dtype=torch.float32, device=x.device)
+                    self._dense_cache[key] = whole(synapses(ones, module)[0])
                 total = self._dense_cache[key] * x.shape[0]
             else:
-                total = float(synapses(counts, module).sum())
+                total = whole(synapses(counts, module).sum())
             if name not in self.kinds:
                 self.order.append(name)
             prev = self.kinds.setdefault(name, kind)
@@ -192,7 +214,7 @@ class OpCounter:
 
         return hook
 
-    def totals(self) -> tuple[float, float]:
+    def totals(self) -> tuple[int, int]:
         """(ACs, MACs) summed over every layer and timestep."""
         acs = sum(v[0] for v in self.ops.values())
         macs = sum(v[1] for v in self.ops.values())
@@ -203,7 +225,7 @@ class OpCounter:
         (it sums the indices of nonzeros instead of counting them): Conv2d layers only (the
         classifier is left out), and an encoding layer that runs once per sample here counted as
         MACs at every timestep run (`avg_t` per inference). `max_t`: timesteps 1..max_t only."""
-        acs = macs = 0.0
+        acs = macs = 0
         for (layer, t), (a, m) in self.ops.items():
             if layer not in self.linear and (max_t is None or t <= max_t):
                 acs, macs = acs + a, macs + m
@@ -215,7 +237,7 @@ class OpCounter:
 
     def per_timestep(self, T: int) -> list[tuple[float, float]]:
         """(ACs, MACs) at each timestep 1..T."""
-        out = [[0.0, 0.0] for _ in range(T)]
+        out = [[0, 0] for _ in range(T)]
         for (_, t), (a, m) in self.ops.items():
             out[t - 1][0] += a
             out[t - 1][1] += m
@@ -223,14 +245,14 @@ class OpCounter:
 
 
 def count_run(model: nn.Module, run_batch, x: torch.Tensor, batch_size: int, dense: bool = False):
-    """Run `run_batch(xb, on_step)` over `x` in batches with an OpCounter attached; returns the
+    """Run `run_batch(xb, counter)` over `x` in batches with an OpCounter attached; returns the
     counter and the joined engine result (None for a plain forward)."""
     from seenn.methods import engine
 
     results = []
     with OpCounter(model, dense=dense) as counter:
         for i in range(0, x.shape[0], batch_size):
-            results.append(run_batch(x[i : i + batch_size], counter.set_timestep))
+            results.append(run_batch(x[i : i + batch_size], counter))
     joined = None
     if results and isinstance(results[0], engine.EngineResult):
         joined = engine.EngineResult(torch.cat([r.prediction for r in results]), torch.cat([r.exit_t for r in results]),

@@ -1,26 +1,23 @@
-"""Early-exit inference engine: run an SNN one timestep at a time and drop finished samples.
+"""Early-exit inference engine: every sample runs one timestep at a time until its stop rule says so.
 
-The network runs stepwise (every neuron keeps its membrane between calls, see
-`neurons.set_stepwise`). After each timestep a stop rule looks at the accumulated logits z of
-the samples still running; the ones that stop leave the batch together with every neuron's
-state (`keep(mask)`), so later timesteps compute only the samples left. Results come back in
-the original sample order and equal the post-hoc evaluation of saved logits (same predictions,
-same exit timesteps: tests/test_engine.py).
-
-Continuous batching (`batch_size` smaller than the input): the batch is refilled from the
-input as samples leave, so every timestep computes a full batch until the input runs out. New
-samples join at the end of the batch with neurons at rest (`admit(k)`); samples at different
-timesteps then share one network call. Without it, the few samples of a batch that run to
-t = 2..T run as tiny batches, whose per-call overhead eats much of the saving.
+The batch is a fixed number of slots (methods/slots.py): a sample that stops leaves its slot,
+and the slot takes the next input on the device at the next step, with its neurons at rest
+(continuous batching: every step computes a full batch until the input runs out, so the few
+samples that run to t = 2..T never run as tiny batches). Shapes never change and nothing waits
+on the host inside a step, so the step compiles and replays as a CUDA graph; the host reads
+one small tensor every `sync_every` steps to learn whether the input has run out. Results come
+back in the original sample order and equal the post-hoc evaluation of saved logits (same
+predictions, same exit timesteps: tests/test_engine.py).
 
 - SEENN-I: stop at the first t whose score of softmax(z_t) exceeds alpha (`exits.seenn1_stops`).
-- SEENN-II: a policy picks u (1-based) for every sample before the SNN runs; each sample stops
+- SEENN-II: a policy picks u (1-based) for every input before the SNN runs; each sample stops
   at its u. A `Policy` is any callable input -> u plus, for energy, the network it runs.
 - Fixed T: every sample stops at T (the same engine, no early exit).
+- Any other rule: a function (t, T, z, input index) -> stop mask, or an `exits.ExitRule`.
 
 Direct encoding: for static images the stem (conv + BN) is computed once per sample, when it
-joins, and reused at every timestep, as in the multi-step path; event inputs feed frame t at
-timestep t."""
+takes its slot, and reused at every timestep, as in the multi-step path; event inputs feed each
+slot the frame of its own timestep."""
 
 from __future__ import annotations
 
@@ -31,12 +28,10 @@ import torch
 from torch import nn
 
 from seenn.common.errors import SeennError
-from seenn.methods.exits import ExitAt, FixedT, Seenn1, policy_exit
+from seenn.methods.exits import ExitAt, ExitRule, FixedT, Seenn1, policy_exit
+from seenn.methods.slots import SlotState, SlotStep, StopRule
+from seenn.snn.kernels import set_fused
 from seenn.snn.neurons import neuron_modules, set_stepwise
-
-# stop rule: (timestep t [B] (1-based, CPU), T, accumulated logits z_t [B, K] of the running
-# samples, their original indices [B]) -> bool [B], True where the sample stops now
-StopRule = Callable[[torch.Tensor, int, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -71,139 +66,192 @@ class EngineResult:
         return int(self.exit_t.sum())
 
 
-class Stepper:
-    """The running samples, each advanced one timestep per `step()`; `keep(mask)` drops samples
-    and `admit(x)` appends new ones at timestep 0.
-
-    Uses the SpikingNetwork layout (stem / stem_act / layers / head, models/base.py) when the model has it;
-    any other stepwise-capable model is called as `model(x_t, 1)` at every timestep."""
-
-    def __init__(self, model: nn.Module, T: int):
-        self.model, self.T = model, T
-        self.event = bool(getattr(model, "event", False))
-        self.resnet = all(hasattr(model, a) for a in ("stem", "stem_act", "layers", "head"))
-        self.x: torch.Tensor | None = None  # inputs of the running samples
-        self.encoded: torch.Tensor | None = None  # their stem outputs (static inputs)
-        self.t = torch.zeros(0, dtype=torch.long)  # their last timestep run, 1-based (0: none yet)
-        self.keep_state = True
-        set_stepwise(model, True)
-        if hasattr(model, "set_timesteps"):
-            model.set_timesteps(1)
-
-    def __len__(self) -> int:
-        return len(self.t)
-
-    def admit(self, x: torch.Tensor) -> None:
-        """Append samples that start at timestep 1 on the next `step()`, neurons at rest."""
-        k = x.shape[0]
-        enc = self.model.stem(x) if (self.resnet and not self.event) else None
-        if self.x is None:
-            self.x, self.encoded = x, enc
-        else:
-            self.x = torch.cat([self.x, x])
-            if enc is not None:
-                self.encoded = torch.cat([self.encoded, enc])
-        self.t = torch.cat([self.t, torch.zeros(k, dtype=torch.long)])
-        for m in neuron_modules(self.model):
-            m.admit(k)
-
-    def step(self) -> torch.Tensor:
-        """Run the next timestep of every running sample: logits O_t [B, K]."""
-        self.t += 1
-        last = bool((self.t >= self.T).all())  # nothing runs after this: neurons may skip storing membranes
-        if last == self.keep_state:
-            self.keep_state = not last
-            for m in neuron_modules(self.model):
-                m.keep_state = self.keep_state
-        if self.event:  # frame t_i of sample i
-            x_t = self.x[torch.arange(len(self.t), device=self.x.device), (self.t - 1).to(self.x.device)]
-        else:
-            x_t = self.x
-        if self.resnet:
-            enc = self.encoded if self.encoded is not None else self.model.stem(x_t)
-            return self.model.head(self.model.layers(self.model.stem_act(enc)))
-        x_t = x_t.unsqueeze(1) if self.event else x_t
-        return self.model(x_t, 1).reshape(x_t.shape[0], -1)
-
-    def keep(self, mask: torch.Tensor) -> None:
-        """Keep only the samples where `mask` is True: inputs, encodings and every membrane."""
-        self.x = self.x[mask]
-        if self.encoded is not None:
-            self.encoded = self.encoded[mask]
-        self.t = self.t[mask.cpu()]
-        for m in neuron_modules(self.model):
-            m.keep(mask)
-
-    def close(self) -> None:
-        for m in neuron_modules(self.model):
-            m.keep_state = True
-        set_stepwise(self.model, False)
-
-
 def model_device(model: nn.Module) -> torch.device:
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
 
 
-@torch.no_grad()
-def run(model: nn.Module, x: torch.Tensor, T: int, stop: StopRule, on_step: Callable[[int], None] | None = None,
-        batch_size: int | None = None) -> EngineResult:
-    """Run `model` on the inputs `x` for at most T timesteps, stopping samples by `stop`.
+def allow_recompiles() -> None:
+    """Every (rule, horizon, number of slots) is its own compiled step of one function: raise
+    dynamo's per-function limit (8) so that a latency grid never falls back to eager unseen."""
+    cfg = torch._dynamo.config
+    cfg.recompile_limit = max(cfg.recompile_limit, 512)
+    cfg.accumulated_recompile_limit = max(cfg.accumulated_recompile_limit, 4096)
 
-    `batch_size` None runs every sample of `x` as one batch (in lockstep: all running samples
-    are at the same timestep); a smaller `batch_size` batches continuously, refilling the batch
-    from `x` as samples leave. `on_step(t)` is called before timestep t's work runs, the stem of
-    the samples that join included (the energy counter uses it); it needs lockstep."""
-    if T < 1:
-        raise SeennError(f"the engine needs at least one timestep, got T={T}")
-    n = x.shape[0]
-    capacity = n if batch_size is None else int(batch_size)
-    if capacity < 1:
-        raise SeennError(f"the engine needs a batch size of at least 1, got {batch_size}")
-    if on_step is not None and capacity < n:
-        raise SeennError("on_step labels whole timesteps, so it needs every sample in one batch (batch_size=None)")
-    model.eval()
-    device = model_device(model)
-    prediction = torch.empty(n, dtype=torch.long)
-    exit_t = torch.empty(n, dtype=torch.long)
-    logits_out: torch.Tensor | None = None
-    active = torch.zeros(0, dtype=torch.long)  # original indices of the running samples
-    z: torch.Tensor | None = None  # their accumulated logits
-    admitted = 0
-    stepper = Stepper(model, T)
-    try:
-        while True:
-            if len(active) < capacity and admitted < n:
-                k = min(capacity - len(active), n - admitted)
-                if on_step is not None:  # lockstep: samples join only at the start, and their stem is timestep 1's work
-                    on_step(1)
-                stepper.admit(x[admitted : admitted + k].to(device))
-                active = torch.cat([active, torch.arange(admitted, admitted + k)])
-                admitted += k
-            if not len(active):
-                break
-            if on_step is not None:
-                on_step(int(stepper.t[0]) + 1)
-            o = stepper.step().float()
-            b = 0 if z is None else z.shape[0]  # samples that ran before; the rest joined now
-            z = o if b == 0 else (z + o if b == o.shape[0] else torch.cat([z + o[:b], o[b:]]))
-            t = stepper.t
-            done = stop(t, T, z, active).cpu().bool() | (t >= T)
-            if not done.any():
-                continue
-            idx = active[done]
-            zd = z[done.to(z.device)].cpu()
-            if logits_out is None:
-                logits_out = torch.empty(n, zd.shape[1], dtype=zd.dtype)
-            prediction[idx] = zd.argmax(-1)
-            exit_t[idx] = t[done]
-            logits_out[idx] = zd
-            keep = ~done  # all False when every sample stops: the neurons then hold no rows
-            stepper.keep(keep.to(device))
-            active, z = active[keep], z[keep.to(z.device)]
-    finally:
-        stepper.close()
-    return EngineResult(prediction, exit_t, logits_out)
+
+def shrunk(slots: int, busy: int) -> int:
+    """Slots to move the busy ones into once the input has run out: the batch divided by 4 as
+    often as `busy` still fits (few distinct sizes: few compilations and captured graphs)."""
+    while slots > 1 and -(-slots // 4) >= max(busy, 1):
+        slots = -(-slots // 4)
+    return slots
+
+
+class Engine:
+    """Early exit on `model` at horizon T with one stop rule, over `batch_size` slots (None: one
+    slot per input). Calling it on inputs x [N, ...] runs every sample until its rule stops it
+    and returns an EngineResult. Build it once and call it many times (the latency stage): its
+    compiled steps, captured graphs and buffers are reused for inputs of the same shape.
+
+    The host reads the device at most once every `sync_every` steps to learn whether the input
+    has run out (no sooner than the input could have: `slots` inputs per step at most), and,
+    once it has, how many slots are still busy: the busy ones then move into fewer slots
+    (`shrunk`), so the last samples do not run in a mostly empty batch. `compile_step` compiles
+    the step (`torch.compile(fullgraph=True)`); `cuda_graph` replays it as a CUDA graph on a
+    CUDA device (captured after two eager steps, per number of slots). `counter` (an OpCounter,
+    eager only) counts operations on the real rows at the lockstep timestep."""
+
+    def __init__(self, model: nn.Module, T: int, stop: StopRule | ExitRule, batch_size: int | None = None, *,
+                 sync_every: int = 4, compile_step: bool = False, cuda_graph: bool = False,
+                 refill: int | None = None):
+        if T < 1:
+            raise SeennError(f"the engine needs at least one timestep, got T={T}")
+        if batch_size is not None and int(batch_size) < 1:
+            raise SeennError(f"the engine needs a batch size of at least 1, got {batch_size}")
+        if sync_every < 1:
+            raise SeennError(f"engine.sync_every must be at least 1, got {sync_every}")
+        self.model, self.T, self.batch_size, self.sync_every = model.eval(), T, batch_size, int(sync_every)
+        self.device = model_device(model)
+        if isinstance(stop, ExitRule):
+            stop = stop.on(self.device).stops
+        self.stop, self.refill = stop, refill
+        self.compile_step = compile_step
+        self.cuda_graph = cuda_graph and self.device.type == "cuda"
+        self._steps: dict[int, SlotStep] = {}
+        self._compiled: dict[int, Callable] = {}
+        self._states: dict[tuple, tuple[SlotState, list]] = {}  # (slots, N) -> state, neuron membranes
+        self._graphs: dict[tuple, torch.cuda.CUDAGraph] = {}
+        self._inputs: dict[tuple, torch.Tensor] = {}
+
+    def _step(self, slots: int) -> SlotStep:
+        if slots not in self._steps:
+            self._steps[slots] = SlotStep(self.model, self.T, self.stop, self.refill or slots)
+        return self._steps[slots]
+
+    def _state(self, slots: int, n: int) -> tuple[SlotState, list]:
+        """The persistent state of `slots` slots for N = n inputs (graphs point at its tensors)."""
+        key = (slots, n)
+        if key not in self._states:
+            self._states[key] = (SlotState.empty(slots, n, self.device), [None] * len(neuron_modules(self.model)))
+        return self._states[key]
+
+    def _enter(self, st: SlotState, membranes: list) -> None:
+        """Point every neuron at this state's slots: its `fresh` mask and its membranes (none at
+        T = 1: every sample stops after its first step, so no membrane is read or written)."""
+        for i, m in enumerate(neuron_modules(self.model)):
+            m.stepwise, m.fresh, m.u, m.remember = True, st.fresh, membranes[i], self.T > 1
+
+    def _leave(self, membranes: list) -> None:
+        for i, m in enumerate(neuron_modules(self.model)):
+            membranes[i] = m.u
+
+    def _runner(self, slots: int, n: int, st: SlotState, x: torch.Tensor, steps: int) -> Callable[[], None]:
+        """What runs one step on `st`: eager for the first two steps of a run (they allocate the
+        buffers), then compiled and / or a CUDA graph replay."""
+        step = self._step(slots)
+        if steps < 2 or not (self.compile_step or self.cuda_graph):
+            return lambda: step(st, x)
+        fn = step
+        if self.compile_step:
+            if slots not in self._compiled:
+                allow_recompiles()
+                self._compiled[slots] = torch.compile(step, fullgraph=True, dynamic=False)
+            fn = self._compiled[slots]
+        if not self.cuda_graph:
+            return lambda: fn(st, x)
+        key = (slots, n)
+        if key not in self._graphs:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # compile and warm up outside the capture, on the real state
+                fn(st, x)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                fn(st, x)
+            self._graphs[key] = graph
+            graph.replay()  # the capture ran nothing: this is the captured step's first run
+        return self._graphs[key].replay
+
+    def _shrink(self, st: SlotState, membranes: list, slots: int, busy: int, n: int):
+        """Move the busy slots of `st` into `shrunk(slots, busy)` slots (same if no fewer)."""
+        fewer = shrunk(slots, busy)
+        if fewer == slots:
+            return st, membranes, slots
+        order = st.busy_first()[:fewer]
+        self._leave(membranes)
+        small, small_membranes = self._state(fewer, n)
+        st.move_into(small, order)
+        for i, u in enumerate(membranes):
+            if small_membranes[i] is None:
+                small_membranes[i] = u[order].clone()
+            else:
+                small_membranes[i].copy_(u[order])
+        self._enter(small, small_membranes)
+        return small, small_membranes, fewer
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, counter=None) -> EngineResult:
+        n = x.shape[0]
+        slots = n if self.batch_size is None else min(int(self.batch_size), n)
+        if counter is not None and slots < n:
+            raise SeennError("the op counter labels whole timesteps, so it needs every sample in one batch "
+                             "(batch_size=None)")
+        if counter is not None and (self.compile_step or self.cuda_graph):
+            raise SeennError("the op counter needs the eager step (compile_step and cuda_graph off)")
+        if n == 0:
+            return EngineResult(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), torch.zeros(0, 0))
+        x = x.to(self.device)
+        if self.cuda_graph:  # a graph reads its input from one address
+            key = (tuple(x.shape), x.dtype)
+            if key not in self._inputs:
+                self._inputs[key] = torch.empty_like(x)
+            x = self._inputs[key].copy_(x)
+        impls = [(m, m.impl) for m in neuron_modules(self.model) if hasattr(m, "impl")]
+        set_stepwise(self.model, True)
+        if hasattr(self.model, "set_timesteps"):
+            self.model.set_timesteps(1)
+        if self.compile_step:  # the compiled step fuses the plain ops itself
+            set_fused(self.model, False)
+        try:
+            st, membranes = self._state(slots, n)
+            st.restart()
+            self._enter(st, membranes)
+            steps, next_read = 0, self.sync_every
+            while True:
+                if counter is not None:  # lockstep: every sample started at step 1
+                    counter.set_timestep(steps + 1)
+                    self._step(slots)(st, x, counter.set_rows)
+                else:
+                    self._runner(slots, n, st, x, steps)()
+                steps += 1
+                if steps < next_read:
+                    continue
+                taken, busy = (int(v) for v in st.progress().cpu())
+                if taken < n:  # at least ceil(left / slots) more steps before the input can run out
+                    next_read = steps + max(self.sync_every, -(-(n - taken) // slots))
+                    continue
+                next_read = steps + self.sync_every
+                if busy == 0:
+                    break
+                st, membranes, slots = self._shrink(st, membranes, slots, busy, n)
+            self._leave(membranes)
+            return EngineResult(st.prediction[:n].cpu(), st.exit_t[:n].cpu(), st.logits[:n].cpu())
+        finally:
+            if counter is not None:
+                counter.set_rows(None)
+            for m, impl in impls:
+                m.impl = impl
+            set_stepwise(self.model, False)
+
+
+def run(model: nn.Module, x: torch.Tensor, T: int, stop: StopRule | ExitRule, batch_size: int | None = None,
+        counter=None, **kw) -> EngineResult:
+    """Run `model` on the inputs `x` for at most T timesteps, stopping samples by `stop` (an exit
+    rule, or any function (t, T, z, input index) -> bool mask), over `batch_size` slots (None:
+    every sample at once, in lockstep). `counter`, an OpCounter, counts the operations of a
+    lockstep run; `kw` goes to Engine."""
+    return Engine(model, T, stop, batch_size, **kw)(x, counter)
 
 
 def seenn1_rule(alpha: float, score: str, temperature: float = 1.0, accumulate: str = "sum",
@@ -227,17 +275,18 @@ def policy_exits(policy: Policy, x: torch.Tensor, T: int, batch_size: int | None
 
 
 def run_fixed(model: nn.Module, x: torch.Tensor, T: int, **kw) -> EngineResult:
-    return run(model, x, T, FixedT().stops, **kw)
+    return run(model, x, T, FixedT(), **kw)
 
 
 def run_seenn1(model: nn.Module, x: torch.Tensor, T: int, alpha: float, score: str, temperature: float = 1.0,
                accumulate: str = "sum", entropy_temperature: bool = False, **kw) -> EngineResult:
-    return run(model, x, T, seenn1_rule(alpha, score, temperature, accumulate, entropy_temperature), **kw)
+    return run(model, x, T, Seenn1(score, alpha, temperature, accumulate, entropy_temperature), **kw)
 
 
 def run_policy(model: nn.Module, x: torch.Tensor, T: int, policy: Policy, **kw) -> EngineResult:
-    """SEENN-II: the policy decides u for every sample first, then the SNN runs until each u."""
-    return run(model, x, T, ExitAt(policy_exits(policy, x, T, kw.get("batch_size"))).stops, **kw)
+    """SEENN-II: the policy decides u for every input first (its range checked on the host, once),
+    then the SNN runs until each u."""
+    return run(model, x, T, ExitAt(policy_exits(policy, x, T, kw.get("batch_size"))), **kw)
 
 
 def run_batches(fn: Callable[[torch.Tensor], EngineResult], x: torch.Tensor, batch_size: int,

@@ -82,12 +82,17 @@ class ExitRule:
     """Where each sample leaves: `posthoc(logits)` gives 1-based exit timesteps [N] from saved
     accumulated logits [N, T, K]; `stops(t, T, z, idx)` says, while the engine runs, which of the
     running samples (original indices `idx` [B], at 1-based timesteps `t` [B], accumulated logits
-    `z` [B, K]) stop now. Running the engine until each sample stops gives `posthoc`'s timesteps."""
+    `z` [B, K]) stop now, all on the engine's device, with no host read (the step runs as one
+compiled graph). Running the engine until each sample stops gives `posthoc`'s timesteps."""
 
     kind: ClassVar[str]
 
     def posthoc(self, logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def on(self, device: torch.device) -> "ExitRule":
+        """This rule with its per-input tensors on `device` (the engine's step reads them there)."""
+        return self
 
     def stops(self, t: torch.Tensor, T: int, z: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -133,7 +138,7 @@ class Seenn1(ExitRule):
         return seenn1_exit(exit_scores(logits, self.score, *self.how), self.alpha)
 
     def stops(self, t, T, z, idx):
-        return seenn1_stops(step_scores(z.cpu(), t, self.score, *self.how), self.alpha, t, T)
+        return seenn1_stops(step_scores(z, t, self.score, *self.how), self.alpha, t, T)
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,6 +150,9 @@ class ExitAt(ExitRule):
 
     def posthoc(self, logits: torch.Tensor) -> torch.Tensor:
         return self.u.clone()
+
+    def on(self, device: torch.device) -> "ExitAt":
+        return ExitAt(self.u.to(device))
 
     def stops(self, t, T, z, idx):
         return self.u[idx] == t

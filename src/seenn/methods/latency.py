@@ -27,6 +27,7 @@ import torch
 from seenn.common.runtime import cpu_model
 from seenn.methods import engine
 from seenn.methods.catalog import ANN, Method, fixed_label
+from seenn.methods.exits import ExitAt
 
 log = logging.getLogger("seenn")
 
@@ -79,17 +80,23 @@ def environment(threads: int, compiled: bool, device: torch.device) -> dict:
 
 
 def method_runs(model, ann, x: torch.Tensor, batch_size: int, methods: list[Method],
-                policy: engine.Policy | None) -> dict[str, Callable[[], list]]:
+                policy: engine.Policy | None, cfg: dict | None = None) -> dict[str, Callable[[], list]]:
     """One callable per method of `methods.engine_methods`, each running all of `x` once and
-    returning the engine results. The SNN methods run on the engine with continuous batching at
-    `batch_size` (for fixed T it is the same as plain batches: every sample leaves at T); the ANN
-    runs plain batches."""
+    returning the engine results. The SNN methods run on the engine over `batch_size` slots (for
+    fixed T it is the same as plain batches: every sample leaves at T), each method's Engine built
+    once, so its compiled step or captured graph is reused round after round (`cfg`: the engine
+    section, for sync_every, compile_step, cuda_graph); the ANN runs plain batches."""
+    how = {k: v for k, v in (cfg or {}).items() if k in ("sync_every", "compile_step", "cuda_graph")}
     runs: dict[str, Callable[[], list]] = {}
     for m in methods:
         if m.kind in ("fixed", "seenn1"):
-            runs[m.label] = lambda m=m: [engine.run(model, x, m.T, m.rule.stops, batch_size=batch_size)]
-        elif m.kind == "seenn2":
-            runs[m.label] = lambda m=m: [engine.run_policy(model, x, m.T, policy, batch_size=batch_size)]
+            eng = engine.Engine(model, m.T, m.rule, batch_size, **how)
+            runs[m.label] = lambda eng=eng: [eng(x)]
+        elif m.kind == "seenn2":  # the policy decides every input's u first, inside the timed call
+            u = torch.ones(x.shape[0], dtype=torch.long, device=x.device)
+            eng = engine.Engine(model, m.T, ExitAt(u), batch_size, **how)  # reads u where it lies
+            runs[m.label] = lambda eng=eng, u=u, T=m.T: [
+                (u.copy_(engine.policy_exits(policy, x, T, batch_size)), eng(x))[1]]
         else:
             runs[m.label] = lambda: [ann(x[i : i + batch_size], 1) for i in range(0, x.shape[0], batch_size)]
     return runs
@@ -101,7 +108,7 @@ def measure(model, ann, x: torch.Tensor, y: torch.Tensor, T: int, methods: list[
     rows = []
     for batch_size, n in zip(cfg["batch_sizes"], cfg["latency_samples"]):
         n = x.shape[0] if n == 0 else min(n, x.shape[0])
-        runs = method_runs(model, ann, x[:n].to(device), batch_size, methods, policy)
+        runs = method_runs(model, ann, x[:n].to(device), batch_size, methods, policy, cfg)
         if device.type == "cuda":  # the clock stops only when the GPU has finished
             runs = {name: (lambda fn=fn: (fn(), torch.cuda.synchronize())[0]) for name, fn in runs.items()}
         log.info("timing %d methods at batch size %d on %d samples (%d warm-up + %d timed rounds)",

@@ -41,18 +41,22 @@ def _k_first(x: torch.Tensor, s_out: torch.Tensor, u_out: torch.Tensor, threshol
     u_out.copy_(x * (1 - s))
 
 
-def _k_step_into(x: torch.Tensor, u: torch.Tensor, s_out: torch.Tensor, u_out: torch.Tensor, decay: float,
-                 threshold: float) -> None:
-    """A later timestep: spikes into `s_out`, the new membrane into `u_out` (which may be `u`)."""
+def _k_step(x: torch.Tensor, u: torch.Tensor, s_out: torch.Tensor, decay: float, threshold: float) -> None:
+    """A later timestep with the membrane `u` updated in place."""
     h = decay * u + x
     s = (h - threshold > 0).to(x.dtype)
     s_out.copy_(s)
-    u_out.copy_(h * (1 - s))
+    u.copy_(h * (1 - s))
 
 
-def _k_step(x: torch.Tensor, u: torch.Tensor, s_out: torch.Tensor, decay: float, threshold: float) -> None:
-    """A later timestep with the membrane `u` updated in place."""
-    _k_step_into(x, u, s_out, u, decay, threshold)
+def _k_slot_step(x: torch.Tensor, u: torch.Tensor, fresh: torch.Tensor, s_out: torch.Tensor, decay: float,
+                 threshold: float) -> None:
+    """A timestep of the engine's slots: rows where `fresh` (broadcast against x) start from u = 0,
+    the others from `u`, which is updated in place."""
+    h = decay * torch.where(fresh, torch.zeros_like(u), u) + x
+    s = (h - threshold > 0).to(x.dtype)
+    s_out.copy_(s)
+    u.copy_(h * (1 - s))
 
 
 def _k_seq_forward(x: torch.Tensor, s_out: torch.Tensor, decay: float, threshold: float) -> None:
@@ -111,25 +115,13 @@ def compile_available() -> bool:
     return not KERNELS.failed
 
 
-def fused_lif_step(x: torch.Tensor, u: torch.Tensor | None, decay: float, threshold: float, keep_state: bool = True,
-                   fresh: int = 0):
+def fused_lif_step(x: torch.Tensor, u: torch.Tensor | None, decay: float, threshold: float):
     """One LIF timestep without autograd, as one compiled kernel: (spikes, membrane). `u` None
-    means the first timestep (u = 0); otherwise `u` is updated in place and returned. With
-    `keep_state=False` on a first timestep, no membrane is written (None is returned). `fresh`
-    last rows of `x` are samples admitted now: their first timestep, into a new membrane."""
-    if u is None and not keep_state:
-        return KERNELS.call(_k_spikes, x, float(threshold)), None
+    means the first timestep (u = 0, a new membrane); otherwise `u` is updated in place."""
     s = torch.empty_like(x)
     if u is None:
         u = torch.empty_like(x)
         KERNELS.call(_k_first, x, s, u, float(threshold))
-    elif fresh:
-        b = u.shape[0]
-        grown = torch.empty_like(x)
-        if b:
-            KERNELS.call(_k_step_into, x[:b], u, s[:b], grown[:b], float(decay), float(threshold))
-        KERNELS.call(_k_first, x[b:], s[b:], grown[b:], float(threshold))
-        u = grown
     else:
         KERNELS.call(_k_step, x, u, s, float(decay), float(threshold))
     return s, u
@@ -177,8 +169,16 @@ class FusedLIF(PlainLIF):
     def step(self, n: LIF, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled() and x.requires_grad:
             return super().step(n, x)
-        u, fresh = n.take_state(x)
-        s, n.u = fused_lif_step(x, u, n.decay, n.threshold, n.keep_state, fresh)
+        if not n.remember:  # one step from rest, nothing kept
+            return KERNELS.call(_k_spikes, x, float(n.threshold))
+        if n.u is not None and n.u.shape != x.shape:
+            n.full_state(x, torch.zeros_like)  # raises: a batch that changed size between steps
+        if n.fresh is not None and n.u is not None:  # the engine's slots
+            s = torch.empty_like(x)
+            fresh = n.fresh.view(-1, *(1,) * (x.dim() - 1))
+            KERNELS.call(_k_slot_step, x, n.u, fresh, s, float(n.decay), float(n.threshold))
+            return s
+        s, n.u = fused_lif_step(x, n.u, n.decay, n.threshold)
         return s
 
 

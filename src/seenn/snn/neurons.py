@@ -114,47 +114,46 @@ def if_step(x: torch.Tensor, u: torch.Tensor, threshold: torch.Tensor | float):
 
 
 class StatefulNeuron(nn.Module):
-    """The stepwise membrane bookkeeping LIF and IF share: `u` holds the kept samples' membranes
-    between calls, `keep(mask)` drops finished samples (early exit), `admit(k)` announces k new
-    samples appended to the next input, which start from the neuron's rest state. `keep_state`
-    False tells the neuron that no step follows this one (the engine's last timestep), so it may
-    skip writing the membrane."""
+    """The stepwise membrane bookkeeping LIF and IF share: `u` holds the membranes between calls.
+
+    Plain stepwise use (`fresh` None): every row keeps its membrane from the last call. Slot use
+    (the early-exit engine, methods/slots.py): the batch is a fixed set of slots and `fresh`, a
+    bool [B] tensor the engine updates in place, marks the slots that start a new sample at the
+    next call; those rows start from the neuron's rest state (`torch.where`, no change of shape),
+    and the membrane is written back in place (`store`), so its address never changes (what a
+    compiled step or a CUDA graph needs). `remember` False (an engine whose every sample stops
+    after one step) starts every step from rest and writes no membrane at all."""
 
     def __init__(self):
         super().__init__()
         self.stepwise = False
         self.u: torch.Tensor | None = None
-        self.fresh = 0  # stepwise: rows at the end of the next input that start from rest
-        self.keep_state = True
+        self.fresh: torch.Tensor | None = None  # slot use: bool [B], rows that start from rest now
+        self.remember = True  # False: every step starts from rest and keeps nothing (an engine at T = 1)
 
     def reset(self) -> None:
-        self.u, self.fresh = None, 0
-
-    def keep(self, mask: torch.Tensor) -> None:
-        if self.u is not None:
-            self.u = self.u[mask]
-
-    def admit(self, k: int) -> None:
-        if self.u is None or self.u.shape[0] == 0:  # no membrane kept: every row of the next input is new
-            self.reset()
-        else:
-            self.fresh += k
-
-    def take_state(self, x: torch.Tensor) -> tuple[torch.Tensor | None, int]:
-        """(kept membranes, number of admitted rows) for the stepwise input `x`, checked against it."""
-        u, fresh = self.u, self.fresh
-        if u is not None and x.shape[0] != u.shape[0] + fresh:
-            raise RuntimeError(f"{type(self).__name__}: stepwise input has {x.shape[0]} samples, but the neuron keeps "
-                               f"{u.shape[0]} and {fresh} were admitted (keep/admit out of step with the batch)")
-        self.fresh = 0
-        return u, fresh
+        self.u = None
 
     def full_state(self, x: torch.Tensor, rest: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        """The membranes of every row of `x`: the kept ones, then `rest(rows)` for admitted rows."""
-        u, fresh = self.take_state(x)
-        if u is None:
+        """The membranes every row of `x` starts this step from: the kept ones, rest for fresh slots."""
+        if self.u is None or not self.remember:
             return rest(x)
-        return torch.cat([u, rest(x[x.shape[0] - fresh :])]) if fresh else u
+        if self.u.shape != x.shape:
+            raise RuntimeError(f"{type(self).__name__}: stepwise input of shape {tuple(x.shape)}, but the kept "
+                               f"membrane has shape {tuple(self.u.shape)} (a batch that changed size between steps)")
+        if self.fresh is None:
+            return self.u
+        return torch.where(self.fresh.view(-1, *(1,) * (x.dim() - 1)), rest(x), self.u)
+
+    def store(self, u: torch.Tensor) -> None:
+        """Keep the membrane `u` for the next step: in place in slot use (a fixed address)."""
+        if not self.remember:
+            return
+        if self.fresh is not None and self.u is not None:
+            if u is not self.u:
+                self.u.copy_(u)
+        else:
+            self.u = u
 
 
 class PlainLIF:
@@ -165,7 +164,8 @@ class PlainLIF:
         return lif_multistep(x, n.decay, n.threshold, n.surrogate)
 
     def step(self, n: "LIF", x: torch.Tensor) -> torch.Tensor:
-        s, n.u = lif_step(x, n.full_state(x, torch.zeros_like), n.decay, n.threshold, n.surrogate)
+        s, u = lif_step(x, n.full_state(x, torch.zeros_like), n.decay, n.threshold, n.surrogate)
+        n.store(u)
         return s
 
 
@@ -204,7 +204,8 @@ class IF(StatefulNeuron):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stepwise:
-            s, self.u = if_step(x, self.full_state(x, self._init), self.threshold)
+            s, u = if_step(x, self.full_state(x, self._init), self.threshold)
+            self.store(u)
             return s * self.threshold
         u = self._init(x[0])
         out = []
@@ -219,10 +220,13 @@ def neuron_modules(model: nn.Module):
     return [m for m in model.modules() if isinstance(m, StatefulNeuron)]
 
 
-def set_stepwise(model: nn.Module, on: bool) -> None:
-    """Switch every neuron between sequence mode and stepwise (stateful) mode, clearing state."""
+def set_stepwise(model: nn.Module, on: bool, fresh: torch.Tensor | None = None) -> None:
+    """Switch every neuron between sequence mode and stepwise (stateful) mode, clearing state;
+    `fresh` (slot use, see StatefulNeuron) is the engine's mask of slots that start now."""
     for m in neuron_modules(model):
         m.stepwise = on
+        m.fresh = fresh if on else None
+        m.remember = True
         m.reset()
 
 

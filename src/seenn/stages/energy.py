@@ -52,7 +52,7 @@ def stage_energy(ctx) -> None:
         name = method.label
         if method.kind == "fixed":
             if fixed_run is None:
-                counter, res = count_run(model, lambda xb, on_step: engine.run_fixed(model, xb, T, on_step=on_step), xin, bs)
+                counter, res = count_run(model, lambda xb, counter: engine.run_fixed(model, xb, T, counter=counter), xin, bs)
                 _, _, same = outcome(res, torch.full((n,), T, dtype=torch.long))
                 fixed_run = counter, counter.per_timestep(T), same
             counter, steps, same = fixed_run
@@ -63,15 +63,15 @@ def stage_energy(ctx) -> None:
                                         counter.authors_convention(n, float(t), max_t=t)))
             layers += layer_rows(name, counter, n, max_t=t)
         elif method.kind == "seenn1":
-            counter, res = count_run(model, lambda xb, on_step: engine.run(model, xb, T, method.rule.stops, on_step=on_step),
+            counter, res = count_run(model, lambda xb, counter: engine.run(model, xb, T, method.rule, counter=counter),
                                      xin, bs)
             avg_t, acc, same = outcome(res, method.rule.posthoc(z))
             methods.append(method_entry(name, n, *counter.totals(), avg_t, acc, same, counter.authors_convention(n, avg_t)))
             layers += layer_rows(name, counter, n)
         elif method.kind == "seenn2":  # the SNN up to each chosen u, plus the policy network's MACs
             policy = engine.load_policy(ctx.inputs["policy"], spec, ctx.device)
-            pcounter, _ = count_run(policy.model, lambda xb, on_step: policy.model(xb), xin, bs, dense=True)
-            counter, res = count_run(model, lambda xb, on_step: engine.run_policy(model, xb, T, policy, on_step=on_step), xin, bs)
+            pcounter, _ = count_run(policy.model, lambda xb, counter: policy.model(xb), xin, bs, dense=True)
+            counter, res = count_run(model, lambda xb, counter: engine.run_policy(model, xb, T, policy, counter=counter), xin, bs)
             avg_t, acc, same = outcome(res, engine.policy_exits(policy, xin, T, bs))
             acs, macs = counter.totals()
             p_authors = pcounter.authors_convention(n, 1.0)
@@ -82,7 +82,7 @@ def stage_energy(ctx) -> None:
             layers += layer_rows(name, counter, n) + layer_rows("SEENN-II policy", pcounter, n)
         else:  # the ANN of the same architecture: one dense forward on one energy batch
             ann = ann_twin(model)
-            counter, _ = count_run(ann, lambda xb, on_step: ann(xb, 1), xin[:bs], bs, dense=True)
+            counter, _ = count_run(ann, lambda xb, counter: ann(xb, 1), xin[:bs], bs, dense=True)
             m = min(bs, n)
             methods.append(method_entry(name, m, *counter.totals(), None, None, None, counter.authors_convention(m, 1.0)))
             layers += layer_rows(name, counter, m)

@@ -76,7 +76,8 @@ def declare(branch):
                  desc="measured wall-clock latency and throughput: fixed T, SEENN-I/II, ANN (a measurement)",
                  params=("device", "loader") + tuple(
                      f"engine.{k}" for k in ("compile", "threads", "keep_freed_memory", "batch_sizes", "latency_samples",
-                                              "warmup", "repetitions", "stream_samples")),
+                                              "sync_every", "compile_step", "cuda_graph", "warmup", "repetitions",
+                                              "stream_samples")),
                  inputs=engine_inputs(branch),
                  outputs={"latency": f"{MEASUREMENTS}/latency.json", "table_csv": f"{MEASUREMENTS}/latency.csv",
                           "table_md": f"{MEASUREMENTS}/latency.md"},
