@@ -83,7 +83,7 @@ def main(argv=None) -> None:
         runs = method_runs(model, ann, xin, bs, engine_methods(T, seenn1, False), None)
         u_all = seenn1_exit(exit_scores(z[:n], score), r["alpha"])
         runs["SEENN-II (stand-in: u = SEENN-I exits, no policy net)"] = lambda: [
-            engine.run(model, xin, T, ExitAt(u_all).stops, batch_size=bs)]
+            engine.run(model, xin, T, ExitAt(u_all), batch_size=bs)]
     else:
         policy = engine.load_policy(args.policy, spec, torch.device("cpu"))
         runs = method_runs(model, ann, xin, bs, engine_methods(T, seenn1, True), policy)

@@ -186,3 +186,26 @@ def test_readme_blocks_build_from_the_run_tables_that_dvc_lock_records(project, 
     assert "- AET / empirical AET" in body and "- Energy per inference" in body and " cores, device cpu" in body
     out = sh(project, "seenn", "readme-results", "--readme", str(tmp_path / "README.md"), check=False)
     assert out.returncode == 2 and "is not the default config" in out.stderr
+
+
+def test_energy_files_do_not_depend_on_the_energy_batch_size(project, tmp_path):
+    """The energy stage rerun at another `engine.energy_batch_size` (7 instead of the tiny
+    config's 100) writes every one of its files byte for byte as before: counts are whole
+    numbers summed exactly over the real samples, divided once."""
+    import yaml
+
+    outs = ["results/finetuned/energy.json", "results/finetuned/energy_layers.csv", "results/tables/energy.csv",
+            "results/tables/energy.md"]
+    before = {f: (project / f).read_bytes() for f in outs}
+    cfg = yaml.safe_load((project / "params.yaml").read_text())
+    assert cfg["engine"]["energy_batch_size"] != 7
+    cfg["engine"]["energy_batch_size"] = 7
+    other = tmp_path / "params_bs7.yaml"
+    other.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    try:
+        sh(project, "seenn", "run", "energy", "--config", str(other))
+        changed = [f for f in outs if (project / f).read_bytes() != before[f]]
+        assert not changed, changed
+    finally:
+        for f, data in before.items():
+            (project / f).write_bytes(data)

@@ -93,7 +93,8 @@ class Engine:
     and returns an EngineResult. Build it once and call it many times (the latency stage): its
     compiled steps, captured graphs and buffers are reused for inputs of the same shape.
 
-    The host reads the device at most once every `sync_every` steps to learn whether the input
+    The host reads the device at most once every `sync_every` steps (None: 1 on a CPU, where a
+    read waits for nothing, 4 on a GPU) to learn whether the input
     has run out (no sooner than the input could have: `slots` inputs per step at most), and,
     once it has, how many slots are still busy: the busy ones then move into fewer slots
     (`shrunk`), so the last samples do not run in a mostly empty batch. `compile_step` compiles
@@ -102,16 +103,18 @@ class Engine:
     eager only) counts operations on the real rows at the lockstep timestep."""
 
     def __init__(self, model: nn.Module, T: int, stop: StopRule | ExitRule, batch_size: int | None = None, *,
-                 sync_every: int = 4, compile_step: bool = False, cuda_graph: bool = False,
+                 sync_every: int | None = None, compile_step: bool = False, cuda_graph: bool = False,
                  refill: int | None = None):
         if T < 1:
             raise SeennError(f"the engine needs at least one timestep, got T={T}")
         if batch_size is not None and int(batch_size) < 1:
             raise SeennError(f"the engine needs a batch size of at least 1, got {batch_size}")
+        self.device = model_device(model)
+        if sync_every is None:  # a read waits for nothing on a CPU; on a GPU it stalls the queue
+            sync_every = 1 if self.device.type == "cpu" else 4
         if sync_every < 1:
             raise SeennError(f"engine.sync_every must be at least 1, got {sync_every}")
         self.model, self.T, self.batch_size, self.sync_every = model.eval(), T, batch_size, int(sync_every)
-        self.device = model_device(model)
         if isinstance(stop, ExitRule):
             stop = stop.on(self.device).stops
         self.stop, self.refill = stop, refill

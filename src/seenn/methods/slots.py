@@ -43,7 +43,7 @@ class SlotState:
     prediction: torch.Tensor  # long [N + 1] per input (row N: where free slots write)
     exit_t: torch.Tensor  # long [N + 1]
     z: torch.Tensor | None = None  # [B, K]
-    enc: torch.Tensor | None = None  # [B, ...]: stem output of each slot's sample (direct encoding)
+    enc: torch.Tensor | None = None  # [B + 1, ...]: stem output of each slot's sample (direct encoding)
     logits: torch.Tensor | None = None  # [N + 1, K]
 
     @classmethod
@@ -74,11 +74,14 @@ class SlotState:
         for name in ("idx", "t", "z", "enc"):
             src = getattr(self, name)
             if src is not None:
+                rows = src[order[:b]]
+                if name == "enc":  # and its spare row
+                    rows = torch.cat([rows, src[-1:]])
                 dst = getattr(other, name)
                 if dst is None:
-                    setattr(other, name, src[order[:b]].clone())
+                    setattr(other, name, rows.clone())
                 else:
-                    dst.copy_(src[order[:b]])
+                    dst.copy_(rows)
         other.fresh.zero_()
         other.next.copy_(self.next)
         other.prediction, other.exit_t, other.logits = self.prediction, self.exit_t, self.logits
@@ -119,14 +122,17 @@ class SlotStep:
         busy = idx >= 0
         t = (torch.where(take, 0, st.t) + 1) * busy
         st.fresh.copy_(take)
-        if self.direct:
+        if self.direct:  # the stem on the chunk of next inputs; row j goes to the slot of rank j
             positions = torch.arange(chunk, device=x.device)
             if hook is not None:
                 hook(positions < torch.minimum(free.sum(), left))
-            enc = self.model.stem(x[torch.clamp(st.next + positions, max=n - 1)])[rank.clamp(0, chunk - 1)]
-            if st.enc is not None:
-                enc = torch.where(take.view(-1, *(1,) * (enc.dim() - 1)), enc, st.enc)
-            inp = enc
+            new = self.model.stem(x[torch.clamp(st.next + positions, max=n - 1)])
+            if st.enc is None:  # one spare row (index `slots`) takes the chunk rows no slot takes
+                st.enc = new.new_zeros(slots + 1, *new.shape[1:])
+            dest = torch.full((chunk + 1,), slots, dtype=torch.long, device=x.device)
+            dest.index_put_((torch.where(take, rank, chunk),), torch.arange(slots, device=x.device))
+            st.enc.index_put_((dest[:chunk],), new)
+            inp = st.enc[:slots]
         elif self.event:  # frame t of each slot's own timestep
             inp = x[idx.clamp(min=0), (t - 1).clamp(0, x.shape[1] - 1)]
         else:
@@ -149,8 +155,3 @@ class SlotStep:
             st.z = z
         else:
             st.z.copy_(z)
-        if self.direct:
-            if st.enc is None:
-                st.enc = enc
-            else:
-                st.enc.copy_(enc)
