@@ -148,12 +148,15 @@ class Engine:
         for i, m in enumerate(neuron_modules(self.model)):
             membranes[i] = m.u
 
-    def _runner(self, slots: int, n: int, st: SlotState, x: torch.Tensor, steps: int) -> Callable[[], None]:
-        """What runs one step on `st`: eager for the first two steps of a run (they allocate the
-        buffers), then compiled and / or a CUDA graph replay."""
+    def _runner(self, slots: int, n: int, st: SlotState, x: torch.Tensor) -> Callable[[], None]:
+        """What runs one step on `st`: eager for the first two steps this state ever runs (they
+        allocate its buffers and membranes), then compiled and / or a CUDA graph replay."""
         step = self._step(slots)
-        if steps < 2 or not (self.compile_step or self.cuda_graph):
-            return lambda: step(st, x)
+        if st.eager_steps < 2 or not (self.compile_step or self.cuda_graph):
+            def eager() -> None:
+                step(st, x)
+                st.eager_steps += 1
+            return eager
         fn = step
         if self.compile_step:
             if slots not in self._compiled:
@@ -226,7 +229,7 @@ class Engine:
                     counter.set_timestep(steps + 1)
                     self._step(slots)(st, x, counter.set_rows)
                 else:
-                    self._runner(slots, n, st, x, steps)()
+                    self._runner(slots, n, st, x)()
                 steps += 1
                 if steps < next_read:
                     continue

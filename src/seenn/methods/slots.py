@@ -45,6 +45,7 @@ class SlotState:
     z: torch.Tensor | None = None  # [B, K]
     enc: torch.Tensor | None = None  # [B + 1, ...]: stem output of each slot's sample (direct encoding)
     logits: torch.Tensor | None = None  # [N + 1, K]
+    eager_steps: int = 0  # steps run eagerly so far (the engine compiles or captures only after two)
 
     @classmethod
     def empty(cls, slots: int, n: int, device: torch.device) -> "SlotState":
