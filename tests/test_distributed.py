@@ -13,7 +13,7 @@ import time
 
 import pytest
 import torch
-from conftest import ENV, make_project, sh, tiny_config
+from conftest import ENV, ROOT, make_project, sh, tiny_config
 
 from seenn.common import distributed
 from seenn.common.errors import SeennError
@@ -154,3 +154,24 @@ def test_no_slots_configured_leaves_cuda_visible_devices_alone(monkeypatch):
     monkeypatch.setenv(gpu_slots.SLOTS_ENV, "0,0")
     with pytest.raises(SeennError, match="names a GPU twice"):
         gpu_slots.configured_slots()
+
+
+@pytest.mark.parametrize("slots", ["zero,one", "0,gpu1", "0,-1", "GPU-"])
+def test_gpu_slots_that_cuda_would_not_understand_are_refused(monkeypatch, tmp_path, slots):
+    """Only GPU indices and GPU/MIG UUIDs (what CUDA_VISIBLE_DEVICES takes): anything else would
+    hide every GPU, and `device: auto` would train on the CPU without a word. `seenn validate`
+    and every stage (through `acquire`) refuse it in one line."""
+    monkeypatch.setenv(gpu_slots.SLOTS_ENV, slots)
+    with pytest.raises(SeennError, match="is not a GPU index or a GPU/MIG UUID"):
+        gpu_slots.acquire(1)
+    r = subprocess.run([sys.executable, "-m", "seenn", "validate"], cwd=ROOT, env={**ENV, gpu_slots.SLOTS_ENV: slots},
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "is not a GPU index or a GPU/MIG UUID" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("slots", ["0,1", "3", "GPU-8f3c2a1e-59b4-4c2e-9d1a-7a6b5c4d3e2f",
+                                   "MIG-GPU-8f3c2a1e-59b4-4c2e-9d1a-7a6b5c4d3e2f/1/0", "MIG-8f3c2a1e-59b4-4c2e-9d1a-7a6b5c4d3e2f"])
+def test_gpu_indices_and_uuids_are_accepted(monkeypatch, slots):
+    monkeypatch.setenv(gpu_slots.SLOTS_ENV, slots)
+    assert gpu_slots.configured_slots() == slots.split(",")

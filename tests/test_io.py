@@ -40,3 +40,30 @@ def test_json_is_stable_and_corrupt_json_is_named(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(SeennError, match="corrupt JSON file .*bad.json"):
         read_json(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("where", ["write", "fsync"])
+def test_a_full_disk_names_the_file_and_keeps_the_previous_version(tmp_path, monkeypatch, where):
+    """ENOSPC while writing the temporary file, or while flushing it: one line naming the file,
+    the temporary file gone, the previous version kept."""
+    import errno
+    import os
+
+    from seenn.common.io import write_text
+
+    target = tmp_path / "table.csv"
+    target.write_text("old")
+    full = OSError(errno.ENOSPC, "No space left on device")
+    if where == "fsync":
+        monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(full))
+        call = lambda: write_text(target, "new")  # noqa: E731
+    else:
+        def call():
+            with atomic_path(target) as tmp:
+                tmp.write_text("half")
+                raise full
+    with pytest.raises(SeennError, match=r"no space left on the device while writing .*table\.csv.*previous version is kept") as info:
+        call()
+    assert "\n" not in str(info.value)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["table.csv"]

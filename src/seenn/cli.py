@@ -202,8 +202,10 @@ def main(argv: list[str] | None = None) -> int:
             run_stage(args.stage, args.config, args.gpus)
         elif args.cmd == "validate":
             from seenn.common.config_source import edited_by_hand
+            from seenn.pipeline.gpu_slots import configured_slots
 
             edited = edited_by_hand(load_config(args.config))
+            configured_slots()  # a SEENN_GPU_SLOTS that CUDA would not understand
             print(f"{args.config}: valid" + ("; its values were edited by hand since `seenn config use` wrote it "
                                              "(the report flags that)" if edited else ""))
         elif args.cmd == "config":

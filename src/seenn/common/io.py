@@ -4,6 +4,7 @@ flushed to disk and renamed, so a crash never leaves a file that looks finished.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -21,7 +22,9 @@ from seenn.common.errors import SeennError
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success fsync it and rename it over `path`.
-    Under torchrun only rank 0 writes files: another rank's write goes to a discarded temporary file."""
+    Under torchrun only rank 0 writes files: another rank's write goes to a discarded temporary file.
+    A full disk (ENOSPC) stops with one line naming `path`; the temporary file is removed and
+    any previous version of `path` kept."""
     if not distributed.is_main():
         with tempfile.TemporaryDirectory(prefix="seenn-rank-") as scratch:
             yield Path(scratch) / Path(path).name
@@ -37,6 +40,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
         _fsync_dir(path.parent)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        kept = "its previous version is kept" if path.exists() else "no earlier version existed"
+        raise SeennError(f"no space left on the device while writing {path}: nothing half-written is left "
+                         f"and {kept}; free space and rerun") from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

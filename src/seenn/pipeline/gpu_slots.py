@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
@@ -23,10 +24,20 @@ log = logging.getLogger("seenn")
 _HELD: list[int] = []  # open lock file descriptors of this process
 
 
+# what CUDA_VISIBLE_DEVICES takes: a GPU index, or a GPU or MIG UUID (MIG-<uuid>, MIG-GPU-<uuid>/gi/ci)
+SLOT_PATTERN = re.compile(r"\d+|GPU-[0-9a-fA-F-]+|MIG-[0-9a-zA-Z/-]+")
+
+
 def configured_slots() -> list[str]:
-    """The GPU ids of `SEENN_GPU_SLOTS` (empty: no allocation, CUDA_VISIBLE_DEVICES as it is)."""
+    """The GPU ids of `SEENN_GPU_SLOTS` (empty: no allocation, CUDA_VISIBLE_DEVICES as it is),
+    each a GPU index or a GPU / MIG UUID: a name CUDA does not know would hide every GPU, and a
+    stage with `device: auto` would then train on the CPU without a word."""
     raw = os.environ.get(SLOTS_ENV, "").strip()
     slots = [s.strip() for s in raw.split(",") if s.strip()]
+    bad = [s for s in slots if not SLOT_PATTERN.fullmatch(s)]
+    if bad:
+        raise SeennError(f"{SLOTS_ENV}={raw!r}: {', '.join(repr(b) for b in bad)} is not a GPU index or a GPU/MIG UUID "
+                         f"(what CUDA_VISIBLE_DEVICES takes, e.g. 0,1 or GPU-<uuid>)")
     if len(set(slots)) != len(slots):
         raise SeennError(f"{SLOTS_ENV}={raw!r} names a GPU twice")
     return slots
