@@ -84,7 +84,8 @@ def sh(cwd, *args, check=True) -> subprocess.CompletedProcess:
 
 
 def make_project(dest: Path, config: dict, extra: tuple[str, ...] = ()) -> Path:
-    """A git project holding the pipeline's code and `config` as params.yaml (and the `extra` files)."""
+    """A git project holding the pipeline's code, `config` as params.yaml with the dvc.yaml of its
+    stage table (and the `extra` files)."""
     dest.mkdir(parents=True)
     for item in COPY + list(extra):
         src = ROOT / item
@@ -94,6 +95,9 @@ def make_project(dest: Path, config: dict, extra: tuple[str, ...] = ()) -> Path:
             (dest / item).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / item)
     (dest / "params.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    from seenn.pipeline.table import build_stages, dvc_yaml
+
+    (dest / "dvc.yaml").write_text(dvc_yaml(build_stages(config)))  # as `seenn config use` writes it beside params.yaml
     (dest / ".gitignore").write_text("/results/\n/data/\n/logs/\n/reports/*.pdf\n.snakemake/\n")
     sh(dest, "git", "init", "-q")
     sh(dest, "git", "add", "-A")

@@ -175,3 +175,15 @@ def test_gpu_slots_that_cuda_would_not_understand_are_refused(monkeypatch, tmp_p
 def test_gpu_indices_and_uuids_are_accepted(monkeypatch, slots):
     monkeypatch.setenv(gpu_slots.SLOTS_ENV, slots)
     assert gpu_slots.configured_slots() == slots.split(",")
+
+
+def test_gpu_ids_the_machine_lacks_are_refused(monkeypatch):
+    present = {"0", "1", "GPU-8f3c2a1e-59b4-4c2e-9d1a-7a6b5c4d3e2f", "GPU-00000000-1111-2222-3333-444444444444"}
+    gpu_slots.check_present(["1", "0", "GPU-8f3c2a1e-59b4-4c2e-9d1a-7a6b5c4d3e2f"], present)
+    with pytest.raises(SeennError, match=r"names 4, GPU-dead, which this machine lacks \(its GPUs: 0, 1\)"):
+        gpu_slots.check_present(["0", "4", "GPU-dead"], present)
+    gpu_slots.check_present(["7"], None)  # no nvidia-smi: nothing to check against
+    monkeypatch.setattr(gpu_slots, "machine_gpus", lambda: {"0"})
+    monkeypatch.setenv(gpu_slots.SLOTS_ENV, "0,3")
+    with pytest.raises(SeennError, match="names 3, which this machine lacks"):
+        gpu_slots.acquire(1)

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from seenn.common.errors import SeennError
+from seenn.common.errors import SeennError, out_of_memory
 from seenn.data import split_list
 from seenn.pipeline.config import DEFAULT_CONFIG, load_config, select_keys
 
@@ -67,13 +67,27 @@ def _launch(st, gpus: int, config_path: str) -> None:
         distributed.relaunch_under_torchrun(gpus, ["run", st.name, "--config", config_path])
 
 
+def batch_keys(st, config: dict) -> dict[str, object]:
+    """The batch-size keys among what stage `st` declares (a key, or a section's keys), with their
+    values: what to lower when it runs out of memory."""
+    from seenn.pipeline.config import get_key
+
+    out: dict[str, object] = {}
+    for key in st.params:
+        value = get_key(config, key)
+        names = [f"{key}.{k}" for k in value] if isinstance(value, dict) else [key]
+        out.update({n: get_key(config, n) for n in names if n.rsplit(".", 1)[-1] in ("batch_size", "batch_sizes")
+                    or n.endswith("_batch_size")})
+    return out
+
+
 def run_stage(name: str, config_path: str = DEFAULT_CONFIG, gpus: int = 1) -> None:
     import torch
 
     from seenn.common import distributed, runtime
     from seenn.pipeline import snakemake_records
     from seenn.pipeline.config import apply_overrides
-    from seenn.pipeline.table import build_stages, write_params_file
+    from seenn.pipeline.table import build_stages, dvc_yaml_drift, write_params_file
     from seenn.stages.declaration import StageContext
 
     config = load_config(config_path)
@@ -81,6 +95,10 @@ def run_stage(name: str, config_path: str = DEFAULT_CONFIG, gpus: int = 1) -> No
     if name not in by_name:
         raise SeennError(f"unknown stage '{name}' for {config_path}; stages: {', '.join(by_name)}")
     st = by_name[name]
+    drift = dvc_yaml_drift(list(by_name.values()))
+    if drift:
+        raise SeennError(f"dvc.yaml does not match the stage table of {config_path} ({drift}): run `seenn dvc-yaml` "
+                         f"(or `seenn config use`) before running stages")
     if gpus < 1:
         raise SeennError(f"seenn run {name}: --gpus must be at least 1, got {gpus}")
     _setup_logging(name, st.log_file)
@@ -94,13 +112,19 @@ def run_stage(name: str, config_path: str = DEFAULT_CONFIG, gpus: int = 1) -> No
     device = runtime.setup(config["seed"], config["deterministic"], config["device"], config["cpu_kernels"],
                            config["tf32"])
     device = distributed.init(device)
+    if config["requires_gpu"] and "gpu" in st.resources and device.type != "cuda" and config["device"] != "cpu":
+        raise SeennError(f"stage {name}: this config needs a GPU (requires_gpu: true, a paper row) but no CUDA device is "
+                         f"available: run it on a GPU machine, or set device: cpu to run it on the CPU anyway")
     ctx = StageContext(name=name, params=select_keys(config, st.params), inputs=dict(st.inputs),
                        outputs=dict(st.outputs), device=device, checkpoint_dir=Path(st.checkpoint_dir),
                        extras=dict(st.options))
     start = time.perf_counter()
     log.info("start on %s (%d threads, %s CPU kernels%s)", device, torch.get_num_threads(), config["cpu_kernels"],
              f", {distributed.world_size()} processes" if distributed.world_size() > 1 else "")
-    st.run(ctx)
+    try:
+        st.run(ctx)
+    except torch.cuda.OutOfMemoryError as exc:
+        raise out_of_memory(name, batch_keys(st, config), exc) from None
     distributed.finish()
     if not distributed.is_main():
         return

@@ -5,12 +5,18 @@ import sys
 
 from seenn.pipeline.config import validate_config
 from seenn.common.errors import SeennError
-from seenn.pipeline.table import GPU_RESOURCE, build_stages, final_outputs, write_params_file
+from seenn.pipeline.table import GPU_RESOURCE, build_stages, dvc_yaml_drift, final_outputs, write_params_file
 
 try:
     STAGES = build_stages(validate_config(config, source="params.yaml"))  # the stage table of this config
 except SeennError as exc:
     sys.exit(f"seenn: error: {exc}")
+
+# the other front door must describe the same DAG: refused before anything runs (or is deleted)
+_drift = dvc_yaml_drift(STAGES)
+if _drift:
+    sys.exit(f"seenn: error: dvc.yaml does not match the stage table of params.yaml ({_drift}): run `seenn dvc-yaml` "
+             "(or `seenn config use`) before running stages")
 
 if PARAMS != config:  # PARAMS: params.yaml as the Snakefile read it, strictly, before `configfile:`
     sys.exit(

@@ -21,6 +21,7 @@ from seenn.data.augment_modes import check_augmentation
 from seenn.data.source import sample_generator, worker_loader
 from seenn.loops.predict import predict_logits
 from seenn.loops.resume import run_epochs
+from seenn.loops.watch import TrainingWatch
 
 log = logging.getLogger("seenn")
 
@@ -89,15 +90,22 @@ def grad_scaler(device: torch.device, amp: str):
 
 
 def train_one_epoch(model, criterion: Criterion, optimizer: torch.optim.Optimizer, data, device: torch.device, *,
-                    timesteps: int, scheduler=None, desc: str | None = None, amp: str = "none", scaler=None) -> dict:
+                    timesteps: int, scheduler=None, desc: str | None = None, amp: str = "none", scaler=None,
+                    watch: TrainingWatch | None = None, epoch: int = 0) -> dict:
     """One pass over `data` (batches of inputs and labels), stepping `scheduler` after every batch;
     returns the epoch's learning rate, mean loss and accuracy of the mean output (%), over all
-    ranks under DDP. `amp` autocasts the forward pass and loss; `scaler` (fp16) scales the loss."""
+    ranks under DDP. `amp` autocasts the forward pass and loss; `scaler` (fp16) scales the loss.
+    Loss and accuracy add up on the device; the host reads them, and `watch` (which stops at the
+    first non-finite loss or gradient), every `watch.log_every` steps and at the end."""
     model.train()
-    total, correct, loss_sum = 0, 0, 0.0
+    watch = watch or TrainingWatch(desc or "training", device, 1, amp)
+    watch.begin_epoch()
+    total = 0
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
     bar = progress(data, desc=desc)
     lr = optimizer.param_groups[0]["lr"]
-    for xb, yb in bar:
+    for k, (xb, yb) in enumerate(bar, 1):
         xb, yb = xb.to(device), yb.to(device)
         with autocast(device, amp):
             out = model(xb, timesteps)
@@ -105,20 +113,31 @@ def train_one_epoch(model, criterion: Criterion, optimizer: torch.optim.Optimize
         optimizer.zero_grad(set_to_none=True)
         if scaler is None:
             loss.backward()
+            watch.step(loss, model.parameters(), optimizer.param_groups[0]["lr"])
             optimizer.step()
         else:
             scaler.scale(loss).backward()
+            watch.step(loss, None, optimizer.param_groups[0]["lr"])
+            before = scaler._scale.clone()
             scaler.step(optimizer)
             scaler.update()
+            watch.skipped(before, scaler._scale)
         if scheduler is not None:
             scheduler.step()
-        loss_sum += float(loss.detach()) * yb.shape[0]
-        correct += int((out.mean(0).argmax(-1) == yb).sum())
+        loss_sum += loss.detach().double() * yb.shape[0]
+        correct += (out.detach().mean(0).argmax(-1) == yb).sum()
         total += yb.shape[0]
-        bar.set_postfix(loss=f"{loss_sum / total:.4f}", acc=f"{100 * correct / total:.1f}")
+        if watch.due(k):
+            watch.read(epoch)
+            bar.set_postfix(loss=f"{float(loss_sum) / total:.4f}", acc=f"{100 * int(correct) / total:.1f}")
+    watch.read(epoch)
+    loss_host, correct_host = float(loss_sum), int(correct)
     if distributed.active():
-        loss_sum, correct, total = distributed.sum_over_ranks(loss_sum, correct, total)
-    return {"lr": lr, "train_loss": loss_sum / total, "train_acc": 100 * correct / total}
+        loss_host, correct_host, total = distributed.sum_over_ranks(loss_host, correct_host, total)
+    row = {"lr": lr, "train_loss": loss_host / total, "train_acc": 100 * correct_host / total}
+    if scaler is not None:
+        row["skipped_steps"] = watch.skipped_steps()
+    return row
 
 
 def val_accuracy(model, source, timesteps: int, device: torch.device, loader: dict | None = None) -> float:
@@ -147,11 +166,13 @@ def _check_rank_batches(n: int, batch_size: int, world: int) -> None:
 
 def fit(model, criterion: Criterion, train, val, *, timesteps: int, cfg: dict, seed: int,
         device: torch.device, ckpt_dir: Path, fp: str, desc: str, loader: dict | None = None,
-        amp: str = "none") -> list[dict]:
+        amp: str = "none", log_every: int = 1, max_skips: int = 50) -> list[dict]:
     """Train `model` on SplitSource `train` for cfg['epochs'] epochs (cfg: epochs, batch_size, lr,
     momentum, weight_decay, augment) with SGD + cosine, resumable, validating on `val`, under `amp`,
-    data-parallel under torchrun; `loader`: the `loader:` section. Returns one log row per epoch
-    (artifacts.TRAIN_LOG_COLUMNS)."""
+    data-parallel under torchrun; `loader`: the `loader:` section. The host reads the loss every
+    `log_every` steps (train.log_every) and stops at the first non-finite loss or gradient
+    (loops.watch; fp16: at more than `max_skips` scaler-skipped steps in a row). Returns one log
+    row per epoch (artifacts.TRAIN_LOG_COLUMNS)."""
     model.to(device)
     _check_rank_batches(len(train), cfg["batch_size"], distributed.world_size())
     net = distributed.wrap(model, device)  # DDP around the model under torchrun, the model itself otherwise
@@ -160,10 +181,15 @@ def fit(model, criterion: Criterion, train, val, *, timesteps: int, cfg: dict, s
                            rank=distributed.rank(), world=distributed.world_size())
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg["epochs"] * len(data))
     scaler = grad_scaler(device, amp)
+    watch = TrainingWatch(desc, device, log_every, amp, max_skips)
 
     def epoch_fn(epoch: int) -> dict:
         m = train_one_epoch(net, criterion, opt, data, device, timesteps=timesteps, scheduler=sched,
-                            desc=f"{desc} epoch {epoch}/{cfg['epochs']}", amp=amp, scaler=scaler)
+                            desc=f"{desc} epoch {epoch}/{cfg['epochs']}", amp=amp, scaler=scaler, watch=watch,
+                            epoch=epoch)
+        skipped = m.pop("skipped_steps", None)
+        if skipped:
+            log.info("%s epoch %d: the fp16 gradient scaler skipped %d steps so far", desc, epoch, skipped)
         row = {"epoch": epoch, **m, "val_acc": val_accuracy(model, val, timesteps, device, loader)}
         log.info("%s epoch %d: loss %.4f train acc %.2f %% val acc (T=%d) %.2f %%",
                  desc, epoch, row["train_loss"], row["train_acc"], timesteps, row["val_acc"])

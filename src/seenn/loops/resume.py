@@ -32,13 +32,22 @@ def fingerprint(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-RUN_ONLY_KEYS = ("loader",)  # config sections that change how a run goes, never its results
+# config keys (sections, or dotted keys) that change how a run goes, never its results
+RUN_ONLY_KEYS = ("loader", "train.log_every", "train.max_skipped_steps", "seenn2.log_every")
 
 
 def result_settings(params: dict) -> dict:
     """A stage's params without RUN_ONLY_KEYS: what a checkpoint's fingerprint hashes, so a run
-    resumed with another number of DataLoader workers still finds its checkpoint."""
-    return {k: v for k, v in params.items() if k not in RUN_ONLY_KEYS}
+    resumed with another number of DataLoader workers, or another log interval, still finds its
+    checkpoint."""
+    out = {k: v for k, v in params.items() if k not in RUN_ONLY_KEYS}
+    for key in RUN_ONLY_KEYS:
+        section, _, name = key.partition(".")
+        if name and isinstance(out.get(section), dict) and name in out[section]:
+            out[section] = {k: v for k, v in out[section].items() if k != name}
+            if not out[section]:
+                del out[section]
+    return out
 
 
 def latest_checkpoint(ckpt_dir: Path, fp: str) -> tuple[int, dict] | None:

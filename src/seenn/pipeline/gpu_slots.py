@@ -43,6 +43,33 @@ def configured_slots() -> list[str]:
     return slots
 
 
+def machine_gpus() -> set[str] | None:
+    """The GPUs of this machine as CUDA_VISIBLE_DEVICES names them (indices and UUIDs), from
+    `nvidia-smi`; None where it cannot tell (no nvidia-smi: the check is skipped)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=index,uuid", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {part.strip() for line in out.splitlines() for part in line.split(",") if part.strip()}
+
+
+def check_present(slots: list[str], present: set[str] | None) -> None:
+    """Refuse GPU ids this machine lacks (MIG UUIDs are not listed by index: left to CUDA)."""
+    if present is None:
+        return
+    missing = [s for s in slots if not s.startswith("MIG-") and s not in present]
+    if missing:
+        indices = sorted((p for p in present if p.isdigit()), key=int)
+        raise SeennError(f"{SLOTS_ENV} names {', '.join(missing)}, which this machine lacks (its GPUs: "
+                         f"{', '.join(indices) or 'none'})")
+
+
 def lock_dir() -> Path:
     import getpass
     import tempfile
@@ -69,6 +96,7 @@ def acquire(n: int, slots: list[str] | None = None, timeout_s: float | None = No
         return []
     if n > len(slots):
         raise SeennError(f"a job needs {n} GPUs but {SLOTS_ENV} lists {len(slots)} ({','.join(slots)})")
+    check_present(slots, machine_gpus())
     directory = lock_dir()
     directory.mkdir(parents=True, exist_ok=True)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s

@@ -23,6 +23,7 @@ PROJECT_ROOT = PACKAGE_DIR.parents[1]
 RUNNER_MODULE = "seenn.common.runtime"
 RUNTIME_KEYS = ("seed", "device", "deterministic")  # what a training stage reads besides its own section
 TRAINING_KEYS = RUNTIME_KEYS + ("amp",)  # ... and a stage that trains through loops.fit (mixed precision)
+FIT_LOG_KEYS = ("train.log_every", "train.max_skipped_steps")  # loops.fit's reads, for stages without `train`
 # every stage that declares `device` also declares `tf32` (seenn.pipeline.table adds it): `seenn run` applies both
 DEVICE_KEYS = ("device", "tf32")
 

@@ -29,20 +29,21 @@ def stage_finetune_snn(ctx) -> None:
         fp = fingerprint(result_settings(p), sha256_file(ctx.inputs["model"]), sha256_file(ctx.inputs["train"]), sha256_file(ctx.inputs["val"]))
         # the fine-tuning losses are 'cumulative' (default) and 'mean': no TET lambda and phi
         rows = fit(model, snn_criterion(f["loss"]), train, val, timesteps=ck["timesteps"], cfg=f, seed=p["seed"],
-                   device=ctx.device, ckpt_dir=ctx.checkpoint_dir, fp=fp, desc="finetune_snn", loader=p["loader"], amp=p["amp"])
+                   device=ctx.device, ckpt_dir=ctx.checkpoint_dir, fp=fp, desc="finetune_snn", loader=p["loader"], amp=p["amp"],
+                   log_every=p["train"]["log_every"], max_skips=p["train"]["max_skipped_steps"])
     save_snn(ctx.outputs["model"], model.cpu(), model_cfg=ck["model"], neuron_cfg=ck["neuron"],
              timesteps=ck["timesteps"], spec=spec)
     write_train_log(ctx.outputs["log"], rows)  # fine-tuning off: the header alone
 
 
 def declare():
-    from seenn.stages.declaration import TRAINING_KEYS, Stage
+    from seenn.stages.declaration import FIT_LOG_KEYS, TRAINING_KEYS, Stage
     from seenn.stages.layout import branch_dir, split_paths
 
     d = branch_dir("finetuned")
     return Stage(name="finetune_snn", run=stage_finetune_snn,
                  desc="early-exit-aware fine-tuning of the direct SNN (loss averaged over every cumulative timestep output)",
-                 params=TRAINING_KEYS + ("loader", "finetune"),
+                 params=TRAINING_KEYS + FIT_LOG_KEYS + ("loader", "finetune"),
                  inputs={"model": f"{branch_dir('direct')}/snn.pt", **split_paths("train", "val")},
                  outputs={"model": f"{d}/snn.pt", "log": f"{d}/finetune_log.csv"}, plots=("log",), checkpoints=True,
                  threads="all", data_parallel=True)

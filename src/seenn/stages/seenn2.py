@@ -207,7 +207,7 @@ def stage_seenn2_compare(ctx) -> None:
 # change from its last checkpoint, so adding a beta trains only that beta.
 SEENN2_TRAIN_KEYS = tuple(f"seenn2.{k}" for k in ("train_split", "sample_weighting", "estimator", "reward_base", "epochs",
                                                   "batch_size", "lr", "momentum", "weight_decay", "policy_stem_channels",
-                                                  "policy_widths", "policy_stem_stride"))
+                                                  "policy_widths", "policy_stem_stride", "log_every"))
 
 
 def declare_rule(branch, out: str, suffix: str, variant: str, compare: bool) -> list:

@@ -165,7 +165,7 @@ def stage_retrain(ctx) -> None:
            "lambda": m["lambda"] if regularized else 0.0, "lr": t["lr"],
            "batch_size": t["retrain_batch_size"], "adjust_every": t["adjust_every"], "adjust_layers": t["adjust_layers"],
            "adjust_max_change": t["adjust_max_change"], "top_window": s["top_window"],
-           "temperature": t["mnist"]["temperature"] if mnist else 1.0}
+           "temperature": t["mnist"]["temperature"] if mnist else 1.0, "log_every": t["log_every"]}
     entries, rows = [], []
     ratios = s["ratios"] if regularized else [s["ratio"]]
     for a in alloc["allocations"]:
@@ -233,7 +233,8 @@ def stage_train_mnist(ctx) -> None:
     xv, yv, _ = _split(ctx.inputs["val"], 0, p["loader"], ctx.device)
     torch.manual_seed(p["seed"])
     model = TeasMLP(tuple(spec.input_shape), spec.num_classes, m["hidden"], teas_if()).to(ctx.device)
-    rows = train_mlp(model, x, y, xv, yv, m["timesteps"], m["epochs"], m["lr"], m["batch_size"], p["seed"], m["temperature"])
+    rows = train_mlp(model, x, y, xv, yv, m["timesteps"], m["epochs"], m["lr"], m["batch_size"], p["seed"], m["temperature"],
+                     m["log_every"])
     save_checked(ctx.outputs["model"], {"kind": MLP_KIND, "input_shape": list(spec.input_shape), "num_classes": spec.num_classes,
                                         "hidden": m["hidden"], "timesteps": m["timesteps"], "dataset": spec.name,
                                         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
@@ -247,7 +248,7 @@ ALLOCATE_KEYS = tuple(f"teas.{k}" for k in ("ratio", "ratios", "ratio_weights", 
                                              "converted_batch_size", "converted_samples"))
 RETRAIN_KEYS = tuple(f"teas.{k}" for k in ("ratio", "ratios", "ratio_weights", "top_window", "conversion", "retrain_samples",
                                             "epochs", "adjust_every", "adjust_layers", "adjust_max_change", "finetune_epochs",
-                                            "lambda", "lr", "retrain_batch_size"))
+                                            "lambda", "lr", "retrain_batch_size", "log_every"))
 EVALUATE_KEYS = tuple(f"teas.{k}" for k in ("ratio", "ratios", "ratio_weights", "top_window", "conversion", "eval_samples",
                                              "batch_size", "converted_batch_size", "converted_samples"))
 RUN_KEYS = ("seed", "device", "deterministic", "loader")

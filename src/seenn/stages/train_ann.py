@@ -28,7 +28,8 @@ def stage_train_ann(ctx) -> None:
     fp = fingerprint(result_settings(p), sha256_file(ctx.inputs["train"]), sha256_file(ctx.inputs["val"]))
     # `c` holds only the conversion keys this stage declares (stages.ANN_TRAIN_KEYS)
     rows = fit(model, ann_loss, train, val, timesteps=1, cfg=c, seed=p["seed"], device=ctx.device,
-               ckpt_dir=ctx.checkpoint_dir, fp=fp, desc="train_ann", loader=p["loader"], amp=p["amp"])
+               ckpt_dir=ctx.checkpoint_dir, fp=fp, desc="train_ann", loader=p["loader"], amp=p["amp"],
+               log_every=p["train"]["log_every"], max_skips=p["train"]["max_skipped_steps"])
     save_ann(ctx.outputs["model"], model.cpu(), model_cfg=arch_config(p["model"]), levels=c["levels"], spec=spec)
     write_train_log(ctx.outputs["log"], rows)
 
@@ -39,12 +40,12 @@ ANN_TRAIN_KEYS = tuple(f"conversion.{k}" for k in ("levels", "lambda_init", "epo
 
 
 def declare():
-    from seenn.stages.declaration import TRAINING_KEYS, Stage
+    from seenn.stages.declaration import FIT_LOG_KEYS, TRAINING_KEYS, Stage
     from seenn.stages.layout import branch_dir, split_paths
 
     d = branch_dir("converted")
     return Stage(name="train_ann", run=stage_train_ann,
                  desc="QCFS ANN training (quantization-clip-floor-shift activations, trainable thresholds)",
-                 params=TRAINING_KEYS + ("loader", "model") + ANN_TRAIN_KEYS, inputs=split_paths("train", "val"),
+                 params=TRAINING_KEYS + FIT_LOG_KEYS + ("loader", "model") + ANN_TRAIN_KEYS, inputs=split_paths("train", "val"),
                  outputs={"model": f"{d}/ann.pt", "log": f"{d}/ann_train_log.csv"}, plots=("log",), checkpoints=True,
                  threads="all", data_parallel=True)

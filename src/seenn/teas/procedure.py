@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seenn.common.errors import SeennError
+from seenn.loops.watch import TrainingWatch
 from seenn.methods.energy import OpCounter, energy_pj
 from seenn.teas import activity, allocation, layerwise
 from seenn.teas.mlp import TeasMLP
@@ -117,6 +118,7 @@ def retrain(model: nn.Module, x: torch.Tensor, y: torch.Tensor, windows: Sequenc
     windows = layerwise.check_windows(model, list(windows))
     params = layer_parameters(model, x[:1])
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+    watch = TrainingWatch("teas retraining", x.device, cfg.get("log_every", 1), "none")
     gen = torch.Generator().manual_seed(seed)
     ref = list(reference)
     rows = []
@@ -126,23 +128,28 @@ def retrain(model: nn.Module, x: torch.Tensor, y: torch.Tensor, windows: Sequenc
         phase = "retrain" if epoch <= cfg["epochs"] else "finetune"
         lam = cfg["lambda"] if phase == "retrain" else 0.0
         order = torch.randperm(x.shape[0], generator=gen)
-        sums = [0.0] * len(windows)
-        loss_sum = ce_sum = lr_sum = 0.0
-        correct = 0
-        for i in range(0, x.shape[0], cfg["batch_size"]):
+        watch.begin_epoch()
+        # per layer spike rate, then loss, ce, l_r, correct: summed on the device, read every log_every steps
+        sums = torch.zeros(len(windows) + 4, dtype=torch.float64, device=x.device)
+        for k, i in enumerate(range(0, x.shape[0], cfg["batch_size"]), 1):
             idx = order[i : i + cfg["batch_size"]]
             res = layerwise.run(model, x[idx], windows, conversion)
             loss, ce, lr_term = teas_loss(res, y[idx], params, lam, ref, logit_scale=_logit_scale(model, windows, cfg))
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            watch.step(loss, model.parameters(), opt.param_groups[0]["lr"])
             opt.step()
             b = idx.numel()
-            for l, r in enumerate(spike_rates(res)):
-                sums[l] += float(r.detach()) * b
-            loss_sum, ce_sum, lr_sum = loss_sum + float(loss.detach()) * b, ce_sum + float(ce.detach()) * b, lr_sum + float(lr_term.detach()) * b
-            correct += int((res.mean_logits().detach().argmax(-1) == y[idx]).sum())
+            hits = (res.mean_logits().detach().argmax(-1) == y[idx]).sum().double()
+            sums += torch.stack([r.detach().double() * b for r in spike_rates(res)]
+                                + [loss.detach().double() * b, ce.detach().double() * b, lr_term.detach().double() * b, hits])
+            if watch.due(k):
+                watch.read(epoch, f" ({phase})")
+        watch.read(epoch, f" ({phase})")
         n = x.shape[0]
-        rates = [s / n for s in sums]
+        *layer_sums, loss_sum, ce_sum, lr_sum, correct = sums.tolist()
+        correct = int(correct)
+        rates = [s / n for s in layer_sums]
         row = {"epoch": epoch, "phase": phase, "lambda": lam, "loss": loss_sum / n, "ce": ce_sum / n,
                "regularizer": lr_sum / n, "train_acc": 100.0 * correct / n, "windows": " ".join(map(str, windows))}
         if phase == "retrain" and (epoch % cfg["adjust_every"] == 0 or epoch == cfg["epochs"]):
@@ -159,26 +166,35 @@ def retrain(model: nn.Module, x: torch.Tensor, y: torch.Tensor, windows: Sequenc
 
 
 def train_mlp(model: TeasMLP, x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor, T: int,
-              epochs: int, lr: float, batch_size: int, seed: int, temperature: float = 1.0) -> list[dict]:
+              epochs: int, lr: float, batch_size: int, seed: int, temperature: float = 1.0,
+              log_every: int = 1) -> list[dict]:
     """Direct training of the MNIST MLP at T steps (BPTT through the surrogate): Adam, CE on the
     output spike counts divided by `temperature` (teas.mnist.temperature), shuffled by a generator
     seeded with `seed`."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
+    watch = TrainingWatch("teas_train_mnist", x.device, log_every, "none")
     rows = []
     for epoch in range(1, epochs + 1):
         model.train()
+        watch.begin_epoch()
         order = torch.randperm(x.shape[0], generator=gen)
-        loss_sum, correct = 0.0, 0
-        for i in range(0, x.shape[0], batch_size):
+        sums = torch.zeros(2, dtype=torch.float64, device=x.device)  # loss, correct: read every log_every steps
+        for k, i in enumerate(range(0, x.shape[0], batch_size), 1):
             idx = order[i : i + batch_size]
             counts = model(x[idx], T).sum(0)
             loss = F.cross_entropy(counts / temperature, y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            watch.step(loss, model.parameters(), lr)
             opt.step()
-            loss_sum += float(loss.detach()) * idx.numel()
-            correct += int((counts.detach().argmax(-1) == y[idx]).sum())
+            sums += torch.stack([loss.detach().double() * idx.numel(),
+                                 (counts.detach().argmax(-1) == y[idx]).sum().double()])
+            if watch.due(k):
+                watch.read(epoch)
+        watch.read(epoch)
+        loss_sum, correct = sums.tolist()
+        correct = int(correct)
         model.eval()
         with torch.no_grad():
             val = sum(int((model(xv[i : i + 500], T).sum(0).argmax(-1) == yv[i : i + 500]).sum())

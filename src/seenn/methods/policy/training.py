@@ -11,6 +11,7 @@ import torch
 
 from seenn.common.progress import progress
 from seenn.loops.resume import run_epochs
+from seenn.loops.watch import TrainingWatch
 from seenn.methods.exits import policy_exit
 from seenn.methods.metrics import exit_histogram, exit_outcome
 from seenn.methods.policy.estimators import VARIANTS, action_grid, policy_loss, reward_table, sample_weights
@@ -47,32 +48,43 @@ def fit_policy(x: torch.Tensor, correct: torch.Tensor, *, cfg: dict, beta: float
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
     gen = torch.Generator().manual_seed(seed)
 
+    watch = TrainingWatch(desc, device, cfg.get("log_every", 1), "none")
+    grid_t = None if grid is None else torch.as_tensor(grid, dtype=torch.long, device=device)
+
     def epoch_fn(epoch: int) -> dict:
         """One epoch; the logged greedy (u = argmax pi) reward, mean u and accuracy are those of
-        each batch's forward pass before its update (no extra pass over the split)."""
+        each batch's forward pass before its update (no extra pass over the split). The sums
+        stay on the device; the host reads them every `seenn2.log_every` steps."""
         policy.train()
+        watch.begin_epoch()
         lr = opt.param_groups[0]["lr"]
-        total, obj_sum, reward_sum, u_sum, hits = 0, 0.0, 0.0, 0, 0
+        total = 0
+        sums = torch.zeros(4, dtype=torch.float64, device=device)  # objective, greedy reward, u, hits
         order = torch.randperm(x.shape[0], generator=gen)
         bar = progress(range(0, x.shape[0], cfg["batch_size"]), desc=f"{desc} epoch {epoch}/{epochs}")
-        for i in bar:
+        for k, i in enumerate(bar, 1):
             idx = order[i : i + cfg["batch_size"]]
             logits = policy(x[idx].to(device))
-            loss, r = policy_loss(estimator, logits, rewards[idx].to(device), w[idx].to(device), gen)
+            r_idx = rewards[idx].to(device)
+            loss, r = policy_loss(estimator, logits, r_idx, w[idx].to(device), gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            watch.step(loss, policy.parameters(), opt.param_groups[0]["lr"])
             opt.step()
             sched.step()
-            a = logits.detach().cpu().argmax(-1)
-            u = policy_exit(logits.detach().cpu(), grid)
-            reward_sum += float(rewards[idx].gather(1, a[:, None]).double().sum())
-            hits += int(correct[idx].gather(1, (u - 1)[:, None]).sum())
-            u_sum += int(u.sum())
-            obj_sum += float(r.sum())
+            a = logits.detach().argmax(-1)
+            u = policy_exit(logits.detach(), grid_t)
+            sums += torch.stack([r.sum().double(), r_idx.gather(1, a[:, None]).double().sum(),
+                                 u.sum().double(), correct[idx].to(device).gather(1, (u - 1)[:, None]).sum().double()])
             total += idx.numel()
-            bar.set_postfix(reward=f"{reward_sum / total:.4f}", mean_u=f"{u_sum / total:.2f}")
+            if watch.due(k):
+                watch.read(epoch)
+                s_host = sums.tolist()
+                bar.set_postfix(reward=f"{s_host[1] / total:.4f}", mean_u=f"{s_host[2] / total:.2f}")
+        watch.read(epoch)
+        obj_sum, reward_sum, u_sum, hits = sums.tolist()
         row = {"epoch": epoch, "steps": epoch * steps_per_epoch, "lr": lr, "train_reward": obj_sum / total,
-               "mean_reward": reward_sum / total, "mean_u": u_sum / total, "accuracy": 100 * hits / total}
+               "mean_reward": reward_sum / total, "mean_u": int(u_sum) / total, "accuracy": 100 * int(hits) / total}
         log.info("%s epoch %d: estimator reward %.4f, greedy: reward %.4f mean u %.3f accuracy %.2f %%",
                  desc, epoch, row["train_reward"], row["mean_reward"], row["mean_u"], row["accuracy"])
         return row
