@@ -252,3 +252,45 @@ def test_a_paper_row_refuses_to_train_without_a_gpu_unless_told_cpu(monkeypatch,
     with pytest.raises(SeennError, match="finished without writing"):
         _run_stage_with("train_snn", config, ran.append, tmp_path / "cpu", monkeypatch)
     assert len(ran) == 1
+
+
+@pytest.mark.parametrize("augment", ["none", "crop_flip"])
+def test_sigterm_mid_epoch_checkpoints_the_step_and_the_rerun_ends_byte_identical(tmp_path, augment):
+    """SIGTERM (as a SLURM job at its time limit gets) in the middle of epoch 2: the loop writes a
+    checkpoint at the step it reached and stops with one line; rerunning resumes from that step
+    and ends with the weights and log rows of an uninterrupted run, bit for bit."""
+    import os
+    import signal
+
+    from seenn.loops.resume import Preempted, partial_path
+
+    def run(d, kill_at=None):
+        model = _model()
+        if kill_at is not None:
+            calls = {"n": 0}
+
+            def hook(module, args):
+                calls["n"] += 1
+                if calls["n"] == kill_at:
+                    os.kill(os.getpid(), signal.SIGTERM)
+
+            handle = model.stem.register_forward_pre_hook(hook)
+        train, val = _data()
+        try:
+            rows = fit(model, snn_criterion("cumulative"), train, val, timesteps=2,
+                       cfg={**CFG, "epochs": 3, "augment": augment}, seed=1, device=torch.device("cpu"), ckpt_dir=d,
+                       fp="f", desc="train_snn")
+        finally:
+            if kill_at is not None:
+                handle.remove()
+        return rows, torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    ref_rows, ref_w = run(tmp_path / "ref")
+    # epoch 1: 4 training batches, then validation (1 call); epoch 2's 2nd batch is call 7
+    with pytest.raises(Preempted, match=r"^train_snn: stopped by SIGTERM in epoch 2 after step 2; .*partial\.pt: rerun"):
+        run(tmp_path / "cut", kill_at=7)
+    assert partial_path(tmp_path / "cut").exists()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is gone once the loop stops
+    rows, w = run(tmp_path / "cut")
+    assert rows == ref_rows and torch.equal(w, ref_w)
+    assert not partial_path(tmp_path / "cut").exists()  # superseded by the epoch checkpoints

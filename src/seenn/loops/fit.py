@@ -20,7 +20,7 @@ from seenn.common.runtime import AMP_DTYPES
 from seenn.data.augment_modes import check_augmentation
 from seenn.data.source import sample_generator, worker_loader
 from seenn.loops.predict import predict_logits
-from seenn.loops.resume import run_epochs
+from seenn.loops.resume import Interrupted, run_epochs, stop_requested
 from seenn.loops.watch import TrainingWatch
 
 log = logging.getLogger("seenn")
@@ -43,22 +43,24 @@ class ShuffledBatches:
             raise ValueError(f"rank {rank} outside world size {world}")
         self.source, self.batch_size, self.augment, self.generator = source, batch_size, augment, generator
         self.loader, self.rank, self.world = loader, rank, world
+        self.start = 0
 
     def __len__(self) -> int:
         return math.ceil(len(self.source) / self.batch_size)
 
     def __iter__(self):
         src, n, bs = self.source, len(self.source), self.batch_size
+        start, self.start = self.start, 0  # batches of this epoch already done (a resumed epoch), once
         order = torch.randperm(n, generator=self.generator)
         if self.augment == "none" and not src.streamed:
             check_augmentation(self.augment, src.spec.name, src.spec.event)
-            for i in range(0, n, bs):
+            for i in range(start * bs, n, bs):
                 idx = order[i : i + bs][self.rank :: self.world]
                 yield src.eval_inputs(idx), src.y[idx]
             return
         epoch_seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))
         batches = [[(int(order[k]), k) for k in range(i, min(i + bs, n))][self.rank :: self.world]
-                   for i in range(0, n, bs)]
+                   for i in range(start * bs, n, bs)]
         yield from worker_loader(_AugmentedSamples(src, self.augment, epoch_seed), batches, self.loader)
 
 
@@ -91,21 +93,29 @@ def grad_scaler(device: torch.device, amp: str):
 
 def train_one_epoch(model, criterion: Criterion, optimizer: torch.optim.Optimizer, data, device: torch.device, *,
                     timesteps: int, scheduler=None, desc: str | None = None, amp: str = "none", scaler=None,
-                    watch: TrainingWatch | None = None, epoch: int = 0) -> dict:
+                    watch: TrainingWatch | None = None, epoch: int = 0, resume: dict | None = None) -> dict:
     """One pass over `data` (batches of inputs and labels), stepping `scheduler` after every batch;
     returns the epoch's learning rate, mean loss and accuracy of the mean output (%), over all
     ranks under DDP. `amp` autocasts the forward pass and loss; `scaler` (fp16) scales the loss.
     Loss and accuracy add up on the device; the host reads them, and `watch` (which stops at the
-    first non-finite loss or gradient), every `watch.log_every` steps and at the end."""
+    first non-finite loss or gradient), every `watch.log_every` steps and at the end. At those
+    reads a SIGTERM (`resume.stop_requested`) raises Interrupted with the running sums; `resume`
+    (those sums and the step reached, from a checkpoint) goes on from there: `data` then skips
+    the batches already done (a ShuffledBatches)."""
     model.train()
     watch = watch or TrainingWatch(desc or "training", device, 1, amp)
     watch.begin_epoch()
-    total = 0
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    correct = torch.zeros((), dtype=torch.long, device=device)
+    first = 0 if resume is None else resume["step"]
+    sums = {"total": 0, "loss_sum": 0.0, "correct": 0, "lr": optimizer.param_groups[0]["lr"]} if resume is None \
+        else resume["sums"]
+    total, lr = sums["total"], sums["lr"]
+    loss_sum = torch.full((), sums["loss_sum"], dtype=torch.float64, device=device)
+    correct = torch.full((), sums["correct"], dtype=torch.long, device=device)
+    if first:
+        data.start = first
+    watch.steps = first
     bar = progress(data, desc=desc)
-    lr = optimizer.param_groups[0]["lr"]
-    for k, (xb, yb) in enumerate(bar, 1):
+    for k, (xb, yb) in enumerate(bar, first + 1):
         xb, yb = xb.to(device), yb.to(device)
         with autocast(device, amp):
             out = model(xb, timesteps)
@@ -130,6 +140,8 @@ def train_one_epoch(model, criterion: Criterion, optimizer: torch.optim.Optimize
         if watch.due(k):
             watch.read(epoch)
             bar.set_postfix(loss=f"{float(loss_sum) / total:.4f}", acc=f"{100 * int(correct) / total:.1f}")
+            if _stop_everywhere():
+                raise Interrupted(k, {"total": total, "loss_sum": float(loss_sum), "correct": int(correct), "lr": lr})
     watch.read(epoch)
     loss_host, correct_host = float(loss_sum), int(correct)
     if distributed.active():
@@ -138,6 +150,14 @@ def train_one_epoch(model, criterion: Criterion, optimizer: torch.optim.Optimize
     if scaler is not None:
         row["skipped_steps"] = watch.skipped_steps()
     return row
+
+
+def _stop_everywhere() -> bool:
+    """SIGTERM seen by this process, or (under torchrun) by any rank: all stop at the same step."""
+    stop = stop_requested()
+    if distributed.active():
+        stop = bool(distributed.sum_over_ranks(int(stop))[0])
+    return stop
 
 
 def val_accuracy(model, source, timesteps: int, device: torch.device, loader: dict | None = None) -> float:
@@ -183,10 +203,10 @@ def fit(model, criterion: Criterion, train, val, *, timesteps: int, cfg: dict, s
     scaler = grad_scaler(device, amp)
     watch = TrainingWatch(desc, device, log_every, amp, max_skips)
 
-    def epoch_fn(epoch: int) -> dict:
+    def epoch_fn(epoch: int, partial: dict | None = None) -> dict:
         m = train_one_epoch(net, criterion, opt, data, device, timesteps=timesteps, scheduler=sched,
                             desc=f"{desc} epoch {epoch}/{cfg['epochs']}", amp=amp, scaler=scaler, watch=watch,
-                            epoch=epoch)
+                            epoch=epoch, resume=partial)
         skipped = m.pop("skipped_steps", None)
         if skipped:
             log.info("%s epoch %d: the fp16 gradient scaler skipped %d steps so far", desc, epoch, skipped)
@@ -196,4 +216,4 @@ def fit(model, criterion: Criterion, train, val, *, timesteps: int, cfg: dict, s
         return row
 
     return run_epochs(name=desc, ckpt_dir=ckpt_dir, fp=fp, epochs=cfg["epochs"], model=model, optimizer=opt,
-                      scheduler=sched, generator=data.generator, epoch_fn=epoch_fn, scaler=scaler)
+                      scheduler=sched, generator=data.generator, epoch_fn=epoch_fn, scaler=scaler, interruptible=True)
