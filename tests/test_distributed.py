@@ -83,6 +83,39 @@ def test_two_process_torchrun_trains_and_resumes_to_the_same_bytes(tmp_path):
         assert (cut / out).read_bytes() == (ref / out).read_bytes(), out
 
 
+def test_one_rank_killed_stops_the_survivor_and_the_rerun_resumes_to_the_same_bytes(tmp_path):
+    """Rank 1 killed mid-epoch while rank 0 lives: torchrun stops the survivor within 60 s (no hang
+    in a collective), the stage exits non-zero with one line of its own, and rerunning the same
+    command resumes from the last complete epoch and ends byte-identical to an uninterrupted run."""
+    import psutil
+
+    run = ("seenn", "run", "train_snn", "--gpus", "2")
+    ref = _project(tmp_path / "ref")
+    sh(ref, *run)
+    cut = _project(tmp_path / "cut", prepared=ref)
+    ckpt = cut / CKPT / "epoch_0001.pt"
+    proc = subprocess.Popen(list(run), cwd=cut, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not ckpt.exists():
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.02)
+    ranks = [p for p in psutil.Process(proc.pid).children(recursive=True)
+             if p.environ().get("LOCAL_RANK") == "1" and "seenn" in " ".join(p.cmdline())]
+    assert len(ranks) == 1
+    killed = time.time()
+    ranks[0].kill()
+    err = proc.communicate(timeout=120)[1]
+    assert time.time() - killed < 60, "the surviving rank hung"
+    assert proc.returncode != 0
+    assert err.strip().splitlines()[-1].startswith("seenn: error: stage train_snn: a process of its 2-process run stopped")
+    assert not (cut / OUTPUTS[0]).exists()
+    sh(cut, *run)
+    log = (cut / "logs/train_snn.log").read_text()
+    assert "resuming from checkpoint" in log
+    for out in OUTPUTS:
+        assert (cut / out).read_bytes() == (ref / out).read_bytes(), out
+
+
 def test_a_batch_that_leaves_a_rank_empty_is_refused():
     _check_rank_batches(320, 32, 2)
     _check_rank_batches(321, 1, 1)

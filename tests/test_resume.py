@@ -71,3 +71,30 @@ def test_killed_snakemake_unlock_then_resume_as_the_readme_says(tmp_path, refere
     _assert_resumed_and_identical(cut, reference)
     r = sh(cut, "snakemake", "-n", "train_snn")  # a dry run needs no --cores either
     assert "Nothing to be done" in r.stdout + r.stderr
+
+
+def test_sigterm_mid_epoch_then_rerun_resumes_at_that_step_and_matches_uninterrupted(tmp_path, reference):
+    """A SLURM job at its time limit gets SIGTERM (then SIGKILL): `seenn run` writes a checkpoint at
+    the step it reached and exits with one line; the next submission resumes from that step."""
+    cut = make_project(tmp_path / "cut", _config())
+    sh(cut, "seenn", "run", "prepare_data")
+    ckpt = cut / "results/checkpoints/train_snn/epoch_0001.pt"
+    proc = subprocess.Popen(["seenn", "run", "train_snn"], cwd=cut, env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not ckpt.exists():
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.02)
+    time.sleep(0.2)  # into epoch 2
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode != 0, "training finished before the signal"
+    lines = [line for line in err.strip().splitlines() if "error" in line]
+    assert len(lines) == 1 and "stopped by SIGTERM in epoch" in lines[0] and "rerun the same command" in lines[0]
+    assert (cut / "results/checkpoints/train_snn/partial.pt").exists()
+    assert not (cut / OUTPUTS[0]).exists()
+    sh(cut, "seenn", "run", "train_snn")
+    log = (cut / "logs/train_snn.log").read_text()
+    assert "partial.pt (epoch" in log
+    for out in OUTPUTS:
+        assert (cut / out).read_bytes() == (reference / out).read_bytes(), out

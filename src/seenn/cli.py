@@ -49,22 +49,24 @@ def _setup_logging(stage: str, log_file: str | None) -> None:
         root.addHandler(fh)
 
 
-def _launch(st, gpus: int, config_path: str) -> None:
+def _launch(st, gpus: int, config_path: str) -> bool:
     """Give the stage its GPUs: `gpus` slots of SEENN_GPU_SLOTS when set (CUDA_VISIBLE_DEVICES),
-    then, for a data-parallel stage given more than one, rerun it under torchrun (this process is
-    replaced; a rank of torchrun never relaunches)."""
+    then, for a data-parallel stage given more than one, run it under torchrun as a child and
+    return True (the stage ran there; a rank of torchrun never relaunches)."""
     from seenn.common import distributed
     from seenn.pipeline import gpu_slots
 
     log = logging.getLogger("seenn")
     if distributed.world_size() > 1:
-        return
+        return False
     if gpus > 1 and not st.data_parallel:
         log.warning("stage %s is not data-parallel: it runs as one process on the first of its %d GPUs", st.name, gpus)
     gpu_slots.acquire(gpus if st.data_parallel else 1)
     if gpus > 1 and st.data_parallel:
         log.info("relaunching under torchrun: %d processes", gpus)
-        distributed.relaunch_under_torchrun(gpus, ["run", st.name, "--config", config_path])
+        distributed.run_under_torchrun(st.name, gpus, ["run", st.name, "--config", config_path])
+        return True
+    return False
 
 
 def batch_keys(st, config: dict) -> dict[str, object]:
@@ -108,7 +110,8 @@ def run_stage(name: str, config_path: str = DEFAULT_CONFIG, gpus: int = 1) -> No
     for role, path in st.inputs.items():
         if not Path(path).exists():
             raise SeennError(f"stage {name}: input '{role}' ({path}) is missing: run the stage that produces it first")
-    _launch(st, gpus, config_path)
+    if _launch(st, gpus, config_path):
+        return
     device = runtime.setup(config["seed"], config["deterministic"], config["device"], config["cpu_kernels"],
                            config["tf32"])
     device = distributed.init(device)

@@ -126,10 +126,24 @@ def torchrun_argv(nproc: int, argv: list[str]) -> list[str]:
             "-m", "seenn", *argv]
 
 
-def relaunch_under_torchrun(nproc: int, argv: list[str]) -> None:
-    """Replace this process with torchrun running `seenn <argv>` on `nproc` processes (GPU slots
-    and locks held by this process stay held: their file descriptors are inheritable)."""
-    cmd = torchrun_argv(nproc, argv)
+def run_under_torchrun(stage: str, nproc: int, argv: list[str]) -> int:
+    """Run `seenn <argv>` as `nproc` processes under torchrun, as a child of this process (which
+    keeps its GPU slot locks and forwards SIGTERM to it), and return torchrun's exit status. When
+    one rank dies, torchrun stops the others (SIGTERM, then SIGKILL after its grace period; a rank
+    waiting in a collective on the dead one gets a connection error first), and this process
+    says so in one line."""
+    import signal
+    import subprocess
+
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(cmd[0], cmd)
+    child = subprocess.Popen(torchrun_argv(nproc, argv))
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signal.SIGTERM))
+    try:
+        status = child.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if status != 0:
+        raise SeennError(f"stage {stage}: a process of its {nproc}-process run stopped (torchrun exit status {status}; "
+                         f"its report is above): the last complete checkpoint is kept, rerun the same command to resume")
+    return status
