@@ -41,14 +41,32 @@ def assert_posthoc(res, rule, z):
     assert torch.allclose(res.logits, at_exit, rtol=1e-5, atol=1e-5), rule
 
 
+@pytest.mark.parametrize("sync_every", [1, 2], ids=["exact chunk", "fixed chunk"])
 @pytest.mark.parametrize("batch_size", [1, 3, 16, N + 5])
 @pytest.mark.parametrize("kind", ["fixed", "seenn1-confidence", "seenn1-entropy", "seenn2"])
-def test_every_rule_equals_posthoc_at_every_batch_size(case, kind, batch_size):
+def test_every_rule_equals_posthoc_at_every_batch_size(case, kind, batch_size, sync_every):
+    """sync_every 1 on a CPU: the host reads after each step and the stem runs on exactly the
+    inputs that enter; 2: the static step, whose stem runs on a fixed chunk (what a GPU runs)."""
     model, x, z = case
     rule = rules(z)[kind]
     if kind != "fixed":
         assert len(set(rule.posthoc(z).tolist())) >= 2  # samples leave at different timesteps
-    assert_posthoc(engine.run(model, x, T, rule, batch_size=batch_size, sync_every=2), rule, z)
+    assert_posthoc(engine.run(model, x, T, rule, batch_size=batch_size, sync_every=sync_every), rule, z)
+
+
+def test_the_stem_runs_once_per_sample(case, monkeypatch):
+    """Direct encoding keeps its saving: with exact chunks the stem sees each input once, and
+    the fixed chunk (static shapes) runs it on `refill` rows per step whatever enters."""
+    model, x, z = case
+    if getattr(model, "event", False):
+        pytest.skip("event inputs run the stem on each frame")
+    rows, stem = [], model.stem.forward
+    monkeypatch.setattr(model.stem, "forward", lambda inp: rows.append(inp.shape[0]) or stem(inp))
+    engine.run(model, x, T, FixedT(), batch_size=4, sync_every=1)
+    assert sum(rows) == N and 0 not in rows
+    rows.clear()
+    engine.run(model, x, T, FixedT(), batch_size=4, sync_every=2)
+    assert sum(rows) > N and set(rows) <= {4, 1}  # 1: once the busy slots moved into one
 
 
 def test_a_new_rule_is_one_function_of_t_and_the_logits(case):

@@ -74,24 +74,32 @@ def test_compiled_kernels_equal_the_fallback():
     assert torch.equal(xr.grad, g_ref)
 
 
-def test_fused_model_gives_the_same_engine_results():
+@pytest.mark.parametrize("small_step", [FusedLIF.small_step, 0], ids=["small tensors: plain ops", "compiled kernels"])
+def test_fused_model_gives_the_same_engine_results(monkeypatch, small_step):
+    """Both stepwise paths of the fused LIF (the compiled slot kernel, and the few plain ops a
+    small CPU tensor takes instead) give the plain LIF's engine results bit for bit."""
     from test_engine import posthoc_logits, spread_alpha, tiny
 
+    monkeypatch.setattr(FusedLIF, "small_step", small_step)
     model = tiny()
     torch.manual_seed(1)
     x = torch.randn(15, 1, 12, 12) * 2
     z = posthoc_logits(model, x, 4)
     alpha = spread_alpha(z, "confidence")
-    plain = engine.run_seenn1(model, x, 4, alpha, "confidence")
+    runs = [lambda: engine.run_seenn1(model, x, 4, alpha, "confidence"),  # slots refilled: membranes kept
+            lambda: engine.run_seenn1(model, x, 4, alpha, "confidence", batch_size=3),
+            lambda: engine.run_fixed(model, x, 1)]  # T = 1: no membrane
+    plain = [run() for run in runs]
     set_fused(model, True)
     try:
-        fused = engine.run_seenn1(model, x, 4, alpha, "confidence")
+        fused = [run() for run in runs]
         with torch.no_grad():
             multi = model(x, 4)
     finally:
         set_fused(model, False)
-    assert torch.equal(fused.exit_t, plain.exit_t) and torch.equal(fused.prediction, plain.prediction)
-    assert torch.equal(fused.logits, plain.logits)
+    for f, p in zip(fused, plain):
+        assert torch.equal(f.exit_t, p.exit_t) and torch.equal(f.prediction, p.prediction)
+        assert torch.equal(f.logits, p.logits)
     assert torch.equal(multi.cumsum(0).transpose(0, 1), z)
 
 

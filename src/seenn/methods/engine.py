@@ -97,7 +97,10 @@ class Engine:
     read waits for nothing, 4 on a GPU) to learn whether the input
     has run out (no sooner than the input could have: `slots` inputs per step at most), and,
     once it has, how many slots are still busy: the busy ones then move into fewer slots
-    (`shrunk`), so the last samples do not run in a mostly empty batch. `compile_step` compiles
+    (`shrunk`), so the last samples do not run in a mostly empty batch. With `sync_every` 1 on a
+    CPU, eager (the default there), the host reads after every step and also learns how many
+    inputs enter next: the stem then runs on exactly those rows (none at a step where no slot
+    frees, as in fixed T), not on a fixed chunk. `compile_step` compiles
     the step (`torch.compile(fullgraph=True)`); `cuda_graph` replays it as a CUDA graph on a
     CUDA device (captured after two eager steps, per number of slots). `counter` (an OpCounter,
     eager only) counts operations on the real rows at the lockstep timestep."""
@@ -148,13 +151,14 @@ class Engine:
         for i, m in enumerate(neuron_modules(self.model)):
             membranes[i] = m.u
 
-    def _runner(self, slots: int, n: int, st: SlotState, x: torch.Tensor) -> Callable[[], None]:
+    def _runner(self, slots: int, n: int, st: SlotState, x: torch.Tensor, chunk: int | None) -> Callable[[], None]:
         """What runs one step on `st`: eager for the first two steps this state ever runs (they
-        allocate its buffers and membranes), then compiled and / or a CUDA graph replay."""
+        allocate its buffers and membranes), then compiled and / or a CUDA graph replay. `chunk`:
+        the inputs that enter now, when the host knows it (`exact`), else None (a fixed chunk)."""
         step = self._step(slots)
         if st.eager_steps < 2 or not (self.compile_step or self.cuda_graph):
             def eager() -> None:
-                step(st, x)
+                step(st, x, chunk=chunk)
                 st.eager_steps += 1
             return eager
         fn = step
@@ -224,13 +228,23 @@ class Engine:
             st.restart()
             self._enter(st, membranes)
             steps, next_read = 0, self.sync_every
+            exact = self.sync_every == 1 and self.device.type == "cpu" and not (self.compile_step or self.cuda_graph)
+            chunk = min(slots, n, self._step(slots).refill) if exact else None
             while True:
                 if counter is not None:  # lockstep: every sample started at step 1
                     counter.set_timestep(steps + 1)
-                    self._step(slots)(st, x, counter.set_rows)
+                    self._step(slots)(st, x, counter.set_rows, chunk)
                 else:
-                    self._runner(slots, n, st, x)()
+                    self._runner(slots, n, st, x, chunk)()
                 steps += 1
+                if exact:  # one read per step: the inputs that enter next, or the end
+                    taken, busy = st.progress().tolist()
+                    if taken >= n:
+                        if busy == 0:
+                            break
+                        st, membranes, slots = self._shrink(st, membranes, slots, busy, n)
+                    chunk = min(slots - busy, n - taken, self._step(slots).refill)
+                    continue
                 if steps < next_read:
                     continue
                 taken, busy = (int(v) for v in st.progress().cpu())

@@ -112,9 +112,13 @@ class SlotStep:
         inp = inp.unsqueeze(1) if self.event else inp
         return self.model(inp, 1).reshape(inp.shape[0], -1)
 
-    def __call__(self, st: SlotState, x: torch.Tensor, hook: Callable[[torch.Tensor], None] | None = None) -> None:
+    def __call__(self, st: SlotState, x: torch.Tensor, hook: Callable[[torch.Tensor], None] | None = None,
+                 chunk: int | None = None) -> None:
+        """One step. `chunk` (eager only): the number of inputs that enter now, when the caller
+        has read it (on a CPU a read costs nothing): the stem then runs on exactly those rows,
+        none at a step where no slot is refilled; None: the fixed chunk `refill` (static shapes)."""
         n, slots = x.shape[0], st.idx.shape[0]
-        chunk = min(self.refill, slots)
+        chunk = min(self.refill, slots) if chunk is None else chunk
         free = st.idx < 0
         rank = torch.cumsum(free.long(), 0) - 1  # the k-th free slot takes the k-th next input
         left = n - st.next
@@ -123,7 +127,9 @@ class SlotStep:
         busy = idx >= 0
         t = (torch.where(take, 0, st.t) + 1) * busy
         st.fresh.copy_(take)
-        if self.direct:  # the stem on the chunk of next inputs; row j goes to the slot of rank j
+        if self.direct and chunk == 0:  # nothing enters: every slot keeps its stem output
+            inp = st.enc[:slots]
+        elif self.direct:  # the stem on the chunk of next inputs; row j goes to the slot of rank j
             positions = torch.arange(chunk, device=x.device)
             if hook is not None:
                 hook(positions < torch.minimum(free.sum(), left))
