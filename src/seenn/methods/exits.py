@@ -37,8 +37,8 @@ def step_scores(z: torch.Tensor, t: torch.Tensor, score: str, temperature: float
         z = z / t.to(z.dtype).unsqueeze(-1)
     elif accumulate not in ACCUMULATE:
         raise ValueError(f"accumulate must be 'sum' or 'mean', got '{accumulate}'")
-    if score == "confidence":
-        return torch.log_softmax(z / temperature, dim=-1).max(-1).values.exp()
+    if score == "confidence":  # z / 1.0 is z exactly: no division then
+        return torch.log_softmax(z if temperature == 1.0 else z / temperature, dim=-1).max(-1).values.exp()
     if score == "entropy":
         logp = torch.log_softmax(z / temperature if entropy_temperature else z, dim=-1)
         h = -(logp.exp() * logp).sum(-1)

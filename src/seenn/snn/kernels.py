@@ -171,10 +171,10 @@ def _small_spikes(x: torch.Tensor, threshold: float) -> torch.Tensor:
 
 
 def _small_slot_step(x: torch.Tensor, u: torch.Tensor, fresh: torch.Tensor, decay: float, threshold: float):
-    """`_k_slot_step` as five in-place plain ops with the same floats: the spikes, `u` updated."""
-    h = torch.where(fresh, 0.0, u).mul_(decay).add_(x)
+    """`_k_slot_step` as a few plain ops on `u` in place, with the same floats: the spikes."""
+    h = u.masked_fill_(fresh, 0.0).mul_(decay).add_(x)  # u is h from here on
     s = (h > threshold).to(x.dtype)
-    u.copy_(h.mul_(1 - s))
+    h.mul_(1 - s)
     return s
 
 
