@@ -14,6 +14,7 @@ from seenn.methods.certify import (
     disagreement,
     fixed_sequence,
     hoeffding_bentkus_p_value,
+    p_values,
 )
 from seenn.methods.exits import exit_scores, seenn1_exit_many
 from seenn.methods.seenn1 import alpha_grid
@@ -37,6 +38,12 @@ def test_hoeffding_bentkus_p_value_by_hand():
     assert hoeffding_bentkus_p_value(10, 500, 0.05) == pytest.approx(expected, rel=1e-12)
     # never below the exact binomial p-value's order of magnitude: a valid but looser bound
     assert hoeffding_bentkus_p_value(10, 500, 0.05) >= binomial_p_value(10, 500, 0.05)
+
+
+@pytest.mark.parametrize("kind, one", [("binomial", binomial_p_value), ("hoeffding_bentkus", hoeffding_bentkus_p_value)])
+def test_vectorised_p_values_equal_the_scalar_ones(kind, one):
+    losses = [0, 1, 7, 25, 60, 500]
+    assert p_values(kind, losses, 500, 0.05) == pytest.approx([one(k, 500, 0.05) for k in losses], rel=1e-12)
 
 
 @pytest.mark.parametrize("bad", [(-1, 10, 0.1), (11, 10, 0.1), (0, 0, 0.1), (1, 10, 0.0), (1, 10, 1.0)])

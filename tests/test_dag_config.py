@@ -43,7 +43,7 @@ def test_conversion_switch_omits_the_branch_and_its_files(cfg):
     table = _table(cfg, conversion__enabled=False)
     default = {st.name for st in STAGES}
     gone = default - set(table)
-    assert gone == {"train_ann", "convert_snn", "evaluate_converted", "seenn1_converted", "seenn2_select_converted",
+    assert gone == {"train_ann", "convert_snn", "evaluate_converted", "seenn1_converted", "guarantee_converted", "seenn2_select_converted",
                     "teas_allocate_converted", "teas_evaluate_converted"} | {
         f"seenn2_{k}_converted_{r}" for k in ("train", "evaluate") for r in ("paper", "pow2", "linear", "pow2_linear")}
     for name in ("tables", "figures", "report"):

@@ -43,7 +43,7 @@ def test_figure_setting_reruns_only_figures_and_report(project, tmp_path):
 def test_training_setting_reruns_training_and_everything_after(project):
     with setting(project, "train", "lr", 0.05):
         downstream = {"train_snn", "evaluate_direct", "seenn1_direct", "finetune_snn", "evaluate_finetuned",
-                      "seenn1_finetuned", "seenn2_train", "seenn2_evaluate", "seenn2_compare", "energy", "latency",
+                      "seenn1_finetuned", "guarantee_direct", "guarantee_finetuned", "seenn2_train", "seenn2_evaluate", "seenn2_compare", "energy", "latency",
                       "tables", "figures", "report", "report_measurements"} | TEAS_DIRECT | TEAS_FINETUNED
         assert planned_jobs(project) == downstream
         assert dvc_changed(project) >= {"train_snn"}
@@ -51,9 +51,11 @@ def test_training_setting_reruns_training_and_everything_after(project):
 
 
 @pytest.mark.parametrize("key, value, first, branch", [
-    ("lr", 0.05, "train_ann", {"train_ann", "convert_snn", "evaluate_converted", "seenn1_converted"} | CONVERTED_POLICY
+    ("lr", 0.05, "train_ann", {"train_ann", "convert_snn", "evaluate_converted", "seenn1_converted", "guarantee_converted"}
+     | CONVERTED_POLICY
      | TEAS_CONVERTED),
-    ("max_timesteps", 6, "convert_snn", {"convert_snn", "evaluate_converted", "seenn1_converted"} | CONVERTED_POLICY
+    ("max_timesteps", 6, "convert_snn", {"convert_snn", "evaluate_converted", "seenn1_converted", "guarantee_converted"}
+     | CONVERTED_POLICY
      | TEAS_CONVERTED),
 ])
 def test_conversion_setting_reruns_only_the_conversion_branch(project, key, value, first, branch):
@@ -62,6 +64,16 @@ def test_conversion_setting_reruns_only_the_conversion_branch(project, key, valu
     with setting(project, "conversion", key, value):
         assert planned_jobs(project) == branch | REPORT_STAGES
         assert dvc_changed(project) == {first, "report"}  # the report prints the whole config
+    assert planned_jobs(project) == set()
+
+
+def test_epsilon_reruns_only_the_guarantee_stages_and_the_report(project):
+    """Learn-then-Test's epsilon is read by the guarantee stages alone (the tolerance calibration
+    declares only its own seenn1 keys); the report prints the whole config."""
+    guarantees = {"guarantee_direct", "guarantee_finetuned", "guarantee_converted"}
+    with setting(project, "seenn1", "epsilon", 0.1):
+        assert planned_jobs(project) == guarantees | {"report"}
+        assert dvc_changed(project) == guarantees | {"report"}
     assert planned_jobs(project) == set()
 
 

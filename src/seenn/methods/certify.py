@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from scipy.stats import binom
 
@@ -34,7 +35,7 @@ def hoeffding_bentkus_p_value(losses: int, n: int, epsilon: float) -> float:
     _check(losses, n, epsilon)
     r = losses / n
     hoeffding = math.exp(-n * _kl(min(r, epsilon), epsilon))
-    bentkus = math.e * float(binom.cdf(math.ceil(n * r), n, epsilon))
+    bentkus = math.e * float(binom.cdf(losses, n, epsilon))  # ceil(n R) = the loss count itself
     return min(hoeffding, bentkus)
 
 
@@ -55,6 +56,20 @@ def p_value(kind: str, losses: int, n: int, epsilon: float) -> float:
         return binomial_p_value(losses, n, epsilon)
     if kind == "hoeffding_bentkus":
         return hoeffding_bentkus_p_value(losses, n, epsilon)
+    raise ValueError(f"unknown p-value '{kind}', expected one of {P_VALUES}")
+
+
+def p_values(kind: str, losses: list[int], n: int, epsilon: float) -> list[float]:
+    """`p_value` for many loss counts at once (one vectorised binomial tail): the same numbers."""
+    k = np.asarray(losses, dtype=np.int64)
+    if len(k):
+        _check(int(k.min()), n, epsilon)
+        _check(int(k.max()), n, epsilon)
+    if kind == "binomial":
+        return binom.cdf(k, n, epsilon).tolist()
+    if kind == "hoeffding_bentkus":
+        return [min(math.exp(-n * _kl(min(r, epsilon), epsilon)), b) for r, b in
+                zip((k / n).tolist(), (math.e * binom.cdf(k, n, epsilon)).tolist())]
     raise ValueError(f"unknown p-value '{kind}', expected one of {P_VALUES}")
 
 
@@ -93,9 +108,13 @@ def certify(logits: torch.Tensor, alphas: torch.Tensor, score: str, epsilon: flo
     loosest (smallest) alpha that fixed-sequence testing from the largest alpha down certifies
     at (epsilon, delta), or None (then the caller runs full T)."""
     exits = seenn1_exit_many(exit_scores(logits, score, *how), alphas)  # [A, N]
-    losses = disagreement(logits, exits).sum(1).tolist()
-    n = logits.shape[0]
-    pv = [p_value(kind, int(k), n, epsilon) for k in losses]
+    return certify_losses(disagreement(logits, exits).sum(1).tolist(), logits.shape[0], alphas, epsilon, delta, kind)
+
+
+def certify_losses(losses: list[int], n: int, alphas: torch.Tensor, epsilon: float, delta: float,
+                   kind: str = "binomial") -> Certified:
+    """`certify` from each alpha's count of losses on n calibration samples."""
+    pv = p_values(kind, losses, n, epsilon)
     order = sorted(range(len(alphas)), key=lambda i: -float(alphas[i]))  # strict (large alpha) first
     rejected = fixed_sequence([pv[i] for i in order], delta)
     return Certified(order[rejected - 1] if rejected else None, pv, [k / n for k in losses])

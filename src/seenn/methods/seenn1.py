@@ -88,11 +88,15 @@ def at_budget(val_logits, val_labels, test_logits, test_labels, cfg: dict, val_a
     return out
 
 
+# the seenn1 keys the tolerance calibration reads (the others, Learn-then-Test's, do not rerun it)
+SETTINGS_KEYS = ("scores", "alpha_min", "alpha_max", "alpha_steps", "temperature", "accumulate", "entropy_temperature",
+                 "tolerance_points")
+
+
 def settings(cfg: dict) -> dict:
     """The SEENN-I settings a calibration used, recorded in seenn1.json so that later stages
     (SEENN-II's comparison, energy, latency) apply the same rule without re-reading the config."""
-    return {k: cfg[k] for k in ("scores", "alpha_min", "alpha_max", "alpha_steps", "temperature", "accumulate",
-                                "entropy_temperature", "tolerance_points")}
+    return {k: cfg[k] for k in SETTINGS_KEYS}
 
 
 def seenn1_config(params: dict) -> dict:

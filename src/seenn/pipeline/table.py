@@ -23,6 +23,7 @@ from seenn.stages import (
     evaluate,
     figures,
     finetune,
+    guarantee,
     latency,
     prepare_data,
     report,
@@ -102,7 +103,9 @@ def build_stages(config: dict | None = None) -> list[Stage]:
     figures_st = figures.declare(conversion=conversion, teas=teas_files)
     report_sts = report.declare(tables_st, figures_st, energy_st, latency_st, conversion=conversion,
                                 teas_latency=teas_paths.LATENCY_CSV if teas_on else None)
-    stages = [prepare_data.declare(split_list.configured(cfg["data"])), *runs, *per_seed, energy_st, latency_st, *teas_sts,
+    guarantees = [guarantee.declare(b) for b, _ in branches]  # the main seed's SNNs only
+    stages = [prepare_data.declare(split_list.configured(cfg["data"])), *runs, *guarantees, *per_seed, energy_st, latency_st,
+              *teas_sts,
               tables_st, figures_st, *report_sts]
     return [_on_device(_with_kernels(st)) for st in stages]
 

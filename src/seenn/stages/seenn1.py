@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from seenn.common.artifacts import load_logits, write_csv
 from seenn.common.io import write_json
-from seenn.methods.seenn1 import calibrate, seenn1_config, settings
+from seenn.methods.seenn1 import SETTINGS_KEYS, calibrate, seenn1_config, settings
 
 
 def stage_seenn1(ctx) -> None:
@@ -27,6 +27,6 @@ def declare(branch):
     d = branch.dir
     return Stage(name=f"seenn1_{branch.name}", run=stage_seenn1,
                  desc=f"SEENN-I threshold sweep and calibration on the {branch.name} SNN",
-                 params=("seenn1",) + branch.seenn1_overrides,
+                 params=tuple(f"seenn1.{k}" for k in SETTINGS_KEYS) + branch.seenn1_overrides,
                  inputs={"logits_val": f"{d}/logits_val.pt", "logits_test": f"{d}/logits_test.pt"},
                  outputs={"sweep": f"{d}/seenn1_sweep.csv", "result": f"{d}/seenn1.json"})

@@ -1,0 +1,31 @@
+"""The guarantee_<branch> stages: SEENN-I's tolerance rule, Learn-then-Test and the conformal
+stopping rule side by side on a branch's saved logits, with redraws (methods.guarantee)."""
+
+from __future__ import annotations
+
+from seenn.common.artifacts import load_logits, write_csv
+from seenn.common.io import write_json
+from seenn.methods.guarantee import compare
+from seenn.methods.seenn1 import SETTINGS_KEYS, seenn1_config
+
+LTT_KEYS = ("epsilon", "delta", "p_value", "redraws")
+
+
+def stage_guarantee(ctx) -> None:
+    """Stage guarantee_<branch>: logits -> guarantee.json + guarantee_redraws.csv."""
+    zv, yv = load_logits(ctx.inputs["logits_val"])
+    zt, yt = load_logits(ctx.inputs["logits_test"])
+    result, rows = compare(zv, yv, zt, yt, seenn1_config(ctx.params), ctx.params["conformal"], ctx.params["seed"])
+    write_csv(ctx.outputs["redraws"], rows)
+    write_json(ctx.outputs["result"], result)
+
+
+def declare(branch):
+    from seenn.stages.declaration import Stage
+
+    d = branch.dir
+    return Stage(name=f"guarantee_{branch.name}", run=stage_guarantee,
+                 desc=f"early exit with a guarantee on the {branch.name} SNN: tolerance rule, Learn-then-Test, conformal",
+                 params=("seed", "conformal") + tuple(f"seenn1.{k}" for k in SETTINGS_KEYS + LTT_KEYS) + branch.seenn1_overrides,
+                 inputs={"logits_val": f"{d}/logits_val.pt", "logits_test": f"{d}/logits_test.pt"},
+                 outputs={"result": f"{d}/guarantee.json", "redraws": f"{d}/guarantee_redraws.csv"})
