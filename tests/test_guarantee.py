@@ -49,3 +49,17 @@ def test_nothing_certified_falls_back_to_full_t(logits):
     r = result["scores"]["confidence"]["ltt"]
     assert not r["certified"] and r["alpha"] is None
     assert r["test_avg_timesteps"] == 4.0 and r["test_risk"] == 0.0 and r["test_error_increase_points"] == 0.0
+
+
+def test_the_authors_protocol_voids_every_guarantee(tmp_path):
+    """data.protocol: authors selects on the test split: the stage certifies nothing and says why."""
+    from seenn.common.io import read_json
+    from seenn.stages.declaration import StageContext
+    from seenn.stages.guarantee import stage_guarantee
+
+    ctx = StageContext("guarantee_direct", {"data": {"protocol": "authors"}}, {},
+                       {"result": str(tmp_path / "g.json"), "redraws": str(tmp_path / "r.csv")},
+                       torch.device("cpu"), tmp_path)
+    stage_guarantee(ctx)
+    out = read_json(tmp_path / "g.json")
+    assert set(out) == {"void"} and "authors" in out["void"] and "test split" in out["void"]
