@@ -25,18 +25,13 @@ P_VALUES = ("binomial", "hoeffding_bentkus")
 def binomial_p_value(losses: int, n: int, epsilon: float) -> float:
     """Exact p-value of "risk > epsilon" for `losses` 0/1 losses in n samples:
     P(Binomial(n, epsilon) <= losses)."""
-    _check(losses, n, epsilon)
-    return float(binom.cdf(losses, n, epsilon))
+    return p_values("binomial", [losses], n, epsilon)[0]
 
 
 def hoeffding_bentkus_p_value(losses: int, n: int, epsilon: float) -> float:
     """Hoeffding-Bentkus p-value (LTT, Proposition 3): min(exp(-n h(min(R, eps), eps)),
     e P(Binomial(n, eps) <= ceil(n R))), R = losses / n, h the Bernoulli relative entropy."""
-    _check(losses, n, epsilon)
-    r = losses / n
-    hoeffding = math.exp(-n * _kl(min(r, epsilon), epsilon))
-    bentkus = math.e * float(binom.cdf(losses, n, epsilon))  # ceil(n R) = the loss count itself
-    return min(hoeffding, bentkus)
+    return p_values("hoeffding_bentkus", [losses], n, epsilon)[0]
 
 
 def _kl(a: float, b: float) -> float:
@@ -51,16 +46,9 @@ def _check(losses: int, n: int, epsilon: float) -> None:
         raise ValueError(f"epsilon must lie in (0, 1), got {epsilon}")
 
 
-def p_value(kind: str, losses: int, n: int, epsilon: float) -> float:
-    if kind == "binomial":
-        return binomial_p_value(losses, n, epsilon)
-    if kind == "hoeffding_bentkus":
-        return hoeffding_bentkus_p_value(losses, n, epsilon)
-    raise ValueError(f"unknown p-value '{kind}', expected one of {P_VALUES}")
-
-
 def p_values(kind: str, losses: list[int], n: int, epsilon: float) -> list[float]:
-    """`p_value` for many loss counts at once (one vectorised binomial tail): the same numbers."""
+    """p-values of kind `kind` (P_VALUES) for many loss counts at once: one vectorised binomial
+    tail; ceil(n R) in Hoeffding-Bentkus is the loss count itself."""
     k = np.asarray(losses, dtype=np.int64)
     if len(k):
         _check(int(k.min()), n, epsilon)

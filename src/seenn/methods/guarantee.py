@@ -61,14 +61,15 @@ def compare(zv, yv, zt, yt, cfg: dict, conf: dict, seed: int) -> tuple[dict, pd.
         full_val = float(ex.full[val].double().mean() * 100)
         i_tol = select_alpha(ex.sweep(val, alphas), full_val, tol)
         c = certify_losses(ex.loss[:, val].sum(1).tolist(), nv, alphas, eps, delta, kind)
-        ltt_test = ex.at(c.index, test) if c.index is not None else _full_t(ex, test, T)
+        full_test = _full_t(ex, test, T)
+        ltt_test = ex.at(c.index, test) if c.index is not None else full_test
         result["scores"][score] = {
             "tolerance": {"alpha": float(alphas[i_tol]), **{f"test_{k}": v for k, v in ex.at(i_tol, test).items()}},
             "ltt": {"certified": c.index is not None, "alpha": None if c.index is None else float(alphas[c.index]),
                     "val_risk": None if c.index is None else c.risks[c.index],
                     **{f"test_{k}": v for k, v in ltt_test.items()},
-                    "test_error_increase_points": _full_t(ex, test, T)["accuracy"] - ltt_test["accuracy"]},
-            "full_t_test_accuracy": _full_t(ex, test, T)["accuracy"]}
+                    "test_error_increase_points": full_test["accuracy"] - ltt_test["accuracy"]},
+            "full_t_test_accuracy": full_test["accuracy"]}
     q = conformal.calibrate(zv, yv, checkpoints, conf["alpha"], conf["score"])
     rule = conformal.ConformalExit(tuple(checkpoints), tuple(q), conf["max_set_size"], conf["score"])
     result["conformal"].update({"q": q, "test": conformal.report(zt, yt, rule)})
