@@ -20,6 +20,24 @@ def test_the_quantile_rank_by_hand():
     assert conformal.quantile_rank(500, 0.1, 64) == 501
 
 
+def test_the_checkpoints_of_each_setting():
+    assert conformal.checkpoints_for(None, 4) == [1, 2, 3, 4]
+    assert conformal.checkpoints_for("pow2", 64) == [1, 2, 4, 8, 16, 32, 64]
+    assert conformal.checkpoints_for("pow2", 6) == [1, 2, 4, 6]
+    assert conformal.checkpoints_for([2, 4], 4) == [2, 4]
+    # pow2 at T = 64 (7 stops): rank ceil(501 * (1 - 0.1 / 7)) = 494 <= 500, so the rule can stop
+    assert conformal.quantile_rank(500, 0.1, len(conformal.checkpoints_for("pow2", 64))) == 494
+
+
+def test_a_branch_override_replaces_the_conformal_setting():
+    from seenn.methods.seenn1 import branch_config
+
+    params = {"conformal": {"alpha": 0.1, "checkpoints": None}, "conversion": {"conformal_checkpoints": "pow2",
+                                                                                "seenn1_temperature": 8.0}}
+    assert branch_config(params, "conformal") == {"alpha": 0.1, "checkpoints": "pow2"}
+    assert branch_config({"conformal": {"alpha": 0.1, "checkpoints": None}}, "conformal")["checkpoints"] is None
+
+
 def test_calibrate_takes_the_ranked_true_class_score():
     # two classes; the true class's 1 - p at t = 1 for 9 samples is 0.1, ..., 0.9
     p = torch.arange(1, 10, dtype=torch.float64) / 10

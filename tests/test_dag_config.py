@@ -175,6 +175,25 @@ def test_paper_comparison_puts_the_paper_beside_this_run(tmp_path):
     assert "not given in the texts" in md and "1.3000 ± 0.1414 (n=2)" in md and "directly trained" in md
 
 
+def test_paper_comparison_puts_seenn1_at_a_certified_alpha_beside_the_paper(tmp_path):
+    """The certified row: the main seed's Learn-then-Test figures (its guarantee stage ran; n = 1
+    even with more seeds), full T where none was certified; void under the authors' protocol."""
+    row = {"seenn1_accuracy": 96.07, "seenn1_avg_timesteps": 1.09}
+    main, other = _run(tmp_path, "a", 90.0, 1.2, 91.0), _run(tmp_path, "b", 92.0, 1.4, 93.0)
+    g = tmp_path / "guarantee.json"
+    g.write_text(json.dumps({"scores": {"confidence": {"ltt": {"test_accuracy": 89.0, "test_avg_timesteps": 1.5}}}}))
+    df = tables.paper_comparison(row, {1: {**main, "guarantee_direct": str(g)}, 2: other}).set_index("metric")
+    acc = df.loc["SEENN-I (confidence) at a certified alpha: accuracy (%)"]
+    assert (acc["this_run"], acc["n"], acc["paper"]) == (89.0, 1, 96.07)
+    assert acc["difference"] == pytest.approx(89.0 - 96.07)
+    assert df.loc["SEENN-I (confidence) at a certified alpha: average timesteps", "this_run"] == 1.5
+    g.write_text(json.dumps({"void": "data.protocol is 'authors'"}))
+    df = tables.paper_comparison(row, {1: {**main, "guarantee_direct": str(g)}}).set_index("metric")
+    void = df.loc["SEENN-I (confidence) at a certified alpha: accuracy (%)"]
+    assert "void" in void["snn"] and void["n"] == 0 and pd.isna(void["this_run"])
+    assert "| void " in tables.paper_comparison_markdown(df.reset_index(), "resnet19_cifar10", row)
+
+
 def _teas_files(table: dict) -> set[str]:
     return {p for st in table.values() for p in (*st.inputs.values(), *st.outputs.values()) if "teas" in p}
 

@@ -43,6 +43,24 @@ def test_every_rule_is_reported_and_the_certified_alpha_keeps_its_promise_on_tes
     assert again == result and rows_again.equals(rows)  # deterministic
 
 
+def test_a_looser_epsilon_certifies_a_looser_alpha(logits):
+    """The curve behind the figure against epsilon: the configured epsilon among the grid's, and
+    the certified alpha never stricter (never higher, so the average timesteps never more) as epsilon grows;
+    the configured epsilon's point is the rule's own result."""
+    zv, yv, zt, yt = logits
+    result, _ = compare(zv, yv, zt, yt, {**CFG, "epsilon": 0.04, "redraws": 1}, CONF, seed=1)
+    for score in CFG["scores"]:
+        curve = result["scores"][score]["epsilon_curve"]
+        eps = [p["epsilon"] for p in curve]
+        assert eps == sorted(eps) and 0.04 in eps and len(eps) >= 6
+        alphas = [p["alpha"] if p["alpha"] is not None else 1.0 for p in curve]  # none certified: full T
+        assert alphas == sorted(alphas, reverse=True) and alphas[-1] < alphas[0]  # a lower threshold exits sooner
+        steps = [p["test_avg_timesteps"] for p in curve]
+        assert steps == sorted(steps, reverse=True)
+        own = next(p for p in curve if p["epsilon"] == 0.04)
+        assert own["test_avg_timesteps"] == result["scores"][score]["ltt"]["test_avg_timesteps"]
+
+
 def test_nothing_certified_falls_back_to_full_t(logits):
     zv, yv, zt, yt = logits
     result, _ = compare(zv, yv, zt, yt, {**CFG, "epsilon": 1e-6, "redraws": 2}, CONF, seed=1)

@@ -78,14 +78,26 @@ def test_summarize_at_one_timestep_has_no_later_timestep_cost():
     assert entry["early_exit"] == {}
 
 
+CALIBRATION = {"scores": {"confidence": {"alpha": 0.9}},
+               "settings": {"temperature": 1.0, "accumulate": "sum", "entropy_temperature": False}}
+
+
+def _guarantee(certified: bool = True) -> dict:
+    """A guarantee.json as the guarantee stage writes it (the parts the engine stages read)."""
+    ltt = {"certified": certified, "alpha": 0.6 if certified else None}
+    return {"scores": {"confidence": {"ltt": ltt}},
+            "conformal": {"checkpoints": [1, 2, 4], "q": [0.4, 0.6, 0.7], "max_set_size": 1, "score": "one_minus_p"}}
+
+
 def test_every_method_runs_what_its_label_says():
-    """method_runs: fixed T=t exits every sample at t, SEENN-I where its rule says, SEENN-II at the
-    policy's u (the SNN's T, not another method's), the ANN as plain batches."""
+    """method_runs: fixed T=t exits every sample at t, SEENN-I (at each rule's alpha) and the
+    conformal rule where their rules say, SEENN-II at the policy's u (the SNN's T, not another
+    method's), the ANN as plain batches."""
     import torch
     from test_engine import T, posthoc_logits, tiny
 
     from seenn.methods import engine
-    from seenn.methods.catalog import ANN, SEENN2, engine_methods, fixed_label, seenn1_label
+    from seenn.methods.catalog import ANN, SEENN2, conformal_label, engine_methods, fixed_label, seenn1_label
     from seenn.methods.latency import method_runs
 
     model = tiny()
@@ -93,15 +105,41 @@ def test_every_method_runs_what_its_label_says():
     x = torch.randn(11, 1, 12, 12) * 2
     u = torch.arange(11) % T + 1
     policy = engine.Policy(decide=lambda xb: u)  # one batch: the whole input
-    calibration = {"scores": {"confidence": {"alpha": 0.9}},
-                   "settings": {"temperature": 1.0, "accumulate": "sum", "entropy_temperature": False}}
-    methods = engine_methods(T, calibration, with_policy=True)
-    assert [m.label for m in methods] == [*(fixed_label(t) for t in range(1, T + 1)), seenn1_label("confidence"), SEENN2, ANN]
+    methods = engine_methods(T, CALIBRATION, with_policy=True, guarantee=_guarantee())
+    fixed = [fixed_label(t) for t in range(1, T + 1)]
+    assert [m.label for m in methods] == [*fixed, seenn1_label("confidence"), seenn1_label("confidence", "certified"),
+                                          conformal_label("one_minus_p"), SEENN2, ANN]
     with torch.no_grad():
         runs = {name: fn() for name, fn in method_runs(model, lambda xb, t: model(xb, t), x, 11, methods, policy).items()}
     for t in range(1, T + 1):
         assert runs[fixed_label(t)][0].exit_t.tolist() == [t] * 11
-    seenn1 = next(m for m in methods if m.kind == "seenn1").rule
-    assert torch.equal(runs[seenn1_label("confidence")][0].exit_t, seenn1.posthoc(posthoc_logits(model, x, T)))
+    z = posthoc_logits(model, x, T)
+    for m in (m for m in methods if m.kind == "rule"):
+        assert torch.equal(runs[m.label][0].exit_t, m.rule.posthoc(z)), m.label
+    by = {m.label: m for m in methods}
+    assert [by[seenn1_label("confidence", r)].rule.alpha for r in (None, "certified")] == [0.9, 0.6]
     assert torch.equal(runs[SEENN2][0].exit_t, u)
     assert runs[ANN][0].shape == (1, 11, 5)
+
+
+def test_seenn1_calibration_picks_the_alpha_the_engine_runs_as_seenn1():
+    """seenn1.calibration: ltt runs Learn-then-Test's certified alpha as "SEENN-I", the tolerance
+    rule's beside it; with no alpha certified, full T (never another rule); with no usable
+    guarantee (the authors' protocol voids it), a clear error; the tolerance rule alone without one."""
+    import pytest
+    from test_engine import T
+
+    from seenn.methods.catalog import ANN, engine_methods, fixed_label, seenn1_label
+    from seenn.methods.exits import FixedT
+
+    by = {m.label: m for m in engine_methods(T, CALIBRATION, False, _guarantee(), "ltt")}
+    assert by[seenn1_label("confidence")].rule.alpha == 0.6
+    assert by[seenn1_label("confidence", "tolerance")].rule.alpha == 0.9
+    by = {m.label: m for m in engine_methods(T, CALIBRATION, False, _guarantee(certified=False), "ltt")}
+    assert by[seenn1_label("confidence")].rule == FixedT()
+    with pytest.raises(ValueError, match="data.protocol: project"):
+        engine_methods(T, CALIBRATION, False, {"void": "... (set data.protocol: project)"}, "ltt")
+    with pytest.raises(ValueError, match="seenn1.calibration"):
+        engine_methods(T, CALIBRATION, False, _guarantee(), "best")
+    labels = [m.label for m in engine_methods(T, CALIBRATION, False, {"void": "authors"})]
+    assert labels == [*(fixed_label(t) for t in range(1, T + 1)), seenn1_label("confidence"), ANN]

@@ -64,6 +64,9 @@ def test_snakemake_plans_the_whole_dag_of_each_row(path, tmp_path):
     expected = {st.name for st in build_stages(cfg)}
     assert set(jobs) - {"all"} == expected
     assert all(n == 1 for rule, n in jobs.items())
+    # every row runs the guarantee rules on each of its SNNs (and the engine stages beside SEENN-I)
+    branches = {"direct", "finetuned"} | ({"converted"} if cfg["conversion"]["enabled"] else set())
+    assert {f"guarantee_{b}" for b in branches} <= expected
     if not cfg["conversion"]["enabled"]:
         assert not any("convert" in name for name in expected)
 

@@ -36,10 +36,23 @@ def test_outputs_exist_and_are_sane(project):
     # the engine stages run the SNN the SEENN-II policy was trained for: the fine-tuned one
     energy = json.loads((project / "results/finetuned/energy.json").read_text())
     names = [e["method"] for e in energy["methods"]]
-    assert names == [f"Fixed T={t}" for t in range(1, T + 1)] + ["SEENN-I (confidence)", "SEENN-I (entropy)", "SEENN-II",
-                                                                  "SEENN-II policy network alone", "ANN (same architecture)"]
+    assert names == [f"Fixed T={t}" for t in range(1, T + 1)] + [
+        "SEENN-I (confidence)", "SEENN-I (entropy)", "SEENN-I certified (confidence)", "SEENN-I certified (entropy)",
+        "Conformal (1 - p)", "SEENN-II", "SEENN-II policy network alone", "ANN (same architecture)"]
     runs = [e for e in energy["methods"] if e["avg_timesteps"] is not None]  # the SNN methods
-    assert len(runs) == T + 3 and all(e["engine_matches_posthoc"] for e in runs)  # the engine equals the post-hoc results
+    assert len(runs) == T + 6 and all(e["engine_matches_posthoc"] for e in runs)  # the engine equals the post-hoc results
+    # the certified and conformal rules run in the engine where the guarantee stage put them post hoc
+    g = json.loads((project / "results/finetuned/guarantee.json").read_text())
+    by = {e["method"]: e for e in energy["methods"]}
+    for score in ("confidence", "entropy"):
+        ltt = g["scores"][score]["ltt"]
+        e = by[f"SEENN-I certified ({score})"]
+        assert (e["accuracy"], e["avg_timesteps"]) == pytest.approx((ltt["test_accuracy"], ltt["test_avg_timesteps"]))
+    c = by["Conformal (1 - p)"]
+    conf = g["conformal"]["test"]
+    assert (c["accuracy"], c["avg_timesteps"]) == pytest.approx((conf["accuracy"], conf["avg_timesteps"]))
+    assert "Learn-then-Test" in (project / "results/tables/guarantee.md").read_text()
+    assert (project / "results/figures/guarantee_epsilon.png").stat().st_size > 0
     assert energy["policy_share"]["of_one_timestep_dense_ops_percent"] > 0 and "Authors' counting" in energy["conventions"]
     fixed = [e["acs"] + e["macs"] for e in energy["methods"][:T]]
     assert fixed == sorted(fixed) and energy["methods"][-1]["acs"] == 0

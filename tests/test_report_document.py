@@ -131,7 +131,7 @@ def test_no_code_name_in_any_table_header_or_cell(built):
 def test_every_figure_and_table_is_numbered_and_the_summary_comes_first(built):
     doc, pdf = built
     assert doc.figures >= 10 and doc.tables >= 12
-    assert list(doc.numbers)[:2] == ["summary", "data"] and doc.numbers["conversion"] == 5
+    assert list(doc.numbers)[:2] == ["summary", "data"] and doc.numbers["conversion"] == 6
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF") and b"/Outlines" in data  # bookmarks / outline
     import re
@@ -220,3 +220,35 @@ def test_a_table_too_wide_for_the_page_is_split_not_refused(monkeypatch):
     parts = typeset.split(g, 482)
     assert len(parts) >= 2 and all(typeset.fits(p, 482) for p in parts)
     assert all(p.headers[0] == "SNN" for p in parts) and sum(len(p.headers) - 1 for p in parts) == 14
+
+
+def test_the_guarantee_section_puts_the_three_rules_side_by_side(built):
+    """Section "Early exit with a guarantee": one table row per SNN, rule and score with what each
+    rule promises and how often it broke over the redraws, the figure against epsilon, and the
+    price of the guarantee among the findings."""
+    doc, _ = built
+    assert doc.numbers["guarantee"] == doc.numbers["seenn1"] + 1
+    g = next(g for g in doc.grids if "Promise" in g.headers)
+    rules = {row[g.headers.index("Rule")] for row in g.rows}
+    assert rules == {"tolerance rule", "Learn-then-Test", "conformal (SpikeCP)"}
+    assert len(g.rows) == 3 * 5  # three SNNs: two scores x two SEENN-I rules, one conformal rule
+    text = " ".join(p.text for p in doc.story if hasattr(p, "text"))
+    assert "Learn-then-Test's certified threshold on the fine-tuned SNN" in text
+
+
+def test_price_sentence_follows_the_numbers():
+    import pandas as pd
+
+    from seenn.report.guarantee import RULES, price_sentence
+
+    def table(ltt_t):
+        return pd.DataFrame([
+            {"model": "Fine-tuned SNN", "rule": RULES["tolerance"], "score": "confidence", "test_avg_timesteps": 1.2,
+             "promise": "accuracy within 0.1 pts of full T", "broken_share": 0.6},
+            {"model": "Fine-tuned SNN", "rule": RULES["ltt"], "score": "confidence", "test_avg_timesteps": ltt_t,
+             "promise": "risk ≤ 0.05 w.p. ≥ 0.9", "broken_share": 0.0}])
+
+    assert "a price of 0.30 timesteps per sample" in price_sentence(table(1.5), "finetuned")
+    assert "0.10 timesteps fewer per sample" in price_sentence(table(1.1), "finetuned")
+    assert "broke its promise on 60 % and Learn-then-Test on 0 %" in price_sentence(table(1.2), "finetuned")
+    assert price_sentence(table(1.5), "direct") is None

@@ -40,6 +40,16 @@ def quantile_rank(n: int, alpha: float, stops: int) -> int:
     return math.ceil((n + 1) * (1 - alpha / stops) - 1e-12)
 
 
+def checkpoints_for(spec: list[int] | str | None, T: int) -> list[int]:
+    """The stopping times of `conformal.checkpoints` for horizon T: None every timestep, 'pow2'
+    1, 2, 4, ... and T, else the listed timesteps."""
+    if spec is None:
+        return list(range(1, T + 1))
+    if spec == "pow2":
+        return sorted({2 ** k for k in range(T.bit_length()) if 2 ** k < T} | {T})
+    return list(spec)
+
+
 def calibrate(logits: torch.Tensor, labels: torch.Tensor, checkpoints: list[int], alpha: float,
               score: str) -> list[float]:
     """q_t for each checkpoint, from calibration logits [N, T, K] and labels [N]."""

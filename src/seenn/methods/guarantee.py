@@ -38,6 +38,22 @@ class _Exits:
                 "risk": float(self.loss[i, rows].double().mean())}
 
 
+# the epsilons of the figure "average timesteps against epsilon" (the configured one joins them)
+EPSILONS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
+
+
+def _epsilon_curve(ex: _Exits, val, test, alphas, epsilons, delta: float, kind: str, T: int) -> list[dict]:
+    """Learn-then-Test at each epsilon: the certified alpha (None: full T) and its test figures."""
+    losses = ex.loss[:, val].sum(1).tolist()
+    out = []
+    for e in epsilons:
+        c = certify_losses(losses, len(val), alphas, e, delta, kind)
+        at = ex.at(c.index, test) if c.index is not None else _full_t(ex, test, T)
+        out.append({"epsilon": e, "alpha": None if c.index is None else float(alphas[c.index]),
+                    **{f"test_{k}": v for k, v in at.items()}})
+    return out
+
+
 def _full_t(ex: _Exits, rows: torch.Tensor, T: int) -> dict:
     return {"accuracy": float(ex.full[rows].double().mean() * 100), "avg_timesteps": float(T), "risk": 0.0}
 
@@ -53,7 +69,7 @@ def compare(zv, yv, zt, yt, cfg: dict, conf: dict, seed: int) -> tuple[dict, pd.
     z, y = torch.cat([zv, zt]), torch.cat([yv, yt])
     nv = zv.shape[0]
     val, test = torch.arange(nv), torch.arange(nv, z.shape[0])
-    checkpoints = list(conf["checkpoints"] or range(1, T + 1))
+    checkpoints = conformal.checkpoints_for(conf["checkpoints"], T)
     result = {"timesteps": T, "epsilon": eps, "delta": delta, "p_value": kind, "tolerance_points": tol,
               "conformal": dict(conf, checkpoints=checkpoints), "scores": {}}
     exits = {score: _Exits(z, y, score, alphas, how) for score in cfg["scores"]}
@@ -69,7 +85,8 @@ def compare(zv, yv, zt, yt, cfg: dict, conf: dict, seed: int) -> tuple[dict, pd.
                     "val_risk": None if c.index is None else c.risks[c.index],
                     **{f"test_{k}": v for k, v in ltt_test.items()},
                     "test_error_increase_points": full_test["accuracy"] - ltt_test["accuracy"]},
-            "full_t_test_accuracy": full_test["accuracy"]}
+            "full_t_test_accuracy": full_test["accuracy"],
+            "epsilon_curve": _epsilon_curve(ex, val, test, alphas, sorted({*EPSILONS, eps}), delta, kind, T)}
     q = conformal.calibrate(zv, yv, checkpoints, conf["alpha"], conf["score"])
     rule = conformal.ConformalExit(tuple(checkpoints), tuple(q), conf["max_set_size"], conf["score"])
     result["conformal"].update({"q": q, "test": conformal.report(zt, yt, rule)})

@@ -89,7 +89,7 @@ def method_runs(model, ann, x: torch.Tensor, batch_size: int, methods: list[Meth
     how = {k: v for k, v in (cfg or {}).items() if k in ("sync_every", "compile_step", "cuda_graph")}
     runs: dict[str, Callable[[], list]] = {}
     for m in methods:
-        if m.kind in ("fixed", "seenn1"):
+        if m.kind in ("fixed", "rule"):
             eng = engine.Engine(model, m.T, m.rule, batch_size, **how)
             runs[m.label] = lambda eng=eng: [eng(x)]
         elif m.kind == "seenn2":  # the policy decides every input's u first, inside the timed call

@@ -100,12 +100,19 @@ def settings(cfg: dict) -> dict:
 
 
 def seenn1_config(params: dict) -> dict:
-    """The `seenn1` settings with a branch's overrides: a declared key `<section>.seenn1_<name>`
-    (e.g. conversion.seenn1_temperature) replaces seenn1.<name> for that branch only. Why: the
-    summed logits of a 64-step converted SNN are ~16x larger than those of a 4-step direct SNN,
-    so one softmax temperature cannot put both confidence ranges inside one alpha sweep."""
-    cfg = dict(params["seenn1"])
-    for section, values in params.items():
-        if section != "seenn1" and isinstance(values, dict):
-            cfg.update({k.removeprefix("seenn1_"): v for k, v in values.items() if k.startswith("seenn1_")})
+    """The `seenn1` settings with a branch's overrides (`branch_config`). Why: the summed logits
+    of a 64-step converted SNN are ~16x larger than those of a 4-step direct SNN, so one softmax
+    temperature cannot put both confidence ranges inside one alpha sweep."""
+    return branch_config(params, "seenn1")
+
+
+def branch_config(params: dict, section: str) -> dict:
+    """Config section `section` with a branch's overrides: a declared key `<other>.<section>_<name>`
+    (e.g. conversion.seenn1_temperature, conversion.conformal_checkpoints) replaces
+    `<section>.<name>` for the branch whose stages declare it."""
+    cfg = dict(params[section])
+    prefix = f"{section}_"
+    for other, values in params.items():
+        if other != section and isinstance(values, dict):
+            cfg.update({k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)})
     return cfg

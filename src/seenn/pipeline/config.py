@@ -129,6 +129,9 @@ def _cross_checks(cfg: dict, source: str) -> None:
     s = cfg["seenn1"]
     if not s["alpha_min"] < s["alpha_max"]:
         raise SeennError(f"{source}: 'seenn1.alpha_min' ({s['alpha_min']}) must be below 'seenn1.alpha_max' ({s['alpha_max']})")
+    if s["calibration"] == "ltt" and cfg["data"]["protocol"] == "authors":
+        raise SeennError(f"{source}: 'seenn1.calibration' is 'ltt' but 'data.protocol' is 'authors': the validation split "
+                         "is the test split, so no alpha chosen on it is certified on test (set data.protocol: project)")
     e = cfg["engine"]
     if len(e["batch_sizes"]) != len(e["latency_samples"]):
         raise SeennError(

@@ -55,7 +55,9 @@ BRANCHES = (
     (Branch("finetuned", model=f"{branch_dir('finetuned')}/snn.pt", train_logits=True,
             seenn2_out=f"{RESULTS}/seenn2", seenn2_compare=True), (finetune.declare(),)),
     (Branch("converted", model=f"{branch_dir('converted')}/snn.pt", train_logits=True,
-            seenn1_overrides=("conversion.seenn1_temperature",), seenn2_out=f"{branch_dir('converted')}/seenn2",
+            seenn1_overrides=("conversion.seenn1_temperature",),
+            conformal_overrides=("conversion.conformal_checkpoints", "conversion.conformal_score"),
+            seenn2_out=f"{branch_dir('converted')}/seenn2",
             seenn2_variants=CONVERTED_VARIANTS, seenn2_section="conversion"), (train_ann.declare(), convert.declare())),
 )
 ENGINE_BRANCH = "finetuned"

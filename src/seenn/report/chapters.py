@@ -10,6 +10,7 @@ from seenn.methods.metrics import doubling_timesteps
 from seenn.report import notes
 from seenn.report.document import SMALL, Document, text
 from seenn.report.findings import findings
+from seenn.report.guarantee import price_sentence
 from seenn.report.headline import ENERGY_BRANCH
 from seenn.report.run import MEASUREMENTS_PDF, Run
 
@@ -18,8 +19,10 @@ def summary(run: Run, doc: Document) -> None:
     """Findings first: sentences from the numbers, the headline table, the accuracy-vs-cost figure."""
     doc.section("summary")
     doc.para("Findings (computed from this run's numbers):", style=SMALL)
-    doc.bullets(findings(run.headline, ENERGY_BRANCH))
-    refs = [(k, label) for k, label in (("seenn1", "SEENN-I"), ("seenn2", "SEENN-II"), ("conversion", "conversion"),
+    price = price_sentence(run.csv("guarantee_csv"), ENERGY_BRANCH) if run.has("guarantee_csv") else None
+    doc.bullets(findings(run.headline, ENERGY_BRANCH) + ([price] if price else []))
+    refs = [(k, label) for k, label in (("seenn1", "SEENN-I"), ("guarantee", "guarantee"), ("seenn2", "SEENN-II"),
+                                        ("conversion", "conversion"),
                                         ("paper", "paper beside run"), ("seeds", "seeds"), ("energy", "energy"),
                                         ("notes", "method notes"), ("provenance", "provenance")) if doc.has(k)]
     doc.para("Details: " + ", ".join(f"{text(label)} {doc.ref(k)}" for k, label in refs)

@@ -40,6 +40,9 @@ COLUMNS: dict[str, tuple[str, object]] = {
     "cost_per_step_ops": ("Operations per step", "int"), "acc_clean": ("Val. acc. (%)", 2),
     "acc_noisy": ("Val. acc. with noise (%)", 2), "seconds_per_sample": ("s per sample", 5),
     "cpu_seconds_per_sample": ("CPU s per sample", 5), "batch_size": ("Batch", "int"),
+    "rule": ("Rule", "text"), "score": ("Score", "text"), "alpha": ("Threshold α", 4),
+    "realised": ("Realised risk / coverage", 3), "promise": ("Promise", "text"), "broken_share": ("Broken", 2),
+    "heldout_avg_timesteps": ("Held-out avg. timesteps", 3),
 }
 
 # code values that appear in table cells -> what a reader sees
@@ -47,7 +50,8 @@ VALUES = {"pow2": "powers of two", "pow2_linear": "powers of two, linear reward"
           "linear": "linear reward", "powers_of_two": "1, 2, 4, …, T", "all": "1, 2, …, T", "exponential": "2^−(u−1)",
           "expected": "expected reward", "reinforce": "REINFORCE", "val": "validation", "train": "training",
           "True": "yes", "False": "no", "configured": "configured", "table6": "Table 6",
-          "test_accuracy": "test accuracy (%)", "avg_timesteps": "average timesteps"}  # quantities of seeds.csv
+          "test_accuracy": "test accuracy (%)", "avg_timesteps": "average timesteps",
+          "one_minus_p": "1 − p", "neg_log_p": "−log p"}  # quantities of seeds.csv
 
 SNN_SHORT = {"direct": "direct", "finetuned": "fine-tuned", "converted": "converted"}
 

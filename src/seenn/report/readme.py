@@ -107,8 +107,25 @@ def seenn_body(t: Tables, main_beta: float, where: str) -> str:
                     for _, r in head.drop_duplicates("snn_key").iterrows())
     lines.append(f"- AET / empirical AET (paper Eq. 4 / Eq. 13): {aet}.")
     lines += _seenn2_bullets(t, main_beta)
+    lines += _guarantee_bullets(t)
     lines += _energy_bullets(t)
     return "\n".join(lines) + "\n"
+
+
+def _guarantee_bullets(t: Tables) -> list[str]:
+    """Per SNN: each rule of the guarantee table at its threshold, with how often it broke its promise."""
+    if not t.has("guarantee"):
+        return []
+    out = []
+    for model, g in t("guarantee").groupby("model", sort=False):
+        if g["test_accuracy"].isna().all():  # the protocol voids the guarantee
+            out.append(f"- Early exit with a guarantee on the {model}: {g['promise'].iloc[0]}.")
+            continue
+        rules = "; ".join(f"{r['rule']} ({r['score']}) {pct(r['test_accuracy'])} at {steps(r['test_avg_timesteps'])} "
+                          f"(broken {r['broken_share'] * 100:.0f} %)" for _, r in g.iterrows())
+        out.append(f"- Early exit with a guarantee on the {model}, with the share of held-out halves on which each "
+                   f"rule broke its promise (`results/tables/guarantee.md`): {rules}.")
+    return out
 
 
 def _seenn2_bullets(t: Tables, main_beta: float) -> list[str]:

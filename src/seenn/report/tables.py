@@ -10,7 +10,9 @@ import pandas as pd
 from seenn.common.io import read_json
 from seenn.methods.catalog import BRANCH_LABELS, QCFS_ANN, fixed_label, seenn1_label
 from seenn.methods.metrics import doubling_timesteps
+from seenn.report.guarantee import guarantee_roles, guarantee_table
 from seenn.report.headline import (
+    ENERGY_BRANCH,
     headline_rows,
     headline_table,
 )
@@ -67,6 +69,8 @@ def build_tables(inputs: dict) -> dict[str, pd.DataFrame]:
     if "seenn2_result" in inputs:
         add_seenn2_tables(tables, inputs)
     tables["headline"] = headline_table(headline_rows(inputs))
+    if guarantee_roles(inputs):
+        tables["guarantee"] = guarantee_table(inputs, ENERGY_BRANCH)
     return tables
 
 
@@ -258,16 +262,44 @@ PAPER_METRICS = (
     ("SEENN-II average timesteps", "seenn2_avg_timesteps", "finetuned", "SEENN-II", AVG_T),
     ("AET (Eq. 4)", "aet", "direct", AET, AVG_T),
     ("empirical AET (Eq. 13)", "empirical_aet", "direct", EMPIRICAL_AET, AVG_T),
+    # the paper's SEENN-I figure beside this run's SEENN-I at Learn-then-Test's certified alpha (main seed)
+    ("SEENN-I (confidence) at a certified alpha: accuracy (%)", "seenn1_accuracy", "direct",
+     seenn1_label("confidence", "certified"), ACC),
+    ("SEENN-I (confidence) at a certified alpha: average timesteps", "seenn1_avg_timesteps", "direct",
+     seenn1_label("confidence", "certified"), AVG_T),
 )
+
+
+def certified_values(inputs: dict) -> tuple[dict[tuple[str, str, str], float], set[str]]:
+    """SEENN-I at Learn-then-Test's certified alpha (full T where none is certified) per SNN and
+    score, keyed as run_values; and the SNN labels whose guarantee the protocol voids."""
+    out, void = {}, set()
+    for branch, role in guarantee_roles(inputs).items():
+        g, label = read_json(inputs[role]), BRANCH_LABELS[branch]
+        if "void" in g:
+            void.add(label)
+            continue
+        for score, s in g["scores"].items():
+            out[(label, seenn1_label(score, "certified"), ACC)] = s["ltt"]["test_accuracy"]
+            out[(label, seenn1_label(score, "certified"), AVG_T)] = s["ltt"]["test_avg_timesteps"]
+    return out, void
 
 
 def paper_comparison(row: dict, runs: dict[int, dict]) -> pd.DataFrame:
     """One row per metric: the paper's reported figure (or NOT_GIVEN), this run's (mean, std and n
-    over the seeds' runs), and the difference this run - paper."""
+    over the seeds' runs; the certified SEENN-I rows are the main seed's, whose guarantee stage ran),
+    and the difference this run - paper."""
     stats = across_runs([run_values(inputs) for inputs in runs.values()])
+    certified, void = certified_values(next(iter(runs.values())))  # the main seed's run comes first
+    stats.update({k: (v, float("nan"), 1) for k, v in certified.items()})
     rows = []
     for metric, key, branch, method, quantity in PAPER_METRICS:
         label = BRANCH_LABELS[branch]
+        if label in void and "certified" in method:
+            rows.append({"metric": metric, "snn": f"{label} (void: data.protocol is 'authors')",
+                         "paper": NOT_GIVEN if row.get(key) is None else row.get(key),
+                         "this_run": float("nan"), "this_run_std": float("nan"), "n": 0, "difference": float("nan")})
+            continue
         match = [k for k in stats if k[0] == label and k[2] == quantity and (
             k[1].startswith("Fixed T=") if method == "fixed" else k[1].startswith("SEENN-II") if method == "SEENN-II"
             else k[1] == method)]
@@ -288,7 +320,8 @@ def paper_comparison_markdown(df: pd.DataFrame, row_id: str, row: dict) -> str:
 
     shown = pd.DataFrame({"metric": df["metric"], "SNN (this run)": df["snn"],
                           "paper": [p if isinstance(p, str) else f"{p:g}" for p in df["paper"]],
-                          "this run": [fmt(v, s, n) for v, s, n in zip(df["this_run"], df["this_run_std"], df["n"])],
+                          "this run": ["void" if "(void" in snn else fmt(v, s, n)
+                                       for snn, v, s, n in zip(df["snn"], df["this_run"], df["this_run_std"], df["n"])],
                           "difference (this run - paper)": ["" if pd.isna(d) else f"{d:+.4f}" for d in df["difference"]]})
     notes = (f"Paper row `{row_id}`: {row.get('title', '')}; source: {row.get('source', '')}; the paper's max T: "
              f"{row.get('max_timesteps')}. The paper's fixed-T, SEENN-I and Table 5 figures are of the directly trained "

@@ -37,6 +37,7 @@ class Branch:
     model: str  # the SNN file the branch evaluates
     train_logits: bool = False  # also save the train split's logits (SEENN-II trains a policy on them)
     seenn1_overrides: tuple[str, ...] = ()  # config keys `<section>.seenn1_<name>` replacing seenn1.<name>
+    conformal_overrides: tuple[str, ...] = ()  # config keys `<section>.conformal_<name>` replacing conformal.<name>
     seenn2_out: str | None = None  # where its SEENN-II stages write (None: no SEENN-II)
     seenn2_variants: tuple[str, ...] = ("paper",)  # SEENN-II training rules (seenn.methods.policy.estimators.VARIANTS)
     seenn2_section: str | None = None  # with several rules: `<section>.seenn2_variant` picks one on val

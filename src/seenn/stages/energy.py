@@ -11,7 +11,8 @@ from seenn.methods.energy import ADD_PJ, CONVENTIONS, MUL_PJ, count_run, layer_r
 @torch.no_grad()
 def stage_energy(ctx) -> None:
     """Stage energy: operation counts and energy of every method of `methods.catalog.engine_methods` (fixed
-    T, SEENN-I, SEENN-II, the ANN) on the test split, from the spikes the engine actually produces."""
+    T, SEENN-I at each rule's alpha, the conformal rule, SEENN-II, the ANN) on the test split, from
+    the spikes the engine actually produces."""
     import logging
 
     import pandas as pd
@@ -48,7 +49,8 @@ def stage_energy(ctx) -> None:
         return float(res.exit_t.double().mean()), float((res.prediction == y).double().mean() * 100), same
 
     fixed_run = None  # fixed T: one run to T, counted per timestep, gives every fixed t <= T
-    for method in engine_methods(T, read_json(ctx.inputs["seenn1"]), "policy" in ctx.inputs):
+    for method in engine_methods(T, read_json(ctx.inputs["seenn1"]), "policy" in ctx.inputs,
+                                 read_json(ctx.inputs["guarantee"]), p["seenn1"]["calibration"]):
         name = method.label
         if method.kind == "fixed":
             if fixed_run is None:
@@ -62,11 +64,12 @@ def stage_energy(ctx) -> None:
             methods.append(method_entry(name, n, acs, macs, float(t), acc, same,
                                         counter.authors_convention(n, float(t), max_t=t)))
             layers += layer_rows(name, counter, n, max_t=t)
-        elif method.kind == "seenn1":
+        elif method.kind == "rule":
             counter, res = count_run(model, lambda xb, counter: engine.run(model, xb, T, method.rule, counter=counter),
                                      xin, bs)
             avg_t, acc, same = outcome(res, method.rule.posthoc(z))
             methods.append(method_entry(name, n, *counter.totals(), avg_t, acc, same, counter.authors_convention(n, avg_t)))
+            methods[-1].update(calibration=method.calibration, score=method.score)  # what the guarantee table matches
             layers += layer_rows(name, counter, n)
         elif method.kind == "seenn2":  # the SNN up to each chosen u, plus the policy network's MACs
             policy = engine.load_policy(ctx.inputs["policy"], spec, ctx.device)
@@ -100,7 +103,7 @@ def stage_energy(ctx) -> None:
                   f"timestep's dense operations (the ANN row) and {share['of_fixed_t1_energy_percent']:.1f} % of the "
                   "energy of fixed T=1 (whose spike-driven layers cost additions only).")
     write_json(ctx.outputs["energy"], {"pj_per_addition": ADD_PJ, "pj_per_multiplication": MUL_PJ, "test_samples": n,
-                                       "timesteps": T, "conventions": notes, "policy_share": share, "methods": methods})
+                                       "timesteps": T, "seenn1_calibration": p["seenn1"]["calibration"], "conventions": notes, "policy_share": share, "methods": methods})
     write_text(ctx.outputs["layers"], pd.DataFrame(layers).to_csv(index=False, float_format="%.6f"))
     write_table(energy_table(methods), ctx.outputs["table_csv"], ctx.outputs["table_md"], notes=notes)
 
@@ -122,8 +125,9 @@ def declare(branch):
 
     d = branch.dir
     return Stage(name="energy", run=stage_energy,
-                 desc="ACs and MACs per layer and timestep from real spikes, and energy: fixed T, SEENN-I/II, ANN",
-                 params=("device", "deterministic", "loader", "engine.threads", "engine.energy_batch_size", "engine.stream_samples"),
+                 desc="ACs and MACs per layer and timestep from real spikes, and energy: fixed T, SEENN-I/II, conformal, ANN",
+                 params=("device", "deterministic", "loader", "engine.threads", "engine.energy_batch_size",
+                         "engine.stream_samples", "seenn1.calibration"),
                  inputs={**engine_inputs(branch), "logits_test": f"{d}/logits_test.pt"},
                  outputs={"energy": f"{d}/energy.json", "layers": f"{d}/energy_layers.csv",
                           "table_csv": f"{TABLES}/energy.csv", "table_md": f"{TABLES}/energy.md"})

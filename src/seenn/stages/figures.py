@@ -18,6 +18,8 @@ from seenn.report.figures import (
     tradeoff_figure,
     training_figure,
 )
+from seenn.report.guarantee import ROLE as GUARANTEE_ROLE
+from seenn.report.guarantee import epsilon_figure
 from seenn.report.plotting import pyplot
 
 
@@ -59,6 +61,7 @@ def stage_figures(ctx) -> None:
     if "metrics_converted" in ctx.inputs:  # the conversion branch is in the DAG
         conversion_figures(ctx, dpi)
     seenn2_figures(ctx, dpi)
+    save_png(epsilon_figure(ctx.inputs), ctx.outputs["guarantee_epsilon"], dpi)
     if "teas_combined" in ctx.outputs:  # teas.enabled
         from seenn.report import teas_pages
 
@@ -97,7 +100,8 @@ CONVERSION_FIGURES = ("conversion", "tradeoff_converted", "training_ann")
 REPORT_FIGURES = {
     "summary": ("1 Summary", "summary.rst"), "tradeoff": ("2 SEENN-I", "tradeoff.rst"),
     "exit_histogram": ("2 SEENN-I", "exit_histogram.rst"), "confidence": ("2 SEENN-I", "confidence.rst"),
-    "training": ("2 SEENN-I", "training.rst"), "tradeoff_seenn2": ("3 SEENN-II", "tradeoff_seenn2.rst"),
+    "training": ("2 SEENN-I", "training.rst"), "guarantee_epsilon": ("2 SEENN-I", "guarantee_epsilon.rst"),
+    "tradeoff_seenn2": ("3 SEENN-II", "tradeoff_seenn2.rst"),
     "policy_training": ("3 SEENN-II", "policy_training.rst"), "policy_compare": ("3 SEENN-II", "policy_compare.rst"),
     "training_finetune": ("3 SEENN-II", "training_finetune.rst"), "conversion": ("4 Conversion", "conversion.rst"),
     "tradeoff_converted": ("4 Conversion", "tradeoff_converted.rst"), "training_ann": ("4 Conversion", "training_ann.rst"),
@@ -113,10 +117,13 @@ def declare(conversion: bool = True, teas: dict[str, str] | None = None):
     from seenn.stages.layout import FIGURES, TABLES, branch_dir, result_inputs
 
     direct, conv = branch_dir("direct"), branch_dir("converted")
-    names = ("summary", "tradeoff", "exit_histogram", "confidence", "training") + (CONVERSION_FIGURES if conversion else ())
+    names = ("summary", "tradeoff", "exit_histogram", "confidence", "training", "guarantee_epsilon") + (
+        CONVERSION_FIGURES if conversion else ())
     inputs = {"logits_test": f"{direct}/logits_test.pt", "sweep_direct": f"{direct}/seenn1_sweep.csv",
               "train_log": f"{direct}/train_log.csv", **result_inputs(conversion),
               **({"ann_train_log": f"{conv}/ann_train_log.csv"} if conversion else {})}
+    snns = [k.removeprefix("metrics_") for k in inputs if k.startswith("metrics_")]
+    inputs.update({f"{GUARANTEE_ROLE}{b}": f"{branch_dir(b)}/guarantee.json" for b in snns})
     outputs = {name: f"{FIGURES}/{name}.png" for name in names + SEENN2_FIGURES}
     if teas:
         from seenn.report.teas_pages import declare_outputs
@@ -124,6 +131,6 @@ def declare(conversion: bool = True, teas: dict[str, str] | None = None):
         inputs.update({**teas, "energy": f"{branch_dir('finetuned')}/energy.json"})
         outputs.update(declare_outputs(TABLES, FIGURES)[1])
     return Stage(name="figures", run=stage_figures,
-                 desc="figures: accuracy vs average timesteps, exit histogram, confidence per timestep",
+                 desc="figures: accuracy vs average timesteps, exit histogram, confidence per timestep, timesteps vs epsilon",
                  params=("figures",), inputs=inputs, outputs=outputs,
                  report={name: REPORT_FIGURES[name] for name in outputs})

@@ -10,7 +10,7 @@ import pandas as pd
 from seenn.common.artifacts import load_logits, write_csv
 from seenn.common.io import write_json
 from seenn.methods.guarantee import compare
-from seenn.methods.seenn1 import SETTINGS_KEYS, seenn1_config
+from seenn.methods.seenn1 import SETTINGS_KEYS, branch_config, seenn1_config
 
 LTT_KEYS = ("epsilon", "delta", "p_value", "redraws")
 log = logging.getLogger("seenn")
@@ -30,7 +30,8 @@ def stage_guarantee(ctx) -> None:
         return
     zv, yv = load_logits(ctx.inputs["logits_val"])
     zt, yt = load_logits(ctx.inputs["logits_test"])
-    result, rows = compare(zv, yv, zt, yt, seenn1_config(ctx.params), ctx.params["conformal"], ctx.params["seed"])
+    result, rows = compare(zv, yv, zt, yt, seenn1_config(ctx.params), branch_config(ctx.params, "conformal"),
+                           ctx.params["seed"])
     write_csv(ctx.outputs["redraws"], rows)
     write_json(ctx.outputs["result"], result)
 
@@ -41,6 +42,7 @@ def declare(branch):
     d = branch.dir
     return Stage(name=f"guarantee_{branch.name}", run=stage_guarantee,
                  desc=f"early exit with a guarantee on the {branch.name} SNN: tolerance rule, Learn-then-Test, conformal",
-                 params=("seed", "data.protocol", "conformal") + tuple(f"seenn1.{k}" for k in SETTINGS_KEYS + LTT_KEYS) + branch.seenn1_overrides,
+                 params=("seed", "data.protocol", "conformal") + tuple(f"seenn1.{k}" for k in SETTINGS_KEYS + LTT_KEYS)
+                 + branch.seenn1_overrides + branch.conformal_overrides,
                  inputs={"logits_val": f"{d}/logits_val.pt", "logits_test": f"{d}/logits_test.pt"},
                  outputs={"result": f"{d}/guarantee.json", "redraws": f"{d}/guarantee_redraws.csv"})

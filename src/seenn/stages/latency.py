@@ -41,7 +41,8 @@ def stage_latency(ctx) -> None:
     start = time.perf_counter()
     env = environment(threads, cfg["compile"], ctx.device)
     env["malloc_keeps_freed_memory"] = kept
-    methods = engine_methods(ck["timesteps"], read_json(ctx.inputs["seenn1"]), policy is not None)
+    methods = engine_methods(ck["timesteps"], read_json(ctx.inputs["seenn1"]), policy is not None,
+                             read_json(ctx.inputs["guarantee"]), p["seenn1"]["calibration"])
     rows = measure(model, ann, xin, y, ck["timesteps"], methods, cfg, policy, ctx.device)
     env["fused_lif"] = bool(cfg["compile"] and compile_available())
     env["load_average_1min_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
@@ -50,7 +51,8 @@ def stage_latency(ctx) -> None:
     for entry in summary:
         log.info("batch %d: SNN T=1 / ANN %.2fx; %s", entry["batch_size"], entry["snn_t1_over_ann"],
                  "; ".join(f"{k} speedup {v['speedup']:.2f}x of ideal {v['ideal']:.2f}x" for k, v in entry["early_exit"].items()))
-    write_json(ctx.outputs["latency"], {"environment": env, "timesteps": ck["timesteps"], "rows": rows, "summary": summary})
+    write_json(ctx.outputs["latency"], {"environment": env, "timesteps": ck["timesteps"],
+                                        "seenn1_calibration": p["seenn1"]["calibration"], "rows": rows, "summary": summary})
     write_table(latency_table(rows, summary), ctx.outputs["table_csv"], ctx.outputs["table_md"])
 
 
@@ -73,11 +75,11 @@ def declare(branch):
     from seenn.stages.layout import MEASUREMENTS, engine_inputs
 
     return Stage(name="latency", run=stage_latency,
-                 desc="measured wall-clock latency and throughput: fixed T, SEENN-I/II, ANN (a measurement)",
+                 desc="measured wall-clock latency and throughput: fixed T, SEENN-I/II, conformal, ANN (a measurement)",
                  params=("device", "loader") + tuple(
                      f"engine.{k}" for k in ("compile", "threads", "keep_freed_memory", "batch_sizes", "latency_samples",
                                               "sync_every", "compile_step", "cuda_graph", "warmup", "repetitions",
-                                              "stream_samples")),
+                                              "stream_samples")) + ("seenn1.calibration",),
                  inputs=engine_inputs(branch),
                  outputs={"latency": f"{MEASUREMENTS}/latency.json", "table_csv": f"{MEASUREMENTS}/latency.csv",
                           "table_md": f"{MEASUREMENTS}/latency.md"},

@@ -24,8 +24,10 @@ def branch_dir(branch: str) -> str:
 
 def engine_inputs(branch) -> dict[str, str]:
     """What the engine stages read of the SNN branch they run: the SNN, the test split, its SEENN-I
-    calibration, and its main-beta SEENN-II policy when the branch has SEENN-II."""
+    calibration and its guarantee stage's rules (Learn-then-Test, conformal), and its main-beta
+    SEENN-II policy when the branch has SEENN-II."""
     return {"model": branch.model, **split_paths("test"), "seenn1": f"{branch.dir}/seenn1.json",
+            "guarantee": f"{branch.dir}/guarantee.json",
             **({"policy": f"{branch.seenn2_out}/policy.pt"} if branch.seenn2_out else {})}
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from seenn.common.io import read_json, write_json, write_table, write_text
 from seenn.report.curves import fixed_t_curve, seenn1_curve
+from seenn.report.guarantee import ROLE as GUARANTEE_ROLE
 from seenn.report.headline import (
     SEENN2_ROLES,
     headline_path,
@@ -56,12 +57,12 @@ def stage_tables(ctx) -> None:
 
 
 TABLE_NAMES = ("headline", "accuracy_per_t", "aet", "methods", "conversion", "seenn2_sweep", "seenn2_compare", "seenn2_ops",
-               "seenn2_variants")
+               "seenn2_variants", "guarantee")
 CONVERSION_TABLES = ("conversion", "seenn2_variants")  # built only from the conversion branch
 # tables Snakemake's HTML report shows (CSV as sortable tables): role -> (category, caption file in workflow/report/)
 REPORT_TABLES = {"headline_csv": ("1 Summary", "headline.rst"), "methods_csv": ("2 SEENN-I", "methods.rst"),
                  "seenn2_sweep_csv": ("3 SEENN-II", "seenn2_sweep.rst"), "conversion_csv": ("4 Conversion", "conversion_table.rst"),
-                 "teas_csv": ("5 TEAS", "teas_table.rst")}
+                 "teas_csv": ("5 TEAS", "teas_table.rst"), "guarantee_csv": ("2 SEENN-I", "guarantee_table.rst")}
 
 
 def declare(conversion: bool = True, seed_runs: dict[int, str] | None = None, paper_numbers: str | None = None,
@@ -87,6 +88,7 @@ def declare(conversion: bool = True, seed_runs: dict[int, str] | None = None, pa
         inputs["paper_numbers"] = paper_numbers
         names.append("paper_comparison")
     snns = [k.removeprefix("metrics_") for k in inputs if k.startswith("metrics_")]
+    inputs.update({f"{GUARANTEE_ROLE}{b}": f"{branch_dir(b)}/guarantee.json" for b in snns})  # the main seed's
     headline = {headline_role(b, key): headline_path(b, key) for b in snns
                 for key in method_keys(b, list(scores), SEENN2_ROLES.get(b) in inputs)}
     outputs = {**{f"{name}_{ext}": f"{TABLES}/{name}.{ext}" for name in names for ext in ("csv", "md")}, **headline}
