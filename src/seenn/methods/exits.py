@@ -13,17 +13,22 @@ from typing import ClassVar
 
 import torch
 
-SCORES = ("confidence", "entropy")  # seenn1.scores
+SCORES = ("confidence", "entropy", "topk_gap", "dynamic_confidence")  # seenn1.scores
+DYNAMIC_CONFIDENCE_DIVISOR = 30.0  # Dynamic Confidence's fixed divisor of the summed outputs (the authors' main.py)
 ACCUMULATE = ("sum", "mean")  # seenn1.accumulate: score z_t, or z_t / t
 
 
 def exit_scores(logits: torch.Tensor, score: str, temperature: float = 1.0, accumulate: str = "sum",
                 entropy_temperature: bool = False) -> torch.Tensor:
-    """Score [N, T] of accumulated logits z [N, T, K].
+    """Score [N, T] of accumulated logits z [N, T, K]; every score lies in [0, 1] and a sample exits
+    once it exceeds the threshold alpha.
 
-    confidence = max softmax(z_t / temperature); entropy = 1 - H(softmax(z_t)) / log K, with the
-    temperature only if `entropy_temperature` (the authors' code applies it to confidence only).
-    accumulate='mean' divides z_t by t first (same argmax, different softmax scale)."""
+    confidence = max softmax(z_t / temperature) (SEENN-I); entropy = 1 - H(softmax(z_t)) / log K,
+    with the temperature only if `entropy_temperature` (the authors' code applies it to confidence
+    only; DT-SNN's rule); topk_gap = g / (1 + g) for the gap g between the two largest accumulated
+    outputs (SNNCutoff's Top-K: g > beta is score > beta / (1 + beta)); dynamic_confidence = max
+    softmax(z_t / 30) (Dynamic Confidence's fixed divisor, whatever `temperature` says).
+    accumulate='mean' divides z_t by t first (same argmax, different scale)."""
     t = torch.arange(1, logits.shape[1] + 1).view(1, -1)
     return step_scores(logits, t, score, temperature, accumulate, entropy_temperature)
 
@@ -43,6 +48,12 @@ def step_scores(z: torch.Tensor, t: torch.Tensor, score: str, temperature: float
         logp = torch.log_softmax(z / temperature if entropy_temperature else z, dim=-1)
         h = -(logp.exp() * logp).sum(-1)
         return 1 - h / math.log(z.shape[-1])
+    if score == "topk_gap":
+        top = z.topk(2, dim=-1).values
+        gap = top[..., 0] - top[..., 1]
+        return gap / (1 + gap)
+    if score == "dynamic_confidence":
+        return torch.log_softmax(z / DYNAMIC_CONFIDENCE_DIVISOR, dim=-1).max(-1).values.exp()
     raise ValueError(f"unknown exit score '{score}', expected one of {SCORES}")
 
 

@@ -51,7 +51,7 @@ VALUES = {"pow2": "powers of two", "pow2_linear": "powers of two, linear reward"
           "expected": "expected reward", "reinforce": "REINFORCE", "val": "validation", "train": "training",
           "True": "yes", "False": "no", "configured": "configured", "table6": "Table 6",
           "test_accuracy": "test accuracy (%)", "avg_timesteps": "average timesteps",
-          "one_minus_p": "1 − p", "neg_log_p": "−log p"}  # quantities of seeds.csv
+          "one_minus_p": "1 − p", "neg_log_p": "−log p", "topk_gap": "top-K gap", "dynamic_confidence": "Dynamic Confidence"}  # quantities of seeds.csv
 
 SNN_SHORT = {"direct": "direct", "finetuned": "fine-tuned", "converted": "converted"}
 
