@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import binom
 
 from seenn.methods.exits import exit_scores, seenn1_exit_many
 
@@ -53,6 +52,8 @@ def p_values(kind: str, losses: list[int], n: int, epsilon: float) -> list[float
     if len(k):
         _check(int(k.min()), n, epsilon)
         _check(int(k.max()), n, epsilon)
+    from scipy.stats import binom  # here: scipy.stats costs ~0.6 s to import, and every stage's process loads this module
+
     if kind == "binomial":
         return binom.cdf(k, n, epsilon).tolist()
     if kind == "hoeffding_bentkus":

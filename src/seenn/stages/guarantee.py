@@ -9,7 +9,6 @@ import pandas as pd
 
 from seenn.common.artifacts import load_logits, write_csv
 from seenn.common.io import write_json
-from seenn.methods.guarantee import compare
 from seenn.methods.seenn1 import SETTINGS_KEYS, branch_config, seenn1_config
 
 LTT_KEYS = ("epsilon", "delta", "p_value", "redraws")
@@ -28,6 +27,8 @@ def stage_guarantee(ctx) -> None:
         write_csv(ctx.outputs["redraws"], pd.DataFrame(columns=["redraw", "rule", "score", "broken", "measure"]))
         write_json(ctx.outputs["result"], {"void": VOID})
         return
+    from seenn.methods.guarantee import compare  # here: the stage table imports this module for `declare`
+
     zv, yv = load_logits(ctx.inputs["logits_val"])
     zt, yt = load_logits(ctx.inputs["logits_test"])
     result, rows = compare(zv, yv, zt, yt, seenn1_config(ctx.params), branch_config(ctx.params, "conformal"),
