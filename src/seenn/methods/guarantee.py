@@ -21,6 +21,7 @@ class _Exits:
     whether the prediction at the exit is right (`hit`) and differs from full T (`loss`)."""
 
     def __init__(self, z: torch.Tensor, y: torch.Tensor, score: str, alphas: torch.Tensor, how: tuple):
+        self.T = z.shape[1]
         self.exits = seenn1_exit_many(exit_scores(z, score, *how), alphas)  # [A, N]
         c = correctness(z, y)  # [N, T]
         self.hit = c[torch.arange(c.shape[0])[None, :], self.exits - 1]
@@ -31,8 +32,11 @@ class _Exits:
         return pd.DataFrame({"alpha": alphas.tolist(), "accuracy": (self.hit[:, rows].double().mean(1) * 100).tolist(),
                              "avg_timesteps": self.exits[:, rows].double().mean(1).tolist()})
 
-    def at(self, i: int, rows: torch.Tensor) -> dict:
-        """Accuracy, average timesteps and risk on `rows` at alpha row i."""
+    def at(self, i: int | None, rows: torch.Tensor) -> dict:
+        """Accuracy, average timesteps and risk on `rows` at alpha row i; at full T when i is None
+        (no alpha certified)."""
+        if i is None:
+            return {"accuracy": float(self.full[rows].double().mean() * 100), "avg_timesteps": float(self.T), "risk": 0.0}
         return {"accuracy": float(self.hit[i, rows].double().mean() * 100),
                 "avg_timesteps": float(self.exits[i, rows].double().mean()),
                 "risk": float(self.loss[i, rows].double().mean())}
@@ -42,20 +46,16 @@ class _Exits:
 EPSILONS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
 
 
-def _epsilon_curve(ex: _Exits, val, test, alphas, epsilons, delta: float, kind: str, T: int) -> list[dict]:
+def _epsilon_curve(ex: _Exits, val, test, alphas, epsilons, delta: float, kind: str) -> list[dict]:
     """Learn-then-Test at each epsilon: the certified alpha (None: full T) and its test figures."""
     losses = ex.loss[:, val].sum(1).tolist()
     out = []
     for e in epsilons:
         c = certify_losses(losses, len(val), alphas, e, delta, kind)
-        at = ex.at(c.index, test) if c.index is not None else _full_t(ex, test, T)
+        at = ex.at(c.index, test)
         out.append({"epsilon": e, "alpha": None if c.index is None else float(alphas[c.index]),
                     **{f"test_{k}": v for k, v in at.items()}})
     return out
-
-
-def _full_t(ex: _Exits, rows: torch.Tensor, T: int) -> dict:
-    return {"accuracy": float(ex.full[rows].double().mean() * 100), "avg_timesteps": float(T), "risk": 0.0}
 
 
 def compare(zv, yv, zt, yt, cfg: dict, conf: dict, seed: int) -> tuple[dict, pd.DataFrame]:
@@ -77,8 +77,7 @@ def compare(zv, yv, zt, yt, cfg: dict, conf: dict, seed: int) -> tuple[dict, pd.
         full_val = float(ex.full[val].double().mean() * 100)
         i_tol = select_alpha(ex.sweep(val, alphas), full_val, tol)
         c = certify_losses(ex.loss[:, val].sum(1).tolist(), nv, alphas, eps, delta, kind)
-        full_test = _full_t(ex, test, T)
-        ltt_test = ex.at(c.index, test) if c.index is not None else full_test
+        full_test, ltt_test = ex.at(None, test), ex.at(c.index, test)
         result["scores"][score] = {
             "tolerance": {"alpha": float(alphas[i_tol]), **{f"test_{k}": v for k, v in ex.at(i_tol, test).items()}},
             "ltt": {"certified": c.index is not None, "alpha": None if c.index is None else float(alphas[c.index]),
@@ -86,7 +85,7 @@ def compare(zv, yv, zt, yt, cfg: dict, conf: dict, seed: int) -> tuple[dict, pd.
                     **{f"test_{k}": v for k, v in ltt_test.items()},
                     "test_error_increase_points": full_test["accuracy"] - ltt_test["accuracy"]},
             "full_t_test_accuracy": full_test["accuracy"],
-            "epsilon_curve": _epsilon_curve(ex, val, test, alphas, sorted({*EPSILONS, eps}), delta, kind, T)}
+            "epsilon_curve": _epsilon_curve(ex, val, test, alphas, sorted({*EPSILONS, eps}), delta, kind)}
     q = conformal.calibrate(zv, yv, checkpoints, conf["alpha"], conf["score"])
     rule = conformal.ConformalExit(tuple(checkpoints), tuple(q), conf["max_set_size"], conf["score"])
     result["conformal"].update({"q": q, "test": conformal.report(zt, yt, rule)})
@@ -101,7 +100,7 @@ def _redraws(z, y, exits: dict, alphas, cfg: dict, conf: dict, checkpoints: list
     (tolerance rule), the held-out risk exceeds epsilon (Learn-then-Test), or the held-out
     coverage falls below 1 - alpha (conformal, a guarantee in expectation only)."""
     g = torch.Generator().manual_seed(seed)
-    n, T = z.shape[0], z.shape[1]
+    n = z.shape[0]
     rows = []
     for r in range(cfg["redraws"]):
         perm = torch.randperm(n, generator=g)
@@ -114,7 +113,7 @@ def _redraws(z, y, exits: dict, alphas, cfg: dict, conf: dict, checkpoints: list
             rows.append({"redraw": r, "rule": "tolerance", "score": score, "broken": drop > cfg["tolerance_points"] + 1e-9,
                          "measure": drop, "avg_timesteps": h["avg_timesteps"], "accuracy": h["accuracy"]})
             c = certify_losses(ex.loss[:, cal].sum(1).tolist(), len(cal), alphas, cfg["epsilon"], cfg["delta"], cfg["p_value"])
-            h = ex.at(c.index, held) if c.index is not None else _full_t(ex, held, T)
+            h = ex.at(c.index, held)
             rows.append({"redraw": r, "rule": "ltt", "score": score, "broken": h["risk"] > cfg["epsilon"],
                          "measure": h["risk"], "avg_timesteps": h["avg_timesteps"], "accuracy": h["accuracy"]})
         q = conformal.calibrate(z[cal], y[cal], checkpoints, conf["alpha"], conf["score"])

@@ -18,6 +18,16 @@ COLUMNS = ["model", "rule", "score", "alpha", "test_accuracy", "test_avg_timeste
            "promise", "broken_share", "heldout_avg_timesteps"]
 
 
+def guarantee_inputs(inputs: dict) -> dict[str, str]:
+    """The guarantee.json (stage guarantee_<branch>) of each SNN whose metrics_<branch> is among a
+    stage's `inputs`, by its input role: what the tables and figures stages declare (the main
+    seed's; the extra seeds have no guarantee stage)."""
+    from seenn.stages.layout import branch_dir
+
+    return {f"{ROLE}{b}": f"{branch_dir(b)}/guarantee.json"
+            for b in (k.removeprefix("metrics_") for k in inputs if k.startswith("metrics_"))}
+
+
 def guarantee_roles(inputs: dict) -> dict[str, str]:
     """branch -> role of its guarantee.json among `inputs`, in the branches' order."""
     return {b: f"{ROLE}{b}" for b in BRANCH_LABELS if f"{ROLE}{b}" in inputs}

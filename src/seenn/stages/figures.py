@@ -18,8 +18,7 @@ from seenn.report.figures import (
     tradeoff_figure,
     training_figure,
 )
-from seenn.report.guarantee import ROLE as GUARANTEE_ROLE
-from seenn.report.guarantee import epsilon_figure
+from seenn.report.guarantee import epsilon_figure, guarantee_inputs
 from seenn.report.plotting import pyplot
 
 
@@ -122,8 +121,7 @@ def declare(conversion: bool = True, teas: dict[str, str] | None = None):
     inputs = {"logits_test": f"{direct}/logits_test.pt", "sweep_direct": f"{direct}/seenn1_sweep.csv",
               "train_log": f"{direct}/train_log.csv", **result_inputs(conversion),
               **({"ann_train_log": f"{conv}/ann_train_log.csv"} if conversion else {})}
-    snns = [k.removeprefix("metrics_") for k in inputs if k.startswith("metrics_")]
-    inputs.update({f"{GUARANTEE_ROLE}{b}": f"{branch_dir(b)}/guarantee.json" for b in snns})
+    inputs.update(guarantee_inputs(inputs))
     outputs = {name: f"{FIGURES}/{name}.png" for name in names + SEENN2_FIGURES}
     if teas:
         from seenn.report.teas_pages import declare_outputs

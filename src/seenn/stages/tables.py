@@ -10,7 +10,7 @@ import pandas as pd
 
 from seenn.common.io import read_json, write_json, write_table, write_text
 from seenn.report.curves import fixed_t_curve, seenn1_curve
-from seenn.report.guarantee import ROLE as GUARANTEE_ROLE
+from seenn.report.guarantee import guarantee_inputs
 from seenn.report.headline import (
     SEENN2_ROLES,
     headline_path,
@@ -88,7 +88,7 @@ def declare(conversion: bool = True, seed_runs: dict[int, str] | None = None, pa
         inputs["paper_numbers"] = paper_numbers
         names.append("paper_comparison")
     snns = [k.removeprefix("metrics_") for k in inputs if k.startswith("metrics_")]
-    inputs.update({f"{GUARANTEE_ROLE}{b}": f"{branch_dir(b)}/guarantee.json" for b in snns})  # the main seed's
+    inputs.update(guarantee_inputs(inputs))
     headline = {headline_role(b, key): headline_path(b, key) for b in snns
                 for key in method_keys(b, list(scores), SEENN2_ROLES.get(b) in inputs)}
     outputs = {**{f"{name}_{ext}": f"{TABLES}/{name}.{ext}" for name in names for ext in ("csv", "md")}, **headline}
