@@ -6,6 +6,7 @@ and the price of the guarantee in one sentence."""
 from __future__ import annotations
 
 import math
+from pathlib import PurePosixPath
 
 import pandas as pd
 
@@ -22,10 +23,8 @@ def guarantee_inputs(inputs: dict) -> dict[str, str]:
     """The guarantee.json (stage guarantee_<branch>) of each SNN whose metrics_<branch> is among a
     stage's `inputs`, by its input role: what the tables and figures stages declare (the main
     seed's; the extra seeds have no guarantee stage)."""
-    from seenn.stages.layout import branch_dir
-
-    return {f"{ROLE}{b}": f"{branch_dir(b)}/guarantee.json"
-            for b in (k.removeprefix("metrics_") for k in inputs if k.startswith("metrics_"))}
+    return {f"{ROLE}{k.removeprefix('metrics_')}": str(PurePosixPath(path).parent / "guarantee.json")
+            for k, path in inputs.items() if k.startswith("metrics_")}  # beside each SNN's metrics.json
 
 
 def guarantee_roles(inputs: dict) -> dict[str, str]:
