@@ -27,7 +27,8 @@ TINY_OVERRIDES = {
     "model": {"stem_channels": 8, "widths": [8, 16], "blocks": [1, 1]},
     "train": {"timesteps": 3, "epochs": 4, "batch_size": 32},
     "evaluate": {"batch_size": 100},
-    "seenn1": {"alpha_steps": 20, "redraws": 20},
+    "seenn1": {"alpha_steps": 20, "redraws": 20, "scores": ["confidence", "entropy"]},  # the other published rules:
+    # their unit tests and tests/test_rules_comparison.py (each score costs every tiny DAG calibration and engine runs)
     "figures": {"dpi": 50, "confidence_bins": 10},
     "engine": {"compile": False, "batch_sizes": [1, 64], "latency_samples": [4, 64], "warmup": 1, "repetitions": 1,
                "energy_batch_size": 100},

@@ -172,6 +172,7 @@ def test_an_edited_own_split_list_stops_both_front_doors_with_one_line(tmp_path)
                        split_list_sha256=hashlib.sha256(text.encode()).hexdigest())
     for section in ("train", "finetune", "conversion"):
         cfg[section]["augment"] = "none"
+    cfg["shift"]["enabled"] = False  # pixel noise is for images
     cwd = make_project(tmp_path / "p", cfg)
     (cwd / "splits").mkdir()
     (cwd / "splits/own.txt").write_text(text.replace(",test\n", ",train\n", 1))

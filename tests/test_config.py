@@ -193,6 +193,7 @@ def _dvs_list(default_config, where, text="class,file,split\nbird,b0.aedat4,trai
                                   split_list_sha256=hashlib.sha256(text.encode()).hexdigest())
     for section in ("train", "finetune", "conversion"):
         default_config[section]["augment"] = "none"
+    default_config["shift"]["enabled"] = False  # pixel noise is for images
     return default_config
 
 

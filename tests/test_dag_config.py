@@ -43,7 +43,8 @@ def test_conversion_switch_omits_the_branch_and_its_files(cfg):
     table = _table(cfg, conversion__enabled=False)
     default = {st.name for st in STAGES}
     gone = default - set(table)
-    assert gone == {"train_ann", "convert_snn", "evaluate_converted", "seenn1_converted", "guarantee_converted", "seenn2_select_converted",
+    assert gone == {"train_ann", "convert_snn", "evaluate_converted", "seenn1_converted", "guarantee_converted",
+                    "evaluate_shifted_converted", "seenn2_select_converted",
                     "teas_allocate_converted", "teas_evaluate_converted"} | {
         f"seenn2_{k}_converted_{r}" for k in ("train", "evaluate") for r in ("paper", "pow2", "linear", "pow2_linear")}
     for name in ("tables", "figures", "report"):
@@ -55,7 +56,8 @@ def test_conversion_switch_omits_the_branch_and_its_files(cfg):
 def test_each_extra_seed_gets_its_own_runs(cfg):
     table = _table(cfg, seeds=[cfg["seed"], 7])
     seeded = sorted(n for n in table if n.endswith("_seed7"))
-    main_runs = [st.name for st in STAGES if st.checkpoints or st.name.startswith(("evaluate_", "seenn1_", "seenn2_", "convert"))]
+    main_runs = [st.name for st in STAGES if (st.checkpoints or st.name.startswith(("evaluate_", "seenn1_", "seenn2_", "convert")))
+                 and not st.name.startswith("evaluate_shifted_")]  # the shifted inputs, as the guarantee: main seed only
     assert seeded == sorted(f"{n}_seed7" for n in main_runs if n != "seenn2_compare")
     assert not [n for n in table if n.endswith(f"_seed{cfg['seed']}")]  # the main seed is the main run
     st = table["finetune_snn_seed7"]
@@ -106,6 +108,7 @@ def test_a_users_split_list_is_an_input_of_the_data_stage(cfg, tmp_path, monkeyp
                        split_list_sha256=hashlib.sha256((tmp_path / "own.txt").read_bytes()).hexdigest())
     for section in ("train", "finetune", "conversion"):
         cfg[section]["augment"] = "none"
+    cfg["shift"]["enabled"] = False  # pixel noise is for images
     table = _table(cfg)
     assert table["prepare_data"].inputs == {"split_list": "own.txt"}
     import copy

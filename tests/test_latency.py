@@ -79,7 +79,7 @@ def test_summarize_at_one_timestep_has_no_later_timestep_cost():
 
 
 CALIBRATION = {"scores": {"confidence": {"alpha": 0.9}},
-               "settings": {"temperature": 1.0, "accumulate": "sum", "entropy_temperature": False}}
+               "settings": {"scores": ["confidence"], "temperature": 1.0, "accumulate": "sum", "entropy_temperature": False}}
 
 
 def _guarantee(certified: bool = True) -> dict:

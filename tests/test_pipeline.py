@@ -23,6 +23,8 @@ def test_logs_hold_lines_not_progress_bar_refreshes(project, tiny_project):
 def test_outputs_exist_and_are_sane(project):
     import json
 
+    from seenn.methods.catalog import seenn1_label
+
     m = json.loads((project / "results/direct/metrics.json").read_text())
     T = tiny_config()["train"]["timesteps"]
     assert len(m["test"]["accuracy_per_t"]) == T
@@ -37,22 +39,35 @@ def test_outputs_exist_and_are_sane(project):
     energy = json.loads((project / "results/finetuned/energy.json").read_text())
     names = [e["method"] for e in energy["methods"]]
     assert names == [f"Fixed T={t}" for t in range(1, T + 1)] + [
-        "SEENN-I (confidence)", "SEENN-I (entropy)", "SEENN-I certified (confidence)", "SEENN-I certified (entropy)",
-        "Conformal (1 - p)", "SEENN-II", "SEENN-II policy network alone", "ANN (same architecture)"]
+        "SEENN-I (confidence)", "SEENN-I (entropy) = DT-SNN", "SEENN-I certified (confidence)",
+        "SEENN-I certified (entropy) = DT-SNN", "SpikeCP (1 - p)", "SEENN-II", "SEENN-II policy network alone", "ANN (same architecture)"]
     runs = [e for e in energy["methods"] if e["avg_timesteps"] is not None]  # the SNN methods
     assert len(runs) == T + 6 and all(e["engine_matches_posthoc"] for e in runs)  # the engine equals the post-hoc results
     # the certified and conformal rules run in the engine where the guarantee stage put them post hoc
     g = json.loads((project / "results/finetuned/guarantee.json").read_text())
+    s_ft = json.loads((project / "results/finetuned/seenn1.json").read_text())
     by = {e["method"]: e for e in energy["methods"]}
     for score in ("confidence", "entropy"):
         ltt = g["scores"][score]["ltt"]
-        e = by[f"SEENN-I certified ({score})"]
+        e = by[seenn1_label(score, "certified")]
         assert (e["accuracy"], e["avg_timesteps"]) == pytest.approx((ltt["test_accuracy"], ltt["test_avg_timesteps"]))
-    c = by["Conformal (1 - p)"]
+    c = by["SpikeCP (1 - p)"]
     conf = g["conformal"]["test"]
     assert (c["accuracy"], c["avg_timesteps"]) == pytest.approx((conf["accuracy"], conf["avg_timesteps"]))
     assert "Learn-then-Test" in (project / "results/tables/guarantee.md").read_text()
     assert (project / "results/figures/guarantee_epsilon.png").stat().st_size > 0
+    # every published rule on one footing, on clean and on shifted inputs (thresholds from clean validation)
+    import pandas as pd
+
+    rules = pd.read_csv(project / "results/tables/rules.csv")
+    assert set(rules["model"]) == {"Direct-trained SNN", "Fine-tuned SNN", "QCFS-converted SNN"}
+    assert {"SpikeCP (1 - p)", "SEENN-I (entropy) = DT-SNN", "SEENN-I certified (confidence)"} <= set(rules["rule"])
+    shifted = pd.read_csv(project / "results/tables/rules_shifted.csv")
+    assert sorted(shifted["noise_std"].unique()) == [0.0, *tiny_config()["shift"]["noise_std"]]
+    clean = shifted[(shifted["noise_std"] == 0) & (shifted["model"] == "Fine-tuned SNN")].set_index("rule")
+    assert clean.at["SEENN-I (confidence)", "accuracy"] == pytest.approx(s_ft["scores"]["confidence"]["test_accuracy"])
+    for name in ("rules_pareto", "rules_shifted"):
+        assert (project / f"results/figures/{name}.png").stat().st_size > 0
     assert energy["policy_share"]["of_one_timestep_dense_ops_percent"] > 0 and "Authors' counting" in energy["conventions"]
     fixed = [e["acs"] + e["macs"] for e in energy["methods"][:T]]
     assert fixed == sorted(fixed) and energy["methods"][-1]["acs"] == 0

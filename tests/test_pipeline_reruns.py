@@ -75,9 +75,22 @@ def test_epsilon_reruns_only_the_guarantee_stages_and_what_reads_them(project):
     report prints the whole config)."""
     guarantees = {"guarantee_direct", "guarantee_finetuned", "guarantee_converted"}
     with setting(project, "seenn1", "epsilon", 0.1):
-        assert planned_jobs(project) == guarantees | {"energy", "latency"} | REPORTS
+        assert planned_jobs(project) == guarantees | {"shifted_rules", "energy", "latency"} | REPORTS
         assert dvc_changed(project) == guarantees | {"report"}
     assert planned_jobs(project) == set()
+
+
+def test_a_rules_setting_reruns_nothing_upstream_of_the_logits(project):
+    """The tolerance rule's setting reruns the calibrations, the comparison on clean and shifted
+    inputs and what reads them, never training, evaluation or the SNNs' inference on noisy inputs."""
+    upstream = {"prepare_data", "train_snn", "finetune_snn", "train_ann", "convert_snn", "evaluate_direct",
+                "evaluate_finetuned", "evaluate_converted", "evaluate_shifted_direct", "evaluate_shifted_finetuned",
+                "evaluate_shifted_converted"}
+    with setting(project, "seenn1", "tolerance_points", 0.7):
+        planned = planned_jobs(project)
+        assert {"seenn1_direct", "guarantee_finetuned", "shifted_rules", "tables", "figures", "report"} <= planned
+        assert not planned & upstream, planned & upstream
+        assert not dvc_changed(project) & upstream
 
 
 def test_seenn2_beta_list_reruns_only_the_policy_sweep_and_reports(project, tmp_path):

@@ -138,6 +138,32 @@ def test_recipe_an_exit_rule(monkeypatch):
         assert torch.equal(res.exit_t, ref)
 
 
+def test_recipe_a_published_rule_on_the_accumulated_logits(monkeypatch, tmp_path):
+    """A score function in exits.SCORE_FUNCTIONS and its PublishedRule in methods/published.py:
+    the rule is calibrated, certified, run by the engine step as post hoc, and has its rows in
+    the comparison table and its sweep among the Pareto front's candidates."""
+    from test_rules_comparison import CFG, write_run
+
+    from seenn.methods.published import PUBLISHED, PublishedRule
+    from seenn.report.rules import rules_table, sweep_points
+
+    text = recipe("An exit rule")
+    assert "exits.SCORE_FUNCTIONS" in text and "methods/published.py" in text
+    monkeypatch.setitem(exits.SCORE_FUNCTIONS, "runner_up", lambda z, temperature, entropy_temperature:
+                        1 - torch.softmax(z, -1).topk(2, dim=-1).values[..., 1])  # stop once the runner-up is unlikely
+    monkeypatch.setitem(PUBLISHED, "runner_up", PublishedRule("runner_up", "Toy rule", "runner-up", "a test", "tests/",
+                                                              "none"))
+    model = tiny()
+    torch.manual_seed(2)
+    x = torch.randn(17, 1, 12, 12) * 2
+    rule = exits.Seenn1("runner_up", 0.9)
+    assert torch.equal(engine.run(model, x, 4, rule, batch_size=5).exit_t, rule.posthoc(posthoc_logits(model, x, 4)))
+    inputs = write_run(tmp_path, {**CFG, "scores": ["confidence", "runner_up"]})
+    table = rules_table(inputs)
+    assert {"Toy rule (runner-up)", "Toy rule certified (runner-up)"} <= set(table["rule"])
+    assert "Toy rule (runner-up)" in set(sweep_points(inputs, "direct")["rule"])
+
+
 # --- a stage, through the tiny DAG -----------------------------------------------------------------
 
 TOY_STAGE = '''"""A throwaway stage: the README's stage recipe, carried out by tests/test_recipes.py."""

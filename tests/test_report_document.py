@@ -131,13 +131,13 @@ def test_no_code_name_in_any_table_header_or_cell(built):
 def test_every_figure_and_table_is_numbered_and_the_summary_comes_first(built):
     doc, pdf = built
     assert doc.figures >= 10 and doc.tables >= 12
-    assert list(doc.numbers)[:2] == ["summary", "data"] and doc.numbers["conversion"] == 6
+    assert list(doc.numbers)[:2] == ["summary", "data"] and doc.numbers["conversion"] == 7
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF") and b"/Outlines" in data  # bookmarks / outline
     import re
 
     pages = len(re.findall(rb"/Type /Page[^s]", data))
-    assert 6 <= pages <= 20
+    assert 6 <= pages <= 26  # the tiny run: every section present, the exit-rule comparison the longest
 
 
 def test_sections_follow_the_declared_inputs(tmp_path):

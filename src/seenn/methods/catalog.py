@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from seenn.methods.exits import ExitRule, FixedT, Seenn1
+from seenn.methods.published import rule_label
 
 BRANCH_LABELS = {"direct": "Direct-trained SNN", "finetuned": "Fine-tuned SNN", "converted": "QCFS-converted SNN"}
 QCFS_ANN = "QCFS ANN"  # the ANN the converted SNN comes from
@@ -20,16 +21,18 @@ def fixed_label(t: int) -> str:
 
 
 def seenn1_label(score: str, rule: str | None = None) -> str:
-    """SEENN-I at the alpha `seenn1.calibration` picks ("SEENN-I (confidence)"), or at another
-    rule's alpha beside it (`rule`: tolerance | certified)."""
-    return f"SEENN-I ({score})" if rule is None else f"SEENN-I {rule} ({score})"
+    """The exit rule of SEENN-I score `score` by its published name ("SEENN-I (confidence)",
+    "SNNCutoff (Top-K gap)", methods/published.py) at the alpha `seenn1.calibration` picks, or
+    at another rule's alpha beside it (`rule`: tolerance | certified)."""
+    return rule_label(score, rule)
 
 
 CONFORMAL_SCORES = {"one_minus_p": "1 - p", "neg_log_p": "-log p"}  # conformal.score -> the label's words
 
 
 def conformal_label(score: str) -> str:
-    return f"Conformal ({CONFORMAL_SCORES[score]})"
+    """The conformal stopping rule, SpikeCP's, with its nonconformity score ("SpikeCP (1 - p)")."""
+    return rule_label("conformal", detail=CONFORMAL_SCORES[score])
 
 
 CALIBRATIONS = {"tolerance": "tolerance", "ltt": "certified"}  # seenn1.calibration -> the label of its rule beside
@@ -65,10 +68,11 @@ def engine_methods(T: int, calibration: dict, with_policy: bool, guarantee: dict
     if usable:
         rules["ltt"] = lambda score: ltt_rule(score, calibration, guarantee)
     methods = [Method(fixed_label(t), "fixed", t, FixedT()) for t in range(1, T + 1)]
-    methods += [Method(seenn1_label(score), "rule", T, rules[choose](score), choose, score) for score in calibration["scores"]]
+    scores = calibration["settings"]["scores"]  # the config's order (the JSON's keys are sorted)
+    methods += [Method(seenn1_label(score), "rule", T, rules[choose](score), choose, score) for score in scores]
     for other in (c for c in rules if c != choose):
         methods += [Method(seenn1_label(score, CALIBRATIONS[other]), "rule", T, rules[other](score), other, score)
-                    for score in calibration["scores"]]
+                    for score in scores]
     if usable:
         score = guarantee["conformal"]["score"]
         methods.append(Method(conformal_label(score), "rule", T, conformal_rule(guarantee), "conformal", score))

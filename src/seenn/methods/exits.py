@@ -13,7 +13,6 @@ from typing import ClassVar
 
 import torch
 
-SCORES = ("confidence", "entropy", "topk_gap", "dynamic_confidence")  # seenn1.scores
 DYNAMIC_CONFIDENCE_DIVISOR = 30.0  # Dynamic Confidence's fixed divisor of the summed outputs (the authors' main.py)
 ACCUMULATE = ("sum", "mean")  # seenn1.accumulate: score z_t, or z_t / t
 
@@ -42,19 +41,39 @@ def step_scores(z: torch.Tensor, t: torch.Tensor, score: str, temperature: float
         z = z / t.to(z.dtype).unsqueeze(-1)
     elif accumulate not in ACCUMULATE:
         raise ValueError(f"accumulate must be 'sum' or 'mean', got '{accumulate}'")
-    if score == "confidence":  # z / 1.0 is z exactly: no division then
-        return torch.log_softmax(z if temperature == 1.0 else z / temperature, dim=-1).max(-1).values.exp()
-    if score == "entropy":
-        logp = torch.log_softmax(z / temperature if entropy_temperature else z, dim=-1)
-        h = -(logp.exp() * logp).sum(-1)
-        return 1 - h / math.log(z.shape[-1])
-    if score == "topk_gap":
-        top = z.topk(2, dim=-1).values
-        gap = top[..., 0] - top[..., 1]
-        return gap / (1 + gap)
-    if score == "dynamic_confidence":
-        return torch.log_softmax(z / DYNAMIC_CONFIDENCE_DIVISOR, dim=-1).max(-1).values.exp()
-    raise ValueError(f"unknown exit score '{score}', expected one of {SCORES}")
+    if score not in SCORE_FUNCTIONS:
+        raise ValueError(f"unknown exit score '{score}', expected one of {tuple(SCORE_FUNCTIONS)}")
+    return SCORE_FUNCTIONS[score](z, temperature, entropy_temperature)
+
+
+def _confidence(z: torch.Tensor, temperature: float, entropy_temperature: bool) -> torch.Tensor:
+    """SEENN-I: max softmax(z / temperature); z / 1.0 is z exactly, so no division then."""
+    return torch.log_softmax(z if temperature == 1.0 else z / temperature, dim=-1).max(-1).values.exp()
+
+
+def _entropy(z: torch.Tensor, temperature: float, entropy_temperature: bool) -> torch.Tensor:
+    """SEENN-I's entropy score = DT-SNN's rule: 1 - H(softmax(z)) / log K (temperature only if asked)."""
+    logp = torch.log_softmax(z / temperature if entropy_temperature else z, dim=-1)
+    return 1 - (-(logp.exp() * logp).sum(-1)) / math.log(z.shape[-1])
+
+
+def _topk_gap(z: torch.Tensor, temperature: float, entropy_temperature: bool) -> torch.Tensor:
+    """SNNCutoff's Top-K: the gap g between the two largest outputs, as g / (1 + g)."""
+    top = z.topk(2, dim=-1).values
+    gap = top[..., 0] - top[..., 1]
+    return gap / (1 + gap)
+
+
+def _dynamic_confidence(z: torch.Tensor, temperature: float, entropy_temperature: bool) -> torch.Tensor:
+    """Dynamic Confidence: max softmax(z / 30), the authors' fixed divisor."""
+    return torch.log_softmax(z / DYNAMIC_CONFIDENCE_DIVISOR, dim=-1).max(-1).values.exp()
+
+
+# seenn1.scores -> score function (z [..., K] float64, temperature, entropy_temperature) -> [...] in [0, 1]:
+# a new rule on the accumulated logits is one function here (see the README's recipe)
+SCORE_FUNCTIONS = {"confidence": _confidence, "entropy": _entropy, "topk_gap": _topk_gap,
+                   "dynamic_confidence": _dynamic_confidence}
+SCORES = tuple(SCORE_FUNCTIONS)  # seenn1.scores (the schema's enum must list the same)
 
 
 def seenn1_exit(scores: torch.Tensor, alpha: float) -> torch.Tensor:

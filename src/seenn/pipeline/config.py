@@ -167,6 +167,9 @@ def _cross_checks(cfg: dict, source: str) -> None:
             )
         if min(d["train_size"], d["val_size"], d["test_size"]) < 10:
             raise SeennError(f"{source}: each digits split needs at least 10 samples (one per class)")
+    if cfg["shift"]["enabled"] and d["name"] in EVENT_DATASETS:
+        raise SeennError(f"{source}: 'shift.enabled' is true but 'data.name' is {d['name']!r}, event frames: the shifted "
+                         "inputs are Gaussian pixel noise on images (set shift.enabled: false)")
 
 
 def _seenn2_checks(cfg: dict, source: str) -> None:

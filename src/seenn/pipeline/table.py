@@ -29,6 +29,7 @@ from seenn.stages import (
     report,
     seenn1,
     seenn2,
+    shifted,
     tables,
     teas,
     teas_latency,
@@ -71,14 +72,16 @@ def _default_switches() -> dict:
     """What `build_stages` reads of the config, at the defaults' values (config/defaults.yaml)."""
     return {"seed": None, "seeds": [], "conversion": {"enabled": True}, "report": {"paper_row": None},
             "data": {"name": "digits", "split_list": None}, "teas": {"enabled": True},
-            "seenn1": {"scores": ["confidence", "entropy"]}}
+            "seenn1": {"scores": ["confidence", "entropy", "topk_gap", "dynamic_confidence"]},
+            "shift": {"enabled": True, "noise_std": [0.08, 0.26]}}
 
 
 def build_stages(config: dict | None = None) -> list[Stage]:
     """The stage table of a validated config (None: of the default config). Only these settings
     shape it: `conversion.enabled` (the conversion branch or not), `seeds` (one copy of the
     training-to-evaluation stages per extra seed), `report.paper_row` (the paper comparison),
-    `seenn1.scores` (one headline metric file per score), `teas.enabled` (TEAS's stages) and
+    `seenn1.scores` (one headline metric file per score), `shift.enabled` and the number of
+    `shift.noise_std` severities (the shifted-input stages), `teas.enabled` (TEAS's stages) and
     `data.name` (TEAS's MNIST row only on the digits); `data.split_list`, when set, is one more
     input of the data stage."""
     cfg = config if config is not None else _default_switches()
@@ -98,16 +101,20 @@ def build_stages(config: dict | None = None) -> list[Stage]:
     teas_sts = [_with_kernels(st) for st in (*teas.declare(conversion=conversion, mnist=mnist), teas_latency.declare())
                 ] if teas_on else []
     teas_files = teas_paths.evaluations(conversion, mnist) if teas_on else None
+    severities = len(cfg["shift"]["noise_std"]) if cfg["shift"]["enabled"] else 0
+    shift_sts = ([_with_kernels(shifted.declare_evaluate(b, severities)) for b, _ in branches]
+                 + [shifted.declare_rules([b for b, _ in branches], severities)]) if severities else []
+    shift_rules = shift_sts[-1].outputs["rules"] if shift_sts else None
     tables_st = tables.declare(conversion=conversion, seed_runs=seed_runs,
                                paper_numbers=PAPER_NUMBERS if cfg["report"]["paper_row"] is not None else None,
                                energy=energy_st.outputs["energy"], scores=tuple(cfg["seenn1"]["scores"]),
-                               teas=teas_files)
-    figures_st = figures.declare(conversion=conversion, teas=teas_files)
+                               teas=teas_files, shifted=shift_rules)
+    figures_st = figures.declare(conversion=conversion, teas=teas_files, shifted=shift_rules)
     report_sts = report.declare(tables_st, figures_st, energy_st, latency_st, conversion=conversion,
                                 teas_latency=teas_paths.LATENCY_CSV if teas_on else None)
     guarantees = [guarantee.declare(b) for b, _ in branches]  # the main seed's SNNs only
-    stages = [prepare_data.declare(split_list.configured(cfg["data"])), *runs, *guarantees, *per_seed, energy_st, latency_st,
-              *teas_sts,
+    stages = [prepare_data.declare(split_list.configured(cfg["data"])), *runs, *guarantees, *shift_sts, *per_seed, energy_st,
+              latency_st, *teas_sts,
               tables_st, figures_st, *report_sts]
     return [_on_device(_with_kernels(st)) for st in stages]
 
@@ -180,7 +187,7 @@ def write_params_file(stage: Stage, config: dict) -> Path:
 # dvc.yaml carries one guard stage of its own that depends on them and fails while dvc.yaml is out of
 # date (Snakemake reads params.yaml itself; `seenn run` refuses a drifted dvc.yaml under either tool)
 TABLE_KEYS = ("seed", "seeds", "conversion.enabled", "report.paper_row", "seenn1.scores", "teas.enabled", "data.name",
-              "data.split_list")
+              "data.split_list", "shift.enabled", "shift.noise_std")
 TABLE_GUARD = "stage_table"
 TABLE_GUARD_DESC = ("DVC only: fails while dvc.yaml no longer matches the stage table of params.yaml "
                     "(run `seenn dvc-yaml`); nothing reads it")

@@ -12,6 +12,7 @@ from seenn.report.document import SMALL, Document, text
 from seenn.report.findings import findings
 from seenn.report.guarantee import price_sentence
 from seenn.report.headline import ENERGY_BRANCH
+from seenn.report.rules import front_sentence
 from seenn.report.run import MEASUREMENTS_PDF, Run
 
 
@@ -20,8 +21,11 @@ def summary(run: Run, doc: Document) -> None:
     doc.section("summary")
     doc.para("Findings (computed from this run's numbers):", style=SMALL)
     price = price_sentence(run.csv("guarantee_csv"), ENERGY_BRANCH) if run.has("guarantee_csv") else None
-    doc.bullets(findings(run.headline, ENERGY_BRANCH) + ([price] if price else []))
-    refs = [(k, label) for k, label in (("seenn1", "SEENN-I"), ("guarantee", "guarantee"), ("seenn2", "SEENN-II"),
+    front = (front_sentence(run.csv("rules_front_csv"), BRANCH_LABELS[ENERGY_BRANCH]) if run.has("rules_front_csv")
+             else None)
+    doc.bullets(findings(run.headline, ENERGY_BRANCH) + [s for s in (price, front) if s])
+    refs = [(k, label) for k, label in (("seenn1", "SEENN-I"), ("guarantee", "guarantee"), ("rules", "exit rules"),
+                                        ("seenn2", "SEENN-II"),
                                         ("conversion", "conversion"),
                                         ("paper", "paper beside run"), ("seeds", "seeds"), ("energy", "energy"),
                                         ("notes", "method notes"), ("provenance", "provenance")) if doc.has(k)]
@@ -104,15 +108,15 @@ def seenn1(run: Run, doc: Document) -> None:
 
 
 def _sweep_view(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str], dict]:
-    """The SEENN-II sweep with SEENN-I at the same validation cost, one column per score."""
-    scores = [c.removeprefix("SEENN-I (").removesuffix(") test acc") for c in df.columns if c.endswith(") test acc")]
+    """The SEENN-II sweep with SEENN-I at the same validation cost, one column per score's rule."""
+    scores = [c.removesuffix(" test acc") for c in df.columns if c.endswith(" test acc")]
     out = df.rename(columns={"SEENN-II minus SEENN-I (pts)": "seenn2_minus_seenn1"})
     cols = ["model", "beta", "variant", "val_avg_timesteps", "test_accuracy", "avg_timesteps"]
     names = {"test_accuracy": "SEENN-II test acc. (%)", "avg_timesteps": "SEENN-II avg. timesteps"}
     for s in scores:
-        out[f"{s}_acc"], out[f"{s}_t"] = df[f"SEENN-I ({s}) test acc"], df[f"SEENN-I ({s}) avg t"]
+        out[f"{s}_acc"], out[f"{s}_t"] = df[f"{s} test acc"], df[f"{s} avg t"]
         cols += [f"{s}_acc", f"{s}_t"]
-        names[f"{s}_acc"], names[f"{s}_t"] = f"SEENN-I ({s}) acc. (%)", f"SEENN-I ({s}) avg. timesteps"
+        names[f"{s}_acc"], names[f"{s}_t"] = f"{s} acc. (%)", f"{s} avg. timesteps"
     return out, cols + ["seenn2_minus_seenn1"], names
 
 

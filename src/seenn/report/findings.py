@@ -5,6 +5,7 @@ is ahead, and what the energy count says. Every comparison word comes from the n
 from __future__ import annotations
 
 from seenn.methods.catalog import SEENN2
+from seenn.methods.published import PUBLISHED
 
 TIE_POINTS = 0.05  # accuracy differences below this many points read as "as accurate as"
 
@@ -26,8 +27,9 @@ def _rows(headline: list[dict], snn: str) -> dict[str, dict]:
 
 
 def _best_seenn1(rows: dict[str, dict]) -> dict | None:
-    """SEENN-I's most accurate score (fewest timesteps on a tie)."""
-    s1 = [r for k, r in rows.items() if k.startswith("seenn1-")]
+    """SEENN-I's most accurate score (fewest timesteps on a tie), among SEENN-I's own scores (the
+    other published rules, run as scores too, are compared in the rule comparison's sentence)."""
+    s1 = [r for k, r in rows.items() if k.startswith("seenn1-") and PUBLISHED[k.removeprefix("seenn1-")].name == "SEENN-I"]
     return max(s1, key=lambda r: (r["accuracy"], -r["avg_timesteps"])) if s1 else None
 
 

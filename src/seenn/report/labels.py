@@ -43,6 +43,9 @@ COLUMNS: dict[str, tuple[str, object]] = {
     "rule": ("Rule", "text"), "score": ("Score", "text"), "alpha": ("Threshold α", 4),
     "realised": ("Realised risk / coverage", 3), "promise": ("Promise", "text"), "broken_share": ("Broken", 2),
     "heldout_avg_timesteps": ("Held-out avg. timesteps", 3),
+    "calibration": ("Threshold chosen by", "text"), "noise_std": ("Noise σ", "g"), "d_accuracy": ("Δ acc. (pts)", 2),
+    "d_timesteps": ("Δ avg. timesteps", 3), "risk": ("Risk", 3), "coverage": ("Coverage", 3),
+    "vs_full_t": ("vs full T (pts)", 2), "same_as": ("Also", "text"),
 }
 
 # code values that appear in table cells -> what a reader sees

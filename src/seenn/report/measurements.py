@@ -25,6 +25,15 @@ def speedup_table(summary: list[dict]) -> pd.DataFrame:
                          for s in summary for name, v in s["early_exit"].items()])
 
 
+def rule_latency(latency: pd.DataFrame) -> pd.DataFrame:
+    """One row per method, one speedup column per batch size (the latency table, wide; printed
+    with two decimals, blank where a method has no speedup, as the ANN)."""
+    wide = latency.pivot_table(index="method", columns="batch", values="speedup", sort=False, dropna=False)
+    wide = wide.map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
+    wide.columns = [f"batch {b}" for b in wide.columns]
+    return wide.reset_index()
+
+
 def write(inputs: dict, title: str, path: str) -> Document:
     lat = read_json(inputs["latency"])
     T = lat["timesteps"]
@@ -47,6 +56,10 @@ def write(inputs: dict, title: str, path: str) -> Document:
               columns=["batch", "method", "speedup", "ideal", "reachable"])
     doc.table(pd.read_csv(inputs["latency_csv"]), "Latency per method and batch size (ms per sample is paper Eq. 14).",
               columns=["method", "batch", "samples", "ms_per_sample", "samples_per_s", "avg_timesteps", "speedup"])
+    wide = rule_latency(pd.read_csv(inputs["latency_csv"]))
+    doc.table(wide, "Every exit rule side by side (the comparison of the report's section on published exit rules): "
+                    f"measured speedup over fixed T = {T} at each engine batch size, from the same interleaved rounds.",
+              names={c: c.capitalize() + " (×)" for c in wide.columns if c.startswith("batch ")})
     doc.section("energy")
     doc.para(notes.paragraphs(notes.ENGINE_NOTES)[1])
     doc.table(pd.read_csv(inputs["energy_csv"]), "Energy per inference (test split, counted from spikes).",

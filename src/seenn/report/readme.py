@@ -108,6 +108,7 @@ def seenn_body(t: Tables, main_beta: float, where: str) -> str:
     lines.append(f"- AET / empirical AET (paper Eq. 4 / Eq. 13): {aet}.")
     lines += _seenn2_bullets(t, main_beta)
     lines += _guarantee_bullets(t)
+    lines += _rules_bullets(t)
     lines += _energy_bullets(t)
     return "\n".join(lines) + "\n"
 
@@ -128,18 +129,27 @@ def _guarantee_bullets(t: Tables) -> list[str]:
     return out
 
 
+def _rules_bullets(t: Tables) -> list[str]:
+    """Per SNN: which published exit rule holds the Pareto front where (the report's sentence)."""
+    if not t.has("rules_front"):
+        return []
+    from seenn.report.rules import front_sentence
+
+    front = t("rules_front")
+    return [f"- {front_sentence(front, model).removesuffix('.')} (`results/tables/rules.md`)."
+            for model in dict.fromkeys(front["model"])]
+
+
 def _seenn2_bullets(t: Tables, main_beta: float) -> list[str]:
     out = []
     if t.has("seenn2_sweep"):
         sweep = t("seenn2_sweep")
-        seenn1 = [c.removeprefix("SEENN-I (").removesuffix(") test acc") for c in sweep.columns
-                  if c.startswith("SEENN-I (") and c.endswith(") test acc")]
+        rules = [c.removesuffix(" test acc") for c in sweep.columns if c.endswith(" test acc") and c != "test acc"]
         for _, r in sweep[sweep["beta"] == main_beta].iterrows():
-            beside = "; ".join(f"SEENN-I ({s}) {pct(r[f'SEENN-I ({s}) test acc'])} at {steps(r[f'SEENN-I ({s}) avg t'])}"
-                               for s in seenn1)
+            beside = "; ".join(f"{s} {pct(r[f'{s} test acc'])} at {steps(r[f'{s} avg t'])}" for s in rules)
             out.append(f"- SEENN-II on the {r['model']} at beta {main_beta:g} "
                        f"({r['variant']} rule, {r['estimator']} estimator): {pct(r['test_accuracy'])} at "
-                       f"{steps(r['avg_timesteps'])} test timesteps; SEENN-I at the same validation cost "
+                       f"{steps(r['avg_timesteps'])} test timesteps; each SEENN-I score's rule at the same validation cost "
                        f"({steps(r['val_avg_timesteps'])}): {beside} (`results/tables/seenn2_sweep.md`).")
     if t.has("seenn2_ops"):
         ops = dict(zip(t("seenn2_ops")["quantity"], t("seenn2_ops")["value"]))

@@ -12,6 +12,7 @@ from seenn.report.appendix import configuration, energy, method_notes_section, p
 from seenn.report.chapters import conversion, data_models, seenn1, seenn2, summary
 from seenn.report.document import Document
 from seenn.report.guarantee import section as guarantee
+from seenn.report.rules import section as rules
 from seenn.report.run import Run
 
 
@@ -28,6 +29,7 @@ SECTIONS = (
     Section("data", "Data and models", ("manifest",), data_models),
     Section("seenn1", "SEENN-I: confidence thresholding", ("methods_csv", "tradeoff"), seenn1),
     Section("guarantee", "Early exit with a guarantee", ("guarantee_csv", "guarantee_epsilon"), guarantee),
+    Section("rules", "Every published exit rule on one footing", ("rules_csv", "rules_front_csv", "rules_pareto"), rules),
     Section("seenn2", "SEENN-II: fine-tuning and the policy network", ("seenn2_sweep_csv", "seenn2_result"), seenn2),
     Section("conversion", "ANN-to-SNN conversion (QCFS)", ("conversion_csv", "metrics_converted"), conversion),
     Section("teas", "TEAS: layer-wise time steps", ("teas_csv", "teas_ablation_csv", "teas_activity_csv",

@@ -16,6 +16,7 @@ from seenn.report.headline import (
     headline_rows,
     headline_table,
 )
+from seenn.report.rules import fronts, rules_table, shifted_table
 
 
 def accuracy_per_t(metrics: dict, branch: str) -> pd.DataFrame:
@@ -71,6 +72,10 @@ def build_tables(inputs: dict) -> dict[str, pd.DataFrame]:
     tables["headline"] = headline_table(headline_rows(inputs))
     if guarantee_roles(inputs):
         tables["guarantee"] = guarantee_table(inputs, ENERGY_BRANCH)
+    tables["rules"] = rules_table(inputs, ENERGY_BRANCH)
+    tables["rules_front"] = fronts(inputs)
+    if "rules_shifted" in inputs:
+        tables["rules_shifted"] = shifted_table(pd.read_csv(inputs["rules_shifted"]))
     return tables
 
 
@@ -90,8 +95,8 @@ def conversion_table(ann: dict, metrics: dict) -> pd.DataFrame:
 
 
 def seenn2_sweep_table(s2sweep: pd.DataFrame, scores) -> pd.DataFrame:
-    """One row per beta: SEENN-II test accuracy and average timesteps, beside SEENN-I (each score)
-    at the same cost chosen on validation (its alpha interpolated where its validation average
+    """One row per beta: SEENN-II test accuracy and average timesteps, beside each SEENN-I score's
+    rule (by its published name) at the same cost chosen on validation (its alpha interpolated where its validation average
     timesteps equal SEENN-II's), both measured on the test split of the same SNN."""
     rows = []
     for _, r in s2sweep.iterrows():
@@ -99,9 +104,10 @@ def seenn2_sweep_table(s2sweep: pd.DataFrame, scores) -> pd.DataFrame:
                "sample_weighting": bool(r["sample_weighting"]), "val_avg_timesteps": r["val_avg_timesteps"],
                "test_accuracy": r["test_accuracy"], "avg_timesteps": r["test_avg_timesteps"]}
         for score in scores:
-            row[f"SEENN-I ({score}) alpha"] = r[f"seenn1_{score}_alpha"]
-            row[f"SEENN-I ({score}) test acc"] = r[f"seenn1_{score}_test_accuracy"]
-            row[f"SEENN-I ({score}) avg t"] = r[f"seenn1_{score}_test_avg_timesteps"]
+            label = seenn1_label(score)
+            row[f"{label} alpha"] = r[f"seenn1_{score}_alpha"]
+            row[f"{label} test acc"] = r[f"seenn1_{score}_test_accuracy"]
+            row[f"{label} avg t"] = r[f"seenn1_{score}_test_avg_timesteps"]
         best = max(scores, key=lambda sc: r[f"seenn1_{sc}_test_accuracy"])
         row["SEENN-II minus SEENN-I (pts)"] = r["test_accuracy"] - r[f"seenn1_{best}_test_accuracy"]
         rows.append(row)

@@ -20,6 +20,7 @@ from seenn.report.figures import (
 )
 from seenn.report.guarantee import epsilon_figure, guarantee_inputs
 from seenn.report.plotting import pyplot
+from seenn.report.rules import rules_figure, shifted_figure
 
 
 def conversion_figures(ctx, dpi: int) -> None:
@@ -61,6 +62,9 @@ def stage_figures(ctx) -> None:
         conversion_figures(ctx, dpi)
     seenn2_figures(ctx, dpi)
     save_png(epsilon_figure(ctx.inputs), ctx.outputs["guarantee_epsilon"], dpi)
+    save_png(rules_figure(ctx.inputs), ctx.outputs["rules_pareto"], dpi)
+    if "rules_shifted" in ctx.outputs:
+        save_png(shifted_figure(pd.read_csv(ctx.inputs["rules_shifted"])), ctx.outputs["rules_shifted"], dpi)
     if "teas_combined" in ctx.outputs:  # teas.enabled
         from seenn.report import teas_pages
 
@@ -100,6 +104,7 @@ REPORT_FIGURES = {
     "summary": ("1 Summary", "summary.rst"), "tradeoff": ("2 SEENN-I", "tradeoff.rst"),
     "exit_histogram": ("2 SEENN-I", "exit_histogram.rst"), "confidence": ("2 SEENN-I", "confidence.rst"),
     "training": ("2 SEENN-I", "training.rst"), "guarantee_epsilon": ("2 SEENN-I", "guarantee_epsilon.rst"),
+    "rules_pareto": ("2 SEENN-I", "rules_pareto.rst"), "rules_shifted": ("2 SEENN-I", "rules_shifted.rst"),
     "tradeoff_seenn2": ("3 SEENN-II", "tradeoff_seenn2.rst"),
     "policy_training": ("3 SEENN-II", "policy_training.rst"), "policy_compare": ("3 SEENN-II", "policy_compare.rst"),
     "training_finetune": ("3 SEENN-II", "training_finetune.rst"), "conversion": ("4 Conversion", "conversion.rst"),
@@ -109,26 +114,30 @@ REPORT_FIGURES = {
 }
 
 
-def declare(conversion: bool = True, teas: dict[str, str] | None = None):
+def declare(conversion: bool = True, teas: dict[str, str] | None = None, shifted: str | None = None):
     """The figures of the branches present (the conversion branch's only when it is in the DAG; with
     TEAS's result files, `teas`: role -> path, also TEAS's figures and the combined one)."""
     from seenn.stages.declaration import Stage
     from seenn.stages.layout import FIGURES, TABLES, branch_dir, result_inputs
 
     direct, conv = branch_dir("direct"), branch_dir("converted")
-    names = ("summary", "tradeoff", "exit_histogram", "confidence", "training", "guarantee_epsilon") + (
+    names = ("summary", "tradeoff", "exit_histogram", "confidence", "training", "guarantee_epsilon", "rules_pareto") + (
         CONVERSION_FIGURES if conversion else ())
     inputs = {"logits_test": f"{direct}/logits_test.pt", "sweep_direct": f"{direct}/seenn1_sweep.csv",
               "train_log": f"{direct}/train_log.csv", **result_inputs(conversion),
               **({"ann_train_log": f"{conv}/ann_train_log.csv"} if conversion else {})}
     inputs.update(guarantee_inputs(inputs))
     outputs = {name: f"{FIGURES}/{name}.png" for name in names + SEENN2_FIGURES}
+    if shifted:  # shift.enabled: every rule on noisy inputs (stage shifted_rules)
+        inputs["rules_shifted"] = shifted
+        outputs["rules_shifted"] = f"{FIGURES}/rules_shifted.png"
     if teas:
         from seenn.report.teas_pages import declare_outputs
 
         inputs.update({**teas, "energy": f"{branch_dir('finetuned')}/energy.json"})
         outputs.update(declare_outputs(TABLES, FIGURES)[1])
     return Stage(name="figures", run=stage_figures,
-                 desc="figures: accuracy vs average timesteps, exit histogram, confidence per timestep, timesteps vs epsilon",
+                 desc="figures: accuracy vs average timesteps, exit histogram, confidence per timestep, timesteps vs epsilon, "
+                      "every exit rule's sweep with the Pareto front",
                  params=("figures",), inputs=inputs, outputs=outputs,
                  report={name: REPORT_FIGURES[name] for name in outputs})

@@ -57,17 +57,18 @@ def stage_tables(ctx) -> None:
 
 
 TABLE_NAMES = ("headline", "accuracy_per_t", "aet", "methods", "conversion", "seenn2_sweep", "seenn2_compare", "seenn2_ops",
-               "seenn2_variants", "guarantee")
+               "seenn2_variants", "guarantee", "rules", "rules_front")
 CONVERSION_TABLES = ("conversion", "seenn2_variants")  # built only from the conversion branch
 # tables Snakemake's HTML report shows (CSV as sortable tables): role -> (category, caption file in workflow/report/)
 REPORT_TABLES = {"headline_csv": ("1 Summary", "headline.rst"), "methods_csv": ("2 SEENN-I", "methods.rst"),
                  "seenn2_sweep_csv": ("3 SEENN-II", "seenn2_sweep.rst"), "conversion_csv": ("4 Conversion", "conversion_table.rst"),
-                 "teas_csv": ("5 TEAS", "teas_table.rst"), "guarantee_csv": ("2 SEENN-I", "guarantee_table.rst")}
+                 "teas_csv": ("5 TEAS", "teas_table.rst"), "guarantee_csv": ("2 SEENN-I", "guarantee_table.rst"),
+                 "rules_csv": ("2 SEENN-I", "rules_table.rst")}
 
 
 def declare(conversion: bool = True, seed_runs: dict[int, str] | None = None, paper_numbers: str | None = None,
             energy: str | None = None, scores: tuple[str, ...] = ("confidence", "entropy"),
-            teas: dict[str, str] | None = None):
+            teas: dict[str, str] | None = None, shifted: str | None = None):
     """The tables of the branches present; with extra seeds (`seed_runs`: seed -> its results
     directory) also seeds.{csv,md}; with a paper numbers file also paper_comparison.{csv,md}; with
     TEAS's result files (`teas`: role -> path) also teas*.{csv,md}. The headline numbers (one JSON
@@ -87,6 +88,9 @@ def declare(conversion: bool = True, seed_runs: dict[int, str] | None = None, pa
     if paper_numbers:
         inputs["paper_numbers"] = paper_numbers
         names.append("paper_comparison")
+    if shifted:  # shift.enabled: every rule on noisy inputs (stage shifted_rules)
+        inputs["rules_shifted"] = shifted
+        names.append("rules_shifted")
     snns = [k.removeprefix("metrics_") for k in inputs if k.startswith("metrics_")]
     inputs.update(guarantee_inputs(inputs))
     headline = {headline_role(b, key): headline_path(b, key) for b in snns
