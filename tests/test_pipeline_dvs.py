@@ -89,7 +89,7 @@ def test_paper_comparison_holds_the_papers_aet(dvs_project):
 
 def test_report_holds_the_comparison_and_the_seeds_page(dvs_project):
     titles = outline(dvs_project / "reports/seenn_report.pdf")
-    assert "6 The paper beside this run" in titles and "7 Across seeds" in titles
+    assert "7 The paper beside this run" in titles and "8 Across seeds" in titles
     assert not [t for t in titles if "conversion" in t or "TEAS" in t]  # both switched off by config
 
 

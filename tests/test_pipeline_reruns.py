@@ -43,18 +43,21 @@ def test_figure_setting_reruns_only_figures_and_report(project, tmp_path):
 def test_training_setting_reruns_training_and_everything_after(project):
     with setting(project, "train", "lr", 0.05):
         downstream = {"train_snn", "evaluate_direct", "seenn1_direct", "finetune_snn", "evaluate_finetuned",
-                      "seenn1_finetuned", "guarantee_direct", "guarantee_finetuned", "seenn2_train", "seenn2_evaluate", "seenn2_compare", "energy", "latency",
-                      "tables", "figures", "report", "report_measurements"} | TEAS_DIRECT | TEAS_FINETUNED
+                      "seenn1_finetuned", "guarantee_direct", "guarantee_finetuned", "seenn2_train", "seenn2_evaluate",
+                      "seenn2_compare", "energy", "latency", "evaluate_shifted_direct", "evaluate_shifted_finetuned",
+                      "shifted_rules", "tables", "figures", "report", "report_measurements"} | TEAS_DIRECT | TEAS_FINETUNED
         assert planned_jobs(project) == downstream
         assert dvc_changed(project) >= {"train_snn"}
     assert planned_jobs(project) == set()
 
 
 @pytest.mark.parametrize("key, value, first, branch", [
-    ("lr", 0.05, "train_ann", {"train_ann", "convert_snn", "evaluate_converted", "seenn1_converted", "guarantee_converted"}
+    ("lr", 0.05, "train_ann", {"train_ann", "convert_snn", "evaluate_converted", "seenn1_converted", "guarantee_converted",
+                                            "evaluate_shifted_converted", "shifted_rules"}
      | CONVERTED_POLICY
      | TEAS_CONVERTED),
-    ("max_timesteps", 6, "convert_snn", {"convert_snn", "evaluate_converted", "seenn1_converted", "guarantee_converted"}
+    ("max_timesteps", 6, "convert_snn", {"convert_snn", "evaluate_converted", "seenn1_converted", "guarantee_converted",
+                                            "evaluate_shifted_converted", "shifted_rules"}
      | CONVERTED_POLICY
      | TEAS_CONVERTED),
 ])
