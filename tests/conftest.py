@@ -30,6 +30,7 @@ TINY_OVERRIDES = {
     "seenn1": {"alpha_steps": 20, "redraws": 20, "scores": ["confidence", "entropy"]},  # the other published rules:
     # their unit tests and tests/test_rules_comparison.py (each score costs every tiny DAG calibration and engine runs)
     "figures": {"dpi": 50, "confidence_bins": 10},
+    "neurobench": {"samples": 20},
     "engine": {"compile": False, "batch_sizes": [1, 64], "latency_samples": [4, 64], "warmup": 1, "repetitions": 1,
                "energy_batch_size": 100},
     "conversion": {"epochs": 3, "batch_size": 32, "max_timesteps": 8},

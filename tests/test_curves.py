@@ -41,7 +41,8 @@ def test_dvc_yaml_declares_the_plots_and_follows_the_config():
     assert [next(iter(p)) for p in doc["plots"]] == ["tradeoff_direct", "tradeoff_finetuned", "tradeoff_converted"]
     cfg = {"seed": 1, "seeds": [], "conversion": {"enabled": False}, "report": {"paper_row": None},
            "data": {"name": "digits", "split_list": None}, "teas": {"enabled": False},
-           "seenn1": {"scores": ["confidence"]}, "shift": {"enabled": False, "noise_std": [0.1]}}
+           "seenn1": {"scores": ["confidence"]}, "shift": {"enabled": False, "noise_std": [0.1]},
+           "neurobench": {"enabled": False}}
     plots = next(st for st in build_stages(cfg) if st.name == "tables").dvc_plots
     assert set(plots) == {"tradeoff_direct", "tradeoff_finetuned"}
     assert not any("entropy" in f or "converted" in f for p in plots.values() for f in p["y"])

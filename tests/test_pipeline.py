@@ -68,6 +68,12 @@ def test_outputs_exist_and_are_sane(project):
     assert clean.at["SEENN-I (confidence)", "accuracy"] == pytest.approx(s_ft["scores"]["confidence"]["test_accuracy"])
     for name in ("rules_pareto", "rules_shifted"):
         assert (project / f"results/figures/{name}.png").stat().st_size > 0
+    # NeuroBench on the engine, beside the project's counts on the same samples
+    nbj = json.loads((project / "results/finetuned/neurobench.json").read_text())
+    assert nbj["samples"] == 20 and [m["method"] for m in nbj["methods"]] == [f"Fixed T={T}", "SEENN-I (confidence)"]
+    for m in nbj["methods"]:
+        own = m["project"]
+        assert m["neurobench"]["SynapticOperations"]["Effective_ACs"] == pytest.approx(own["ACs"] - own["ACs_on_analog_input_layers"])
     assert energy["policy_share"]["of_one_timestep_dense_ops_percent"] > 0 and "Authors' counting" in energy["conventions"]
     fixed = [e["acs"] + e["macs"] for e in energy["methods"][:T]]
     assert fixed == sorted(fixed) and energy["methods"][-1]["acs"] == 0

@@ -73,10 +73,10 @@ def _all_stages() -> set[str]:
      - {st for st in every if st.startswith(("seenn1_", "guarantee_"))}, lambda every: every),
     # the report reads only files: editing the tables' code reruns the report because its tables change
     ("src/seenn/report/tables.py", lambda every: {"tables"}, lambda every: {"tables", "report"}),
-    # every TEAS stage counts operations with seenn.methods.energy.OpCounter, and seenn.methods.energy loads the engine and
-    # the policy (its energy stage runs SEENN-II): the import closure takes them in
-    ("src/seenn/models/policy.py", lambda every: POLICY_STAGES | {"energy", "latency"} | TEAS_STAGES,
-     lambda every: POLICY_STAGES | {"energy", "latency"} | TEAS_STAGES | REPORTS),
+    # every TEAS stage and the neurobench stage count operations with seenn.methods.energy.OpCounter, and
+    # seenn.methods.energy loads the engine and the policy (its energy stage runs SEENN-II): the import closure takes them in
+    ("src/seenn/models/policy.py", lambda every: POLICY_STAGES | {"energy", "latency", "neurobench"} | TEAS_STAGES,
+     lambda every: POLICY_STAGES | {"energy", "latency", "neurobench"} | TEAS_STAGES | REPORTS),
 ])
 def test_editing_a_source_file_reruns_exactly_the_stages_that_load_it(project, rel, direct, planned):
     """`dvc status` names the stages whose own code changed; a Snakemake dry run plans them and

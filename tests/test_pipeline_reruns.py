@@ -44,7 +44,7 @@ def test_training_setting_reruns_training_and_everything_after(project):
     with setting(project, "train", "lr", 0.05):
         downstream = {"train_snn", "evaluate_direct", "seenn1_direct", "finetune_snn", "evaluate_finetuned",
                       "seenn1_finetuned", "guarantee_direct", "guarantee_finetuned", "seenn2_train", "seenn2_evaluate",
-                      "seenn2_compare", "energy", "latency", "evaluate_shifted_direct", "evaluate_shifted_finetuned",
+                      "seenn2_compare", "energy", "latency", "neurobench", "evaluate_shifted_direct", "evaluate_shifted_finetuned",
                       "shifted_rules", "tables", "figures", "report", "report_measurements"} | TEAS_DIRECT | TEAS_FINETUNED
         assert planned_jobs(project) == downstream
         assert dvc_changed(project) >= {"train_snn"}
@@ -78,7 +78,7 @@ def test_epsilon_reruns_only_the_guarantee_stages_and_what_reads_them(project):
     report prints the whole config)."""
     guarantees = {"guarantee_direct", "guarantee_finetuned", "guarantee_converted"}
     with setting(project, "seenn1", "epsilon", 0.1):
-        assert planned_jobs(project) == guarantees | {"shifted_rules", "energy", "latency"} | REPORTS
+        assert planned_jobs(project) == guarantees | {"shifted_rules", "energy", "latency", "neurobench"} | REPORTS
         assert dvc_changed(project) == guarantees | {"report"}
     assert planned_jobs(project) == set()
 

@@ -25,6 +25,7 @@ from seenn.stages import (
     finetune,
     guarantee,
     latency,
+    neurobench,
     prepare_data,
     report,
     seenn1,
@@ -73,7 +74,7 @@ def _default_switches() -> dict:
     return {"seed": None, "seeds": [], "conversion": {"enabled": True}, "report": {"paper_row": None},
             "data": {"name": "digits", "split_list": None}, "teas": {"enabled": True},
             "seenn1": {"scores": ["confidence", "entropy", "topk_gap", "dynamic_confidence"]},
-            "shift": {"enabled": True, "noise_std": [0.08, 0.26]}}
+            "shift": {"enabled": True, "noise_std": [0.08, 0.26]}, "neurobench": {"enabled": True}}
 
 
 def build_stages(config: dict | None = None) -> list[Stage]:
@@ -81,7 +82,8 @@ def build_stages(config: dict | None = None) -> list[Stage]:
     shape it: `conversion.enabled` (the conversion branch or not), `seeds` (one copy of the
     training-to-evaluation stages per extra seed), `report.paper_row` (the paper comparison),
     `seenn1.scores` (one headline metric file per score), `shift.enabled` and the number of
-    `shift.noise_std` severities (the shifted-input stages), `teas.enabled` (TEAS's stages) and
+    `shift.noise_std` severities (the shifted-input stages), `neurobench.enabled` (NeuroBench's
+    stage), `teas.enabled` (TEAS's stages) and
     `data.name` (TEAS's MNIST row only on the digits); `data.split_list`, when set, is one more
     input of the data stage."""
     cfg = config if config is not None else _default_switches()
@@ -95,6 +97,7 @@ def build_stages(config: dict | None = None) -> list[Stage]:
     per_seed = [seed_stage(st, s) for s in extra_seeds for st in runs if st.name not in NOT_PER_SEED]
     engine_branch = next(b for b, _ in branches if b.name == ENGINE_BRANCH)
     energy_st, latency_st = energy.declare(engine_branch), latency.declare(engine_branch)
+    neurobench_sts = [neurobench.declare(engine_branch)] if cfg["neurobench"]["enabled"] else []
     seed_runs = {s: f"{SEEDS_DIR}/{s}" for s in extra_seeds}
     teas_on = cfg["teas"]["enabled"]
     mnist = teas_on and cfg["data"]["name"] == "digits"
@@ -108,13 +111,14 @@ def build_stages(config: dict | None = None) -> list[Stage]:
     tables_st = tables.declare(conversion=conversion, seed_runs=seed_runs,
                                paper_numbers=PAPER_NUMBERS if cfg["report"]["paper_row"] is not None else None,
                                energy=energy_st.outputs["energy"], scores=tuple(cfg["seenn1"]["scores"]),
-                               teas=teas_files, shifted=shift_rules)
+                               teas=teas_files, shifted=shift_rules,
+                               neurobench=neurobench_sts[0].outputs["result"] if neurobench_sts else None)
     figures_st = figures.declare(conversion=conversion, teas=teas_files, shifted=shift_rules)
     report_sts = report.declare(tables_st, figures_st, energy_st, latency_st, conversion=conversion,
                                 teas_latency=teas_paths.LATENCY_CSV if teas_on else None)
     guarantees = [guarantee.declare(b) for b, _ in branches]  # the main seed's SNNs only
     stages = [prepare_data.declare(split_list.configured(cfg["data"])), *runs, *guarantees, *shift_sts, *per_seed, energy_st,
-              latency_st, *teas_sts,
+              latency_st, *neurobench_sts, *teas_sts,
               tables_st, figures_st, *report_sts]
     return [_on_device(_with_kernels(st)) for st in stages]
 
@@ -187,7 +191,7 @@ def write_params_file(stage: Stage, config: dict) -> Path:
 # dvc.yaml carries one guard stage of its own that depends on them and fails while dvc.yaml is out of
 # date (Snakemake reads params.yaml itself; `seenn run` refuses a drifted dvc.yaml under either tool)
 TABLE_KEYS = ("seed", "seeds", "conversion.enabled", "report.paper_row", "seenn1.scores", "teas.enabled", "data.name",
-              "data.split_list", "shift.enabled", "shift.noise_std")
+              "data.split_list", "shift.enabled", "shift.noise_std", "neurobench.enabled")
 TABLE_GUARD = "stage_table"
 TABLE_GUARD_DESC = ("DVC only: fails while dvc.yaml no longer matches the stage table of params.yaml "
                     "(run `seenn dvc-yaml`); nothing reads it")

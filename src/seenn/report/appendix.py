@@ -132,6 +132,21 @@ def energy(run: Run, doc: Document) -> None:
              f"early exit can reach, because the stem runs once per sample; the reachable bound from this run's timings "
              f"and the measured speedups are in {MEASUREMENTS_PDF}.")
     doc.para(f"Conventions: {' '.join(run.json('energy')['conventions'].split())}", style=SMALL)
+    if run.has("neurobench_csv"):
+        from seenn.report.neurobench import explanation
+
+        nb = run.csv("neurobench_csv")
+        doc.subsection("In NeuroBench's vocabulary")
+        r = nb.iloc[0]
+        doc.para(f"NeuroBench's Benchmark (Footprint, ConnectionSparsity, ClassificationAccuracy, ActivationSparsity, "
+                 f"SynapticOperations) ran on the engine, one sample per slot, on the first {int(r['samples']):,d} "
+                 "test samples, with this project's neurons registered as its activation modules; beside it (NB: "
+                 "NeuroBench), this project's counts on the same samples, per sample. Footprint "
+                 f"{int(r['nb_footprint_bytes']):,d} bytes, connection sparsity {r['nb_connection_sparsity']:.3f}.")
+        doc.table(nb, "NeuroBench's metrics and synaptic operations per sample beside this project's counts.",
+                  columns=["method", "nb_accuracy", "nb_activation_sparsity", "nb_effective_ACs", "nb_effective_MACs",
+                           "nb_dense", "ACs", "MACs", "ACs_on_analog_input_layers"])
+        doc.para(explanation(nb))
 
 
 def method_notes_section(run: Run, doc: Document) -> None:

@@ -46,6 +46,11 @@ COLUMNS: dict[str, tuple[str, object]] = {
     "calibration": ("Threshold chosen by", "text"), "noise_std": ("Noise σ", "g"), "d_accuracy": ("Δ acc. (pts)", 2),
     "d_timesteps": ("Δ avg. timesteps", 3), "risk": ("Risk", 3), "coverage": ("Coverage", 3),
     "vs_full_t": ("vs full T (pts)", 2), "same_as": ("Also", "text"),
+    "nb_accuracy": ("NB acc. (%)", 2), "nb_activation_sparsity": ("NB activation sparsity", 3),
+    "nb_connection_sparsity": ("NB connection sparsity", 3), "nb_footprint_bytes": ("NB footprint (bytes)", "int"),
+    "nb_effective_ACs": ("NB effective ACs", "int"), "nb_effective_MACs": ("NB effective MACs", "int"),
+    "nb_dense": ("NB dense", "int"), "ACs": ("ACs here", "int"), "MACs": ("MACs here", "int"),
+    "ACs_on_analog_input_layers": ("ACs here on pooled inputs", "int"),
 }
 
 # code values that appear in table cells -> what a reader sees

@@ -74,6 +74,10 @@ def build_tables(inputs: dict) -> dict[str, pd.DataFrame]:
         tables["guarantee"] = guarantee_table(inputs, ENERGY_BRANCH)
     tables["rules"] = rules_table(inputs, ENERGY_BRANCH)
     tables["rules_front"] = fronts(inputs)
+    if "neurobench" in inputs:
+        from seenn.report.neurobench import neurobench_table
+
+        tables["neurobench"] = neurobench_table(read_json(inputs["neurobench"]))
     if "rules_shifted" in inputs:
         tables["rules_shifted"] = shifted_table(pd.read_csv(inputs["rules_shifted"]))
     return tables

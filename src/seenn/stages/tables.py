@@ -68,7 +68,7 @@ REPORT_TABLES = {"headline_csv": ("1 Summary", "headline.rst"), "methods_csv": (
 
 def declare(conversion: bool = True, seed_runs: dict[int, str] | None = None, paper_numbers: str | None = None,
             energy: str | None = None, scores: tuple[str, ...] = ("confidence", "entropy"),
-            teas: dict[str, str] | None = None, shifted: str | None = None):
+            teas: dict[str, str] | None = None, shifted: str | None = None, neurobench: str | None = None):
     """The tables of the branches present; with extra seeds (`seed_runs`: seed -> its results
     directory) also seeds.{csv,md}; with a paper numbers file also paper_comparison.{csv,md}; with
     TEAS's result files (`teas`: role -> path) also teas*.{csv,md}. The headline numbers (one JSON
@@ -91,6 +91,9 @@ def declare(conversion: bool = True, seed_runs: dict[int, str] | None = None, pa
     if shifted:  # shift.enabled: every rule on noisy inputs (stage shifted_rules)
         inputs["rules_shifted"] = shifted
         names.append("rules_shifted")
+    if neurobench:  # neurobench.enabled: NeuroBench's metrics beside the project's counts
+        inputs["neurobench"] = neurobench
+        names.append("neurobench")
     snns = [k.removeprefix("metrics_") for k in inputs if k.startswith("metrics_")]
     inputs.update(guarantee_inputs(inputs))
     headline = {headline_role(b, key): headline_path(b, key) for b in snns
