@@ -76,31 +76,41 @@ def run(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, T: int, rule, 
 
 
 def project_counts(model: torch.nn.Module, x: torch.Tensor, T: int, rule) -> dict:
-    """The project's own per-sample counts on the same samples (methods/energy.OpCounter, which
-    counts the real samples of a lockstep run, as the energy stage does): ACs, MACs, the
-    classifier's share of the ACs, and the average timesteps."""
+    """The project's own per-sample counts on the same samples, one sample at a time as NeuroBench
+    ran them (methods/energy.OpCounter, as the energy stage counts): ACs, MACs, the average
+    timesteps, and the ACs of the layer calls NeuroBench reads as analog (some input outside
+    {-1, 0, 1}: it counts MACs there), with the names of those layers."""
     from seenn.methods import engine
-    from seenn.methods.energy import count_run
+    from seenn.methods.energy import OpCounter
 
-    analog: dict[str, bool] = {}  # layer -> some input outside {-1, 0, 1}: NeuroBench counts MACs there
+    layers = {m: name or "input" for name, m in model.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
+    on_analog, analog_layers, pending = 0, set(), {}
+    exits = []
+    with OpCounter(model) as counter:
+        def layer_acs(name: str) -> int:
+            return sum(v[0] for (layer, _), v in counter.ops.items() if layer == name)
 
-    def watch(name):
-        def hook(module, args):
+        def before(module, args):  # runs before the counter's own hook (prepend): its count for this call comes after
             v = args[0]
-            analog[name] = analog.get(name, False) or bool(((v != 0) & (v != 1) & (v != -1)).any())
-        return hook
+            pending[module] = (bool(((v != 0) & (v != 1) & (v != -1)).any()), layer_acs(layers[module]))
 
-    handles = [m.register_forward_pre_hook(watch(name)) for name, m in model.named_modules()
-               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    try:
-        counter, res = count_run(model, lambda xb, counter: engine.run(model, xb, T, rule, counter=counter),
-                                 x, x.shape[0])
-    finally:
-        for h in handles:
-            h.remove()
+        def after(module, args, out):
+            nonlocal on_analog
+            analog, acs = pending.pop(module)
+            if analog:
+                analog_layers.add(layers[module])
+                on_analog += layer_acs(layers[module]) - acs
+
+        handles = [h for m in layers for h in (m.register_forward_pre_hook(before, prepend=True),
+                                               m.register_forward_hook(after))]
+        try:
+            for i in range(x.shape[0]):
+                exits.append(engine.run(model, x[i : i + 1], T, rule, counter=counter).exit_t)
+        finally:
+            for h in handles:
+                h.remove()
     acs, macs = counter.totals()
     n = x.shape[0]
-    on_analog = [name for name, a in analog.items() if a]
-    return {"ACs": acs / n, "MACs": macs / n, "avg_timesteps": float(res.exit_t.double().mean()),
-            "analog_input_layers": on_analog,
-            "ACs_on_analog_input_layers": sum(v[0] for (layer, _), v in counter.ops.items() if layer in on_analog) / n}
+    return {"ACs": acs / n, "MACs": macs / n, "avg_timesteps": float(torch.cat(exits).double().mean()),
+            "analog_input_layers": [name for name in layers.values() if name in analog_layers],
+            "ACs_on_analog_input_layers": on_analog / n}
