@@ -93,6 +93,13 @@ SETTINGS_KEYS = ("scores", "alpha_min", "alpha_max", "alpha_steps", "temperature
                  "tolerance_points")
 
 
+def in_order(calibration: dict) -> list[tuple[str, dict]]:
+    """(score, result) of a seenn1.json in the config's order of `seenn1.scores` (the JSON's keys
+    are sorted), so that every table lists the rules as the config does."""
+    order = calibration.get("settings", {}).get("scores", list(calibration["scores"]))
+    return [(score, calibration["scores"][score]) for score in order]
+
+
 def settings(cfg: dict) -> dict:
     """The SEENN-I settings a calibration used, recorded in seenn1.json so that later stages
     (SEENN-II's comparison, energy, latency) apply the same rule without re-reading the config."""

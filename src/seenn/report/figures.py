@@ -8,6 +8,7 @@ import pandas as pd
 from seenn.common.io import atomic_path, read_json
 from seenn.methods.catalog import seenn1_label
 from seenn.methods.exits import exit_scores
+from seenn.methods.seenn1 import in_order
 from seenn.report.plotting import pyplot
 
 PNG_METADATA = {"Software": None}
@@ -45,7 +46,7 @@ def tradeoff_figure(sweep: pd.DataFrame, metrics: dict, seenn1: dict, title: str
 def exit_histogram_figure(seenn1: dict, title: str):
     plt = pyplot()
     import seaborn as sns  # here, not at the top: see the imports
-    rows = [{"score": s, "t": t, "samples": n} for s, r in seenn1["scores"].items()
+    rows = [{"score": s, "t": t, "samples": n} for s, r in in_order(seenn1)
             for t, n in enumerate(r["test_exit_histogram"], 1)]
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     sns.barplot(pd.DataFrame(rows), x="t", y="samples", hue="score", ax=ax)

@@ -9,6 +9,7 @@ import pandas as pd
 
 from seenn.common.io import read_json
 from seenn.methods.catalog import BRANCH_LABELS, SEENN2, fixed_label, seenn1_label
+from seenn.methods.seenn1 import in_order
 
 HEADLINE_DIR = "results/metrics/headline"
 ORACLE = "Oracle (first correct t)"
@@ -56,7 +57,7 @@ def headline_rows(inputs: dict) -> list[dict]:
         m = read_json(inputs[f"metrics_{branch}"])["test"]
         T = m["timesteps"]
         points = [("fixed", fixed_label(T), m["accuracy_per_t"][-1], float(T))]
-        for score, r in read_json(inputs[f"seenn1_{branch}"])["scores"].items():
+        for score, r in in_order(read_json(inputs[f"seenn1_{branch}"])):
             points.append((f"seenn1-{score}", seenn1_label(score), r["test_accuracy"], r["test_avg_timesteps"]))
         if SEENN2_ROLES.get(branch) in inputs:
             s2 = read_json(inputs[SEENN2_ROLES[branch]])

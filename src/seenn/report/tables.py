@@ -10,6 +10,7 @@ import pandas as pd
 from seenn.common.io import read_json
 from seenn.methods.catalog import BRANCH_LABELS, QCFS_ANN, fixed_label, seenn1_label
 from seenn.methods.metrics import doubling_timesteps
+from seenn.methods.seenn1 import in_order
 from seenn.report.guarantee import guarantee_roles, guarantee_table
 from seenn.report.headline import (
     ENERGY_BRANCH,
@@ -39,7 +40,7 @@ def methods_table(metrics: dict, seenn1: dict, branch: str) -> pd.DataFrame:
     label = BRANCH_LABELS.get(branch, branch)
     rows = [{"model": label, "method": fixed_label(t), "threshold": None, "test_accuracy": acc, "avg_timesteps": float(t)}
             for t, acc in enumerate(m["accuracy_per_t"], 1)]
-    for score, r in seenn1["scores"].items():
+    for score, r in in_order(seenn1):
         rows.append({"model": label, "method": seenn1_label(score), "threshold": r["alpha"],
                      "test_accuracy": r["test_accuracy"], "avg_timesteps": r["test_avg_timesteps"]})
     rows.append({"model": label, "method": "Oracle (first correct t)", "threshold": None,
@@ -222,7 +223,7 @@ def run_values(inputs: dict) -> dict[tuple[str, str, str], float]:
     for branch in branches(inputs):
         label, m = BRANCH_LABELS.get(branch, branch), read_json(inputs[f"metrics_{branch}"])["test"]
         out[(label, fixed_label(m["timesteps"]), ACC)] = m["accuracy_per_t"][-1]
-        for score, r in read_json(inputs[f"seenn1_{branch}"])["scores"].items():
+        for score, r in in_order(read_json(inputs[f"seenn1_{branch}"])):
             out[(label, seenn1_label(score), ACC)] = r["test_accuracy"]
             out[(label, seenn1_label(score), AVG_T)] = r["test_avg_timesteps"]
         if seenn2_roles.get(branch) in inputs:
