@@ -6,7 +6,10 @@ of its authors' code on hand-made accumulated-logit traces: the exits must be th
 - SNNCutoff Top-K (Wu et al. 2023): Dengyu-Wu/snncutoff, snncutoff/cutoff/topk_cutoff.py,
   `TopKCutoff.cutoff_evaluation`: gap between the two largest summed outputs > beta, else T.
 - Dynamic Confidence (Li, Jones, Furber 2023): chenlicodebank/Dynamic-Confidence-in-Spiking-Neural-
-  Networks, main.py, `NeuralNet.forward` (mode 2): max softmax(summed outputs / 30) > 0.6."""
+  Networks, main.py, `NeuralNet.forward` (mode 2): max softmax(summed outputs / 30) > 0.6.
+- SpikeCP (Chen, Park, Simeone 2023): AnonymousNeu/SpikeCP, SpikeCP.py: nonconformity -log softmax of
+  the spike counts, per checkpoint the ceil((1 - alpha / |S|)(n + 1))-th smallest calibration score
+  (the list closed by +inf), stop at the first checkpoint whose set holds at most I_th classes."""
 
 import math
 
@@ -94,6 +97,37 @@ def test_dynamic_confidence_is_not_seenn1_confidence_at_another_alpha():
     conf = exit_scores(z, "confidence")
     candidates = torch.unique(conf)
     assert not any(torch.equal(Seenn1("confidence", float(a)).posthoc(z), target) for a in candidates)
+
+
+def spikecp_exits(z_cal, y_cal, z, alpha: float, checkpoints: list[int], i_th: int) -> torch.Tensor:
+    """SpikeCP.py's calibration and stopping, one sample and one class at a time."""
+    n, K = len(y_cal), z.shape[-1]
+    qs = []
+    for t in checkpoints:
+        scores = sorted([float(-torch.log_softmax(z_cal[i, t - 1], 0)[y_cal[i]]) for i in range(n)] + [math.inf])
+        qs.append(scores[math.ceil((1 - alpha / len(checkpoints)) * (n + 1)) - 1])
+    exits = []
+    for x in z:
+        for t, q in zip(checkpoints, qs):
+            size = sum(float(-torch.log_softmax(x[t - 1], 0)[c]) <= q for c in range(K))
+            if size <= i_th or t == checkpoints[-1]:
+                exits.append(t)
+                break
+    return torch.tensor(exits)
+
+
+@pytest.mark.parametrize("alpha, i_th", [(0.1, 1), (0.2, 2)])
+def test_spikecp_is_the_conformal_rule_with_neg_log_p(alpha, i_th):
+    from seenn.methods.conformal import ConformalExit, calibrate
+
+    z = traces(n=160, T=8, seed=4)
+    y = z[:, -1].argmax(-1)
+    y[::7] = (y[::7] + 1) % z.shape[-1]  # some labels the SNN gets wrong
+    checkpoints = [2, 4, 6, 8]  # SpikeCP's {20, 40, 60, 80} of T = 80, scaled
+    q = calibrate(z[:100], y[:100], checkpoints, alpha, "neg_log_p")
+    ours = ConformalExit(tuple(checkpoints), tuple(q), i_th, "neg_log_p").posthoc(z[100:])
+    assert torch.equal(ours, spikecp_exits(z[:100], y[:100], z[100:], alpha, checkpoints, i_th))
+    assert len(set(ours.tolist())) > 1
 
 
 def test_every_score_lies_in_the_unit_interval_and_the_engine_runs_it():
