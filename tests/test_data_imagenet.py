@@ -182,3 +182,22 @@ def test_the_config_check_refuses_what_streamed_imagenet_cannot_do():
     bad["data"].update(image_size=224, resize_size=200)
     with pytest.raises(SeennError, match="'data.resize_size' \\(200\\) must be at least 'data.image_size' \\(224\\)"):
         validate_config(bad, "cfg")
+
+
+def test_the_shifted_split_streams_with_the_same_noise_in_worker_processes(prepared):
+    """Gaussian pixel noise on a streamed split (data/shift.py): per-sample seeding gives the same
+    noisy batches in this process and in DataLoader workers, and the pixels stay in [0, 1]."""
+    from seenn.data.shift import NoisySource
+
+    _, out, _ = prepared
+    test = open_split(out / "test.pt")
+    noisy = NoisySource(test, 0.2, seed=3)
+    assert noisy.streamed
+    xb, yb = next(iter(eval_batches(noisy, 6)))
+    again, _ = next(iter(eval_batches(noisy, 6, {"workers": 2, "pin_memory": False})))
+    assert torch.equal(xb, again) and yb.tolist() == test.y[:6].tolist()
+    clean, _ = next(iter(eval_batches(test, 6)))
+    assert not torch.equal(xb, clean)
+    mean, std = (torch.tensor(v).view(1, -1, 1, 1) for v in (test.spec.mean, test.spec.std))
+    pixels = xb * std + mean
+    assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5
