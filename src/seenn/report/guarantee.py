@@ -73,10 +73,18 @@ def _held_out(summary: dict | None) -> dict:
 
 def _energies(inputs: dict, energy_branch: str | None) -> dict[tuple[str, str], float]:
     """(calibration, score) -> energy per inference (µJ) of the engine's rule rows, when counted."""
-    if "energy" not in inputs or energy_branch is None or f"{ROLE}{energy_branch}" not in inputs:
+    if energy_branch is None or f"{ROLE}{energy_branch}" not in inputs:
         return {}
-    return {(m["calibration"], m["score"]): m["energy_uj"] for m in read_json(inputs["energy"])["methods"]
-            if m.get("calibration")}
+    return engine_energies(inputs)
+
+
+def engine_energies(inputs: dict) -> dict[tuple, float]:
+    """Energy per inference (µJ) of each engine row of the energy stage's file among `inputs`:
+    (calibration, score) for the exit rules, (None, label) for the others; {} when not counted."""
+    if "energy" not in inputs:
+        return {}
+    return {((m["calibration"], m["score"]) if m.get("calibration") else (None, m["method"])): m["energy_uj"]
+            for m in read_json(inputs["energy"])["methods"]}
 
 
 def epsilon_figure(inputs: dict):

@@ -13,9 +13,10 @@ from seenn.common.io import read_json
 from seenn.methods.catalog import BRANCH_LABELS, conformal_label, fixed_label, seenn1_label
 from seenn.methods.published import PUBLISHED, coinciding
 from seenn.report.guarantee import ROLE as GUARANTEE_ROLE
+from seenn.report.guarantee import RULES, engine_energies
 
 ORACLE = "Oracle (first correct t) = empirical AET"
-CALIBRATIONS = {"tolerance": "tolerance rule", "ltt": "Learn-then-Test", "conformal": "conformal", None: ""}
+CALIBRATIONS = {**RULES, "conformal": "conformal", None: ""}  # how a row's threshold was chosen
 COLUMNS = ["model", "rule", "calibration", "threshold", "test_accuracy", "avg_timesteps", "vs_full_t", "timestep_reduction",
            "energy_uJ", "same_as"]
 FRONT_COLUMNS = ["model", "rule", "avg_timesteps", "accuracy"]
@@ -23,6 +24,13 @@ FRONT_COLUMNS = ["model", "rule", "avg_timesteps", "accuracy"]
 
 def _branches(inputs: dict) -> list[str]:
     return [b for b in BRANCH_LABELS if f"metrics_{b}" in inputs and f"seenn1_{b}" in inputs]
+
+
+def _guarantee(inputs: dict, branch: str) -> dict | None:
+    """One SNN's guarantee.json among `inputs`, or None when absent or void (the authors' protocol)."""
+    path = inputs.get(f"{GUARANTEE_ROLE}{branch}")
+    g = read_json(path) if path else None
+    return None if g is None or "void" in g else g
 
 
 def _merged(settings: dict) -> tuple[dict[str, str], dict[str, str]]:
@@ -38,13 +46,12 @@ def rules_table(inputs: dict, energy_branch: str | None = None) -> pd.DataFrame:
     """One row per SNN and rule at its chosen threshold (test split): fixed T at max T; each score's
     rule at the tolerance rule's and at Learn-then-Test's threshold; SpikeCP; the oracle, whose
     average timesteps are the empirical AET (Eq. 13). Energy where the engine counted it."""
-    energies = _energies(inputs) if energy_branch else {}
+    energies = engine_energies(inputs) if energy_branch else {}
     rows = []
     for branch in _branches(inputs):
         m = read_json(inputs[f"metrics_{branch}"])["test"]
         s1 = read_json(inputs[f"seenn1_{branch}"])
-        g = read_json(inputs[f"{GUARANTEE_ROLE}{branch}"]) if f"{GUARANTEE_ROLE}{branch}" in inputs else None
-        g = None if g is None or "void" in g else g
+        g = _guarantee(inputs, branch)
         label, T, full = BRANCH_LABELS[branch], m["timesteps"], m["accuracy_per_t"][-1]
         energy = energies if branch == energy_branch else {}
 
@@ -71,17 +78,6 @@ def rules_table(inputs: dict, energy_branch: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _energies(inputs: dict) -> dict:
-    """(calibration, score) -> energy per inference (µJ) of the engine's rule rows; (None, label)
-    for fixed T."""
-    if "energy" not in inputs:
-        return {}
-    out = {}
-    for e in read_json(inputs["energy"])["methods"]:
-        out[(e["calibration"], e["score"]) if e.get("calibration") else (None, e["method"])] = e["energy_uj"]
-    return out
-
-
 def sweep_points(inputs: dict, branch: str) -> pd.DataFrame:
     """Every operating point of one SNN on the test split: each shown score's rule over its
     threshold sweep, fixed T = 1..T, SpikeCP at its alpha. Columns rule, avg_timesteps, accuracy."""
@@ -92,9 +88,8 @@ def sweep_points(inputs: dict, branch: str) -> pd.DataFrame:
     parts = [sweep.assign(rule=sweep["score"].map(shown))[["rule", "avg_timesteps", "accuracy"]],
              pd.DataFrame({"rule": "Fixed T", "avg_timesteps": [float(t) for t in range(1, m["timesteps"] + 1)],
                            "accuracy": m["accuracy_per_t"]})]
-    g = inputs.get(f"{GUARANTEE_ROLE}{branch}")
-    g = read_json(g) if g else None
-    if g is not None and "void" not in g:
+    g = _guarantee(inputs, branch)
+    if g is not None:
         c = g["conformal"]
         parts.append(pd.DataFrame({"rule": [conformal_label(c["score"])], "avg_timesteps": [c["test"]["avg_timesteps"]],
                                    "accuracy": [c["test"]["accuracy"]]}))
@@ -155,6 +150,14 @@ def front_sentence(front: pd.DataFrame, model: str) -> str | None:
             f"{near['rule']}'s, {near['accuracy']:.2f} % at {near['avg_timesteps']:.2f} timesteps.")
 
 
+def _timestep_axis(ax, T: int) -> None:
+    """Average timesteps on a log2 axis with ticks 1, 2, 4, ..., T."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted({2 ** k for k in range(int(math.log2(T)) + 1)} | {T}))
+    ax.xaxis.set_major_formatter("{x:g}")
+    ax.xaxis.set_minor_formatter("")
+
+
 def rules_figure(inputs: dict):
     """Test accuracy against average timesteps, one panel per SNN: every rule over its threshold
     sweep, fixed T, SpikeCP, the oracle, and the Pareto front over all of them."""
@@ -178,10 +181,7 @@ def rules_figure(inputs: dict):
         ax.step(front["avg_timesteps"], front["accuracy"], where="post", color="0.3", lw=2.4, alpha=0.35,
                 label="Pareto front")
         ax.scatter([m["empirical_aet"]], [m["oracle_accuracy"]], marker="D", color="grey", zorder=6, label="oracle")
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(sorted({2 ** k for k in range(int(math.log2(m["timesteps"])) + 1)} | {m["timesteps"]}))
-        ax.xaxis.set_major_formatter("{x:g}")
-        ax.xaxis.set_minor_formatter("")
+        _timestep_axis(ax, m["timesteps"])
         ax.set_ylim(max(front["accuracy"].min(), m["accuracy_per_t"][-1] - 8) - 1, m["oracle_accuracy"] + 1)
         ax.set_xlabel("average timesteps (test)")
         ax.set_ylabel("test accuracy (%)")
@@ -244,11 +244,7 @@ def shifted_figure(rows: pd.DataFrame):
             ax.plot(r["avg_timesteps"], r["accuracy"], "-", color=color, lw=1, label=rule)
             for _, p in r.iterrows():
                 ax.scatter([p["avg_timesteps"]], [p["accuracy"]], marker=markers[p["noise_std"]], color=color, s=14, zorder=5)
-        ax.set_xscale("log", base=2)
-        T = int(df.loc[df["rule"].str.startswith("Fixed T"), "avg_timesteps"].max())
-        ax.set_xticks(sorted({2 ** k for k in range(int(math.log2(T)) + 1)} | {T}))
-        ax.xaxis.set_major_formatter("{x:g}")
-        ax.xaxis.set_minor_formatter("")
+        _timestep_axis(ax, int(df.loc[df["rule"].str.startswith("Fixed T"), "avg_timesteps"].max()))
         ax.set_xlabel("average timesteps (test)")
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"{model}: markers {', '.join(f'{m} σ={s:g}' for s, m in markers.items())}", fontsize=7)
