@@ -40,7 +40,7 @@ TINY_OVERRIDES = {
     "teas": {"profile_samples": 60, "noise_samples": 40, "retrain_samples": 100, "epochs": 1, "finetune_epochs": 1,
              "converted_samples": 40, "latency_samples": 20, "latency_repetitions": 1,
              "mnist": {"timesteps": 6, "hidden": 32, "epochs": 1, "lr": 0.001, "batch_size": 32, "temperature": 4.0, "ratio": 0.42,
-                       "ratio_weights": "layers", "top_window": "scale", "retrain_epochs": 1, "finetune_epochs": 1,
+                       "ratio_weights": "layers", "retrain_epochs": 1, "finetune_epochs": 1,
                        "lambda": 0.1, "log_every": 1}},
 }
 

@@ -5,7 +5,8 @@ import torch
 
 from seenn.methods.energy import OpCounter, energy_pj
 from seenn.models import build_snn
-from seenn.teas import cost
+from seenn.teas import cost, procedure
+from seenn.teas.allocation import timestep_equivalents
 
 NEURON = {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}
 
@@ -29,9 +30,32 @@ def test_uniform_windows_count_what_the_seenn_counter_counts():
 
 def test_dense_layer_costs_scale_with_windows():
     m, x = net(), torch.randn(3, 1, 10, 10)
-    c = cost.layer_costs(m, x, 4, dense=True)
+    c = cost.per_step(cost.count(m, x, [4] * 5, dense=True), 4)
     assert c[0] == 0.0 and all(v > 0 for v in c[1:])  # direct encoding: the first window costs nothing per step
     short = cost.count(m, x, [4, 2, 2, 1, 1], dense=True)
     assert short.layer_ops == pytest.approx([0.0, 2 * c[1], 2 * c[2], c[3], c[4]])
-    row = cost.summary(m, x, [4, 2, 2, 1, 1], c)
-    assert row["timestep_equivalents"] == pytest.approx((2 * c[1] + 2 * c[2] + c[3] + c[4]) / sum(c))
+    assert timestep_equivalents([4, 2, 2, 1, 1], c) == pytest.approx((2 * c[1] + 2 * c[2] + c[3] + c[4]) / sum(c))
+
+
+def test_profile_and_evaluation_count_through_cost_count(monkeypatch):
+    """One counting path: the stages' profile and evaluation read their operations, accuracy and
+    activity from cost.count's runs (replacing it changes what they report)."""
+    m, x = net(), torch.randn(6, 1, 10, 10) * 3
+    y = torch.arange(6) % 5
+    windows = [4, 3, 2, 2, 1]
+    ref = cost.count(m, x, windows, batch_size=4)
+    ev = procedure.evaluate(m, x, y, windows, [1.0] * 5, batch_size=4)
+    assert (ev["acs"], ev["macs"], ev["energy_uj"]) == pytest.approx((ref.acs, ref.macs, ref.energy_uj))
+    prof = procedure.profile(m, x, 4, batch_size=4)
+    assert prof.costs == pytest.approx(cost.per_step(cost.count(m, x, [4] * 5, batch_size=4), 4))
+    calls = []
+    real = cost.count
+
+    def spy(*args, **kw):
+        calls.append(args[2])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(cost, "count", spy)
+    procedure.evaluate(m, x, y, windows, [1.0] * 5, batch_size=4)
+    procedure.profile(m, x, 4, batch_size=4)
+    assert calls == [windows, [4] * 5]

@@ -1,4 +1,5 @@
-"""TEAS Eq. 3 + linear mapping between windows: expand, shrink, equal, each hand-computed."""
+"""TEAS Eq. 3 + linear mapping between windows: expand, shrink, equal, each hand-computed, under the
+printed reading (`clip`) and the continuous one (x~ rescaled onto [0, T^l))."""
 
 import pytest
 import torch
@@ -18,7 +19,7 @@ def test_expand_uses_the_firing_potential():
     # x~ = 1 -> 2. The plain linear map would give 2 to the first neuron: Eq. 3 adds a level.
     s = train([1, 0], [1, 1], [0, 0], [0, 1])
     v = torch.tensor([1.5, 1.0, 0.0, 1.0])
-    out = temporal.convert(s, v, 1.0, 4)
+    out = temporal.convert(s, v, 1.0, 4, expansion="clip")
     assert torch.equal(out, train([1, 1, 1, 0], [1, 1, 1, 1], [0, 0, 0, 0], [1, 1, 0, 0]))
 
 
@@ -28,9 +29,42 @@ def test_shrink_rounds_half_up():
     # count 1, V 1: x~ = 1 -> floor(.5 + .5) = 1.
     s = train([1, 1, 0, 1], [0, 0, 1, 0], [1, 0, 1, 0], [0, 0, 0, 1])
     v = torch.tensor([1.2, 4.0, 1.0, 1.0])
-    out = temporal.convert(s, v, 1.0, 2)
+    out = temporal.convert(s, v, 1.0, 2, expansion="clip")
     assert torch.equal(out, train([1, 1], [1, 0], [1, 0], [1, 0]))
     assert temporal.mapped_count(torch.tensor([2.5]), 4, 4).item() == 3  # half up, not half to even
+
+
+def test_continuous_expand_rescales_onto_the_input_window():
+    # The same trains as above, continuous: x~ times T_in / (T_in + 1) = 2/3. 4/3 -> 8/9 -> floor(16/9 + .5) = 2;
+    # 2 -> 4/3 -> floor(8/3 + .5) = 3; silent -> 0; 1 -> 2/3 -> floor(4/3 + .5) = 1.
+    s = train([1, 0], [1, 1], [0, 0], [0, 1])
+    out = temporal.convert(s, torch.tensor([1.5, 1.0, 0.0, 1.0]), 1.0, 4)
+    assert torch.equal(out, train([1, 1, 0, 0], [1, 1, 1, 0], [0, 0, 0, 0], [1, 0, 0, 0]))
+
+
+def test_expanding_a_one_step_window_gains_levels_only_when_continuous():
+    # T^l = 1 -> T^{l+1} = 4, one spike each at firing potentials from the threshold up: the printed x~
+    # is in [1, 2), times 4 clipped to 4: all or nothing. Continuous: x~ / 2 in [.5, 1) -> 2, 3 or 4.
+    s = train([1], [1], [1], [1], [1], [0])
+    v = torch.tensor([1.0, 1.2, 1.6, 3.0, 50.0, 0.0])
+    levels = {k: set(temporal.convert(s, v, 1.0, 4, expansion=k).sum(0).tolist()) for k in ("clip", "continuous")}
+    assert levels["clip"] == {0.0, 4.0}
+    assert levels["continuous"] == {0.0, 2.0, 3.0, 4.0} and len(levels["continuous"]) > 2
+
+
+def test_continuous_never_saturates_the_target_window():
+    # The printed x~ reaches T_in + 1 and needs the clip; the continuous one stays below T_in, so the
+    # mapped count stays within the target window before any clipping, for any count and potential.
+    g = torch.Generator().manual_seed(0)
+    for t_in, t_out in ((1, 4), (2, 3), (4, 4), (3, 16), (8, 2)):
+        count = torch.randint(0, t_in + 1, (500,), generator=g).float()
+        v = 1.0 + torch.rand(500, generator=g) * torch.tensor([0.0, 1.0, 1e6])[torch.randint(0, 3, (500,), generator=g)]
+        cont = temporal.refined_count(count, v, 1.0, t_in, "continuous")
+        assert float(cont.max()) < t_in and float(torch.floor(cont * t_out / t_in + 0.5).max()) <= t_out
+        printed = temporal.refined_count(count, v, 1.0, t_in, "clip")
+        assert float(printed.max()) > t_in  # the printed reading overshoots the input window
+    with pytest.raises(SeennError, match="teas.expansion"):
+        temporal.refined_count(count, v, 1.0, 2, "stretch")
 
 
 def test_equal_windows_pass_the_train_unchanged():
@@ -42,14 +76,14 @@ def test_equal_windows_pass_the_train_unchanged():
 
 def test_mapping_clips_to_the_target_window():
     # T 2 -> 3: count 2, V 4: x~ = 2.75 -> 3/2 * 2.75 = 4.125 -> clipped to 3.
-    out = temporal.convert(train([1, 1]), torch.tensor([4.0]), 1.0, 3)
+    out = temporal.convert(train([1, 1]), torch.tensor([4.0]), 1.0, 3, expansion="clip")
     assert torch.equal(out, train([1, 1, 1]))
 
 
 def test_if_amplitude_and_threshold_are_kept():
     # IF spikes carry the threshold 0.5: count 1, V 0.75: x~ = 1 + 1 - .5/.75 = 4/3 -> 6/2 * 4/3 = 4.
     s = train([0.5, 0.0])
-    out = temporal.convert(s, torch.tensor([0.75]), torch.tensor(0.5), 6, amplitude=torch.tensor(0.5))
+    out = temporal.convert(s, torch.tensor([0.75]), torch.tensor(0.5), 6, amplitude=torch.tensor(0.5), expansion="clip")
     assert torch.equal(out, train([0.5, 0.5, 0.5, 0.5, 0.0, 0.0]))
 
 

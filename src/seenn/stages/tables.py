@@ -108,7 +108,7 @@ def declare(conversion: bool = True, seed_runs: dict[int, str] | None = None, pa
         from seenn.stages.layout import FIGURES
 
         inputs.update(teas)
-        outputs.update(declare_outputs(TABLES, FIGURES, mnist="teas_evaluation_mnist" in teas)[0])
+        outputs.update(declare_outputs(TABLES, FIGURES, mnist=any(k.startswith("teas_evaluation_mnist") for k in teas))[0])
         names.append("teas")
     return Stage(name="tables", run=stage_tables,
                  desc="CSV and Markdown tables: accuracy per T, AET vs empirical AET, fixed T vs SEENN-I/II vs oracle; "

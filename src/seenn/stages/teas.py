@@ -2,7 +2,8 @@
 `teas.ratios`), retrain (regularized, periodic adjustment, final adjustment, fine-tuning at fixed
 windows), evaluate (fixed T, allocation only, retrained, on the test split, through the same
 operation counter as SEENN), latency (a measurement), and the paper's MNIST row (train, allocate,
-retrain, evaluate the Input-Flatten-800-IF-10-IF MLP). `declare(cfg)` gives the stages the config
+retrain, evaluate the Input-Flatten-800-IF-10-IF MLP under both top-window rules, and the control:
+the MLP at fixed T trained for the same extra epochs). `declare(cfg)` gives the stages the config
 asks for (none with `teas.enabled: false`; the converted SNN's only with the conversion branch;
 the MNIST row only on the digits)."""
 
@@ -23,6 +24,7 @@ from seenn.teas import allocation, layerwise
 from seenn.teas.activity import noise_sensitivity
 from seenn.teas.mlp import TeasMLP, teas_if
 from seenn.teas.procedure import Profile, evaluate, profile, retrain, train_mlp, weights
+from seenn.teas.variants import ALLOCATION, CONTROL, FIXED, NOREG, RETRAINED
 
 log = logging.getLogger("seenn")
 
@@ -35,7 +37,7 @@ MLP_KIND = "teas_mlp"
 # the TEAS paper's MNIST row (Table 2: directly trained 2 FC, Liu et al. 2021 setting)
 PAPER_MNIST = {"source": "TEAS paper, Table 2 (directly trained SNN, 2 FC, MNIST)", "timesteps": 16,
                "accuracy": 98.1, "teas_accuracy": 98.1, "teas_avg_timesteps": 6.7}
-FIXED, ALLOCATION, RETRAINED, NOREG = "fixed T", "allocation only", "retrained", "retrained, no regularizer"
+
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -64,7 +66,7 @@ def _load_mlp(path: str, spec) -> tuple[TeasMLP, dict]:
 
 def _load(ctx, spec):
     """(network, its full window T) of the stage's target."""
-    if ctx.extras["target"] == paths.MNIST:
+    if paths.is_mnist(ctx.extras["target"]) or ctx.extras["target"] == paths.MNIST:  # the MLP (the control: MNIST)
         model, ck = _load_mlp(ctx.inputs["model"], spec)
     else:
         model, ck = load_snn(ctx.inputs["model"], spec)
@@ -74,9 +76,11 @@ def _load(ctx, spec):
 def _settings(ctx) -> dict:
     """The target's allocation settings: the MNIST row's from teas.mnist, the others' from teas."""
     t = ctx.params["teas"]
-    if ctx.extras["target"] == paths.MNIST:
+    target = ctx.extras["target"]
+    if paths.is_mnist(target) or target == paths.MNIST:
         m = t["mnist"]
-        return {"ratios": [m["ratio"]], "ratio": m["ratio"], "ratio_weights": m["ratio_weights"], "top_window": m["top_window"]}
+        return {"ratios": [m["ratio"]], "ratio": m["ratio"], "ratio_weights": m["ratio_weights"],
+                "top_window": paths.MNIST_TARGETS.get(target, "full")}
     return {k: t[k] for k in ("ratios", "ratio", "ratio_weights", "top_window")}
 
 
@@ -107,20 +111,22 @@ def stage_allocate(ctx) -> None:
                         p["loader"], ctx.device)
     model, T = _load(ctx, spec)
     xp = x if z["profile"] == 0 else x[: z["profile"]]
-    prof = profile(model, xp, T, z["batch"], t["conversion"])
+    prof = profile(model, xp, T, z["batch"], t["conversion"], t["expansion"])
     xn, yn = (x, y) if z["noise"] == 0 else (x[: z["noise"]], y[: z["noise"]])
     clean, noisy = noise_sensitivity(model, xn, yn, T, t["noise_u"], t["noise"], t["noise_scale"], seed=p["seed"],
                                      batch_size=z["batch"])
     w = weights(prof, s["ratio_weights"])
+    act = prof.activity(t["activity"])
     allocs = []
     for rho in s["ratios"]:
-        win = allocation.allocate_to_ratio(prof.rates, w, T, rho, s["top_window"])
+        win = allocation.allocate_to_ratio(act, w, T, rho, s["top_window"])
         allocs.append({"ratio": rho, "windows": win, "achieved_ratio": allocation.scaling_ratio(win, w, T),
                        "avg_window": sum(win) / len(win)})
         log.info("teas %s: ratio %.3g -> windows %s (achieved %.3f)", ctx.extras["target"], rho, win, allocs[-1]["achieved_ratio"])
     write_json(ctx.outputs["allocation"], {
         "target": ctx.extras["target"], "T": T, "ratio": s["ratio"], "ratio_weights": s["ratio_weights"],
-        "top_window": s["top_window"], "profile_samples": int(xp.shape[0]),
+        "top_window": s["top_window"], "activity": t["activity"], "expansion": t["expansion"],
+        "profile_samples": int(xp.shape[0]),
         "layers": [{"layer": a.name, "spikes": a.spikes, "neurons": a.neurons, "raw": a.raw, "rate": a.rate, "cost_per_step": c}
                    for a, c in zip(prof.layers, prof.costs)],
         "noise": {"u": t["noise_u"], "kind": t["noise"], "scale": t["noise_scale"], "samples": int(xn.shape[0]),
@@ -141,53 +147,98 @@ def _alloc_weights(alloc: dict) -> list[float] | None:
 
 # --- retrain --------------------------------------------------------------------------------------
 
-def stage_retrain(ctx) -> None:
-    """Stage teas_retrain_<target>[_noreg]: from the trained network at each ratio's initial windows,
-    regularized retraining with periodic adjustment, a final adjustment, fine-tuning at the final
-    windows; the ablation (`regularized` False) retrains at the default ratio with lambda 0."""
-    torch.set_num_threads(THREADS)
+def schedule(t: dict, mnist: bool, regularized: bool) -> dict:
+    """The retraining settings of procedure.retrain from the `teas` keys (the MNIST row's epochs
+    and lambda from teas.mnist); also what the report prints beside Table 1."""
+    m = t["mnist"] if mnist else {"retrain_epochs": t["epochs"], "finetune_epochs": t["finetune_epochs"], "lambda": t["lambda"]}
+    return {"epochs": m["retrain_epochs"], "finetune_epochs": m["finetune_epochs"],
+            "lambda": m["lambda"] if regularized else 0.0, "lr": t["lr"], "finetune_lr": t["finetune_lr"],
+            "decay": t["decay"], "decay_reading": t["decay_reading"], "batch_size": t["retrain_batch_size"],
+            "adjust_every": t["adjust_every"], "adjust_layers": t["adjust_layers"],
+            "adjust_max_change": t["adjust_max_change"], "adjustment": t["adjustment"], "start_slack": t["start_slack"],
+            "activity": t["activity"], "temperature": t["mnist"]["temperature"] if mnist else 1.0,
+            "log_every": t["log_every"]}
+
+
+def _train_subset(ctx, mnist: bool):
+    """(inputs, labels, spec) of the retraining: the first teas.retrain_samples of the train split
+    shuffled by the seed (the whole split for the MNIST MLP)."""
     p, t = ctx.params, ctx.params["teas"]
-    mnist = ctx.extras["target"] == paths.MNIST
-    regularized = ctx.extras["regularized"]
     samples = 0 if mnist else t["retrain_samples"]
     src = open_split(ctx.inputs["train"])
     src, x = held_inputs(src, len(src), p["loader"])
     y = src.y
-    if samples > 0:  # the first N of the train split shuffled by the seed
+    if samples > 0:
         keep = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(p["seed"]))[:samples]
         x, y = x[keep], y[keep]
-    x, y = x.to(ctx.device), y.to(ctx.device)
+    return x.to(ctx.device), y.to(ctx.device), src.spec
+
+
+def _state(model) -> dict:
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def stage_retrain(ctx) -> None:
+    """Stage teas_retrain_<target>[_noreg]: from the trained network at each ratio's start windows
+    (the allocation at the looser start ratio under teas.adjustment 'shorten'), regularized
+    retraining with periodic adjustment, a final adjustment meeting the ratio, fine-tuning at the
+    final windows; the ablation (`regularized` False) retrains at the default ratio with lambda 0."""
+    torch.set_num_threads(THREADS)
+    p, t = ctx.params, ctx.params["teas"]
+    mnist = paths.is_mnist(ctx.extras["target"])
+    regularized = ctx.extras["regularized"]
+    x, y, spec = _train_subset(ctx, mnist)
     alloc = read_json(ctx.inputs["allocation"])
     s = _settings(ctx)
     w = _alloc_weights(alloc)
-    m = t["mnist"] if mnist else {"retrain_epochs": t["epochs"], "finetune_epochs": t["finetune_epochs"], "lambda": t["lambda"]}
-    cfg = {"epochs": m["retrain_epochs"], "finetune_epochs": m["finetune_epochs"],
-           "lambda": m["lambda"] if regularized else 0.0, "lr": t["lr"],
-           "batch_size": t["retrain_batch_size"], "adjust_every": t["adjust_every"], "adjust_layers": t["adjust_layers"],
-           "adjust_max_change": t["adjust_max_change"], "top_window": s["top_window"],
-           "temperature": t["mnist"]["temperature"] if mnist else 1.0, "log_every": t["log_every"]}
+    prof = _profile_of(alloc)
+    cfg = {**schedule(t, mnist, regularized), "top_window": s["top_window"]}
     entries, rows = [], []
     ratios = s["ratios"] if regularized else [s["ratio"]]
     for a in alloc["allocations"]:
         if a["ratio"] not in ratios:
             continue
-        model, T = _load(ctx, src.spec)
+        model, T = _load(ctx, spec)
+        start = a["windows"]
+        if cfg["adjustment"] == "shorten":
+            start = allocation.allocate_to_ratio(prof.activity(t["activity"]), w, T,
+                                                 allocation.start_ratio(a["ratio"], t["start_slack"]), s["top_window"])
         torch.manual_seed(p["seed"])
-        final, log_rows = retrain(model, x, y, a["windows"], [r["rate"] for r in alloc["layers"]], w, T, a["ratio"], cfg,
-                                  p["seed"], t["conversion"])
-        entries.append({"ratio": a["ratio"], "initial_windows": a["windows"], "windows": final,
-                        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
+        final, log_rows = retrain(model, x, y, start, prof.rates, w, T, a["ratio"], cfg, p["seed"], t["conversion"],
+                                  t["expansion"])
+        entries.append({"ratio": a["ratio"], "initial_windows": a["windows"], "start_windows": start, "windows": final,
+                        "state_dict": _state(model)})
         rows += [{"ratio": a["ratio"], **r} for r in log_rows]
     save_checked(ctx.outputs["model"], {"kind": RETRAINED_KIND, "regularized": regularized, "lambda": cfg["lambda"],
-                                        "samples": int(x.shape[0]), "entries": entries})
+                                        "samples": int(x.shape[0]), "schedule": cfg, "entries": entries})
     write_csv(ctx.outputs["log"], rows)
 
 
-def load_retrained(path: str) -> list[dict]:
+def stage_retrain_control(ctx) -> None:
+    """Stage teas_retrain_mnist_fixed: the MNIST MLP at fixed T trained for the same extra epochs
+    and schedule as its TEAS retraining (cross-entropy only, windows never adjusted): what the
+    extra training alone gives."""
+    torch.set_num_threads(THREADS)
+    p, t = ctx.params, ctx.params["teas"]
+    x, y, spec = _train_subset(ctx, True)
+    model, T = _load(ctx, spec)
+    cfg = {**schedule(t, True, False), "adjustment": "none", "top_window": "full"}
+    torch.manual_seed(p["seed"])
+    L = len(layerwise.spiking_layers(model))
+    final, log_rows = retrain(model, x, y, [T] * L, [1.0] * L, None, T, 1.0, cfg, p["seed"], t["conversion"], t["expansion"])
+    save_checked(ctx.outputs["model"], {"kind": RETRAINED_KIND, "regularized": False, "lambda": 0.0, "samples": int(x.shape[0]),
+                                        "schedule": cfg, "entries": [{"ratio": 1.0, "initial_windows": final,
+                                                                      "start_windows": final, "windows": final,
+                                                                      "state_dict": _state(model)}]})
+    write_csv(ctx.outputs["log"], [{"ratio": 1.0, **r} for r in log_rows])
+
+
+def load_retrained(path: str) -> dict:
+    """A teas_retrain stage's checkpoint: its `entries` (ratio, windows, weights) and `schedule`."""
     ck = load_checked(path, what="TEAS retrained networks", producer="its teas_retrain stage")
     if not isinstance(ck, dict) or ck.get("kind") != RETRAINED_KIND:
         raise SeennError(f"{path} is not a TEAS retraining result: rerun its teas_retrain stage")
-    return ck["entries"]
+    return ck
 
 
 # --- evaluate -------------------------------------------------------------------------------------
@@ -202,23 +253,32 @@ def stage_evaluate(ctx) -> None:
     alloc = read_json(ctx.inputs["allocation"])
     costs = [r["cost_per_step"] for r in alloc["layers"]]
     model, T = _load(ctx, spec)
-    bs, conv = z["batch"], t["conversion"]
+    bs, conv, exp = z["batch"], t["conversion"], t["expansion"]
     L = len(layerwise.spiking_layers(model))
-    rows = [{"variant": FIXED, "ratio": 1.0, **evaluate(model, x, y, [T] * L, costs, bs, conv)}]
+    rows = [{"variant": FIXED, "ratio": 1.0, **evaluate(model, x, y, [T] * L, costs, bs, conv, exp)}]
     for a in alloc["allocations"]:
-        rows.append({"variant": ALLOCATION, "ratio": a["ratio"], **evaluate(model, x, y, a["windows"], costs, bs, conv)})
-    for role, variant in (("retrained", RETRAINED), ("retrained_noreg", NOREG)):
+        rows.append({"variant": ALLOCATION, "ratio": a["ratio"], **evaluate(model, x, y, a["windows"], costs, bs, conv, exp)})
+    schedules = {}
+    for role, variant in (("retrained_fixed", CONTROL), ("retrained", RETRAINED), ("retrained_noreg", NOREG)):
         if role not in ctx.inputs:
             continue
-        for e in load_retrained(ctx.inputs[role]):
+        ck = load_retrained(ctx.inputs[role])
+        schedules[role] = ck.get("schedule")
+        for e in ck["entries"]:
             model.load_state_dict(e["state_dict"])
-            rows.append({"variant": variant, "ratio": e["ratio"], **evaluate(model, x, y, e["windows"], costs, bs, conv)})
+            rows.append({"variant": variant, "ratio": e["ratio"], "start_windows": e.get("start_windows"),
+                         **evaluate(model, x, y, e["windows"], costs, bs, conv, exp)})
     for r in rows:
         log.info("teas %s %s ratio %.3g: windows %s acc %.2f %% TE %.3f energy %.4g uJ", ctx.extras["target"], r["variant"],
                  r["ratio"], r["windows"], r["accuracy"], r["timestep_equivalents"], r["energy_uj"])
-    out = {"target": ctx.extras["target"], "T": T, "ratio": _settings(ctx)["ratio"], "layers": [r["layer"] for r in alloc["layers"]],
-           "costs": costs, "rows": rows}
-    if ctx.extras["target"] == paths.MNIST:
+    s = _settings(ctx)
+    out = {"target": ctx.extras["target"], "T": T, "ratio": s["ratio"], "ratio_weights": s["ratio_weights"],
+           "top_window": s["top_window"], "activity": alloc["activity"], "expansion": exp,
+           "layers": [r["layer"] for r in alloc["layers"]], "costs": costs, "rows": rows,
+           "noise": {k: alloc["noise"][k] for k in ("u", "kind", "scale")}}
+    if "retrained" in schedules:
+        out["schedule"] = schedules["retrained"]
+    if paths.is_mnist(ctx.extras["target"]):
         out["paper"] = PAPER_MNIST
     write_json(ctx.outputs["evaluation"], out)
 
@@ -243,48 +303,54 @@ def stage_train_mnist(ctx) -> None:
 
 # --- declarations ---------------------------------------------------------------------------------
 
-ALLOCATE_KEYS = tuple(f"teas.{k}" for k in ("ratio", "ratios", "ratio_weights", "top_window", "conversion", "profile_samples",
-                                             "noise_u", "noise", "noise_scale", "noise_samples", "batch_size",
-                                             "converted_batch_size", "converted_samples"))
-RETRAIN_KEYS = tuple(f"teas.{k}" for k in ("ratio", "ratios", "ratio_weights", "top_window", "conversion", "retrain_samples",
-                                            "epochs", "adjust_every", "adjust_layers", "adjust_max_change", "finetune_epochs",
-                                            "lambda", "lr", "retrain_batch_size", "log_every"))
-EVALUATE_KEYS = tuple(f"teas.{k}" for k in ("ratio", "ratios", "ratio_weights", "top_window", "conversion", "eval_samples",
-                                             "batch_size", "converted_batch_size", "converted_samples"))
+ALLOCATE_KEYS = tuple(f"teas.{k}" for k in ("ratio", "ratios", "ratio_weights", "top_window", "conversion", "expansion",
+                                             "activity", "profile_samples", "noise_u", "noise", "noise_scale",
+                                             "noise_samples", "batch_size", "converted_batch_size", "converted_samples"))
+RETRAIN_KEYS = tuple(f"teas.{k}" for k in ("ratio", "ratios", "ratio_weights", "top_window", "conversion", "expansion",
+                                            "activity", "retrain_samples", "epochs", "adjust_every", "adjust_layers",
+                                            "adjust_max_change", "adjustment", "start_slack", "finetune_epochs", "lambda",
+                                            "lr", "finetune_lr", "decay", "decay_reading", "retrain_batch_size", "log_every"))
+EVALUATE_KEYS = tuple(f"teas.{k}" for k in ("ratio", "ratios", "ratio_weights", "top_window", "conversion", "expansion",
+                                             "eval_samples", "batch_size", "converted_batch_size", "converted_samples"))
 RUN_KEYS = ("seed", "device", "deterministic", "loader")
 
 
 def _model_of(target: str) -> str:
     from seenn.stages.layout import branch_dir
 
-    return paths.MNIST_MODEL if target == paths.MNIST else f"{branch_dir(target)}/snn.pt"
+    return paths.MNIST_MODEL if paths.is_mnist(target) else f"{branch_dir(target)}/snn.pt"
 
 
 def declare(conversion: bool = True, mnist: bool = True) -> list:
     """TEAS's stages: on the direct, fine-tuned (and converted) SNNs, the latency measurement, and
-    the MNIST row when `mnist` (the digits)."""
+    the MNIST row when `mnist` (the digits): the MLP, its two top-window readings and the control."""
     from seenn.stages.declaration import Stage
     from seenn.stages.layout import split_paths
 
     s = split_paths()
     mnist_keys = ("teas.mnist",)
     stages = []
-    targets = [t for t in paths.TARGETS if conversion or t != "converted"] + ([paths.MNIST] if mnist else [])
+    targets = [t for t in paths.TARGETS if conversion or t != "converted"] + (list(paths.MNIST_TARGETS) if mnist else [])
     if mnist:
         stages.append(Stage(name="teas_train_mnist", run=stage_train_mnist,
                             desc="TEAS MNIST row: the Input-Flatten-800-IF-10-IF MLP trained directly (paper Table 2)",
                             params=RUN_KEYS + mnist_keys, inputs={"train": s["train"], "val": s["val"]},
                             outputs={"model": paths.MNIST_MODEL, "log": paths.MNIST_TRAIN_LOG}, plots=("log",), threads=THREADS))
+        stages.append(Stage(name="teas_retrain_mnist_fixed", run=stage_retrain_control,
+                            desc="TEAS MNIST row's control: the MLP at fixed T trained for the retraining's extra epochs",
+                            params=RUN_KEYS + RETRAIN_KEYS + mnist_keys,
+                            inputs={"model": paths.MNIST_MODEL, "train": s["train"]},
+                            outputs={"model": paths.MNIST_CONTROL, "log": paths.MNIST_CONTROL_LOG}, plots=("log",),
+                            options={"target": paths.MNIST}, threads=THREADS))
     for target in targets:
-        extra = mnist_keys if target == paths.MNIST else ()
+        extra = mnist_keys if paths.is_mnist(target) else ()
         stages.append(Stage(name=f"teas_allocate_{target}", run=stage_allocate,
                             desc=f"TEAS on the {target} SNN: activity profile, noise probe, initial windows at every ratio",
                             params=RUN_KEYS + ALLOCATE_KEYS + extra, inputs={"model": _model_of(target), "val": s["val"]},
                             outputs={"allocation": paths.allocation(target)}, options={"target": target}, threads=THREADS))
-    for target, regularized in (("direct", True), ("direct", False), (paths.MNIST, True)):
-        if target == paths.MNIST and not mnist:
-            continue
-        extra = mnist_keys if target == paths.MNIST else ()
+    retrained_targets = [("direct", True), ("direct", False)] + [(t, True) for t in paths.MNIST_TARGETS if mnist]
+    for target, regularized in retrained_targets:
+        extra = mnist_keys if paths.is_mnist(target) else ()
         stages.append(Stage(name=f"teas_retrain_{target}{'' if regularized else '_noreg'}", run=stage_retrain,
                             desc=(f"TEAS retraining of the {target} SNN: regularized, periodic and final adjustment, fine-tuning"
                                   if regularized else f"TEAS ablation on the {target} SNN: retrained without the regularizer"),
@@ -293,12 +359,15 @@ def declare(conversion: bool = True, mnist: bool = True) -> list:
                             outputs={"model": paths.retrained(target, regularized), "log": paths.retrain_log(target, regularized)},
                             plots=("log",), options={"target": target, "regularized": regularized}, threads=THREADS))
     for target in targets:
-        extra = mnist_keys if target == paths.MNIST else ()
-        retrained = ({"retrained": paths.retrained(target)} if target in ("direct", paths.MNIST) else {})
+        extra = mnist_keys if paths.is_mnist(target) else ()
+        retrained = {"retrained": paths.retrained(target)} if target == "direct" or paths.is_mnist(target) else {}
         if target == "direct":
             retrained["retrained_noreg"] = paths.retrained(target, False)
+        if paths.is_mnist(target):
+            retrained["retrained_fixed"] = paths.MNIST_CONTROL
         stages.append(Stage(name=f"teas_evaluate_{target}", run=stage_evaluate,
-                            desc=f"TEAS on the {target} SNN: fixed T, allocation only{', retrained' if retrained else ''} (test)",
+                            desc=(f"TEAS on the {target} SNN: fixed T, allocation (no retraining)"
+                                  f"{', retrained' if retrained else ''} (test)"),
                             params=RUN_KEYS + EVALUATE_KEYS + extra,
                             inputs={"model": _model_of(target), "test": s["test"], "allocation": paths.allocation(target),
                                     **retrained},

@@ -1,11 +1,12 @@
 """Spiking activity per layer (TEAS Eq. 2) and the noise-sensitivity probe (the paper's Fig. 3).
 
 #Act(l) = fired spikes / time steps, measured on a spiking layer (a `TimeFold` neuron slot) over
-a split, two ways (both reported):
+a split, two ways (both reported; `teas.activity` picks the one allocation and adjustment use):
 
-- `raw`: the whole layer's spikes per inference per time step (Eq. 2 as printed, per layer total);
-- `rate`: `raw` divided by the layer's neurons, the firing probability per neuron per step in
-  [0, 1], so layers of different sizes compare (Fig. 3's bars). Allocation uses `rate`.
+- `raw` (`layer`): the whole layer's spikes per inference per time step (Eq. 2 as printed, a
+  per-layer total: larger layers count more);
+- `rate` (`neuron`): `raw` divided by the layer's neurons, the firing probability per neuron per
+  step in [0, 1], so layers of different sizes compare.
 
 Any nonzero neuron output counts as one spike (IF neurons emit their threshold). Measured with
 forward hooks during the network's ordinary multi-step `forward(x, T)`, or from a layer-major run
@@ -48,6 +49,25 @@ class LayerActivity:
     def rate(self) -> float:
         """`raw` per neuron: firing probability per neuron per step."""
         return self.raw / self.neurons if self.neurons else 0.0
+
+    def value(self, kind: str) -> float:
+        """#Act(l) as `teas.activity` reads it: 'layer' (Eq. 2 as printed) or 'neuron'."""
+        return {"layer": self.raw, "neuron": self.rate}[check_kind(kind)]
+
+
+ACTIVITY = ("layer", "neuron")  # teas.activity
+
+
+def check_kind(kind: str) -> str:
+    if kind not in ACTIVITY:
+        raise SeennError(f"teas.activity must be one of {ACTIVITY}, got {kind!r}")
+    return kind
+
+
+def per_layer(rates, neurons, kind: str) -> list[float]:
+    """Per-neuron firing rates as #Act(l) of `kind`: times each layer's neurons for 'layer'."""
+    check_kind(kind)
+    return [float(r) * (n if kind == "layer" else 1) for r, n in zip(rates, neurons)]
 
 
 class ActivityRecorder:

@@ -12,13 +12,24 @@ adjustment during retraining (TEAS section 3.3). Definitions (the paper leaves t
   (every gamma >= 0, enumerated exactly at the rounding breakpoints) the one whose rho is
   closest to the target is taken, ties to the larger rho. Only as close as the family allows:
   when every layer is equally active, every layer keeps T.
-- Adjustment (every few epochs): recompute that allocation from the activity measured since the
-  last adjustment; among the layers whose window differs from it, only the `layers_per_step`
-  most active ones move, each by at most `max_change` steps toward it ("we only update some of
-  the most active layers during this process each iteration", "smaller tuning magnitudes").
-  Steps come off the layers whose activity fell (the regularizer pushes the least active layers
-  hardest) and go back where it rose, at the same ratio. The final adjustment (`final=True`)
-  takes the allocation whole."""
+- Adjustment (`teas.adjustment`), read from three sentences of section 3.3: the initial windows
+  are "constrained to a target scaling ratio"; steps are removed "based on the spiking activity
+  (lower spiking activity is better for shortening the time window)" and adjusted "gradually ...
+  until the SNN reaches its objective"; "we only update some of the most active layers during
+  this process each iteration". `shorten` (default): retraining starts from the allocation at a
+  looser ratio rho_0 = rho + start_slack (1 - rho) (`start_ratio`), and adjustment k of K aims
+  at rho_k = rho_0 + (rho - rho_0) k / K (`scheduled_ratio`): it removes one step at a time from
+  the least active layer (activity since the last adjustment) that has more than one step and a
+  cost, until the ratio meets rho_k; except in the final adjustment only the `layers_per_step`
+  least active such layers move, each by at most `max_change` steps (the "gradually" and the
+  "some layers" sentences; "most active" contradicts the removal sentence, which we follow).
+  Windows never grow, so none exceeds T, and the final one meets rho wherever any layer can
+  still shorten (with `top_window` 'full' the most active layer keeps its window). With
+  start_slack 0 the initial windows already meet the target and only the rounding gap is
+  closed. `reallocate` (the earlier reading): recompute the allocation at rho from the current
+  activity and move the `layers_per_step` most active differing layers by at most `max_change`
+  toward it, the final adjustment taking it whole: at a fixed ratio windows move only when the
+  activity ranking changes."""
 
 from __future__ import annotations
 
@@ -122,10 +133,57 @@ def adjust(windows: Sequence[int], activity: Sequence[float], costs: Sequence[fl
     return new
 
 
+ADJUSTMENTS = ("shorten", "reallocate")  # teas.adjustment (module docstring)
+
+
+def start_ratio(rho: float, slack: float) -> float:
+    """rho_0 = rho + slack (1 - rho): the looser ratio retraining starts from (`shorten`)."""
+    if not 0 <= slack <= 1:
+        raise SeennError(f"teas.start_slack must be in [0, 1], got {slack}")
+    return rho + slack * (1 - rho)
+
+
+def scheduled_ratio(rho0: float, rho: float, k: int, K: int) -> float:
+    """The ratio adjustment k of K aims at: linear from rho0 (k = 0) to rho (k = K)."""
+    if not 1 <= k <= K:
+        raise SeennError(f"adjustment {k} of {K}: k must be in [1, K]")
+    return rho0 + (rho - rho0) * k / K
+
+
+def shorten(windows: Sequence[int], activity: Sequence[float], costs: Sequence[float] | None, T: int, rho: float,
+            layers_per_step: int = 2, max_change: int = 1, final: bool = False, top_window: str = "full") -> list[int]:
+    """One `shorten` adjustment: steps off the least active layers until the ratio is at most `rho`
+    (see the module docstring)."""
+    a = _check(activity, T, rho)
+    if len(windows) != a.size:
+        raise SeennError(f"{len(windows)} windows for {a.size} layers of activity")
+    if top_window not in TOP_WINDOW:
+        raise SeennError(f"teas.top_window must be one of {TOP_WINDOW}, got {top_window!r}")
+    if layers_per_step < 1 or max_change < 1:
+        raise SeennError(f"layers_per_step and max_change must be >= 1, got {layers_per_step}, {max_change}")
+    c = _costs(costs, a.size)
+    new = [int(w) for w in windows]
+    if any(w < 1 or w > T for w in new):
+        raise SeennError(f"windows must lie in [1, {T}], got {new}")
+    keep = int(np.argmax(a)) if top_window == "full" else -1  # first most active layer keeps its window
+    order = [l for l in sorted(range(a.size), key=lambda l: (a[l], l)) if c[l] > 0 and l != keep]
+    if not final:
+        order = [l for l in order if new[l] > 1][:layers_per_step]
+    budget = {l: (T if final else max_change) for l in order}
+    while scaling_ratio(new, c, T) > rho + 1e-12:
+        movable = [l for l in order if new[l] > 1 and budget[l] > 0]
+        if not movable:
+            break
+        new[movable[0]] -= 1
+        budget[movable[0]] -= 1
+    return new
+
+
 def timestep_equivalents(windows: Sequence[int], costs: Sequence[float] | None) -> float:
     """The cost-weighted average window: rho * T (for SEENN, whose layers share the window, the
     average exit timestep)."""
     return scaling_ratio(windows, costs, 1)
 
 
-__all__ = ["adjust", "allocate", "allocate_to_ratio", "scaling_ratio", "timestep_equivalents"]
+__all__ = ["adjust", "allocate", "allocate_to_ratio", "scheduled_ratio", "scaling_ratio", "shorten", "start_ratio",
+           "timestep_equivalents"]

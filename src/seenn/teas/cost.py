@@ -13,7 +13,7 @@ share one window, that is its average exit timestep."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -21,7 +21,6 @@ from torch import nn
 from seenn.common.errors import SeennError
 from seenn.methods.energy import OpCounter, energy_pj
 from seenn.teas import layerwise
-from seenn.teas.allocation import timestep_equivalents
 
 
 @dataclass
@@ -38,15 +37,21 @@ class RunCost:
 
 @torch.no_grad()
 def count(model: nn.Module, x: torch.Tensor, windows: Sequence[int], batch_size: int = 256,
-          conversion: str = "eq3", dense: bool = False) -> RunCost:
+          conversion: str = "eq3", dense: bool = False, expansion: str = "continuous",
+          on_batch: Callable[[int, layerwise.LayerwiseResult], None] | None = None) -> RunCost:
     """Operations of running `model` layer by layer at `windows` on inputs `x` (`dense`: every
-    synapse as a MAC, whatever the spikes: the static size of each layer's step)."""
+    synapse as a MAC, whatever the spikes: the static size of each layer's step). `on_batch(i, result)`
+    sees each batch's run (starting at input i): the profile and the evaluation read accuracy and
+    activity from the very runs that are counted, so TEAS has one counting path."""
     if x.shape[0] == 0 or batch_size < 1:
         raise SeennError(f"counting needs inputs and batch_size >= 1, got {x.shape[0]} inputs, batch_size {batch_size}")
     L = len(layerwise.check_windows(model, windows))
     with OpCounter(model, dense=dense) as counter:
         for i in range(0, x.shape[0], batch_size):
-            layerwise.run(model, x[i : i + batch_size], windows, conversion, on_layer=counter.set_timestep)
+            res = layerwise.run(model, x[i : i + batch_size], windows, conversion, on_layer=counter.set_timestep,
+                                expansion=expansion)
+            if on_batch is not None:
+                on_batch(i, res)
     n = x.shape[0]
     per = [0.0] * (L + 1)
     for (_, t), (a, m) in counter.ops.items():
@@ -55,16 +60,6 @@ def count(model: nn.Module, x: torch.Tensor, windows: Sequence[int], batch_size:
     return RunCost(acs, macs, energy_pj(acs, macs) / 1e6, per[1:], per[0])
 
 
-def layer_costs(model: nn.Module, x: torch.Tensor, T: int, batch_size: int = 256, dense: bool = False) -> list[float]:
-    """c_l: operations per inference of one step of each spiking layer's window, at uniform
-    windows T, from the real spikes (a layer fed by a silent one costs 0), or `dense` synapses."""
-    L = len(layerwise.spiking_layers(model))
-    return [ops / T for ops in count(model, x, [T] * L, batch_size, dense=dense).layer_ops]
-
-
-def summary(model: nn.Module, x: torch.Tensor, windows: Sequence[int], costs: Sequence[float],
-            batch_size: int = 256) -> dict:
-    """Operations, energy and timestep-equivalents of one allocation, for a table row."""
-    c = count(model, x, windows, batch_size)
-    return {"windows": list(windows), "acs": c.acs, "macs": c.macs, "energy_uj": c.energy_uj,
-            "timestep_equivalents": timestep_equivalents(windows, costs)}
+def per_step(run: RunCost, T: int) -> list[float]:
+    """c_l from a run at uniform windows T: each layer's operations per step of its window."""
+    return [ops / T for ops in run.layer_ops]

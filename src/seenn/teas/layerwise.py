@@ -12,6 +12,10 @@ from the previous spiking layer's train. Choices:
 - Logits: the head is applied to each step of the last layer's window, giving [T_L, B, K];
   `LayerwiseResult.mean_logits` averages them over the window (Eq. 7's rate, comparable between
   windows of different lengths). For `TeasMLP` the head is the output layer's spikes.
+- Predictions (`LayerwiseResult.predict`): the class of the largest mean logit. Spike counts tie
+  often (argmax would give the lowest tied class; class 0 when no output neuron fires): when the
+  readout is spikes, ties go to the tied class whose output neuron ends with the higher membrane
+  potential, and the share of tied samples is reported.
 - Neurons: LIF (any decay, hard reset, from u = 0) and IF (reset by subtraction, from lam/2,
   spikes of amplitude lam) with the same arithmetic as `seenn.snn.neurons` (plain, not the fused
   kernel), also recording each neuron's mean membrane potential at its firing steps.
@@ -31,7 +35,7 @@ from seenn.common.errors import SeennError
 from seenn.models.resnet import BasicBlock, SpikingResNet, TimeFold
 from seenn.snn.neurons import IF, LIF
 from seenn.teas.mlp import TeasMLP
-from seenn.teas.temporal import CONVERSIONS
+from seenn.teas.temporal import CONVERSIONS, EXPANSIONS
 
 
 @dataclass
@@ -43,6 +47,7 @@ class Fired:
     v_fire: torch.Tensor
     threshold: torch.Tensor | float
     amplitude: torch.Tensor | float
+    v_last: torch.Tensor | None = None  # membrane potential after the window's last step
 
     @property
     def T(self) -> int:
@@ -79,20 +84,33 @@ def fire(neuron: nn.Module, current: torch.Tensor) -> Fired:
     else:
         raise SeennError(f"layer-major execution supports LIF and IF neurons, got {type(neuron).__name__}")
     v_fire = torch.where(count > 0, u_sum / count.clamp(min=1), torch.zeros_like(u_sum))
-    return Fired(torch.stack(out), v_fire, th, amp)
+    return Fired(torch.stack(out), v_fire, th, amp, u.detach())
 
 
 @dataclass
 class LayerwiseResult:
     """Per-step logits of the last window [T_L, B, K], and each spiking layer's own train
-    (autograd kept: the regularizer reads them) with its spike amplitude, by layer name."""
+    (autograd kept: the regularizer reads them) with its spike amplitude, by layer name;
+    `potential` [B, K], the output neurons' final membrane, where the readout is spikes."""
 
     logits: torch.Tensor
     spikes: dict[str, torch.Tensor] = field(default_factory=dict)
     amplitude: dict[str, torch.Tensor | float] = field(default_factory=dict)
+    potential: torch.Tensor | None = None
 
     def mean_logits(self) -> torch.Tensor:
         return self.logits.mean(0)
+
+    def predict(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(predicted class [B], tied [B] bool: the largest mean logit is shared); ties broken by
+        `potential` where there is one (see the module docstring)."""
+        z = self.mean_logits().detach()
+        top = z == z.max(-1, keepdim=True).values
+        tied = top.sum(-1) > 1
+        if self.potential is None:
+            return z.argmax(-1), tied
+        key = torch.where(top, self.potential.to(z.dtype), torch.full_like(z, float("-inf")))
+        return key.argmax(-1), tied
 
 
 def spiking_layers(model: nn.Module) -> list[str]:
@@ -127,14 +145,17 @@ def _split(x: torch.Tensor, T: int) -> torch.Tensor:
 
 
 def run(model: nn.Module, x: torch.Tensor, windows: Sequence[int] | dict[str, int], conversion: str = "eq3",
-        on_layer: Callable[[int], None] | None = None) -> LayerwiseResult:
-    """Run `model` on `x` layer by layer, spiking layer i over windows[i] steps.
+        on_layer: Callable[[int], None] | None = None, expansion: str = "continuous") -> LayerwiseResult:
+    """Run `model` on `x` layer by layer, spiking layer i over windows[i] steps, trains crossing
+    between windows by `conversion` (Eq. 3 read by `expansion`: temporal.EXPANSIONS).
 
     `on_layer(t)` is called before the synaptic layers that run once per sample (t = 0: the stem
     under direct encoding) and before those that run at every step of spiking layer i's window
     (t = i + 1; the head counts with the last layer): an OpCounter's `set_timestep`."""
     if conversion not in CONVERSIONS:
         raise SeennError(f"unknown conversion '{conversion}', expected one of {sorted(CONVERSIONS)}")
+    if expansion not in EXPANSIONS:
+        raise SeennError(f"teas.expansion must be one of {EXPANSIONS}, got {expansion!r}")
     W = check_windows(model, windows)
     to_window = CONVERSIONS[conversion]
     note = on_layer or (lambda t: None)
@@ -142,7 +163,7 @@ def run(model: nn.Module, x: torch.Tensor, windows: Sequence[int] | dict[str, in
     names = spiking_layers(model)
 
     def cross(f: Fired, T: int) -> torch.Tensor:
-        return to_window(f.spikes, f.v_fire, f.threshold, T, f.amplitude)
+        return to_window(f.spikes, f.v_fire, f.threshold, T, f.amplitude, expansion)
 
     def layer(i: int, neuron: nn.Module, current: torch.Tensor) -> Fired:
         f = fire(neuron, _split(current, W[i]))
@@ -170,6 +191,7 @@ def run(model: nn.Module, x: torch.Tensor, windows: Sequence[int] | dict[str, in
         note(2)
         out = layer(1, model.out_act.neuron, model.fc(_merge(cross(hidden, W[1]))))
         result.logits = model.head(out.spikes)
+        result.potential = out.v_last
     else:
         raise SeennError(f"layer-major execution supports SpikingResNet and TeasMLP, got {type(model).__name__}")
     return result
