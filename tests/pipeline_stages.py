@@ -8,7 +8,9 @@ TEAS_DIRECT = {"teas_allocate_direct", "teas_retrain_direct", "teas_retrain_dire
                "teas_latency"}
 TEAS_FINETUNED = {"teas_allocate_finetuned", "teas_evaluate_finetuned"}
 TEAS_CONVERTED = {"teas_allocate_converted", "teas_evaluate_converted"}
-TEAS_MNIST = {"teas_train_mnist", "teas_allocate_mnist", "teas_retrain_mnist", "teas_evaluate_mnist"}
+TEAS_MNIST = {"teas_train_mnist", "teas_retrain_mnist_fixed"} | {f"teas_{step}_mnist_{rule}" for step in
+                                                                 ("allocate", "retrain", "evaluate")
+                                                                 for rule in ("full", "scale")}
 TEAS_STAGES = TEAS_DIRECT | TEAS_FINETUNED | TEAS_CONVERTED | TEAS_MNIST
 CONVERTED_POLICY = {f"seenn2_{kind}_converted_{rule}" for kind in ("train", "evaluate")
                     for rule in ("paper", "pow2", "linear", "pow2_linear")} | {"seenn2_select_converted"}

@@ -204,9 +204,11 @@ def _teas_files(table: dict) -> set[str]:
 def test_teas_switch_omits_every_teas_stage_and_file(cfg):
     on = _table(copy.deepcopy(cfg))
     assert {n for n in on if n.startswith("teas_")} == {
-        "teas_train_mnist", "teas_allocate_direct", "teas_allocate_finetuned", "teas_allocate_converted",
-        "teas_allocate_mnist", "teas_retrain_direct", "teas_retrain_direct_noreg", "teas_retrain_mnist",
-        "teas_evaluate_direct", "teas_evaluate_finetuned", "teas_evaluate_converted", "teas_evaluate_mnist", "teas_latency"}
+        "teas_train_mnist", "teas_retrain_mnist_fixed", "teas_allocate_direct", "teas_allocate_finetuned",
+        "teas_allocate_converted", "teas_allocate_mnist_full", "teas_allocate_mnist_scale", "teas_retrain_direct",
+        "teas_retrain_direct_noreg", "teas_retrain_mnist_full", "teas_retrain_mnist_scale", "teas_evaluate_direct",
+        "teas_evaluate_finetuned", "teas_evaluate_converted", "teas_evaluate_mnist_full", "teas_evaluate_mnist_scale",
+        "teas_latency"}
     _closed(on)
     assert "results/figures/teas_combined.png" in on["figures"].outputs.values()
     assert "results/tables/teas.csv" in on["tables"].outputs.values()

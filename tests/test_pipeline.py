@@ -109,33 +109,50 @@ def test_outputs_exist_and_are_sane(project):
 
 
 def test_teas_outputs_are_sane(project):
-    """TEAS on every SNN: windows within [1, T], its fixed-T row equal to the SNN's own accuracy at
-    T (layer-major at equal windows is the network's forward), the tables, figures and the report."""
+    """TEAS on every SNN: windows within [1, T] that follow the activity, its fixed-T row equal to the
+    SNN's own accuracy at T (layer-major at equal windows is the network's forward), the retrained
+    windows shortened to the ratio, the tables, figures and the report."""
     import json
 
+    from seenn.teas.allocation import scaling_ratio
+    from seenn.teas.variants import ALLOCATION, CONTROL, FIXED, NOREG, RETRAINED
+
     cfg = tiny_config()
+    T_mlp = cfg["teas"]["mnist"]["timesteps"]
     for target, T in (("direct", cfg["train"]["timesteps"]), ("finetuned", cfg["train"]["timesteps"]),
-                      ("converted", cfg["conversion"]["max_timesteps"]), ("mnist", cfg["teas"]["mnist"]["timesteps"])):
+                      ("converted", cfg["conversion"]["max_timesteps"]), ("mnist_full", T_mlp), ("mnist_scale", T_mlp)):
         ev = json.loads((project / f"results/teas/{target}/evaluation.json").read_text())
-        assert ev["T"] == T
+        alloc = json.loads((project / f"results/teas/{target}/allocation.json").read_text())
+        assert ev["T"] == T and alloc["activity"] == "layer"
+        act = [r["raw"] for r in alloc["layers"]]
         for r in ev["rows"]:
             assert all(1 <= w <= T for w in r["windows"]) and 0 <= r["accuracy"] <= 100 and r["energy_uj"] > 0
+        for r in (r for r in ev["rows"] if r["variant"] == ALLOCATION):  # more active layers: never fewer steps
+            w = r["windows"]
+            assert all(w[i] >= w[j] for i in range(len(w)) for j in range(len(w)) if act[i] > act[j]), (target, w)
         if target in ("direct", "finetuned"):
             m = json.loads((project / f"results/{target}/metrics.json").read_text())
-            assert ev["rows"][0]["variant"] == "fixed T"
+            assert ev["rows"][0]["variant"] == FIXED
             assert ev["rows"][0]["accuracy"] == pytest.approx(m["test"]["accuracy_per_t"][-1])
+        weights = None if alloc["ratio_weights"] == "layers" else ev["costs"]
+        for r in (r for r in ev["rows"] if r["variant"] == RETRAINED):  # the final adjustment meets the ratio
+            assert scaling_ratio(r["windows"], weights, T) <= r["ratio"] + 1e-12 or min(r["windows"]) == 1
+            assert all(w <= s for w, s in zip(r["windows"], r["start_windows"]))
     # one cost axis: TEAS's fixed-T run (layer-major) costs what the engine's fixed T costs, same counter
     energy = json.loads((project / "results/finetuned/energy.json").read_text())
     engine_fixed = next(e for e in energy["methods"] if e["method"] == f"Fixed T={cfg['train']['timesteps']}")
     teas_fixed = json.loads((project / "results/teas/finetuned/evaluation.json").read_text())["rows"][0]
     assert teas_fixed["energy_uj"] == pytest.approx(engine_fixed["energy_uj"], rel=1e-6)
     variants = {r["variant"] for r in json.loads((project / "results/teas/direct/evaluation.json").read_text())["rows"]}
-    assert variants == {"fixed T", "allocation only", "retrained", "retrained, no regularizer"}
-    for name in ("teas", "teas_windows", "teas_ablation", "teas_activity", "teas_mnist"):
+    assert variants == {FIXED, ALLOCATION, RETRAINED, NOREG}
+    mlp = json.loads((project / "results/teas/mnist_scale/evaluation.json").read_text())
+    assert [r["variant"] for r in mlp["rows"]] == [FIXED, ALLOCATION, CONTROL, RETRAINED]
+    for name in ("teas", "teas_windows", "teas_ablation", "teas_activity", "teas_mnist", "teas_settings"):
         assert (project / f"results/tables/{name}.md").stat().st_size > 0
     for name in ("teas_activity", "teas_allocation", "teas_combined"):
         assert (project / f"results/figures/{name}.png").read_bytes().startswith(b"\x89PNG")
-    assert "TEAS" in (project / "results/measurements/teas_latency.md").read_text()
+    latency = (project / "results/measurements/teas_latency.md").read_text()
+    assert "TEAS retrained" in latency and "vs_fixed_layer_major" in latency
 
 
 def test_seenn2_outputs_are_sane(project):

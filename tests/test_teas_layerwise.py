@@ -132,3 +132,33 @@ def test_residual_shortcut_is_converted_to_the_block_output_window():
         f2 = layerwise.fire(b.act2.neuron, (main + short).reshape(2, 3, 4, 12, 12))
     assert torch.equal(res.spikes["layers.0.act2"], f2.spikes)
     assert not torch.equal(short, f0.spikes[:2].flatten(0, 1))  # the conversion is not a truncation here
+
+
+def test_spike_count_ties_go_to_the_higher_membrane_potential():
+    """Equal output counts: the tied class whose output neuron ends with the higher membrane potential
+    (argmax alone would take the lowest tied class, class 0 when nothing fires); the tie is reported."""
+    counts = torch.tensor([[2.0, 3.0, 3.0, 0.0],   # tie between 1 and 2: 2 has the higher potential
+                           [0.0, 0.0, 0.0, 0.0],   # nothing fired: all tied, 3 has the highest potential
+                           [1.0, 4.0, 0.0, 2.0]])  # no tie: the count decides whatever the potential
+    potential = torch.tensor([[0.9, 0.1, 0.5, 0.0], [0.2, 0.1, 0.3, 0.4], [0.0, 0.0, 0.9, 0.8]])
+    res = layerwise.LayerwiseResult(logits=counts.unsqueeze(0).expand(4, -1, -1) / 4, potential=potential)
+    pred, tied = res.predict()
+    assert pred.tolist() == [2, 3, 1] and tied.tolist() == [True, True, False]
+    no_potential = layerwise.LayerwiseResult(logits=counts.unsqueeze(0))
+    assert no_potential.predict()[0].tolist() == [1, 0, 1]  # plain argmax: the lowest tied class
+
+
+def test_the_mlp_run_carries_its_output_potential():
+    from seenn.teas.mlp import TeasMLP
+
+    torch.manual_seed(0)
+    m, x = TeasMLP((1, 4, 4), 3, hidden=8), torch.rand(5, 1, 4, 4) * 2
+    with torch.no_grad():
+        res = layerwise.run(m, x, [4, 4])
+        m.set_timesteps(4)
+        out = m.fc(m.stem_act(m.encode(x, 4))).reshape(4, 5, 3)  # the output layer input current
+    u = torch.zeros(5, 3)
+    for t in range(4):  # LIF with decay 1, hard reset: the final membrane by hand
+        u = u + out[t]
+        u = u * (u < 1.0)
+    assert torch.allclose(res.potential, u, atol=1e-6)

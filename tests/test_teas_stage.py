@@ -17,7 +17,7 @@ from seenn.models import arch_config, build_snn
 from seenn.pipeline.config import load_config
 from seenn.stages import teas as teas_stage
 from seenn.stages.declaration import StageContext
-from seenn.stages.teas import ALLOCATION, FIXED, NOREG, RETRAINED
+from seenn.teas.variants import ALLOCATION, CONTROL, FIXED, NOREG, RETRAINED
 
 MODEL = {"arch": "resnet", "stem_channels": 4, "widths": [4, 8], "blocks": [1, 1], "sew_connect": "add"}
 NEURON = {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}
@@ -74,8 +74,24 @@ def _direct_chain(d: Path, out: str, teas: dict | None = None) -> dict[str, Path
     return {p.name: p for p in sorted((d / out).iterdir())}
 
 
+def _hand_activity(d: Path, samples: int, T: int) -> list[float]:
+    """Eq. 2 as printed, counted here: each spiking layer's spikes per inference per step on the first
+    `samples` validation inputs at the full window (a layer-major run at T is the network's forward)."""
+    from seenn.data.files import open_split
+    from seenn.data.spec import to_input
+    from seenn.loops.predict import load_snn
+    from seenn.teas import layerwise
+
+    src = open_split(d / "val.pt")
+    model, _ = load_snn(d / "snn.pt", src.spec)
+    with torch.no_grad():
+        res = layerwise.run(model.eval(), to_input(src.spec, src.x[:samples]), [T] * 5)
+    return [float((s != 0).sum()) / (samples * T) for s in res.spikes.values()]
+
+
 def test_direct_chain_runs_and_is_byte_identical_on_rerun(project):
     from seenn.common.io import read_json
+    from seenn.teas.allocation import allocate_to_ratio, scaling_ratio, start_ratio
 
     a = _direct_chain(project, "run_a")
     b = _direct_chain(project, "run_b")
@@ -84,18 +100,37 @@ def test_direct_chain_runs_and_is_byte_identical_on_rerun(project):
     assert [n for n in a if a[n].read_bytes() != b[n].read_bytes()] == []
     alloc = read_json(a["allocation.json"])
     assert [x["ratio"] for x in alloc["allocations"]] == [0.5, 0.8]
-    L = len(alloc["layers"])
+    # the activity is Eq. 2 as printed (teas.activity: layer), counted by hand
+    assert alloc["activity"] == "layer"
+    assert [r["raw"] for r in alloc["layers"]] == pytest.approx(_hand_activity(project, 40, 3))
+    act = [r["raw"] for r in alloc["layers"]]
+    costs = [r["cost_per_step"] for r in alloc["layers"]]
+    top = max(range(5), key=lambda i: (act[i], -i))
     for x in alloc["allocations"]:
-        assert len(x["windows"]) == L and max(x["windows"]) == 3 and min(x["windows"]) >= 1
-    assert set(alloc["noise"]["accuracy"]) == {r["layer"] for r in alloc["layers"]}
+        w = x["windows"]
+        assert w[top] == 3 and min(w) >= 1  # the most active layer keeps T
+        assert all(w[i] >= w[j] for i in range(5) for j in range(5) if act[i] > act[j])  # more active: never fewer steps
+        assert x["achieved_ratio"] == pytest.approx(scaling_ratio(w, costs, 3))
+        assert w == allocate_to_ratio(act, costs, 3, x["ratio"], "full")
+    assert set(alloc["noise"]["accuracy"]) == {r["layer"] for r in alloc["layers"]} and alloc["noise"]["u"] == 0.1
+    # retraining starts looser than the ratio and its adjustments shorten the windows to it
+    ck = teas_stage.load_retrained(str(a["retrained.pt"]))
+    for e in ck["entries"]:
+        assert e["start_windows"] == allocate_to_ratio(act, costs, 3, start_ratio(e["ratio"], 0.5), "full")
+        assert e["windows"] != e["start_windows"]  # the adjustments moved them
+        assert all(f <= s for f, s in zip(e["windows"], e["start_windows"]))  # never grew
+        assert scaling_ratio(e["windows"], costs, 3) <= e["ratio"] + 1e-12  # the final one meets the ratio
+    assert ck["schedule"]["lr"] == 5e-4 and ck["schedule"]["finetune_lr"] == 1e-4
     ev = read_json(a["evaluation.json"])
     variants = [(r["variant"], r["ratio"]) for r in ev["rows"]]
     # both ratios allocated and retrained, the ablation at the default ratio only
     assert variants == [(FIXED, 1.0), (ALLOCATION, 0.5), (ALLOCATION, 0.8), (RETRAINED, 0.5), (RETRAINED, 0.8), (NOREG, 0.5)]
+    assert [r["windows"] for r in ev["rows"][3:5]] == [e["windows"] for e in ck["entries"]]
     fixed = ev["rows"][0]
-    assert fixed["timestep_equivalents"] == pytest.approx(3.0) and fixed["windows"] == [3] * L
+    assert fixed["timestep_equivalents"] == pytest.approx(3.0) and fixed["windows"] == [3] * 5
     for r in ev["rows"][1:]:
-        assert r["timestep_equivalents"] <= 3.0 + 1e-9 and 0 <= r["accuracy"] <= 100 and r["energy_uj"] > 0
+        assert r["timestep_equivalents"] == pytest.approx(scaling_ratio(r["windows"], costs, 3) * 3)
+        assert 0 <= r["accuracy"] <= 100 and r["energy_uj"] > 0 and 0 <= r["tied_share"] <= 1
     # the allocation's cost shrinks with its windows
     assert ev["rows"][1]["energy_uj"] <= fixed["energy_uj"]
 
@@ -116,24 +151,47 @@ def test_fixed_T_layer_major_matches_the_network_forward(project):
 
 
 def test_mnist_row_chain(project):
+    """The MLP, its allocation under both top-window rules, retraining, the control trained as long."""
     from seenn.common.io import read_json
+    from seenn.teas.allocation import scaling_ratio
 
-    ex = {"target": "mnist"}
     d = project
     teas_stage.stage_train_mnist(_ctx(d, "t", {"train": "train.pt", "val": "val.pt"},
-                                      {"model": "mnist/snn.pt", "log": "mnist/train_log.csv"}, ex))
-    teas_stage.stage_allocate(_ctx(d, "a", {"model": "mnist/snn.pt", "val": "val.pt"},
-                                   {"allocation": "mnist/allocation.json"}, ex))
-    teas_stage.stage_retrain(_ctx(d, "r", {"model": "mnist/snn.pt", "train": "train.pt", "allocation": "mnist/allocation.json"},
-                                  {"model": "mnist/retrained.pt", "log": "mnist/retrain_log.csv"}, {**ex, "regularized": True}))
-    teas_stage.stage_evaluate(_ctx(d, "e", {"model": "mnist/snn.pt", "test": "test.pt", "allocation": "mnist/allocation.json",
-                                            "retrained": "mnist/retrained.pt"}, {"evaluation": "mnist/evaluation.json"}, ex))
-    ev = read_json(d / "mnist/evaluation.json")
-    assert ev["T"] == 4 and ev["layers"] == ["stem_act", "out_act"]
-    assert ev["paper"]["teas_avg_timesteps"] == 6.7 and ev["paper"]["accuracy"] == 98.1
-    alloc = read_json(d / "mnist/allocation.json")
-    assert alloc["ratio_weights"] == "layers" and [a["ratio"] for a in alloc["allocations"]] == [0.5]
-    assert [r["variant"] for r in ev["rows"]] == [FIXED, ALLOCATION, RETRAINED]
+                                      {"model": "mnist/snn.pt", "log": "mnist/train_log.csv"}, {"target": "mnist"}))
+    teas_stage.stage_retrain_control(_ctx(d, "c", {"model": "mnist/snn.pt", "train": "train.pt"},
+                                          {"model": "mnist/retrained_fixed.pt", "log": "mnist/retrain_fixed_log.csv"},
+                                          {"target": "mnist"}))
+    control = teas_stage.load_retrained(str(d / "mnist/retrained_fixed.pt"))
+    assert control["entries"][0]["windows"] == [4, 4] and control["schedule"]["adjustment"] == "none"
+    log = (d / "mnist/retrain_fixed_log.csv").read_text().splitlines()
+    assert len(log) == 1 + 1 + 1  # header, the retraining epoch and the fine-tuning epoch: as long as TEAS's
+    evs = {}
+    for target in ("mnist_full", "mnist_scale"):
+        ex = {"target": target}
+        teas_stage.stage_allocate(_ctx(d, "a", {"model": "mnist/snn.pt", "val": "val.pt"},
+                                       {"allocation": f"{target}/allocation.json"}, ex))
+        teas_stage.stage_retrain(_ctx(d, "r", {"model": "mnist/snn.pt", "train": "train.pt",
+                                               "allocation": f"{target}/allocation.json"},
+                                      {"model": f"{target}/retrained.pt", "log": f"{target}/retrain_log.csv"},
+                                      {**ex, "regularized": True}))
+        teas_stage.stage_evaluate(_ctx(d, "e", {"model": "mnist/snn.pt", "test": "test.pt",
+                                                "allocation": f"{target}/allocation.json",
+                                                "retrained": f"{target}/retrained.pt",
+                                                "retrained_fixed": "mnist/retrained_fixed.pt"},
+                                       {"evaluation": f"{target}/evaluation.json"}, ex))
+        evs[target] = read_json(d / f"{target}/evaluation.json")
+        alloc = read_json(d / f"{target}/allocation.json")
+        assert alloc["ratio_weights"] == "layers" and [a["ratio"] for a in alloc["allocations"]] == [0.5]
+    full, scale = evs["mnist_full"], evs["mnist_scale"]
+    assert full["T"] == 4 and full["layers"] == ["stem_act", "out_act"] and full["top_window"] == "full"
+    assert full["paper"]["teas_avg_timesteps"] == 6.7 and full["paper"]["accuracy"] == 98.1
+    for ev in (full, scale):
+        assert [r["variant"] for r in ev["rows"]] == [FIXED, ALLOCATION, CONTROL, RETRAINED]
+        assert ev["rows"][2]["windows"] == [4, 4] and all(0 <= r["tied_share"] <= 1 for r in ev["rows"])
+    # full: the most active layer (the 16 hidden neurons' total, Eq. 2 as printed) keeps T, so the plain
+    # average cannot go below (4 + 1) / 2; scale: every window shrinks to meet the ratio 0.5 (4 of 8 steps)
+    assert full["rows"][1]["windows"][0] == 4 and full["rows"][1]["avg_window"] >= 2.5
+    assert scaling_ratio(scale["rows"][1]["windows"], None, 4) <= 0.5 and scale["rows"][3]["avg_window"] <= 2.0
 
 
 def test_report_tables_and_figures_from_the_stage_files(project, tmp_path):

@@ -171,8 +171,9 @@ def test_the_teas_loops_stop_at_a_non_finite_weight():
     net = build_snn({"arch": "resnet", "stem_channels": 4, "widths": [4, 8], "blocks": [1, 1]}, NEURON, 1, 5)
     with torch.no_grad():
         net.fc.weight[0, 0] = float("inf")
-    cfg = {"epochs": 1, "finetune_epochs": 0, "lambda": 0.1, "lr": 5e-4, "batch_size": 16, "adjust_every": 1,
-           "adjust_layers": 1, "adjust_max_change": 1, "top_window": "full", "temperature": 1.0, "log_every": 2}
+    cfg = {"epochs": 1, "finetune_epochs": 0, "lambda": 0.1, "lr": 5e-4, "finetune_lr": 1e-4, "decay": 1.0,
+           "decay_reading": "lr", "batch_size": 16, "adjust_every": 1, "adjust_layers": 1, "adjust_max_change": 1,
+           "adjustment": "shorten", "activity": "layer", "top_window": "full", "temperature": 1.0, "log_every": 2}
     from seenn.teas import layerwise
 
     windows = [2] * len(layerwise.spiking_layers(net))

@@ -40,6 +40,8 @@ COLUMNS: dict[str, tuple[str, object]] = {
     "cost_per_step_ops": ("Operations per step", "int"), "acc_clean": ("Val. acc. (%)", 2),
     "acc_noisy": ("Val. acc. with noise (%)", 2), "seconds_per_sample": ("s per sample", 5),
     "cpu_seconds_per_sample": ("CPU s per sample", 5), "batch_size": ("Batch", "int"),
+    "tied_share": ("Tied", 3), "path": ("Path", "text"), "vs_fixed_layer_major": ("× fixed T, layer-major", 2),
+    "setting": ("Setting", "text"),
     "rule": ("Rule", "text"), "score": ("Score", "text"), "alpha": ("Threshold α", 4),
     "realised": ("Realised risk / coverage", 3), "promise": ("Promise", "text"), "broken_share": ("Broken", 2),
     "heldout_avg_timesteps": ("Held-out avg. timesteps", 3),
