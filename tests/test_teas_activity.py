@@ -77,12 +77,14 @@ def test_noise_probe():
     assert min(noisy.values()) < 100.0
     assert activity.noise_sensitivity(m, x, y, 4, u=1.5, seed=3)[1] == noisy  # seeded
     gen = torch.Generator().manual_seed(3 + 1)  # the output layer is the second slot: seed + 1
-    h = m.out_act.register_forward_pre_hook(
-        lambda mod, a: (a[0] + 1.5 * m.out_act.neuron.threshold * (torch.rand(a[0].shape, generator=gen) * 2 - 1),))
+    draw = 1.5 * m.out_act.neuron.threshold * (torch.rand(40 * 4, 4, generator=gen) * 2 - 1)
+    h = m.out_act.register_forward_pre_hook(lambda mod, a: (a[0] + draw,))
     with torch.no_grad():
         by_hand = 100.0 * float((m(x, 4).sum(0).argmax(-1) == y).double().mean())
     h.remove()
     assert noisy["out_act"] == pytest.approx(by_hand)
+    added = _perturbations(m, x, 4, u=1.5, seed=3)["out_act"]  # the very noise: that draw, on that layer only
+    assert torch.allclose(added[added != 0], draw.flatten(), atol=1e-5)
     _, gauss = activity.noise_sensitivity(m, x, y, 4, u=1.5, noise="gaussian", scale="absolute")
     assert set(gauss) == set(noisy) and gauss != noisy
     with pytest.raises(SeennError, match="noise"):
