@@ -49,7 +49,8 @@ def row_costs(cfg: dict) -> dict:
     n_train = pool if cfg["data"].get("protocol") == "authors" else pool - n_val
     t, c, f, s = cfg["train"], cfg["conversion"], cfg["finetune"], cfg["seenn2"]
     T = t["timesteps"]
-    snn = build_snn(cfg["model"], cfg["neuron"], spec.input_shape[-3], spec.num_classes, event=spec.event)
+    snn = build_snn(cfg["model"], cfg["neuron"], spec.input_shape[-3], spec.num_classes, event=spec.event,
+                    image_size=spec.input_shape[-1])
     m = snn_macs(snn, spec.input_shape)
     per_sample = m["fixed"] + T * m["per_timestep"]  # one inference at fixed T
     pol = build_policy(spec.input_shape[-3], T, s["policy_stem_channels"], s["policy_widths"], s["policy_stem_stride"])

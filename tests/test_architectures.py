@@ -19,8 +19,9 @@ from seenn.snn.neurons import LIF, set_stepwise
 NEURON = {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}
 BASE = {"arch": "resnet", "stem_channels": 4, "widths": [4, 8], "blocks": [1, 1], "sew_connect": "add"}
 # (input channels, classes, input side) each arch is counted and run with
-PARAM_INPUT = {"resnet34": (3, 1000), "sew_resnet34": (3, 1000), "vggsnn": (2, 10)}
-RUN_INPUT = {"vgg16": (3, 32), "vggsnn": (2, 48), "resnet34": (3, 64), "sew_resnet34": (3, 64)}  # else 3 ch, 8 px
+PARAM_INPUT = {"resnet34": (3, 1000), "resnet34_avgpool": (3, 1000), "sew_resnet34": (3, 1000), "vggsnn": (2, 10)}
+RUN_INPUT = {"vgg16": (3, 32), "vggsnn": (2, 48), "resnet34": (3, 64), "resnet34_avgpool": (3, 64),
+             "sew_resnet34": (3, 64)}  # else 3 ch, 8 px
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -72,6 +73,7 @@ PARAMS = {  # pinned; each equals the derivation on the right (test_pinned_count
     "resnet20": 175258,           # table6_count(3, 16, [16, 32, 64], [2, 2, 2], 10)
     "resnet20_authors": 12569226,  # the same layout as ResNet-19 (stem 128, [3, 3, 2] at 128/256/512)
     "resnet34": 21797672,         # torchvision.models.resnet34() (1000 classes), checked below
+    "resnet34_avgpool": 21797672,  # the same network with an average pool in the stem (no parameters)
     "sew_resnet34": 21797672,     # the same convs, BNs and FC as torchvision's resnet34 (neurons have none)
     "vgg16": 33646666,            # vgg_count(3, D's 13 widths, (4096, 4096), 512, 10): QCFS's classifier
     "vggsnn": 9271498,            # vgg_count(2, [64, 128, 256, 256, 512, 512, 512, 512], (), 512 * 3 * 3, 10)
@@ -111,10 +113,11 @@ def test_pinned_counts_match_their_derivation():
 def test_resnet34_and_sew_resnet34_have_torchvisions_parameters():
     torchvision = pytest.importorskip("torchvision")
     ref = torchvision.models.resnet34()
-    assert n_params(ref) == PARAMS["resnet34"] == PARAMS["sew_resnet34"]
+    assert n_params(ref) == PARAMS["resnet34"] == PARAMS["sew_resnet34"] == PARAMS["resnet34_avgpool"]
     # the same tensors in the same order, shape by shape
     shapes = [tuple(p.shape) for p in ref.parameters()]
     assert [tuple(p.shape) for p in build("resnet34").parameters()] == shapes
+    assert [tuple(p.shape) for p in build("resnet34_avgpool").parameters()] == shapes
     assert [tuple(p.shape) for p in build("sew_resnet34").parameters()] == shapes
 
 
@@ -207,6 +210,23 @@ def test_vgg16_refuses_an_input_size_it_is_not_built_for():
     net = build_snn(cfg("vgg16"), NEURON, 3, 10).eval()
     with pytest.raises(SeennError, match=r"model.arch 'vgg16'.*\[512, 1, 1\], got \[512, 2, 2\]"):
         net(torch.zeros(1, 3, 64, 64), 1)
+    with pytest.raises(SeennError, match=r"model.arch 'vgg16' needs inputs of at least 32 px.*got 16 px"):
+        build_snn(cfg("vgg16"), NEURON, 3, 10, image_size=16)
+
+
+def test_vgg16_sizes_its_classifier_from_the_input():
+    """32 px (image_size unset or 32): the same network, parameter for parameter, as before; 224 px:
+    FC 25088 -> 4096, torchvision's vgg16_bn parameter count at 1000 classes."""
+    torch.manual_seed(0)
+    a = build_snn(cfg("vgg16"), NEURON, 3, 10)
+    torch.manual_seed(0)
+    b = build_snn(cfg("vgg16"), NEURON, 3, 10, image_size=32)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    big = build_snn(cfg("vgg16"), NEURON, 3, 1000, image_size=224)
+    assert big.feature_shape == (512, 7, 7) and big.classifier[1].in_features == 25088
+    assert n_params(big) == vgg_count(3, VGG16_WIDTHS, (4096, 4096), 512 * 7 * 7, 1000)
+    torchvision = pytest.importorskip("torchvision")
+    assert n_params(big) == n_params(torchvision.models.vgg16_bn())
 
 
 def test_unknown_sew_connect_is_refused():
@@ -229,7 +249,7 @@ def test_sew_connect_functions_follow_the_sew_paper():
 
 # --- conversion ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("arch,px", [("vgg16", 32), ("resnet20_authors", 8)])
+@pytest.mark.parametrize("arch,px", [("vgg16", 32), ("resnet20_authors", 8), ("resnet34_avgpool", 32)])
 def test_qcfs_ann_converts_to_an_if_snn(arch, px):
     torch.manual_seed(0)
     ann = build_qcfs_ann(cfg(arch), 4, 2.0, 3, 5).eval()

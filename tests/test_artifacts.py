@@ -131,7 +131,7 @@ def _files(tmp_path) -> dict:
 
 
 @pytest.mark.parametrize("name, message", [
-    ("snn", "corrupt or truncated SNN checkpoint"), ("ann", "corrupt or truncated QCFS ANN checkpoint"),
+    ("snn", "corrupt or truncated SNN checkpoint"), ("ann", "corrupt or truncated ANN checkpoint"),
     ("policies", "corrupt or truncated SEENN-II policies"), ("logits", "corrupt or truncated per-timestep logits")])
 def test_a_truncated_file_is_named(tmp_path, name, message):
     load = _files(tmp_path)[name]
@@ -144,7 +144,7 @@ def test_a_truncated_file_is_named(tmp_path, name, message):
 
 @pytest.mark.parametrize("name, wrong, message", [
     ("snn", "ann", r"is not an SNN checkpoint \(kind='qcfs_ann'\)"),
-    ("ann", "snn", r"is not a QCFS ANN checkpoint \(kind='snn'\)"),
+    ("ann", "snn", r"is not an ANN checkpoint \(kind='snn'\)"),
     ("policies", "logits", r"is not a SEENN-II policy file \(kind=None\)"),
     ("logits", "snn", "is not a per-timestep logits file")])
 def test_a_file_of_another_kind_is_named(tmp_path, name, wrong, message):
@@ -158,7 +158,7 @@ def test_a_checkpoint_for_another_dataset_is_named(tmp_path):
     _files(tmp_path)
     with pytest.raises(SeennError, match=rf"SNN checkpoint {tmp_path / 'snn.pt'} was trained on 'digits'"):
         artifacts.load_snn_checkpoint(tmp_path / "snn.pt", get_spec("cifar10"))
-    with pytest.raises(SeennError, match=rf"QCFS ANN checkpoint {tmp_path / 'ann.pt'} was trained on 'digits'"):
+    with pytest.raises(SeennError, match=rf"ANN checkpoint {tmp_path / 'ann.pt'} was trained on 'digits'"):
         artifacts.load_ann_checkpoint(tmp_path / "ann.pt", get_spec("cifar10"))
 
 

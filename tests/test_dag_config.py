@@ -237,8 +237,8 @@ def test_teas_mnist_row_only_on_digits_and_converted_only_with_conversion(cfg):
 
 def test_teas_refuses_an_arch_it_cannot_run_and_a_ratio_outside_the_sweep(cfg):
     bad = copy.deepcopy(cfg)
-    bad["model"]["arch"] = "vgg16"
-    with pytest.raises(SeennError, match="'teas.enabled' is true but 'model.arch' is 'vgg16'"):
+    bad["model"]["arch"] = "sew_resnet34"
+    with pytest.raises(SeennError, match="'teas.enabled' is true but 'model.arch' is 'sew_resnet34'"):
         validate_config(bad)
     bad["teas"]["enabled"] = False
     validate_config(bad)  # switched off: any arch

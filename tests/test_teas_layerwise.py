@@ -162,3 +162,88 @@ def test_the_mlp_run_carries_its_output_potential():
         u = u + out[t]
         u = u * (u < 1.0)
     assert torch.allclose(res.potential, u, atol=1e-6)
+
+
+# --- VGG-16 and ResNet-34 (the TEAS paper's Table 2 conversion rows), at 32 px and ImageNet's 224 px ---
+
+def _active(net, x, T):
+    """BatchNorm calibrated on `x` (one train-mode pass, momentum 1: each BN normalizes its input) and
+    VGG's BN-less hidden FC layers scaled up, so spikes reach the last layer at init."""
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = 1.0
+    if net.arch == "vgg16":
+        with torch.no_grad():
+            for lin in [m for m in net.classifier if isinstance(m, torch.nn.Linear)][:-1]:
+                lin.weight.mul_(30)
+    net.train()
+    with torch.no_grad():
+        net(x, T)
+    return net.eval()
+
+
+def _big(arch, px, neuron):
+    """`arch` for `px` inputs with LIF neurons (direct) or IF neurons with a threshold per layer (converted)."""
+    torch.manual_seed(0)
+    model = {"arch": arch}
+    if neuron == "lif":
+        net = build_snn(model, NEURON, 3, 5, image_size=px)
+    else:
+        net = build_if_snn(model, 3, 5, image_size=px)
+        for i, slot in enumerate(m for m in net.modules() if isinstance(m, TimeFold)):
+            slot.neuron.threshold.fill_(0.5 + 0.05 * (i % 5))
+    return net
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("px", [32, 224])
+@pytest.mark.parametrize("arch,neuron", [("vgg16", "lif"), ("vgg16", "if"), ("resnet34", "lif"),
+                                         ("resnet34_avgpool", "if")])
+def test_equal_windows_equal_forward_vgg16_resnet34(arch, neuron, px, one_thread):
+    """Layer-major at equal windows is forward(x, T) on VGG-16 (its classifier's hidden FC neurons
+    are spiking layers) and ResNet-34 (the stem pool before the first block), direct and converted."""
+    T = 2
+    x = torch.randn(1 if px == 224 else 2, 3, px, px, generator=torch.Generator().manual_seed(1))
+    net = _active(_big(arch, px, neuron), x, T)
+    names = layerwise.spiking_layers(net)
+    assert len(names) == (15 if arch == "vgg16" else 1 + 2 * 16)
+    with torch.no_grad():
+        ref = net(x, T)
+        res = layerwise.run(net, x, [T] * len(names))
+    assert res.logits.shape == (T, x.shape[0], 5)
+    assert torch.allclose(res.logits, ref, rtol=1e-5, atol=1e-5)
+    assert bool((res.spikes[names[-1]] != 0).any())  # the last spiking layer fires: the logits depend on spikes
+
+
+@pytest.mark.parametrize("arch", ["vgg16", "resnet34"])
+def test_owners_parameters_and_cost_labels_vgg16_resnet34(arch, one_thread):
+    """Each conv / FC belongs to the spiking layer whose window it runs in (the regularizer's #Para
+    and the cost counter's labels read this), every layer is counted, unequal windows run."""
+    from seenn.teas import cost
+    from seenn.teas.regularizer import layer_parameters
+
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    net = _active(_big(arch, 32, "lif"), x, 2)
+    L = len(layerwise.spiking_layers(net))
+    owners = layerwise.synaptic_owners(net, x)
+    synaptic = [n for n, m in net.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert set(owners) == set(synaptic) and owners["stem.0"] == 0
+    if arch == "vgg16":  # the FC after the last conv unit runs in the first hidden FC neuron's window
+        assert owners["layers.0.0"] == 1 and owners["classifier.1"] == 13 and owners["classifier.5"] == L - 1
+    else:  # the first block's convs after the stem pool; a downsampling shortcut in its block's act2 window
+        assert owners["layers.1.conv1"] == 1 and owners["layers.4.shortcut.0"] == 8 and owners["fc"] == L - 1
+    params = layer_parameters(net, x)
+    assert sum(params) == sum(p.numel() for n in synaptic for p in dict(net.named_modules())[n].parameters())
+    c = cost.count(net, x, [2] * L)
+    assert len(c.layer_ops) == L and c.once_ops > 0 and all(ops > 0 for ops in c.layer_ops[1:])
+    W = [1 + (i % 3) for i in range(L)]
+    with torch.no_grad():
+        res = layerwise.run(net, x, W)
+    assert res.logits.shape == (W[-1], 2, 5) and [s.shape[0] for s in res.spikes.values()] == W

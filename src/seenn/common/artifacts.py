@@ -6,8 +6,9 @@ methods.policy.loading.load_policies).
 | file                                   | kind        | holds                                                          |
 |----------------------------------------|-------------|----------------------------------------------------------------|
 | results/*/snn.pt (trained, fine-tuned) | "snn"       | state_dict, model and neuron config, timesteps, dataset, classes |
-| results/converted/snn.pt               | "converted" | state_dict, model config, levels, timesteps, stepwise, dataset, classes |
+| results/converted/snn.pt               | "converted" | state_dict, model config, levels, timesteps, stepwise, dataset, classes (+ init_fraction after RMP) |
 | results/converted/ann.pt               | "qcfs_ann"  | state_dict, model config, levels, dataset, classes             |
+| results/converted/ann.pt (rmp)         | "relu_ann"  | state_dict, model config, dataset, classes                     |
 | results/*/logits_{split}.pt            | logits      | logits z [N, T, K] (accumulated), labels [N]                   |
 | results/**/policies.pt, policy.pt      | "policies"  | entries (beta, estimator, split, weighting, variant, r_t1, state_dict), architecture, T, grid, dataset |
 | results/checkpoints/<stage>/epoch_NNNN.pt | epoch    | fingerprint, epoch, model, optimizer, scheduler, rng, rows     |
@@ -25,9 +26,11 @@ from seenn.common.errors import SeennError
 from seenn.common.io import load_checked, save_checked, write_text
 
 SNN_KIND = "snn"  # direct training or fine-tuning (LIF neurons)
-CONVERTED_KIND = "converted"  # QCFS ANN -> IF neurons
+CONVERTED_KIND = "converted"  # ANN (QCFS or ReLU) -> IF neurons
 SNN_KINDS = (SNN_KIND, CONVERTED_KIND)  # what an SNN checkpoint may be
 ANN_KIND = "qcfs_ann"
+RELU_ANN_KIND = "relu_ann"  # the plain ReLU ANN of RMP conversion (conversion.method: rmp)
+ANN_KINDS = {"qcfs": ANN_KIND, "rmp": RELU_ANN_KIND}  # conversion.method -> the kind of its ANN checkpoint
 POLICIES_KIND = "policies"
 TRAIN_LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_acc")  # one row per epoch
 
@@ -65,11 +68,16 @@ def save_snn(path, model, *, model_cfg: dict, neuron_cfg: dict, timesteps: int, 
                         "timesteps": timesteps, "dataset": spec.name, "num_classes": spec.num_classes})
 
 
-def save_converted(path, snn, *, model_cfg: dict, levels: int, timesteps: int, spec) -> None:
+def save_converted(path, snn, *, model_cfg: dict, levels: int | None, timesteps: int, spec,
+                   init_fraction: float = 0.5) -> None:
     """Kind 'converted': `timesteps` is what the evaluate stage runs, one step at a time
-    (`stepwise`: a long T would otherwise hold T x batch activations in memory at once)."""
+    (`stepwise`: a long T would otherwise hold T x batch activations in memory at once);
+    `init_fraction` the IF membrane's start as a share of the threshold, recorded only where it is
+    not QCFS's 0.5 (so a QCFS file keeps its bytes); `levels` None after RMP (no quantization)."""
+    extra = {} if init_fraction == 0.5 else {"init_fraction": float(init_fraction)}
     save_checked(path, {"kind": CONVERTED_KIND, "state_dict": snn.state_dict(), "model": model_cfg, "levels": levels,
-                        "timesteps": timesteps, "stepwise": True, "dataset": spec.name, "num_classes": spec.num_classes})
+                        "timesteps": timesteps, "stepwise": True, "dataset": spec.name, "num_classes": spec.num_classes,
+                        **extra})
 
 
 def load_snn_checkpoint(path, spec) -> dict:
@@ -80,17 +88,24 @@ def load_snn_checkpoint(path, spec) -> dict:
     return ck
 
 
-def save_ann(path, model, *, model_cfg: dict, levels: int, spec) -> None:
-    """Kind 'qcfs_ann': everything needed to rebuild the QCFS ANN without the config."""
-    save_checked(path, {"kind": ANN_KIND, "state_dict": model.state_dict(), "model": model_cfg, "levels": levels,
-                        "dataset": spec.name, "num_classes": spec.num_classes})
+def save_ann(path, model, *, model_cfg: dict, levels: int | None, spec, method: str = "qcfs") -> None:
+    """Everything needed to rebuild the ANN without the config: kind 'qcfs_ann' (with its levels),
+    or 'relu_ann' for `method` rmp (no levels)."""
+    levels_entry = {"levels": levels} if method == "qcfs" else {}
+    save_checked(path, {"kind": ANN_KINDS[method], "state_dict": model.state_dict(), "model": model_cfg,
+                        **levels_entry, "dataset": spec.name, "num_classes": spec.num_classes})
+
+
+def ann_method(ck: dict) -> str:
+    """The conversion.method an ANN checkpoint was trained for (qcfs or rmp)."""
+    return next(m for m, kind in ANN_KINDS.items() if kind == ck["kind"])
 
 
 def load_ann_checkpoint(path, spec) -> dict:
-    """The contents of a QCFS ANN checkpoint made for `spec`'s dataset."""
-    ck = _load_kind(path, (ANN_KIND,), what="QCFS ANN checkpoint", producer="the train_ann stage",
-                    a_what="a QCFS ANN checkpoint", rerun="train_ann")
-    check_trained_on(ck, spec, path, "QCFS ANN checkpoint", "rerun train_ann")
+    """The contents of an ANN checkpoint (QCFS or ReLU) made for `spec`'s dataset."""
+    ck = _load_kind(path, tuple(ANN_KINDS.values()), what="ANN checkpoint", producer="the train_ann stage",
+                    a_what="an ANN checkpoint", rerun="train_ann")
+    check_trained_on(ck, spec, path, "ANN checkpoint", "rerun train_ann")
     return ck
 
 

@@ -48,11 +48,15 @@ def predict_logits(model, source, timesteps: int, batch_size: int, device: torch
 
 
 def _build_direct(ck: dict, spec: DatasetSpec):
-    return build_snn(ck["model"], ck["neuron"], spec.input_shape[-3], spec.num_classes, event=spec.event)
+    return build_snn(ck["model"], ck["neuron"], spec.input_shape[-3], spec.num_classes, event=spec.event,
+                     image_size=spec.input_shape[-1])
 
 
 def _build_converted(ck: dict, spec: DatasetSpec):
-    return build_if_snn(ck["model"], spec.input_shape[-3], spec.num_classes)
+    """IF neurons whose membrane starts at the checkpoint's `init_fraction` of the threshold (absent:
+    0.5, QCFS's; RMP conversion records 0)."""
+    return build_if_snn(ck["model"], spec.input_shape[-3], spec.num_classes, init_fraction=ck.get("init_fraction", 0.5),
+                        image_size=spec.input_shape[-1])
 
 
 # how each SNN checkpoint kind (common.artifacts.SNN_KINDS) is rebuilt

@@ -62,11 +62,12 @@ class QCFS(nn.Module):
         return qcfs(x, self.lam, self.levels)
 
 
-def build_qcfs_ann(model_cfg: dict, levels: int, lambda_init: float, in_channels: int, num_classes: int) -> SpikingNetwork:
+def build_qcfs_ann(model_cfg: dict, levels: int, lambda_init: float, in_channels: int, num_classes: int,
+                   image_size: int | None = None) -> SpikingNetwork:
     """The configured network (the direct SNN's layers) with QCFS activations: the ANN of the
     conversion branch. Call it with timesteps = 1."""
     check_arch_convertible(model_cfg)
-    return build_network(model_cfg, lambda: QCFS(levels, lambda_init), in_channels, num_classes)
+    return build_network(model_cfg, lambda: QCFS(levels, lambda_init), in_channels, num_classes, image_size=image_size)
 
 
 def qcfs_layers(model: nn.Module) -> dict[str, QCFS]:

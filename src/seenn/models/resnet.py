@@ -9,7 +9,10 @@
   max-pool 3x3 stride 2, [3, 4, 6, 3] basic blocks at 64..512 with the stride in the first conv of
   a stage's first block and torchvision's downsampling shortcut conv1x1 stride 2 + BN. With the
   neurons' parameter-free slots it has exactly torchvision's resnet34 parameters. The max-pool is
-  the first module of `layers` (it acts on the stem's spikes, after `stem_act`)."""
+  the first module of `layers` (it acts on the stem's spikes, after `stem_act`).
+- `resnet34_avgpool`: the same network with that max-pool replaced by a 3x3 stride-2 average pool
+  (padding 1, zero padding counted, a fixed linear map): the convertible variant, as conversion
+  papers replace max-pooling (no rate-preserving spiking max), with the same parameters."""
 
 from __future__ import annotations
 
@@ -79,14 +82,18 @@ class SpikingResNet(SpikingNetwork):
 class ImageNetResNet(SpikingNetwork):
     """torchvision's ResNet layout with spiking neurons: conv7x7/2 + BN -> neuron -> max-pool 3x3/2
     -> stages of `block` -> global average pool -> FC. `block(cin, cout, stride, neuron)`:
-    the plain BasicBlock with conv shortcuts (ResNet-34) or a SEW block (models/sew.py)."""
+    the plain BasicBlock with conv shortcuts (ResNet-34) or a SEW block (models/sew.py).
+    `stem_pool` "avg" puts a 3x3/2 average pool (padding 1) where the max-pool is (convertible)."""
 
     def __init__(self, in_channels: int, num_classes: int, neuron: NeuronFactory, block, event: bool = False,
-                 widths=IMAGENET_STAGES[0], blocks=IMAGENET_STAGES[1]):
+                 widths=IMAGENET_STAGES[0], blocks=IMAGENET_STAGES[1], stem_pool: str = "max"):
         super().__init__(num_classes, event)
         self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 7, 2, 3, bias=False), nn.BatchNorm2d(widths[0]))
         self.stem_act = TimeFold(neuron())
-        self.layers = nn.Sequential(nn.MaxPool2d(3, 2, 1),
+        pools = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
+        if stem_pool not in pools:
+            raise ValueError(f"unknown stem pooling '{stem_pool}', expected one of {sorted(pools)}")
+        self.layers = nn.Sequential(pools[stem_pool](3, 2, 1),
                                     *stages(widths[0], widths, blocks, lambda i, o, s: block(i, o, s, neuron)))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(widths[-1], num_classes)

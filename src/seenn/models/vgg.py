@@ -9,7 +9,10 @@ max-pooling (ANN-to-SNN conversion refuses max-pooling: convert.check_convertibl
   with bias, and the CIFAR classifier FC 512 -> 4096 -> neuron -> FC 4096 -> 4096 -> neuron ->
   FC 4096 -> K (dropout 0, QCFS's default, so no dropout layer), instead of a single FC 512 -> K:
   the hidden FC activations are neuron slots like every other (QCFS in the ANN, IF once
-  converted). The classifier expects 32 px inputs (a 1 x 1 x 512 map after the last pool).
+  converted). The classifier is sized from the input side: 32 px (CIFAR) leaves a 1 x 1 x 512
+  map after the last pool (FC 512 -> 4096, QCFS's CIFAR classifier), 224 px (ImageNet) a
+  7 x 7 x 512 map (FC 25088 -> 4096, the ImageNet VGG-16 of torchvision and of QCFS's
+  `Models/VGG.py`): `image_size` (default 32) is the input side the network is built for.
 - `vggsnn`: TET's VGGSNN (Deng et al., ICLR 2022, `models/VGG_models.py`): 8 conv units at 64,
   128, 256, 256, 512, 512, 512, 512 (conv with bias), a 2x2 average pool after units 2, 4, 6, 8
   (48 -> 3 px) and FC 512 * 3 * 3 = 4608 -> K. The issue's "stride 2 on layers 2, 4, 6, 8" is
@@ -60,19 +63,30 @@ class SpikingVGG(SpikingNetwork):
         fc.append(nn.Linear(cin, num_classes))
         self.classifier = nn.Sequential(*fc)
 
-    def head(self, h: torch.Tensor) -> torch.Tensor:
+    def check_features(self, h: torch.Tensor) -> torch.Tensor:
+        """`h` itself, once its feature-map shape is the one the classifier is built for."""
         if tuple(h.shape[1:]) != self.feature_shape:
             raise SeennError(f"model.arch '{self.arch}': the classifier expects feature maps of shape "
                              f"{list(self.feature_shape)}, got {list(h.shape[1:])} (input size not the one the "
                              f"architecture is built for)")
-        return self.classifier(h)
+        return h
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.check_features(h))
 
 
-def build_vgg16(neuron: NeuronFactory, in_channels: int, num_classes: int, event: bool = False) -> SpikingVGG:
-    """VGG-16 (configuration D) for 32 px inputs with QCFS's CIFAR classifier."""
+def build_vgg16(neuron: NeuronFactory, in_channels: int, num_classes: int, event: bool = False,
+                image_size: int = 32) -> SpikingVGG:
+    """VGG-16 (configuration D) for `image_size` px inputs: FC 512 * s * s -> 4096 -> 4096 -> K,
+    s the side left after the five 2x2 pools (1 at 32 px, 7 at 224 px)."""
     widths = [w for g in VGG16_GROUPS for w in g]
     ends = {sum(len(g) for g in VGG16_GROUPS[: k + 1]) - 1 for k in range(len(VGG16_GROUPS))}
-    return SpikingVGG(in_channels, num_classes, widths, ends, (4096, 4096), 1, neuron, event=event)
+    side = int(image_size)
+    for _ in VGG16_GROUPS:
+        side //= 2  # AvgPool2d(2) floors
+    if side < 1:
+        raise SeennError(f"model.arch 'vgg16' needs inputs of at least 32 px (five 2x2 poolings), got {image_size} px")
+    return SpikingVGG(in_channels, num_classes, widths, ends, (4096, 4096), side, neuron, event=event)
 
 
 def build_vggsnn(neuron: NeuronFactory, in_channels: int, num_classes: int, event: bool = False) -> SpikingVGG:

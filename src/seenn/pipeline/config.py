@@ -179,8 +179,8 @@ def _seenn2_checks(cfg: dict, source: str) -> None:
                          f"the main SEENN-II operating point is read from the beta sweep")
 
 
-# the architectures TEAS's layer-major core runs (spiking ResNets of BasicBlocks: seenn.teas.layerwise)
-TEAS_ARCHS = ("resnet", "resnet18", "resnet19", "resnet20", "resnet20_authors")
+# the architectures TEAS's layer-major core runs (seenn.teas.layerwise: ResNets of BasicBlocks, VGG-16)
+TEAS_ARCHS = ("resnet", "resnet18", "resnet19", "resnet20", "resnet20_authors", "resnet34", "resnet34_avgpool", "vgg16")
 
 
 def _teas_checks(cfg: dict, source: str) -> None:

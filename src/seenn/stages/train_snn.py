@@ -17,7 +17,8 @@ def stage_train_snn(ctx) -> None:
     p = ctx.params
     train, val = open_split(ctx.inputs["train"]), open_split(ctx.inputs["val"])
     spec = train.spec
-    model = build_snn(p["model"], p["neuron"], spec.input_shape[-3], spec.num_classes, event=spec.event)
+    model = build_snn(p["model"], p["neuron"], spec.input_shape[-3], spec.num_classes, event=spec.event,
+                      image_size=spec.input_shape[-1])
     fp = fingerprint(result_settings(p), sha256_file(ctx.inputs["train"]), sha256_file(ctx.inputs["val"]))
     t = p["train"]
     criterion = snn_criterion(t["loss"], t["tet_lambda"], t["tet_phi"])

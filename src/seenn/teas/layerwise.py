@@ -2,13 +2,17 @@
 window T^l before the next layer starts, because Eq. 3 needs a layer's whole train.
 
 A spiking layer is a `TimeFold` neuron slot, in registration order (`spiking_layers`): for a
-`SpikingResNet` `stem_act`, then each block's `act1`, `act2`; for `TeasMLP` `stem_act`, `out_act`.
-The train entering a layer is converted to its window (`temporal.CONVERSIONS`, Eq. 3 by default)
-from the previous spiking layer's train. Choices:
+ResNet (`SpikingResNet`, the ImageNet `ImageNetResNet` of ResNet-34) `stem_act`, then each block's
+`act1`, `act2`; for a VGG (`SpikingVGG`) `stem_act`, each conv unit's neuron, then the hidden FC
+layers' neurons of the classifier; for `TeasMLP` `stem_act`, `out_act`. The train entering a
+layer is converted to its window (`temporal.CONVERSIONS`, Eq. 3 by default) from the previous
+spiking layer's train, then goes through the stateless steps between them (pooling, the stem
+max- or average pool of ResNet-34, conv + BN, flatten + FC) at every step of the new window.
+Choices:
 
 - Residual additions: the block's input train is converted to the window of the block's output
-  neuron (`act2`) with the same conversion, then goes through the shortcut (identity, or avgpool +
-  1x1 conv + BN) and is added to the main path's current step by step.
+  neuron (`act2`) with the same conversion, then goes through the shortcut (identity, avgpool +
+  1x1 conv + BN, or 1x1 conv stride 2 + BN) and is added to the main path's current step by step.
 - Logits: the head is applied to each step of the last layer's window, giving [T_L, B, K];
   `LayerwiseResult.mean_logits` averages them over the window (Eq. 7's rate, comparable between
   windows of different lengths). For `TeasMLP` the head is the output layer's spikes.
@@ -16,12 +20,14 @@ from the previous spiking layer's train. Choices:
   often (argmax would give the lowest tied class; class 0 when no output neuron fires): when the
   readout is spikes, ties go to the tied class whose output neuron ends with the higher membrane
   potential, and the share of tied samples is reported.
-- Neurons: LIF (any decay, hard reset, from u = 0) and IF (reset by subtraction, from lam/2,
-  spikes of amplitude lam) with the same arithmetic as `seenn.snn.neurons` (plain, not the fused
-  kernel), also recording each neuron's mean membrane potential at its firing steps.
+- Neurons: LIF (any decay, hard reset, from u = 0) and IF (reset by subtraction, from
+  init_fraction x threshold, spikes of amplitude threshold) with the same arithmetic as
+  `seenn.snn.neurons` (plain, not the fused kernel), also recording each neuron's mean membrane
+  potential at its firing steps.
 
 With every window equal and no conversion this is the network's own `forward(x, T)`, which is
-already layer-major (tests/test_teas_layerwise.py checks they agree)."""
+already layer-major (tests/test_teas_layerwise.py checks they agree for the ResNets, ResNet-34,
+VGG-16 and the MLP)."""
 
 from __future__ import annotations
 
@@ -32,7 +38,9 @@ import torch
 from torch import nn
 
 from seenn.common.errors import SeennError
-from seenn.models.resnet import BasicBlock, SpikingResNet, TimeFold
+from seenn.models.base import SpikingNetwork, TimeFold
+from seenn.models.resnet import BasicBlock
+from seenn.models.vgg import SpikingVGG
 from seenn.snn.neurons import IF, LIF
 from seenn.teas.mlp import TeasMLP
 from seenn.teas.temporal import CONVERSIONS, EXPANSIONS
@@ -144,6 +152,32 @@ def _split(x: torch.Tensor, T: int) -> torch.Tensor:
     return x.reshape(T, -1, *x.shape[1:])
 
 
+def _opened(modules) -> list:
+    """The steps of `modules` in execution order, plain Sequentials (VGG's conv units, its classifier)
+    opened; a BasicBlock stays whole (its two paths need their own windows)."""
+    out = []
+    for m in modules:
+        out += _opened(m) if isinstance(m, nn.Sequential) else [m]
+    return out
+
+
+def _plan(model: SpikingNetwork) -> list:
+    """Everything after `stem_act`, in execution order: `layers` opened, then the head (VGG's
+    feature-shape check and classifier opened, since its hidden FC layers are spiking layers)."""
+    if isinstance(model, SpikingVGG):
+        return [*_opened(model.layers), model.check_features, *_opened(model.classifier)]
+    if type(model).head is not SpikingNetwork.head:
+        raise SeennError(f"layer-major execution does not know the head of {type(model).__name__} (model.arch "
+                         f"'{model.arch}')")
+    return [*_opened(model.layers), model.head]
+
+
+def _apply(steps: list, h: torch.Tensor) -> torch.Tensor:
+    for step in steps:
+        h = step(h)
+    return h
+
+
 def run(model: nn.Module, x: torch.Tensor, windows: Sequence[int] | dict[str, int], conversion: str = "eq3",
         on_layer: Callable[[int], None] | None = None, expansion: str = "continuous") -> LayerwiseResult:
     """Run `model` on `x` layer by layer, spiking layer i over windows[i] steps, trains crossing
@@ -170,30 +204,45 @@ def run(model: nn.Module, x: torch.Tensor, windows: Sequence[int] | dict[str, in
         result.spikes[names[i]], result.amplitude[names[i]] = f.spikes, f.amplitude
         return f
 
-    if isinstance(model, SpikingResNet):
-        note(1 if model.event else 0)
-        prev = layer(0, model.stem_act.neuron, model.encode(x, W[0]))
-        i = 1
-        for block in model.layers:
-            if not isinstance(block, BasicBlock):
-                raise SeennError(f"layer-major execution knows BasicBlock residual blocks, got {type(block).__name__}")
-            note(i + 1)
-            mid = layer(i, block.act1.neuron, block.bn1(block.conv1(_merge(cross(prev, W[i])))))
-            note(i + 2)
-            main = block.bn2(block.conv2(_merge(cross(mid, W[i + 1]))))
-            prev = layer(i + 1, block.act2.neuron, main + block.shortcut(_merge(cross(prev, W[i + 1]))))
-            i += 2
-        note(len(W))
-        result.logits = _split(model.head(_merge(prev.spikes)), W[-1])
-    elif isinstance(model, TeasMLP):
+    if isinstance(model, TeasMLP):
         note(0)
         hidden = layer(0, model.stem_act.neuron, model.encode(x, W[0]))
         note(2)
         out = layer(1, model.out_act.neuron, model.fc(_merge(cross(hidden, W[1]))))
         result.logits = model.head(out.spikes)
         result.potential = out.v_last
-    else:
-        raise SeennError(f"layer-major execution supports SpikingResNet and TeasMLP, got {type(model).__name__}")
+        return result
+    if not isinstance(model, SpikingNetwork):
+        raise SeennError(f"layer-major execution supports the spiking networks of models.ARCHITECTURES and TeasMLP, "
+                         f"got {type(model).__name__}")
+    plan = _plan(model)
+    note(1 if model.event else 0)
+    prev = layer(0, model.stem_act.neuron, model.encode(x, W[0]))
+    i, pending = 1, []  # pending: the stateless steps (pooling, conv, BN, FC) between prev and the next spiking layer
+
+    def feed(T: int) -> torch.Tensor:
+        """The previous spiking layer's train in a window of T steps through the pending steps, merged."""
+        return _apply(pending, _merge(cross(prev, T)))
+
+    for step in plan:
+        if isinstance(step, TimeFold):
+            note(i + 1)
+            prev, pending, i = layer(i, step.neuron, feed(W[i])), [], i + 1
+        elif isinstance(step, BasicBlock):
+            note(i + 1)
+            mid = layer(i, step.act1.neuron, step.bn1(step.conv1(feed(W[i]))))
+            note(i + 2)
+            main = step.bn2(step.conv2(_merge(cross(mid, W[i + 1]))))
+            prev, pending, i = layer(i + 1, step.act2.neuron, main + step.shortcut(feed(W[i + 1]))), [], i + 2
+        elif isinstance(step, nn.Module) and any(isinstance(m, TimeFold) for m in step.modules()):
+            raise SeennError(f"layer-major execution knows BasicBlock residual blocks, got {type(step).__name__} "
+                             f"(model.arch '{model.arch}')")
+        else:
+            pending.append(step)
+    if i != len(W):
+        raise SeennError(f"layer-major execution ran {i} of the {len(W)} spiking layers of model.arch '{model.arch}'")
+    note(len(W))
+    result.logits = _split(_apply(pending, _merge(prev.spikes)), W[-1])
     return result
 
 
