@@ -147,10 +147,10 @@ def mnist_table(inputs: dict) -> pd.DataFrame:
         paper = ev["paper"]
         if n == 0:
             for _, r in df[df["variant"].isin([FIXED, CONTROL])].iterrows():
-                rows.append({"quantity": f"{r['variant']} = {paper['timesteps']}: accuracy (%)", "paper": paper["accuracy"],
-                             "this run": r["accuracy"]})
-                rows.append({"quantity": f"{r['variant']} = {paper['timesteps']}: share of tied predictions",
-                             "paper": float("nan"), "this run": r["tied_share"]})
+                head = f"{r['variant']} (T = {ev['T']}; paper T = {paper['timesteps']})"
+                rows.append({"quantity": f"{head}: accuracy (%)", "paper": paper["accuracy"], "this run": r["accuracy"]})
+                rows.append({"quantity": f"{head}: share of tied predictions", "paper": float("nan"),
+                             "this run": r["tied_share"]})
         for _, r in df[~df["variant"].isin([FIXED, CONTROL])].iterrows():
             w = " ".join(map(str, r["windows"]))
             head = f"{r['variant']}, top window {ev['top_window']}, ratio {r['ratio']:g} [windows {w}]"
@@ -173,7 +173,7 @@ PAPER_SETTINGS = (("retraining epochs", "30 (Table 1; Fig. 7: recovered within 5
                   ("window adjustment", "periodic, then final (section 3.3)",
                    lambda s, e: f"{s['adjustment']} every {s['adjust_every']} epoch(s), start slack {s['start_slack']:g}"),
                   ("#Act(l) (Eq. 2)", "fired spikes / time steps", lambda s, e: e["activity"]),
-                  ("Eq. 3 expansion", "x~ in [0, T^l]", lambda s, e: e["expansion"]),
+                  ("Eq. 3 expansion", "x~ continuous between 0 and T^l", lambda s, e: e["expansion"]),
                   ("noise probe u (Fig. 3)", "0.1", lambda s, e: f"{e['noise']['u']:g} ({e['noise']['kind']}, {e['noise']['scale']})"))
 
 
