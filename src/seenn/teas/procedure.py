@@ -4,10 +4,12 @@ regularized retraining with periodic window adjustment, and the MNIST MLP's trai
 
 Choices (stated in the report's method notes): retraining uses Adam (the paper's optimizer) on
 the network's own weights with BatchNorm statistics frozen (eval mode: the retraining subset is
-small), no augmentation, shuffled by a generator seeded with `seed`; the regularizer's reference
-activity is the one measured at the last allocation or adjustment; the activity of each epoch
-(the mean firing rate per layer over its batches) drives the adjustment after it; fine-tuning at
-the final windows uses cross-entropy only (lambda 0)."""
+small), no augmentation, shuffled by a generator seeded with `seed`, at Table 1's rates
+(`learning_rate`); the regularizer's reference activity is the one measured at the last
+allocation or adjustment; the activity of each epoch (the mean firing rate per layer over its
+batches, as #Act(l) by `teas.activity`) drives the adjustment after it; fine-tuning at the final
+windows uses cross-entropy only (lambda 0). The MLP's training accuracy in its log is the plain
+argmax of its forward's counts; every evaluation breaks ties (layerwise.LayerwiseResult.predict)."""
 
 from __future__ import annotations
 
