@@ -185,8 +185,20 @@ TEAS_ARCHS = ("resnet", "resnet18", "resnet19", "resnet20", "resnet20_authors", 
 
 def _teas_checks(cfg: dict, source: str) -> None:
     t = cfg["teas"]
+    if t["only"] and not t["enabled"]:
+        raise SeennError(f"{source}: 'teas.only' is true but 'teas.enabled' is false: a TEAS-only DAG runs TEAS (set "
+                         f"teas.enabled: true, or teas.only: false)")
     if not t["enabled"]:
         return
+    if t["only"] and not cfg["conversion"]["enabled"]:
+        raise SeennError(f"{source}: 'teas.only' is true but 'conversion.enabled' is false: a TEAS-only DAG runs TEAS on "
+                         f"the converted SNN alone (the direct-trained SNN's branch is left out)")
+    if t["only"] and [s for s in cfg["seeds"] if s != cfg["seed"]]:
+        raise SeennError(f"{source}: 'teas.only' is true but 'seeds' lists extra seeds: the across-seeds tables are "
+                         f"SEENN's, left out of a TEAS-only DAG (set seeds: [])")
+    if t["retrain_converted"] and not cfg["conversion"]["enabled"]:
+        raise SeennError(f"{source}: 'teas.retrain_converted' is true but 'conversion.enabled' is false: there is no "
+                         f"converted SNN to retrain")
     if cfg["model"]["arch"] not in TEAS_ARCHS:
         raise SeennError(f"{source}: 'teas.enabled' is true but 'model.arch' is {cfg['model']['arch']!r}: TEAS's "
                          f"layer-major execution runs {', '.join(TEAS_ARCHS)} only (set teas.enabled: false)")
