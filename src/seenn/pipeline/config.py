@@ -140,6 +140,7 @@ def _cross_checks(cfg: dict, source: str) -> None:
         )
     _seenn2_checks(cfg, source)
     _teas_checks(cfg, source)
+    _keep_check(cfg, source)
     _paper_row_check(cfg, source)
     src = cfg[SOURCE_KEY]
     if (src["overlay"] is None) != (src["overlay_sha256"] is None):
@@ -205,6 +206,18 @@ def _teas_checks(cfg: dict, source: str) -> None:
     if t["ratio"] not in t["ratios"]:
         raise SeennError(f"{source}: 'teas.ratio' ({t['ratio']}) must be one of 'teas.ratios' ({t['ratios']}): the "
                          f"ablation and the combined figure read the default ratio from the sweep")
+
+
+def _keep_check(cfg: dict, source: str) -> None:
+    """conversion.keep_timesteps keeps only some timesteps' logits: only where no exit rule reads them."""
+    from seenn.methods.metrics import kept_timesteps
+
+    c = cfg["conversion"]
+    kept = kept_timesteps(c["keep_timesteps"], c["max_timesteps"]) if c["enabled"] else None
+    if kept is not None and not (cfg["teas"]["enabled"] and cfg["teas"]["only"]):
+        raise SeennError(f"{source}: 'conversion.keep_timesteps' keeps {len(kept)} of the converted SNN's "
+                         f"{c['max_timesteps']} timesteps, but SEENN-I, SEENN-II, AET and the guarantee and shifted-input "
+                         f"rules on it read every timestep's logits (set it empty, or teas.only: true)")
 
 
 def paper_rows(path: str | Path = PAPER_NUMBERS) -> dict:

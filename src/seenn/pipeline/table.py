@@ -59,7 +59,7 @@ BRANCHES = (
     (Branch("converted", model=f"{branch_dir('converted')}/snn.pt", train_logits=True,
             seenn1_overrides=("conversion.seenn1_temperature",),
             conformal_overrides=("conversion.conformal_checkpoints", "conversion.conformal_score"),
-            seenn2_out=f"{branch_dir('converted')}/seenn2",
+            seenn2_out=f"{branch_dir('converted')}/seenn2", keep_key="conversion.keep_timesteps",
             seenn2_variants=CONVERTED_VARIANTS, seenn2_section="conversion"), (train_ann.declare(), convert.declare())),
 )
 ENGINE_BRANCH = "finetuned"
