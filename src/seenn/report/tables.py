@@ -343,7 +343,10 @@ def paper_comparison_markdown(df: pd.DataFrame, row_id: str, row: dict) -> str:
                           "this run": ["void" if "(void" in snn else fmt(v, s, n)
                                        for snn, v, s, n in zip(df["snn"], df["this_run"], df["this_run_std"], df["n"])],
                           "difference (this run - paper)": ["" if pd.isna(d) else f"{d:+.4f}" for d in df["difference"]]})
+    whose = ("The paper's fixed-T, SEENN-I and Table 5 figures are of the directly trained SNN, SEENN-II of the "
+             "fine-tuned one: this run's figures come from the same branches." if "ann_accuracy" not in row else
+             "The TEAS paper's Table 2 row of a converted SNN: its ANN, the converted SNN at the original T and after "
+             "TEAS; this run's from its ANN, the converted SNN's fixed-T row and TEAS at teas.ratio.")
     notes = (f"Paper row `{row_id}`: {row.get('title', '')}; source: {row.get('source', '')}; the paper's max T: "
-             f"{row.get('max_timesteps')}. The paper's fixed-T, SEENN-I and Table 5 figures are of the directly trained "
-             f"SNN, SEENN-II of the fine-tuned one: this run's figures come from the same branches.")
+             f"{row.get('max_timesteps')}. {whose}")
     return shown.to_markdown(index=False) + "\n\n" + notes + "\n"

@@ -335,7 +335,7 @@ def declare_outputs(tables_dir: str, figures_dir: str, mnist: bool = True, direc
 
 # config/paper/numbers.yaml's columns of a TEAS Table 2 row, with the quantity each names
 TABLE2_COLUMNS = (("ann_accuracy", "ANN accuracy (%)"), ("snn_accuracy", "SNN accuracy at the original T (%)"),
-                  ("original_timesteps", "original T"), ("reduced_accuracy", "TEAS accuracy (%)"),
+                  ("max_timesteps", "original T"), ("reduced_accuracy", "TEAS accuracy (%)"),
                   ("reduced_timesteps", "TEAS averaged time steps"))
 
 
@@ -356,7 +356,7 @@ def table2_comparison(row: dict, ann: dict, teas_ev: dict) -> pd.DataFrame:
     label = TARGET_LABELS.get("converted", "converted")
     values = {"ann_accuracy": (ann["test"]["accuracy"], "ANN (same architecture, test)"),
               "snn_accuracy": (fixed["accuracy"], f"{label}, fixed T = {teas_ev['T']}"),
-              "original_timesteps": (float(teas_ev["T"]), label),
+              "max_timesteps": (float(teas_ev["T"]), label),
               "reduced_accuracy": (t["accuracy"], f"{label}, {t['variant']} at ratio {t['ratio']:g}"),
               "reduced_timesteps": (t["avg_window"], f"{label}, {t['variant']} at ratio {t['ratio']:g}")}
     out = []
