@@ -101,7 +101,7 @@ def conversion_table(ann: dict, metrics: dict) -> pd.DataFrame:
     kept = "kept_timesteps" in metrics["test"]  # conversion.keep_timesteps: every kept T, else 1, 2, 4, ..., T
     for t in (list(test) if kept else doubling_timesteps(metrics["test"]["timesteps"])):
         acc_t = test[t]
-        rows.append({"model": BRANCH_LABELS["converted"], "T": t, "val_accuracy": val[t],
+        rows.append({"model": BRANCH_LABELS["converted"] if ann.get("method") != "rmp" else "RMP-converted SNN", "T": t, "val_accuracy": val[t],
                      "test_accuracy": acc_t, "test_gap_to_ann": acc_t - ann["test"]["accuracy"]})
     df = pd.DataFrame(rows)
     df["T"] = pd.Series([r["T"] for r in rows], dtype=object)  # integers, blank for the ANN row
