@@ -54,7 +54,7 @@ def test_default_config_is_valid(default_config):
         (lambda c: c["conversion"].update(lambda_init=0.0), "'conversion.lambda_init'"),
         (lambda c: c["conversion"].update(lambda_init=-4), "'conversion.lambda_init'"),
         (lambda c: c["conversion"].update(max_timesteps=0), "'conversion.max_timesteps'"),
-        (lambda c: c["conversion"].update(max_timesteps=5000), "'conversion.max_timesteps'"),
+        (lambda c: c["conversion"].update(max_timesteps=10000), "'conversion.max_timesteps'"),
         (lambda c: c["conversion"].update(epochs=0), "'conversion.epochs'"),
         (lambda c: c["conversion"].update(lr=0), "'conversion.lr'"),
         (lambda c: c["conversion"].update(momentum=1.0), "'conversion.momentum'"),

@@ -2,6 +2,7 @@
 seed as an override of its config slice), and the paper comparison; the tables on synthetic inputs."""
 
 import copy
+import re
 import json
 
 import pandas as pd
@@ -256,3 +257,88 @@ def test_ratio_sweep_is_a_config_change_that_keeps_the_dag_shape(cfg):
     sweep["teas"]["ratios"] = [0.4, 0.6, 0.8]
     a, b = _table(copy.deepcopy(cfg)), _table(sweep)
     assert set(a) == set(b) and all(a[n].outputs == b[n].outputs for n in a)
+
+
+# --- teas.only: TEAS on the converted SNN alone (the TEAS paper's Table 2 rows) ---------------------
+
+def _teas_only(cfg, **teas) -> dict:
+    cfg = copy.deepcopy(cfg)
+    cfg["data"]["name"] = "cifar10"  # no MNIST row: the converted SNN's stages alone
+    cfg["teas"].update(only=True, **teas)
+    return _table(cfg)
+
+
+def test_teas_only_plans_the_conversion_and_teas_on_it_alone(cfg):
+    table = _teas_only(cfg)
+    assert list(table) == ["prepare_data", "train_ann", "convert_snn", "evaluate_converted", "teas_allocate_converted",
+                           "teas_evaluate_converted", "tables", "figures", "report"]
+    _closed(table)
+    files = {p for st in table.values() for p in (*st.inputs.values(), *st.outputs.values())}
+    assert not [p for p in files if any(b in p for b in ("/direct/", "/finetuned/", "seenn1", "seenn2", "guarantee",
+                                                        "energy", "latency", "measurements", "shifted", "neurobench"))]
+    assert "logits_train" not in table["evaluate_converted"].outputs  # nothing trains on them: no SEENN-II
+    assert "retrained" not in table["teas_evaluate_converted"].inputs
+    assert {"teas_csv", "conversion_csv"} <= set(table["tables"].outputs) and "teas_ablation_csv" not in table["tables"].outputs
+    assert set(table["figures"].outputs) == {"conversion", "training_ann", "teas_activity", "teas_allocation"}
+    assert {"teas_csv", "teas_activity", "conversion_csv", "metrics_converted"} <= set(table["report"].inputs)
+    from seenn.report.sections import present
+
+    shown = [s.key for s in present(table["report"].inputs)]
+    assert shown == ["data", "conversion", "teas", "notes", "provenance", "config"]
+    doc = yaml_dvc(table)
+    assert set(doc["stages"]) == set(table) | {"stage_table"} and {"teas.only", "teas.retrain_converted"} <= set(
+        doc["stages"]["stage_table"]["params"])
+
+
+def yaml_dvc(table: dict) -> dict:
+    import yaml
+
+    return yaml.safe_load(dvc_yaml(list(table.values())))
+
+
+def test_teas_only_with_a_paper_row_and_the_converted_snn_retrained(cfg):
+    cfg["report"]["paper_row"] = "resnet19_cifar10"
+    table = _teas_only(cfg, retrain_converted=True)
+    assert table["teas_retrain_converted"].outputs["model"] == "results/teas/converted/retrained.pt"
+    assert table["teas_evaluate_converted"].inputs["retrained"] == "results/teas/converted/retrained.pt"
+    assert "paper_comparison_csv" in table["tables"].outputs and "paper_numbers" in table["report"].inputs
+    _closed(table)
+    on_digits = copy.deepcopy(cfg)
+    on_digits["teas"].update(only=True)
+    assert {"teas_train_mnist", "teas_evaluate_mnist_full"} <= set(_table(on_digits))  # TEAS's own MNIST row stays
+
+
+def test_retrain_converted_adds_one_stage_to_the_full_dag(cfg):
+    cfg["teas"]["retrain_converted"] = True
+    table = _table(cfg)
+    assert set(table) - {st.name for st in STAGES} == {"teas_retrain_converted"}
+    assert "retrained" in table["teas_evaluate_converted"].inputs and "retrained" not in BY_DEFAULT()["teas_evaluate_converted"].inputs
+    _closed(table)
+
+
+def BY_DEFAULT() -> dict:
+    return {st.name: st for st in STAGES}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"conversion": {"enabled": False}}, "'teas.only' is true but 'conversion.enabled' is false"),
+    ({"teas": {"enabled": False}}, "'teas.only' is true but 'teas.enabled' is false"),
+    ({"seeds": [1000, 7]}, "'teas.only' is true but 'seeds' lists extra seeds"),
+])
+def test_teas_only_refuses_what_it_cannot_plan_in_one_line(cfg, change, message):
+    cfg["teas"]["only"] = True
+    for section, values in change.items():
+        if isinstance(values, dict):
+            cfg[section].update(values)
+        else:
+            cfg[section] = values
+    with pytest.raises(SeennError, match=re.escape(message)) as exc:
+        validate_config(cfg)
+    assert "\n" not in str(exc.value)
+
+
+def test_retrain_converted_needs_the_conversion_branch(cfg):
+    cfg["teas"]["retrain_converted"] = True
+    cfg["conversion"]["enabled"] = False
+    with pytest.raises(SeennError, match="'teas.retrain_converted' is true but 'conversion.enabled' is false"):
+        validate_config(cfg)

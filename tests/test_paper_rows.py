@@ -10,13 +10,19 @@ import re
 import pytest
 import torch
 import yaml
-from conftest import PAPER_CONFIGS, ROOT, make_project, paper_config, sh
+from conftest import PAPER_CONFIGS, ROOT, dvc_changed, make_project, paper_config, sh
 
 from seenn.pipeline.config import validate_config
 
 NUMBERS = yaml.safe_load((ROOT / "config/paper/numbers.yaml").read_text())
 METRICS = ("fixed_t_accuracy", "seenn1_accuracy", "seenn1_avg_timesteps", "seenn2_accuracy", "seenn2_avg_timesteps",
            "aet", "empirical_aet")
+TABLE2 = ("ann_accuracy", "snn_accuracy", "reduced_accuracy", "reduced_timesteps")  # the TEAS paper's Table 2 columns
+
+
+def is_teas_row(row: str) -> bool:
+    """A TEAS paper Table 2 row of a converted SNN (teas.only), not a SEENN row."""
+    return row.startswith("teas_")
 FIXTURE_SIDE = 64  # ImageNet networks take 64 px fixture images here (adaptive pooling: same layers as at 224)
 FIXTURE_TIMESTEPS = 2  # enough to exercise the recurrence; the configured T runs in the planned DAG
 
@@ -32,8 +38,9 @@ def test_every_overlay_is_a_row_of_the_numbers_file_and_back():
 @pytest.mark.parametrize("row", sorted(NUMBERS))
 def test_the_numbers_file_holds_only_numbers_or_blanks(row):
     entry = NUMBERS[row]
-    assert set(entry) == {"title", "source", "max_timesteps", *METRICS}
-    for key in METRICS:
+    columns = TABLE2 if is_teas_row(row) else METRICS
+    assert set(entry) == {"title", "source", "max_timesteps", *columns}
+    for key in columns:
         assert entry[key] is None or isinstance(entry[key], (int, float)), (row, key)
 
 
@@ -42,7 +49,14 @@ def test_each_row_config_names_its_row_and_its_timesteps(path):
     cfg = validate_config(paper_config(path))
     assert cfg["report"]["paper_row"] == row_id(path)
     max_t = NUMBERS[row_id(path)]["max_timesteps"]
-    if max_t is not None:  # a Table 5 row: the SNN runs the paper's T
+    if is_teas_row(row_id(path)):  # a TEAS Table 2 row: the converted SNN at the original T, TEAS at its reduced T
+        row = NUMBERS[row_id(path)]
+        assert cfg["teas"]["only"] and cfg["teas"]["retrain_converted"] and cfg["conversion"]["method"] == "rmp"
+        assert cfg["conversion"]["max_timesteps"] == max_t and cfg["teas"]["ratio_weights"] == "layers"
+        assert cfg["teas"]["ratio"] * max_t == pytest.approx(row["reduced_timesteps"], abs=0.01)
+        assert cfg["teas"]["epochs"] == 30 and (cfg["teas"]["lr"], cfg["teas"]["finetune_lr"], cfg["teas"]["decay"]) == (
+            5e-4, 1e-4, 0.99)  # Table 1
+    elif max_t is not None:  # a Table 5 row: the SNN runs the paper's T
         assert cfg["train"]["timesteps"] == max_t
 
 
@@ -64,6 +78,11 @@ def test_snakemake_plans_the_whole_dag_of_each_row(path, tmp_path):
     expected = {st.name for st in build_stages(cfg)}
     assert set(jobs) - {"all"} == expected
     assert all(n == 1 for rule, n in jobs.items())
+    if cfg["teas"]["only"]:  # a TEAS row: TEAS on the converted SNN, retrained, and no exit rule; DVC agrees
+        assert {"convert_snn", "teas_retrain_converted", "teas_evaluate_converted"} <= expected
+        assert not [n for n in expected if "direct" in n or "seenn" in n or "guarantee" in n]
+        assert {"teas_retrain_converted", "report"} <= dvc_changed(project)
+        return
     # every row runs the guarantee rules on each of its SNNs (and the engine stages beside SEENN-I)
     branches = {"direct", "finetuned"} | ({"converted"} if cfg["conversion"]["enabled"] else set())
     assert {f"guarantee_{b}" for b in branches} <= expected
@@ -118,6 +137,8 @@ def test_each_row_trains_and_evaluates_one_step_on_a_fixture_batch(path):
     x, y = fixture_batch(spec)
     source = TensorSource(spec, x, y, "train", "fixture batch")
     expected = (x.shape[0], FIXTURE_TIMESTEPS, spec.num_classes)
+    if cfg["teas"]["only"]:
+        return teas_row_step(cfg, spec, source)
     t = cfg["train"]
     snn = build_snn(cfg["model"], cfg["neuron"], spec.input_shape[-3], spec.num_classes, event=spec.event)
     z = one_step(snn, snn_criterion(t["loss"], t["tet_lambda"], t["tet_phi"]), source, t["augment"], FIXTURE_TIMESTEPS)
@@ -142,3 +163,31 @@ def test_overlays_switch_teas_off_where_its_core_cannot_run(path):
     cfg = paper_config(path)
     assert cfg["model"]["arch"] in TEAS_ARCHS or not cfg["teas"]["enabled"]
     validate_config(cfg)
+
+
+def teas_row_step(cfg: dict, spec, source) -> None:
+    """A TEAS row's networks, one step each on the fixture batch: the ReLU ANN's SGD step, RMP's
+    thresholds balanced on it and the conversion, the converted SNN's kept logits, and one Adam step
+    of TEAS's retraining through the layer-major run at small windows (the row's T runs in the DAG)."""
+    from seenn.loops.predict import predict_logits
+    from seenn.methods.conversion import balance_thresholds, convert_rmp
+    from seenn.models import build_relu_ann
+    from seenn.snn.losses import ann_loss
+    from seenn.teas import layerwise
+
+    c = cfg["conversion"]
+    ann = build_relu_ann(cfg["model"], spec.input_shape[-3], spec.num_classes, image_size=source.x.shape[-1])
+    one_step(ann, ann_loss, source, c["augment"], 1)
+    snn = convert_rmp(ann, balance_thresholds(ann, source, c["percentile"], 2, torch.device("cpu")))
+    z = predict_logits(snn, source, FIXTURE_TIMESTEPS, 2, torch.device("cpu"), stepwise=True, keep=[FIXTURE_TIMESTEPS])
+    assert z.shape == (len(source), 1, spec.num_classes) and torch.isfinite(z).all()
+    L = len(layerwise.spiking_layers(snn))
+    windows = [FIXTURE_TIMESTEPS] + [1] * (L - 1)  # layer-wise windows, Eq. 3 between them
+    snn.train()
+    opt = torch.optim.Adam(snn.parameters(), lr=cfg["teas"]["lr"])
+    out = layerwise.run(snn, source.x.float().div(255), windows, cfg["teas"]["conversion"], expansion=cfg["teas"]["expansion"])
+    loss = torch.nn.functional.cross_entropy(out.mean_logits(), source.y)
+    opt.zero_grad()
+    loss.backward()
+    assert torch.isfinite(loss) and any(p.grad is not None and p.grad.abs().sum() > 0 for p in snn.parameters())
+    opt.step()

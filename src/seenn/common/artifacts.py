@@ -128,16 +128,28 @@ def load_policy_file(path) -> dict:
 LOGITS_PRODUCER = "the evaluate stage"
 
 
-def save_logits(path, logits: torch.Tensor, labels: torch.Tensor) -> None:
-    save_checked(path, {"logits": logits.contiguous(), "labels": labels.contiguous()})
+KEEP_KEY = "conversion.keep_timesteps"  # the key that keeps only some timesteps' logits
 
 
-def load_logits(path) -> tuple[torch.Tensor, torch.Tensor]:
-    """(accumulated logits [N, T, K], labels [N])."""
+def save_logits(path, logits: torch.Tensor, labels: torch.Tensor, kept: list[int] | None = None, timesteps: int | None = None) -> None:
+    """Accumulated logits [N, T, K] and labels; with `kept` (1-based, KEEP_KEY) the logits hold those
+    timesteps of `timesteps` only, [N, len(kept), K], and the file records which."""
+    obj = {"logits": logits.contiguous(), "labels": labels.contiguous()}
+    if kept is not None:
+        obj.update(kept_timesteps=list(kept), timesteps=int(timesteps))
+    save_checked(path, obj)
+
+
+def load_logits(path, every: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """(accumulated logits [N, T, K], labels [N]). A file holding only some timesteps (KEEP_KEY) is
+    refused unless `every` is false (then its logits are [N, kept, K]: `kept_logits` says which)."""
     obj = load_checked(path, what="per-timestep logits", producer=LOGITS_PRODUCER)
     if not isinstance(obj, dict) or "logits" not in obj or "labels" not in obj:
         raise SeennError(f"{path} is not a per-timestep logits file (no logits and labels): delete it and rerun "
                          f"{LOGITS_PRODUCER}")
+    if every and "kept_timesteps" in obj:
+        raise SeennError(f"{path} holds the logits of {len(obj['kept_timesteps'])} of {obj['timesteps']} timesteps "
+                         f"('{KEEP_KEY}'), and this reads every timestep's: set {KEEP_KEY} empty (every timestep)")
     return obj["logits"], obj["labels"]
 
 

@@ -11,6 +11,12 @@ from seenn.methods.published import rule_label
 
 BRANCH_LABELS = {"direct": "Direct-trained SNN", "finetuned": "Fine-tuned SNN", "converted": "QCFS-converted SNN"}
 QCFS_ANN = "QCFS ANN"  # the ANN the converted SNN comes from
+RMP_ANN = "ReLU ANN (RMP)"  # ... under conversion.method rmp
+
+
+def ann_label(ann_metrics: dict) -> str:
+    """The converted SNN's ANN as tables name it, from its ann_metrics.json (QCFS: with its levels L)."""
+    return RMP_ANN if ann_metrics.get("method") == "rmp" else f"{QCFS_ANN} (L={ann_metrics['levels']})"
 ANN = "ANN (same architecture)"
 SEENN2 = "SEENN-II"
 POLICY_ALONE = "SEENN-II policy network alone"  # energy only: what the policy network adds to SEENN-II

@@ -63,6 +63,15 @@ def exit_histogram(exit_t: torch.Tensor, T: int) -> list[int]:
     return torch.bincount(exit_t.long() - 1, minlength=T).tolist()
 
 
+def kept_timesteps(grid, T: int) -> list[int] | None:
+    """The timesteps an evaluation keeps of 1..T (conversion.keep_timesteps): None (every one) for an
+    empty grid or one that holds them all; pow2: 1, 2, 4, ..., T; a list: its entries up to T, and T."""
+    if grid is None:
+        return None
+    kept = doubling_timesteps(T) if grid == "pow2" else sorted({t for t in grid if t <= T} | {T})
+    return None if kept == list(range(1, T + 1)) else kept
+
+
 def doubling_timesteps(T: int) -> list[int]:
     """1, 2, 4, ... below T, then T itself: the timesteps a long run is summarized at (and
     SEENN-II's powers-of-two action grid)."""

@@ -140,6 +140,7 @@ def _cross_checks(cfg: dict, source: str) -> None:
         )
     _seenn2_checks(cfg, source)
     _teas_checks(cfg, source)
+    _keep_check(cfg, source)
     _paper_row_check(cfg, source)
     src = cfg[SOURCE_KEY]
     if (src["overlay"] is None) != (src["overlay_sha256"] is None):
@@ -185,14 +186,38 @@ TEAS_ARCHS = ("resnet", "resnet18", "resnet19", "resnet20", "resnet20_authors", 
 
 def _teas_checks(cfg: dict, source: str) -> None:
     t = cfg["teas"]
+    if t["only"] and not t["enabled"]:
+        raise SeennError(f"{source}: 'teas.only' is true but 'teas.enabled' is false: a TEAS-only DAG runs TEAS (set "
+                         f"teas.enabled: true, or teas.only: false)")
     if not t["enabled"]:
         return
+    if t["only"] and not cfg["conversion"]["enabled"]:
+        raise SeennError(f"{source}: 'teas.only' is true but 'conversion.enabled' is false: a TEAS-only DAG runs TEAS on "
+                         f"the converted SNN alone (the direct-trained SNN's branch is left out)")
+    if t["only"] and [s for s in cfg["seeds"] if s != cfg["seed"]]:
+        raise SeennError(f"{source}: 'teas.only' is true but 'seeds' lists extra seeds: the across-seeds tables are "
+                         f"SEENN's, left out of a TEAS-only DAG (set seeds: [])")
+    if t["retrain_converted"] and not cfg["conversion"]["enabled"]:
+        raise SeennError(f"{source}: 'teas.retrain_converted' is true but 'conversion.enabled' is false: there is no "
+                         f"converted SNN to retrain")
     if cfg["model"]["arch"] not in TEAS_ARCHS:
         raise SeennError(f"{source}: 'teas.enabled' is true but 'model.arch' is {cfg['model']['arch']!r}: TEAS's "
                          f"layer-major execution runs {', '.join(TEAS_ARCHS)} only (set teas.enabled: false)")
     if t["ratio"] not in t["ratios"]:
         raise SeennError(f"{source}: 'teas.ratio' ({t['ratio']}) must be one of 'teas.ratios' ({t['ratios']}): the "
                          f"ablation and the combined figure read the default ratio from the sweep")
+
+
+def _keep_check(cfg: dict, source: str) -> None:
+    """conversion.keep_timesteps keeps only some timesteps' logits: only where no exit rule reads them."""
+    from seenn.methods.metrics import kept_timesteps
+
+    c = cfg["conversion"]
+    kept = kept_timesteps(c["keep_timesteps"], c["max_timesteps"]) if c["enabled"] else None
+    if kept is not None and not (cfg["teas"]["enabled"] and cfg["teas"]["only"]):
+        raise SeennError(f"{source}: 'conversion.keep_timesteps' keeps {len(kept)} of the converted SNN's "
+                         f"{c['max_timesteps']} timesteps, but SEENN-I, SEENN-II, AET and the guarantee and shifted-input "
+                         f"rules on it read every timestep's logits (set it empty, or teas.only: true)")
 
 
 def paper_rows(path: str | Path = PAPER_NUMBERS) -> dict:

@@ -59,7 +59,7 @@ BRANCHES = (
     (Branch("converted", model=f"{branch_dir('converted')}/snn.pt", train_logits=True,
             seenn1_overrides=("conversion.seenn1_temperature",),
             conformal_overrides=("conversion.conformal_checkpoints", "conversion.conformal_score"),
-            seenn2_out=f"{branch_dir('converted')}/seenn2",
+            seenn2_out=f"{branch_dir('converted')}/seenn2", keep_key="conversion.keep_timesteps",
             seenn2_variants=CONVERTED_VARIANTS, seenn2_section="conversion"), (train_ann.declare(), convert.declare())),
 )
 ENGINE_BRANCH = "finetuned"
@@ -72,7 +72,8 @@ NOT_PER_SEED = ("seenn2_compare",)  # the estimator comparison stays on the main
 def _default_switches() -> dict:
     """What `build_stages` reads of the config, at the defaults' values (config/defaults.yaml)."""
     return {"seed": None, "seeds": [], "conversion": {"enabled": True}, "report": {"paper_row": None},
-            "data": {"name": "digits", "split_list": None}, "teas": {"enabled": True},
+            "data": {"name": "digits", "split_list": None},
+            "teas": {"enabled": True, "only": False, "retrain_converted": False},
             "seenn1": {"scores": ["confidence", "entropy", "topk_gap", "dynamic_confidence"]},
             "shift": {"enabled": True, "noise_std": [0.08, 0.26]}, "neurobench": {"enabled": True}}
 
@@ -83,10 +84,13 @@ def build_stages(config: dict | None = None) -> list[Stage]:
     training-to-evaluation stages per extra seed), `report.paper_row` (the paper comparison),
     `seenn1.scores` (one headline metric file per score), `shift.enabled` and the number of
     `shift.noise_std` severities (the shifted-input stages), `neurobench.enabled` (NeuroBench's
-    stage), `teas.enabled` (TEAS's stages) and
+    stage), `teas.enabled` (TEAS's stages), `teas.retrain_converted` (the converted SNN retrained),
+    `teas.only` (TEAS on the converted SNN alone: `teas_only_stages`) and
     `data.name` (TEAS's MNIST row only on the digits); `data.split_list`, when set, is one more
     input of the data stage."""
     cfg = config if config is not None else _default_switches()
+    if cfg["teas"]["enabled"] and cfg["teas"]["only"]:
+        return [_on_device(_with_kernels(st)) for st in teas_only_stages(cfg)]
     conversion = cfg["conversion"]["enabled"]
     extra_seeds = [s for s in cfg["seeds"] if s != cfg["seed"]]
     branches = [(b, makers) for b, makers in BRANCHES if conversion or b.name != CONVERSION_BRANCH]
@@ -101,8 +105,9 @@ def build_stages(config: dict | None = None) -> list[Stage]:
     seed_runs = {s: f"{SEEDS_DIR}/{s}" for s in extra_seeds}
     teas_on = cfg["teas"]["enabled"]
     mnist = teas_on and cfg["data"]["name"] == "digits"
-    teas_sts = [_with_kernels(st) for st in (*teas.declare(conversion=conversion, mnist=mnist), teas_latency.declare())
-                ] if teas_on else []
+    teas_sts = [_with_kernels(st) for st in (*teas.declare(conversion=conversion, mnist=mnist,
+                                                           retrain_converted=cfg["teas"]["retrain_converted"]),
+                                             teas_latency.declare())] if teas_on else []
     teas_files = teas_paths.evaluations(conversion, mnist) if teas_on else None
     severities = len(cfg["shift"]["noise_std"]) if cfg["shift"]["enabled"] else 0
     shift_sts = ([_with_kernels(shifted.declare_evaluate(b, severities)) for b, _ in branches]
@@ -121,6 +126,25 @@ def build_stages(config: dict | None = None) -> list[Stage]:
               latency_st, *neurobench_sts, *teas_sts,
               tables_st, figures_st, *report_sts]
     return [_on_device(_with_kernels(st)) for st in stages]
+
+
+def teas_only_stages(cfg: dict) -> list[Stage]:
+    """The stage table of `teas.only` (a TEAS paper row of converted SNNs, Table 2): the data, the ANN
+    and its conversion, the converted SNN's evaluation (its logits at conversion.keep_timesteps, no
+    train split: nothing trains on them), TEAS on it (and the MNIST row on the digits), the tables,
+    figures and report of what ran. No direct-trained or fine-tuned SNN, exit rule or engine stage."""
+    conv_branch, makers = next((b, m) for b, m in BRANCHES if b.name == CONVERSION_BRANCH)
+    conv_branch = replace(conv_branch, train_logits=False, seenn2_out=None)
+    mnist = cfg["data"]["name"] == "digits"
+    runs = [_with_kernels(st) for st in (*makers, evaluate.declare(conv_branch))]
+    teas_sts = [_with_kernels(st) for st in teas.declare(conversion=True, mnist=mnist, direct=False,
+                                                         retrain_converted=cfg["teas"]["retrain_converted"])]
+    teas_files = teas_paths.evaluations(True, mnist, direct=False)
+    paper = PAPER_NUMBERS if cfg["report"]["paper_row"] is not None else None
+    tables_st = tables.declare_teas_only(teas_files, paper_numbers=paper)
+    figures_st = figures.declare_teas_only(teas_files)
+    report_st = report.declare_teas_only(tables_st, figures_st)
+    return [prepare_data.declare(split_list.configured(cfg["data"])), *runs, *teas_sts, tables_st, figures_st, report_st]
 
 
 def _on_device(st: Stage) -> Stage:
@@ -190,8 +214,9 @@ def write_params_file(stage: Stage, config: dict) -> Path:
 # `seenn dvc-yaml` leaves dvc.yaml describing another DAG. DVC sees no stage of the old DAG change, so
 # dvc.yaml carries one guard stage of its own that depends on them and fails while dvc.yaml is out of
 # date (Snakemake reads params.yaml itself; `seenn run` refuses a drifted dvc.yaml under either tool)
-TABLE_KEYS = ("seed", "seeds", "conversion.enabled", "report.paper_row", "seenn1.scores", "teas.enabled", "data.name",
-              "data.split_list", "shift.enabled", "shift.noise_std", "neurobench.enabled")
+TABLE_KEYS = ("seed", "seeds", "conversion.enabled", "report.paper_row", "seenn1.scores", "teas.enabled", "teas.only",
+              "teas.retrain_converted", "data.name", "data.split_list", "shift.enabled", "shift.noise_std",
+              "neurobench.enabled")
 TABLE_GUARD = "stage_table"
 TABLE_GUARD_DESC = ("DVC only: fails while dvc.yaml no longer matches the stage table of params.yaml "
                     "(run `seenn dvc-yaml`); nothing reads it")

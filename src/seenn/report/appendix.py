@@ -41,11 +41,18 @@ def teas(run: Run, doc: Document) -> None:
     ft = res[on_ft & (res["ratio"] == ratio) & (res["teas_variant"] == ALLOCATION)]
     fixed = res[on_ft & (res["teas_variant"] == FIXED)]
     t = run.params["teas"]
+    retrained = ("the direct SNN" if run.has("teas_ablation_csv") else "") + (
+        (" and the converted SNN" if run.has("teas_ablation_csv") else "the converted SNN")
+        if t.get("retrain_converted") else "")
     lead = ("TEAS gives each spiking layer its own window of time steps, allocated from the layer's spiking activity "
             f"(Eq. 2 read as teas.activity = {t['activity']}) at a target scaling ratio ρ (teas.ratio = {ratio:g}), "
-            f"converts spike trains between windows (Eq. 3, expansion {t['expansion']}), and retrains the direct SNN "
-            f"with an activity-weighted regularizer while adjusting the windows ({t['adjustment']}). It runs layer by "
-            "layer. The fine-tuned and converted SNNs are not retrained: their rows are the allocation alone. ")
+            f"converts spike trains between windows (Eq. 3, expansion {t['expansion']}), and retrains "
+            f"{retrained or 'no SNN here'} with an activity-weighted regularizer while adjusting the windows "
+            f"({t['adjustment']}). It runs layer by layer. "
+            + ("The fine-tuned and converted SNNs are not retrained: their rows are the allocation alone. "
+               if run.has("teas_ablation_csv") and not t.get("retrain_converted") else
+               "The SNNs not retrained have the allocation alone. " if run.has("teas_ablation_csv") else
+               "Only the converted SNN runs here (teas.only: the paper's Table 2 rows of converted SNNs). "))
     if len(ft) and len(fixed):
         a, f = ft.iloc[0], fixed.iloc[0]
         lead += (f"On the fine-tuned SNN, {ALLOCATION} at ρ = {ratio:g} reaches {a['test_accuracy']:.2f} % at "
@@ -58,10 +65,12 @@ def teas(run: Run, doc: Document) -> None:
               "windows per spiking layer.",
               columns=["model", "T", "teas_variant", "ratio", "test_accuracy", "timestep_equivalents", "avg_window",
                        "energy_uJ", "tied_share", "windows"])
-    doc.table(run.csv("teas_ablation_csv").rename(columns={"variant": "teas_variant"}),
-              f"Ablation (the paper's Fig. 6) on the direct SNN at ρ = {ratio:g}: what allocation, retraining and the "
-              "regularizer each buy (test split).",
-              columns=["teas_variant", "ratio", "test_accuracy", "timestep_equivalents", "avg_window", "energy_uJ", "windows"])
+    if run.has("teas_ablation_csv"):  # the direct SNN ran (not teas.only)
+        doc.table(run.csv("teas_ablation_csv").rename(columns={"variant": "teas_variant"}),
+                  f"Ablation (the paper's Fig. 6) on the direct SNN at ρ = {ratio:g}: what allocation, retraining and the "
+                  "regularizer each buy (test split).",
+                  columns=["teas_variant", "ratio", "test_accuracy", "timestep_equivalents", "avg_window", "energy_uJ",
+                           "windows"])
     act = _teas_model(run.csv("teas_activity_csv"))
     act["layer"] = act["layer"].map(layer_label)
     doc.table(act, "Activity profile and noise probe (validation): spikes per step of each spiking layer (Eq. 2 as "
@@ -85,6 +94,8 @@ def teas(run: Run, doc: Document) -> None:
                "noise), as the paper's Fig. 3. Allocation gives the active layers the long windows.", width=0.85)
     doc.figure(run.inputs["teas_allocation"], f"Windows per spiking layer of each TEAS variant ({ALLOCATION}, retrained "
                "with and without the regularizer) at every ratio; dotted: the full window T.", width=0.85)
+    if not run.has("teas_combined"):
+        return
     doc.figure(run.inputs["teas_combined"], f"Accuracy against cost for fixed T, SEENN-I, SEENN-II and {ALLOCATION}, all on the "
                "fine-tuned SNN and the test split. Left: energy per inference from one operation counter (SEENN-II "
                "includes its policy network). Right: average exit timestep for SEENN, timestep-equivalents for TEAS. "
@@ -105,9 +116,11 @@ def paper(run: Run, doc: Document) -> None:
     mirror = (f"This run is on {dataset}, not the paper's data: the table mirrors paper row {row_id} ({row.get('title', '')}) "
               "in shape, so the differences say how this small run compares, not whether the paper reproduces. "
               if dataset not in str(row.get("title", "")).lower().replace("-", "") else "")
+    whose = ("The paper's fixed-T, SEENN-I and AET figures are of the directly trained SNN, SEENN-II of the fine-tuned "
+             "one, and so are this run's." if "ann_accuracy" not in row else
+             "The paper's figures are of its converted SNN (Table 2) before and after TEAS, and so are this run's.")
     doc.para(mirror + f"Source of the paper's numbers: {row.get('source', '')}. 'not given in the texts': the paper does "
-             "not report that figure (never guessed). The paper's fixed-T, SEENN-I and AET figures are of the directly "
-             "trained SNN, SEENN-II of the fine-tuned one, and so are this run's.")
+             "not report that figure (never guessed). " + whose)
     doc.table(df, f"Paper row {row_id} ({row.get('title', '')}) beside this run.",
               columns=["metric", "snn", "paper", "this_run", "this_minus_paper"])
 
@@ -163,9 +176,10 @@ def energy(run: Run, doc: Document) -> None:
 
 def method_notes_section(run: Run, doc: Document) -> None:
     doc.section("notes")
-    doc.subsection("Metrics and SEENN-I")
-    for para in notes.paragraphs(notes.METHOD_NOTES):
-        doc.para(para)
+    if run.has("metrics_direct"):  # not teas.only: the exit rules ran
+        doc.subsection("Metrics and SEENN-I")
+        for para in notes.paragraphs(notes.METHOD_NOTES):
+            doc.para(para)
     if run.params.get("data", {}).get("protocol", "project") == "authors":
         doc.subsection("The authors' data protocol")
         doc.para(" ".join(notes.AUTHORS_PROTOCOL_NOTES.split()))
@@ -182,9 +196,10 @@ def method_notes_section(run: Run, doc: Document) -> None:
         doc.subsection("TEAS")
         for para in notes.paragraphs(TEAS_NOTES):
             doc.para(para)
-    doc.subsection("Energy and latency")
-    for para in notes.paragraphs(notes.ENGINE_NOTES):
-        doc.para(para)
+    if run.has("energy"):
+        doc.subsection("Energy and latency")
+        for para in notes.paragraphs(notes.ENGINE_NOTES):
+            doc.para(para)
 
 
 def provenance_section(run: Run, doc: Document) -> None:

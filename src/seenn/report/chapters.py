@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from seenn.methods.catalog import BRANCH_LABELS, QCFS_ANN, fixed_label
+from seenn.methods.catalog import BRANCH_LABELS, QCFS_ANN, RMP_ANN, fixed_label
 from seenn.methods.metrics import doubling_timesteps
 from seenn.report import notes
 from seenn.report.document import SMALL, Document, text
@@ -14,6 +14,7 @@ from seenn.report.guarantee import price_sentence
 from seenn.report.headline import ENERGY_BRANCH
 from seenn.report.rules import front_sentence
 from seenn.report.run import MEASUREMENTS_PDF, Run
+from seenn.report.tables import accuracy_at
 
 
 def summary(run: Run, doc: Document) -> None:
@@ -54,10 +55,13 @@ def data_models(run: Run, doc: Document) -> None:
     model = p["model"]
     rows = [("dataset", m["dataset"]), *[(f"{s} split", f"{v['n']:,d} samples") for s, v in m["splits"].items()],
             ("SNN architecture", _arch(model)),
-            ("maximum timesteps T (direct, fine-tuned)", str(p["train"]["timesteps"])),
-            ("training epochs (direct SNN)", str(p["train"]["epochs"])),
-            ("fine-tuning epochs", str(p["finetune"]["epochs"]))]
-    if run.has("metrics_converted"):
+            *([("maximum timesteps T (direct, fine-tuned)", str(p["train"]["timesteps"])),
+               ("training epochs (direct SNN)", str(p["train"]["epochs"])),
+               ("fine-tuning epochs", str(p["finetune"]["epochs"]))] if run.has("metrics_direct") else [])]
+    if run.has("metrics_converted") and p["conversion"].get("method") == "rmp":
+        rows += [("maximum timesteps T (converted)", str(p["conversion"]["max_timesteps"])),
+                 ("conversion", f"RMP stand-in: ReLU ANN, thresholds at the {p['conversion']['percentile']:g}th percentile")]
+    elif run.has("metrics_converted"):
         rows += [("maximum timesteps T (converted)", str(p["conversion"]["max_timesteps"])),
                  ("QCFS levels L", str(p["conversion"]["levels"]))]
     doc.table(pd.DataFrame(rows, columns=["quantity", "value"]), "The data and the networks of this run.")
@@ -175,16 +179,27 @@ def seenn2(run: Run, doc: Document) -> None:
 
 def conversion(run: Run, doc: Document) -> None:
     doc.section("conversion")
-    ann, metrics, s1 = run.json("ann_metrics"), run.json("metrics_converted"), run.json("seenn1_converted")
+    ann, metrics = run.json("ann_metrics"), run.json("metrics_converted")
     T = metrics["test"]["timesteps"]
-    acc = metrics["test"]["accuracy_per_t"]
-    doc.para(f"A {QCFS_ANN} (L = {ann['levels']}) reaches {ann['test']['accuracy']:.2f} % on the test split; converted to "
-             f"integrate-and-fire neurons it reaches {acc[-1]:.2f} % at T = {T} "
-             f"({acc[-1] - ann['test']['accuracy']:+.2f} points). SEENN-I divides the logits by temperature "
-             f"{s1['temperature']:g} (conversion.seenn1_temperature). The method is in {doc.ref('notes')}.", markup=True)
+    final = accuracy_at(metrics["test"])[T]
+    what = f"{QCFS_ANN} (L = {ann['levels']})" if ann.get("method") != "rmp" else RMP_ANN
+    exits = run.has("seenn1_converted")  # not teas.only: the exit rules ran on the converted SNN
+    doc.para(f"A {what} reaches {ann['test']['accuracy']:.2f} % on the test split; converted to "
+             f"integrate-and-fire neurons it reaches {final:.2f} % at T = {T} "
+             f"({final - ann['test']['accuracy']:+.2f} points). "
+             + (f"SEENN-I divides the logits by temperature {run.json('seenn1_converted')['temperature']:g} "
+                "(conversion.seenn1_temperature). " if exits else "")
+             + f"The method is in {doc.ref('notes')}.", markup=True)
     conv = run.csv("conversion_csv")
-    doc.table(conv, "The QCFS ANN beside its converted SNN at T = 1, 2, 4, …: accuracy and the gap to the ANN.",
+    doc.table(conv, f"The {'QCFS' if ann.get('method') != 'rmp' else 'ReLU'} ANN beside its converted SNN at T = 1, 2, 4, "
+              "…: accuracy and the gap to the ANN." if "kept_timesteps" not in metrics["test"] else
+              "The ANN beside its converted SNN at the kept timesteps (conversion.keep_timesteps): accuracy and the gap.",
               columns=["model", "T", "val_accuracy", "test_accuracy", "test_gap_to_ann"])
+    if not exits:
+        doc.figure(run.inputs["conversion"], "Converted SNN accuracy at each kept T (log axis) against its ANN's "
+                   "(dashed, band ± 1 point).", width=0.8)
+        doc.figure(run.inputs["training_ann"], "Loss and accuracy per epoch of the ANN training.", width=0.85)
+        return
     label = BRANCH_LABELS["converted"]
     shown_t = {fixed_label(t) for t in doubling_timesteps(T)}
     every_t = {fixed_label(t) for t in range(1, T + 1)}

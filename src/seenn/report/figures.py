@@ -91,10 +91,12 @@ def conversion_figure(metrics: dict, ann: dict, title: str):
     """Accuracy of the converted SNN at every T (log2 axis) against the QCFS ANN's accuracy."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    from seenn.report.tables import accuracy_at
+
     for split, style in (("test", "o-"), ("val", "s:")):
-        acc = metrics[split]["accuracy_per_t"]
-        ax.plot(range(1, len(acc) + 1), acc, style, ms=3, lw=1.2, label=f"converted SNN ({split})")
-    ax.axhline(ann["test"]["accuracy"], color="k", ls="--", lw=1, label=f"QCFS ANN, L={ann['levels']} (test)")
+        acc = accuracy_at(metrics[split])  # every T, or conversion.keep_timesteps
+        ax.plot(list(acc), list(acc.values()), style, ms=3, lw=1.2, label=f"converted SNN ({split})")
+    ax.axhline(ann["test"]["accuracy"], color="k", ls="--", lw=1, label=(f"QCFS ANN, L={ann['levels']} (test)" if ann.get("method") != "rmp" else "ReLU ANN, RMP (test)"))
     ax.axhspan(ann["test"]["accuracy"] - 1, ann["test"]["accuracy"] + 1, color="grey", alpha=0.15, lw=0,
                label="ANN test accuracy +/- 1 point")
     ax.set_xscale("log", base=2)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from seenn.common.io import read_json
-from seenn.methods.catalog import BRANCH_LABELS, QCFS_ANN, fixed_label, seenn1_label
+from seenn.methods.catalog import BRANCH_LABELS, ann_label, fixed_label, seenn1_label
 from seenn.methods.metrics import doubling_timesteps
 from seenn.methods.seenn1 import in_order
 from seenn.report.guarantee import guarantee_roles, guarantee_table
@@ -84,15 +84,24 @@ def build_tables(inputs: dict) -> dict[str, pd.DataFrame]:
     return tables
 
 
+def accuracy_at(split: dict) -> dict[int, float]:
+    """T -> accuracy of one split of an evaluation's metrics: every T = 1..T, or the kept ones
+    (conversion.keep_timesteps)."""
+    if "kept_timesteps" in split:
+        return dict(zip(split["kept_timesteps"], split["accuracy_per_kept_t"]))
+    return {t: a for t, a in enumerate(split["accuracy_per_t"], start=1)}
+
+
 def conversion_table(ann: dict, metrics: dict) -> pd.DataFrame:
     """The QCFS ANN beside its converted SNN at T = 1, 2, 4, ..., T max: accuracy on val and test
     and the gap to the ANN (points; negative = below the ANN)."""
-    rows = [{"model": f"{QCFS_ANN} (L={ann['levels']})", "T": None, "val_accuracy": ann["val"]["accuracy"],
+    rows = [{"model": ann_label(ann), "T": None, "val_accuracy": ann["val"]["accuracy"],
              "test_accuracy": ann["test"]["accuracy"], "test_gap_to_ann": 0.0}]
-    T = metrics["test"]["timesteps"]
-    for t in doubling_timesteps(T):
-        acc_t = metrics["test"]["accuracy_per_t"][t - 1]
-        rows.append({"model": BRANCH_LABELS["converted"], "T": t, "val_accuracy": metrics["val"]["accuracy_per_t"][t - 1],
+    test, val = accuracy_at(metrics["test"]), accuracy_at(metrics["val"])
+    kept = "kept_timesteps" in metrics["test"]  # conversion.keep_timesteps: every kept T, else 1, 2, 4, ..., T
+    for t in (list(test) if kept else doubling_timesteps(metrics["test"]["timesteps"])):
+        acc_t = test[t]
+        rows.append({"model": BRANCH_LABELS["converted"] if ann.get("method") != "rmp" else "RMP-converted SNN", "T": t, "val_accuracy": val[t],
                      "test_accuracy": acc_t, "test_gap_to_ann": acc_t - ann["test"]["accuracy"]})
     df = pd.DataFrame(rows)
     df["T"] = pd.Series([r["T"] for r in rows], dtype=object)  # integers, blank for the ANN row
@@ -334,7 +343,10 @@ def paper_comparison_markdown(df: pd.DataFrame, row_id: str, row: dict) -> str:
                           "this run": ["void" if "(void" in snn else fmt(v, s, n)
                                        for snn, v, s, n in zip(df["snn"], df["this_run"], df["this_run_std"], df["n"])],
                           "difference (this run - paper)": ["" if pd.isna(d) else f"{d:+.4f}" for d in df["difference"]]})
+    whose = ("The paper's fixed-T, SEENN-I and Table 5 figures are of the directly trained SNN, SEENN-II of the "
+             "fine-tuned one: this run's figures come from the same branches." if "ann_accuracy" not in row else
+             "The TEAS paper's Table 2 row of a converted SNN: its ANN, the converted SNN at the original T and after "
+             "TEAS; this run's from its ANN, the converted SNN's fixed-T row and TEAS at teas.ratio.")
     notes = (f"Paper row `{row_id}`: {row.get('title', '')}; source: {row.get('source', '')}; the paper's max T: "
-             f"{row.get('max_timesteps')}. The paper's fixed-T, SEENN-I and Table 5 figures are of the directly trained "
-             f"SNN, SEENN-II of the fine-tuned one: this run's figures come from the same branches.")
+             f"{row.get('max_timesteps')}. {whose}")
     return shown.to_markdown(index=False) + "\n\n" + notes + "\n"

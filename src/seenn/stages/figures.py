@@ -114,6 +114,42 @@ REPORT_FIGURES = {
 }
 
 
+def stage_teas_only_figures(ctx) -> None:
+    """The figures stage of `teas.only`: the converted SNN's accuracy against T beside its ANN, the
+    ANN's training, and TEAS's activity and allocation figures."""
+    import seaborn as sns
+
+    from seenn.methods.catalog import ann_label
+    from seenn.report import teas_pages
+
+    p, i, o = ctx.params, ctx.inputs, ctx.outputs
+    sns.set_theme(style=p["figures"]["style"])
+    dpi = p["figures"]["dpi"]
+    ann = read_json(i["ann_metrics"])
+    save_png(conversion_figure(read_json(i["metrics_converted"]), ann, "Converted SNN accuracy vs timesteps"),
+             o["conversion"], dpi)
+    save_png(training_figure(pd.read_csv(i["ann_train_log"]), f"{ann_label(ann)} training"), o["training_ann"], dpi)
+    teas_pages.write_figures(i, o, dpi, save_png)
+
+
+def declare_teas_only(teas: dict[str, str]):
+    """The figures of `teas.only` (no SEENN figure: no exit rule ran)."""
+    from seenn.report.teas_pages import declare_outputs
+    from seenn.stages.declaration import Stage
+    from seenn.stages.layout import FIGURES, TABLES, branch_dir, conversion_inputs
+
+    conv = conversion_inputs()
+    inputs = {"metrics_converted": conv["metrics_converted"], "ann_metrics": conv["ann_metrics"],
+              "ann_train_log": f"{branch_dir('converted')}/ann_train_log.csv", **teas}
+    outputs = {name: f"{FIGURES}/{name}.png" for name in ("conversion", "training_ann")}
+    outputs.update(declare_outputs(TABLES, FIGURES, direct=False)[1])
+    return Stage(name="figures", run=stage_teas_only_figures,
+                 desc="figures of a TEAS-only run: converted SNN accuracy vs T beside its ANN, ANN training, TEAS's "
+                      "activity profile and windows",
+                 params=("figures",), inputs=inputs, outputs=outputs,
+                 report={name: REPORT_FIGURES[name] for name in outputs})
+
+
 def declare(conversion: bool = True, teas: dict[str, str] | None = None, shifted: str | None = None):
     """The figures of the branches present (the conversion branch's only when it is in the DAG; with
     TEAS's result files, `teas`: role -> path, also TEAS's figures and the combined one)."""

@@ -14,10 +14,13 @@ def stage_report(ctx) -> None:
     from seenn.report.sections import SECTIONS, write_document
 
     p, i = ctx.params, ctx.inputs
-    run = Run(dict(i), p, provenance_lines(p, read_json(i["manifest"]), read_json(i["metrics_direct"])))
+    device_of = i["metrics_direct"] if "metrics_direct" in i else i["metrics_converted"]  # teas.only: no direct SNN
+    run = Run(dict(i), p, provenance_lines(p, read_json(i["manifest"]), read_json(device_of)))
+    subtitle = ("Temporal early exit for spiking neural networks (SEENN): what this run found, and how."
+                if "metrics_direct" in i else
+                "Layer-wise time steps (TEAS) on a converted spiking neural network: what this run found, and how.")
     with atomic_path(ctx.outputs["pdf"]) as tmp:
-        write_document(run, p["report"]["title"], "Temporal early exit for spiking neural networks (SEENN): "
-                       "what this run found, and how.", str(tmp), SECTIONS)
+        write_document(run, p["report"]["title"], subtitle, str(tmp), SECTIONS)
 
 
 def stage_measurements_report(ctx) -> None:
@@ -61,3 +64,18 @@ def declare(tables, figures, energy, latency, conversion: bool = True, teas_late
                       **({"teas_latency_csv": teas_latency} if teas_latency else {})},
               outputs={"pdf": "reports/seenn_measurements.pdf"}, report={"pdf": ("5 Measurements", "measurements_pdf.rst")}),
     ]
+
+
+def declare_teas_only(tables, figures):
+    """The report of `teas.only`: data, conversion, TEAS, the paper row, notes, provenance and the
+    config (its sections appear by the inputs declared); no measurements report (no engine stage)."""
+    from seenn.stages.declaration import Stage
+    from seenn.stages.layout import PREPARED, conversion_inputs
+
+    conv = conversion_inputs()
+    paper = {"paper_numbers": tables.inputs["paper_numbers"]} if "paper_numbers" in tables.inputs else {}
+    return Stage(name="report", run=stage_report, desc="the PDF report of a TEAS-only run: conversion, TEAS, the paper row, "
+                 "provenance", params=ALL_KEYS,
+                 inputs={**tables.outputs, **figures.outputs, "manifest": f"{PREPARED}/manifest.json",
+                         "metrics_converted": conv["metrics_converted"], "ann_metrics": conv["ann_metrics"], **paper},
+                 outputs={"pdf": "reports/seenn_report.pdf"}, report={"pdf": ("0 Report", "report_pdf.rst")})

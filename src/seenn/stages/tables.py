@@ -118,6 +118,48 @@ def declare(conversion: bool = True, seed_runs: dict[int, str] | None = None, pa
                  report={role: c for role, c in REPORT_TABLES.items() if role.removesuffix("_csv") in names})
 
 
+def stage_teas_only_tables(ctx) -> None:
+    """The tables stage of `teas.only`: the ANN beside its converted SNN, TEAS's tables, and with a
+    paper row the TEAS paper's Table 2 row beside this run (teas_pages.table2_comparison)."""
+    from seenn.report import teas_pages
+    from seenn.report.tables import conversion_table
+
+    i, o = ctx.inputs, ctx.outputs
+    write_table(conversion_table(read_json(i["ann_metrics"]), read_json(i["metrics_converted"])), o["conversion_csv"],
+                o["conversion_md"])
+    teas_pages.write_tables(i, o)
+    if "paper_numbers" in i:
+        import yaml
+
+        row_id = ctx.params["report"]["paper_row"]
+        row = yaml.safe_load(Path(i["paper_numbers"]).read_text())[row_id]
+        df = teas_pages.table2_comparison(row, read_json(i["ann_metrics"]), read_json(i["teas_evaluation_converted"]))
+        write_text(o["paper_comparison_csv"], df.to_csv(index=False, float_format="%.4f"))
+        write_text(o["paper_comparison_md"], paper_comparison_markdown(df, row_id, row))
+
+
+def declare_teas_only(teas: dict[str, str], paper_numbers: str | None = None):
+    """The tables of `teas.only`: conversion, TEAS's (no ablation: no direct SNN) and the paper row."""
+    from seenn.report.teas_pages import declare_outputs
+    from seenn.stages.declaration import Stage
+    from seenn.stages.layout import FIGURES, TABLES, conversion_inputs
+
+    conv = conversion_inputs()
+    inputs = {"ann_metrics": conv["ann_metrics"], "metrics_converted": conv["metrics_converted"], **teas}
+    names = ["conversion"]
+    if paper_numbers:
+        inputs["paper_numbers"] = paper_numbers
+        names.append("paper_comparison")
+    outputs = {f"{name}_{ext}": f"{TABLES}/{name}.{ext}" for name in names for ext in ("csv", "md")}
+    outputs.update(declare_outputs(TABLES, FIGURES, mnist=any(k.startswith("teas_evaluation_mnist") for k in teas),
+                                   direct=False)[0])
+    return Stage(name="tables", run=stage_teas_only_tables,
+                 desc="CSV and Markdown tables of a TEAS-only run: the ANN beside its converted SNN, TEAS per variant, "
+                      "windows, activity, settings (and the paper's Table 2 row beside this run)",
+                 params=("report.paper_row",), inputs=inputs, outputs=outputs,
+                 report={role: c for role, c in REPORT_TABLES.items() if role in outputs})
+
+
 CURVE_PREFIX = "curve_"  # output roles curve_<snn>_<series>: one point file per curve
 
 

@@ -321,16 +321,17 @@ def _model_of(target: str) -> str:
     return paths.MNIST_MODEL if paths.is_mnist(target) else f"{branch_dir(target)}/snn.pt"
 
 
-def declare(conversion: bool = True, mnist: bool = True) -> list:
-    """TEAS's stages: on the direct, fine-tuned (and converted) SNNs, the latency measurement, and
-    the MNIST row when `mnist` (the digits): the MLP, its two top-window readings and the control."""
+def declare(conversion: bool = True, mnist: bool = True, direct: bool = True, retrain_converted: bool = False) -> list:
+    """TEAS's stages: on the direct and fine-tuned SNNs (unless `direct` is false: teas.only), the
+    converted one with `conversion` (retrained too with `retrain_converted`), and the MNIST row when
+    `mnist` (the digits): the MLP, its two top-window readings and the control."""
     from seenn.stages.declaration import Stage
     from seenn.stages.layout import split_paths
 
     s = split_paths()
     mnist_keys = ("teas.mnist",)
     stages = []
-    targets = [t for t in paths.TARGETS if conversion or t != "converted"] + (list(paths.MNIST_TARGETS) if mnist else [])
+    targets = paths.targets(conversion, mnist, direct)
     if mnist:
         stages.append(Stage(name="teas_train_mnist", run=stage_train_mnist,
                             desc="TEAS MNIST row: the Input-Flatten-800-IF-10-IF MLP trained directly (paper Table 2)",
@@ -348,7 +349,9 @@ def declare(conversion: bool = True, mnist: bool = True) -> list:
                             desc=f"TEAS on the {target} SNN: activity profile, noise probe, initial windows at every ratio",
                             params=RUN_KEYS + ALLOCATE_KEYS + extra, inputs={"model": _model_of(target), "val": s["val"]},
                             outputs={"allocation": paths.allocation(target)}, options={"target": target}, threads=THREADS))
-    retrained_targets = [("direct", True), ("direct", False)] + [(t, True) for t in paths.MNIST_TARGETS if mnist]
+    retrained_targets = (([("direct", True), ("direct", False)] if direct else [])
+                         + ([("converted", True)] if conversion and retrain_converted else [])
+                         + [(t, True) for t in paths.MNIST_TARGETS if mnist])
     for target, regularized in retrained_targets:
         extra = mnist_keys if paths.is_mnist(target) else ()
         stages.append(Stage(name=f"teas_retrain_{target}{'' if regularized else '_noreg'}", run=stage_retrain,
@@ -360,7 +363,7 @@ def declare(conversion: bool = True, mnist: bool = True) -> list:
                             plots=("log",), options={"target": target, "regularized": regularized}, threads=THREADS))
     for target in targets:
         extra = mnist_keys if paths.is_mnist(target) else ()
-        retrained = {"retrained": paths.retrained(target)} if target == "direct" or paths.is_mnist(target) else {}
+        retrained = {"retrained": paths.retrained(target)} if (target, True) in retrained_targets else {}
         if target == "direct":
             retrained["retrained_noreg"] = paths.retrained(target, False)
         if paths.is_mnist(target):

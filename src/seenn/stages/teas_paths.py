@@ -49,9 +49,16 @@ LATENCY_CSV = f"{MEASUREMENTS}/teas_latency.csv"
 LATENCY_MD = f"{MEASUREMENTS}/teas_latency.md"
 
 
-def evaluations(conversion: bool, mnist: bool) -> dict[str, str]:
+def targets(conversion: bool, mnist: bool, direct: bool = True) -> list[str]:
+    """The SNNs TEAS runs on: the direct and fine-tuned ones (unless `direct` is false: teas.only), the
+    converted one with the conversion branch, the MNIST row's MLP on the digits."""
+    return ([t for t in TARGETS if (direct or t == "converted") and (conversion or t != "converted")]
+            + (list(MNIST_TARGETS) if mnist else []))
+
+
+def evaluations(conversion: bool, mnist: bool, direct: bool = True) -> dict[str, str]:
     """The evaluation files the tables, figures and report read, by role."""
-    targets = [t for t in TARGETS if conversion or t != "converted"] + (list(MNIST_TARGETS) if mnist else [])
-    out = {f"teas_evaluation_{t}": evaluation(t) for t in targets}
-    out.update({f"teas_allocation_{t}": allocation(t) for t in targets})
+    names = targets(conversion, mnist, direct)
+    out = {f"teas_evaluation_{t}": evaluation(t) for t in names}
+    out.update({f"teas_allocation_{t}": allocation(t) for t in names})
     return out
