@@ -17,6 +17,15 @@ RMP_ANN = "ReLU ANN (RMP)"  # ... under conversion.method rmp
 def ann_label(ann_metrics: dict) -> str:
     """The converted SNN's ANN as tables name it, from its ann_metrics.json (QCFS: with its levels L)."""
     return RMP_ANN if ann_metrics.get("method") == "rmp" else f"{QCFS_ANN} (L={ann_metrics['levels']})"
+
+
+CONVERTED_LABELS = {"qcfs": BRANCH_LABELS["converted"], "rmp": "RMP-converted SNN"}  # by conversion.method
+
+
+def converted_label(method: str | None) -> str:
+    """The converted SNN as tables name it, by the conversion that made it (None: QCFS, the default)."""
+    return CONVERTED_LABELS[method or "qcfs"]
+
 ANN = "ANN (same architecture)"
 SEENN2 = "SEENN-II"
 POLICY_ALONE = "SEENN-II policy network alone"  # energy only: what the policy network adds to SEENN-II

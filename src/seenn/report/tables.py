@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from seenn.common.io import read_json
-from seenn.methods.catalog import BRANCH_LABELS, ann_label, fixed_label, seenn1_label
+from seenn.methods.catalog import BRANCH_LABELS, ann_label, converted_label, fixed_label, seenn1_label
 from seenn.methods.metrics import doubling_timesteps
 from seenn.methods.seenn1 import in_order
 from seenn.report.guarantee import guarantee_roles, guarantee_table
@@ -101,7 +101,7 @@ def conversion_table(ann: dict, metrics: dict) -> pd.DataFrame:
     kept = "kept_timesteps" in metrics["test"]  # conversion.keep_timesteps: every kept T, else 1, 2, 4, ..., T
     for t in (list(test) if kept else doubling_timesteps(metrics["test"]["timesteps"])):
         acc_t = test[t]
-        rows.append({"model": BRANCH_LABELS["converted"] if ann.get("method") != "rmp" else "RMP-converted SNN", "T": t, "val_accuracy": val[t],
+        rows.append({"model": converted_label(ann.get("method")), "T": t, "val_accuracy": val[t],
                      "test_accuracy": acc_t, "test_gap_to_ann": acc_t - ann["test"]["accuracy"]})
     df = pd.DataFrame(rows)
     df["T"] = pd.Series([r["T"] for r in rows], dtype=object)  # integers, blank for the ANN row

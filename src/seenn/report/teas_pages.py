@@ -14,6 +14,14 @@ from seenn.teas.variants import ALLOCATION, CONTROL, FIXED
 
 TARGET_LABELS = {**BRANCH_LABELS, "mnist_full": "TEAS MNIST MLP (800-IF-10-IF), top window full",
                  "mnist_scale": "TEAS MNIST MLP (800-IF-10-IF), top window scale"}
+
+
+def target_label(doc: dict) -> str:
+    """The SNN an allocation or evaluation file is of, as tables name it (its own `label` where the
+    stage wrote one: the converted SNN by its conversion method)."""
+    return doc.get("label") or TARGET_LABELS.get(doc["target"], doc["target"])
+
+
 TABLES = ("teas", "teas_windows", "teas_ablation", "teas_activity", "teas_mnist", "teas_settings")
 
 FIGURES = ("teas_activity", "teas_allocation", "teas_combined")
@@ -91,7 +99,7 @@ def results_table(inputs: dict) -> pd.DataFrame:
     for role in sorted(k for k in inputs if k.startswith("teas_evaluation_")):
         ev, df = _rows(inputs[role])
         parts.append(pd.DataFrame({
-            "model": TARGET_LABELS.get(ev["target"], ev["target"]), "T": ev["T"], "variant": df["variant"],
+            "model": target_label(ev), "T": ev["T"], "variant": df["variant"],
             "ratio": df["ratio"], "test_accuracy": df["accuracy"], "timestep_equivalents": df["timestep_equivalents"],
             "avg_window": df["avg_window"], "energy_uJ": df["energy_uj"], "ACs_M": df["acs"] / 1e6, "MACs_M": df["macs"] / 1e6,
             "tied_share": df["tied_share"], "test_samples": df["n"],
@@ -106,7 +114,7 @@ def windows_table(inputs: dict) -> pd.DataFrame:
         ev, df = _rows(inputs[role])
         for _, r in df[df["variant"] != FIXED].iterrows():
             for layer, w, c in zip(ev["layers"], r["windows"], ev["costs"]):
-                rows.append({"model": TARGET_LABELS.get(ev["target"], ev["target"]), "variant": r["variant"],
+                rows.append({"model": target_label(ev), "variant": r["variant"],
                              "ratio": r["ratio"], "layer": layer, "window": w, "cost_per_step_ops": c})
     return pd.DataFrame(rows)
 
@@ -127,7 +135,7 @@ def activity_table(inputs: dict) -> pd.DataFrame:
     for role in sorted(k for k in inputs if k.startswith("teas_allocation_")):
         a = read_json(inputs[role])
         for r in a["layers"]:
-            rows.append({"model": TARGET_LABELS.get(a["target"], a["target"]), "layer": r["layer"], "act_raw": r["raw"],
+            rows.append({"model": target_label(a), "layer": r["layer"], "act_raw": r["raw"],
                          "act_per_neuron": r["rate"], "cost_per_step_ops": r["cost_per_step"],
                          "noise_u": a["noise"]["u"], "acc_clean": a["noise"]["clean_accuracy"],
                          "acc_noisy": a["noise"]["accuracy"][r["layer"]]})
@@ -188,7 +196,7 @@ def settings_table(inputs: dict) -> pd.DataFrame:
         if "schedule" not in ev:
             continue
         for quantity, paper, this in PAPER_SETTINGS:
-            rows.append({"model": TARGET_LABELS.get(ev["target"], ev["target"]), "setting": quantity, "paper": paper,
+            rows.append({"model": target_label(ev), "setting": quantity, "paper": paper,
                          "this run": str(this(ev["schedule"], ev))})
     return pd.DataFrame(rows, columns=["model", "setting", "paper", "this run"])
 
@@ -241,7 +249,7 @@ def activity_figure(allocs: list[dict]):
         ax2.plot(list(x), [a["noise"]["accuracy"][n] for n in names], "o-", color="tab:red", label=f"accuracy, noise u={a['noise']['u']:g}")
         ax2.axhline(a["noise"]["clean_accuracy"], color="tab:red", ls=":", lw=1, label="accuracy, no noise")
         ax2.set_ylabel("val accuracy (%)", fontsize=8)
-        ax.set_title(f"{TARGET_LABELS.get(a['target'], a['target'])} (T={a['T']})", fontsize=9)
+        ax.set_title(f"{target_label(a)} (T={a['T']})", fontsize=9)
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = ax2.get_legend_handles_labels()
         ax.legend(h1 + h2, l1 + l2, fontsize=6, loc="upper right")
@@ -262,7 +270,7 @@ def allocation_figure(evals: list[dict]):
         ax.axhline(ev["T"], color="k", ls=":", lw=1, label=f"full window T={ev['T']}")
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(ev["layers"]))], ev["layers"], rotation=30, fontsize=7, ha="right")
         ax.set_ylabel("time steps", fontsize=8)
-        ax.set_title(TARGET_LABELS.get(ev["target"], ev["target"]), fontsize=9)
+        ax.set_title(target_label(ev), fontsize=9)
         ax.legend(fontsize=6, loc="upper right")
     fig.tight_layout()
     return fig

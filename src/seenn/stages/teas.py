@@ -19,6 +19,7 @@ from seenn.common.io import load_checked, read_json, save_checked, write_json
 from seenn.data.files import open_split
 from seenn.data.source import held_inputs
 from seenn.loops.predict import load_snn
+from seenn.methods.catalog import converted_label
 from seenn.stages import teas_paths as paths
 from seenn.teas import allocation, layerwise
 from seenn.teas.activity import noise_sensitivity
@@ -84,6 +85,13 @@ def _settings(ctx) -> dict:
     return {k: t[k] for k in ("ratios", "ratio", "ratio_weights", "top_window")}
 
 
+def _label(ctx) -> dict:
+    """{"label": ...} naming the converted SNN by its conversion method (the other targets: none)."""
+    if ctx.extras["target"] != "converted":
+        return {}
+    return {"label": converted_label(ctx.params["conversion"]["method"])}
+
+
 def _sizes(ctx) -> dict:
     """Batch and sample counts of the keys the stage declares (the others read as 0, unused): the
     converted SNN's (windows up to conversion.max_timesteps) are its own."""
@@ -124,7 +132,7 @@ def stage_allocate(ctx) -> None:
                        "avg_window": sum(win) / len(win)})
         log.info("teas %s: ratio %.3g -> windows %s (achieved %.3f)", ctx.extras["target"], rho, win, allocs[-1]["achieved_ratio"])
     write_json(ctx.outputs["allocation"], {
-        "target": ctx.extras["target"], "T": T, "ratio": s["ratio"], "ratio_weights": s["ratio_weights"],
+        "target": ctx.extras["target"], **_label(ctx), "T": T, "ratio": s["ratio"], "ratio_weights": s["ratio_weights"],
         "top_window": s["top_window"], "activity": t["activity"], "expansion": t["expansion"],
         "profile_samples": int(xp.shape[0]),
         "layers": [{"layer": a.name, "spikes": a.spikes, "neurons": a.neurons, "raw": a.raw, "rate": a.rate, "cost_per_step": c}
@@ -272,7 +280,7 @@ def stage_evaluate(ctx) -> None:
         log.info("teas %s %s ratio %.3g: windows %s acc %.2f %% TE %.3f energy %.4g uJ", ctx.extras["target"], r["variant"],
                  r["ratio"], r["windows"], r["accuracy"], r["timestep_equivalents"], r["energy_uj"])
     s = _settings(ctx)
-    out = {"target": ctx.extras["target"], "T": T, "ratio": s["ratio"], "ratio_weights": s["ratio_weights"],
+    out = {"target": ctx.extras["target"], **_label(ctx), "T": T, "ratio": s["ratio"], "ratio_weights": s["ratio_weights"],
            "top_window": s["top_window"], "activity": alloc["activity"], "expansion": exp,
            "layers": [r["layer"] for r in alloc["layers"]], "costs": costs, "rows": rows,
            "noise": {k: alloc["noise"][k] for k in ("u", "kind", "scale")}}
@@ -315,6 +323,12 @@ EVALUATE_KEYS = tuple(f"teas.{k}" for k in ("ratio", "ratios", "ratio_weights", 
 RUN_KEYS = ("seed", "device", "deterministic", "loader")
 
 
+def _target_keys(target: str) -> tuple[str, ...]:
+    """The keys a target's stages read beyond the TEAS keys: the MNIST row's, the converted SNN's method
+    (its label)."""
+    return ("teas.mnist",) if paths.is_mnist(target) else ("conversion.method",) if target == "converted" else ()
+
+
 def _model_of(target: str) -> str:
     from seenn.stages.layout import branch_dir
 
@@ -329,7 +343,7 @@ def declare(conversion: bool = True, mnist: bool = True, direct: bool = True, re
     from seenn.stages.layout import split_paths
 
     s = split_paths()
-    mnist_keys = ("teas.mnist",)
+    mnist_keys = _target_keys(next(iter(paths.MNIST_TARGETS)))
     stages = []
     targets = paths.targets(conversion, mnist, direct)
     if mnist:
@@ -344,7 +358,7 @@ def declare(conversion: bool = True, mnist: bool = True, direct: bool = True, re
                             outputs={"model": paths.MNIST_CONTROL, "log": paths.MNIST_CONTROL_LOG}, plots=("log",),
                             options={"target": paths.MNIST}, threads=THREADS))
     for target in targets:
-        extra = mnist_keys if paths.is_mnist(target) else ()
+        extra = _target_keys(target)
         stages.append(Stage(name=f"teas_allocate_{target}", run=stage_allocate,
                             desc=f"TEAS on the {target} SNN: activity profile, noise probe, initial windows at every ratio",
                             params=RUN_KEYS + ALLOCATE_KEYS + extra, inputs={"model": _model_of(target), "val": s["val"]},
@@ -353,7 +367,7 @@ def declare(conversion: bool = True, mnist: bool = True, direct: bool = True, re
                          + ([("converted", True)] if conversion and retrain_converted else [])
                          + [(t, True) for t in paths.MNIST_TARGETS if mnist])
     for target, regularized in retrained_targets:
-        extra = mnist_keys if paths.is_mnist(target) else ()
+        extra = _target_keys(target)
         stages.append(Stage(name=f"teas_retrain_{target}{'' if regularized else '_noreg'}", run=stage_retrain,
                             desc=(f"TEAS retraining of the {target} SNN: regularized, periodic and final adjustment, fine-tuning"
                                   if regularized else f"TEAS ablation on the {target} SNN: retrained without the regularizer"),
@@ -362,7 +376,7 @@ def declare(conversion: bool = True, mnist: bool = True, direct: bool = True, re
                             outputs={"model": paths.retrained(target, regularized), "log": paths.retrain_log(target, regularized)},
                             plots=("log",), options={"target": target, "regularized": regularized}, threads=THREADS))
     for target in targets:
-        extra = mnist_keys if paths.is_mnist(target) else ()
+        extra = _target_keys(target)
         retrained = {"retrained": paths.retrained(target)} if (target, True) in retrained_targets else {}
         if target == "direct":
             retrained["retrained_noreg"] = paths.retrained(target, False)
