@@ -176,9 +176,10 @@ def test_paper_configs_are_valid(path):
     validate_config(paper_config(path))
 
 
-@pytest.mark.parametrize("path", PAPER_CONFIGS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [p for p in PAPER_CONFIGS if not paper_config(p)["teas"]["only"]], ids=lambda p: p.name)
 def test_paper_configs_use_the_authors_policy_optimizer(path):
-    """The authors' ee_ii_train: SGD with lr 0.01 and weight decay 5e-4, and no momentum."""
+    """The authors' ee_ii_train: SGD with lr 0.01 and weight decay 5e-4, and no momentum (the SEENN
+    rows; the TEAS rows, teas.only, train no policy)."""
     s = paper_config(path)["seenn2"]
     assert (s["lr"], s["weight_decay"], s["momentum"]) == (0.01, 0.0005, 0.0)
 

@@ -14,7 +14,7 @@ from seenn.report.guarantee import price_sentence
 from seenn.report.headline import ENERGY_BRANCH
 from seenn.report.rules import front_sentence
 from seenn.report.run import MEASUREMENTS_PDF, Run
-from seenn.report.tables import accuracy_at
+from seenn.report.accuracy import accuracy_at
 
 
 def summary(run: Run, doc: Document) -> None:

@@ -91,7 +91,7 @@ def conversion_figure(metrics: dict, ann: dict, title: str):
     """Accuracy of the converted SNN at every T (log2 axis) against the QCFS ANN's accuracy."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    from seenn.report.tables import accuracy_at
+    from seenn.report.accuracy import accuracy_at
 
     for split, style in (("test", "o-"), ("val", "s:")):
         acc = accuracy_at(metrics[split])  # every T, or conversion.keep_timesteps

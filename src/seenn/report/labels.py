@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 import re
 
+NOT_GIVEN = "not given in the texts"  # a paper figure the paper does not report (never guessed)
+
 # column -> (header with unit, format); format: a number of decimals, "int", "sci" (3 significant), or "text"
 COLUMNS: dict[str, tuple[str, object]] = {
     "model": ("SNN", "text"), "snn": ("SNN", "text"), "method": ("Method", "text"), "dataset": ("Dataset", "text"),

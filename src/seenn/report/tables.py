@@ -11,12 +11,14 @@ from seenn.common.io import read_json
 from seenn.methods.catalog import BRANCH_LABELS, ann_label, converted_label, fixed_label, seenn1_label
 from seenn.methods.metrics import doubling_timesteps
 from seenn.methods.seenn1 import in_order
+from seenn.report.accuracy import accuracy_at
 from seenn.report.guarantee import guarantee_roles, guarantee_table
 from seenn.report.headline import (
     ENERGY_BRANCH,
     headline_rows,
     headline_table,
 )
+from seenn.report.labels import NOT_GIVEN
 from seenn.report.rules import fronts, rules_table, shifted_table
 
 
@@ -82,14 +84,6 @@ def build_tables(inputs: dict) -> dict[str, pd.DataFrame]:
     if "rules_shifted" in inputs:
         tables["rules_shifted"] = shifted_table(pd.read_csv(inputs["rules_shifted"]))
     return tables
-
-
-def accuracy_at(split: dict) -> dict[int, float]:
-    """T -> accuracy of one split of an evaluation's metrics: every T = 1..T, or the kept ones
-    (conversion.keep_timesteps)."""
-    if "kept_timesteps" in split:
-        return dict(zip(split["kept_timesteps"], split["accuracy_per_kept_t"]))
-    return {t: a for t, a in enumerate(split["accuracy_per_t"], start=1)}
 
 
 def conversion_table(ann: dict, metrics: dict) -> pd.DataFrame:
@@ -271,7 +265,6 @@ def seeds_table(runs: dict[int, dict]) -> pd.DataFrame:
                          for k, (m, s, n) in stats.items()])
 
 
-NOT_GIVEN = "not given in the texts"
 # (metric, paper numbers key, SNN branch the paper's figure is compared with, method, quantity); the
 # paper's fixed-T, SEENN-I and Table 5 figures are of the directly trained SNN, SEENN-II of the fine-tuned
 PAPER_METRICS = (

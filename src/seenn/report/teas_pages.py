@@ -356,7 +356,7 @@ def table2_comparison(row: dict, ann: dict, teas_ev: dict) -> pd.DataFrame:
     full T (TEAS's fixed-T row, the same samples as TEAS's), and TEAS at teas.ratio: the retrained row
     where the converted SNN was retrained, else the allocation; its averaged time steps are the plain
     average of the windows (the paper's)."""
-    from seenn.report.tables import NOT_GIVEN
+    from seenn.report.labels import NOT_GIVEN
     from seenn.teas.variants import RETRAINED
 
     rows = pd.DataFrame(teas_ev["rows"])
