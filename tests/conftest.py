@@ -17,6 +17,18 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module's tests (the big networks run tiny batches: more threads only
+    contend here), the previous count restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def default_config() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())

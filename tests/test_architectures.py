@@ -24,13 +24,7 @@ RUN_INPUT = {"vgg16": (3, 32), "vggsnn": (2, 48), "resnet34": (3, 64), "resnet34
              "sew_resnet34": (3, 64)}  # else 3 ch, 8 px
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Sized for one core (the big networks run tiny batches); more threads only contend here."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # sized for one core (conftest.one_thread)
 
 
 def cfg(arch: str, **kw) -> dict:

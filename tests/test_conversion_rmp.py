@@ -36,12 +36,7 @@ CLASSES = 5  # labels the fixture images use (a short training learns them)
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # sized for one core (conftest.one_thread)
 
 
 def _images(n: int, g: torch.Generator, side: int = 8) -> tuple[torch.Tensor, torch.Tensor]:

@@ -195,14 +195,6 @@ def _big(arch, px, neuron):
     return net
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("px", [32, 224])
 @pytest.mark.parametrize("arch,neuron", [("vgg16", "lif"), ("vgg16", "if"), ("resnet34", "lif"),
                                          ("resnet34_avgpool", "if")])
