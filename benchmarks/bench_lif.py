@@ -8,6 +8,12 @@ nothing about time.
 
     python benchmarks/bench_lif.py                      # [T=4, B=32, 128, 16, 16], 1 thread
     python benchmarks/bench_lif.py --shape 4 32 128 16 16 --threads 2 --repetitions 21
+    python benchmarks/bench_lif.py --small              # one inference step: plain ops vs compiled, by size
+
+`--small` times what sets `kernels.CPU_SMALL_STEP`: one stepwise inference call of the fused
+LIF (spikes only, as at T = 1, and an engine slot step that keeps its membrane) as the few
+plain ops it runs on small CPU tensors and as the compiled kernel, at sizes from 4,096 to
+262,144 elements (batch 1 of the default network is 1,024 to 16,384).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from seenn.methods.latency import keep_freed_memory  # noqa: E402
+from seenn.snn import kernels  # noqa: E402
 from seenn.snn.kernels import compile_available, fused_lif_multistep  # noqa: E402
 from seenn.snn.neurons import Triangle, lif_multistep  # noqa: E402
 
@@ -74,6 +81,35 @@ def snntorch_leaky():
     return run, None
 
 
+def small_steps(repetitions: int) -> None:
+    """Microseconds per stepwise call, plain ops against the compiled kernel, by tensor size."""
+    def per_call(fn, calls=1000):
+        for _ in range(20):
+            fn()
+        rounds = []
+        for _ in range(repetitions):
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            rounds.append((time.perf_counter() - t0) / calls * 1e6)
+        return statistics.median(rounds)
+
+    print(f"{'elements':>9s} {'spikes plain':>13s} {'compiled':>9s} {'slot plain':>11s} {'compiled':>9s}  (us per call)")
+    for numel in (4096, 16384, 32768, 65536, 131072, 262144):
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(1, numel, generator=gen) * 1.5
+        u = torch.randn(1, numel, generator=gen)
+        fresh, s = torch.zeros(1, 1, dtype=torch.bool), torch.empty_like(x)
+        keep = fresh.logical_not() * 0.5
+        row = [per_call(lambda: kernels._small_spikes(x, 1.0)),
+               per_call(lambda: kernels.KERNELS.call(kernels._k_spikes, x, 1.0)),
+               per_call(lambda: kernels._small_slot_step(x, u, keep, 1.0)),
+               per_call(lambda: kernels.KERNELS.call(kernels._k_slot_step, x, u, fresh, s, 0.5, 1.0))]
+        print(f"{numel:9d} {row[0]:13.1f} {row[1]:9.1f} {row[2]:11.1f} {row[3]:9.1f}")
+    print(f"kernels.CPU_SMALL_STEP = {kernels.CPU_SMALL_STEP}: smaller tensors take the plain ops; "
+          f"compiled: {compile_available()}")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shape", type=int, nargs="+", default=[4, 32, 128, 16, 16], help="[T, B, ...]")
@@ -82,8 +118,12 @@ def main(argv=None) -> None:
     ap.add_argument("--repetitions", type=int, default=15)
     ap.add_argument("--malloc-default", action="store_true",
                     help="leave glibc malloc as it is (default: keep freed memory, as the latency stage does)")
+    ap.add_argument("--small", action="store_true", help="time one inference step by tensor size instead")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.small:
+        small_steps(args.repetitions)
+        return
     kept = False if args.malloc_default else keep_freed_memory()
     gen = torch.Generator().manual_seed(0)
     x0 = torch.randn(*args.shape, generator=gen) * 1.5

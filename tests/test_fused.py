@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from seenn.methods import engine
+from seenn.snn import kernels
 from seenn.snn.kernels import (
     KERNELS,
     FusedLIF,
@@ -53,9 +54,10 @@ def test_fallback_kernels_equal_the_plain_lif(fallback, surrogate, width):
         assert torch.equal(fused_lif_multistep(x[:1], 0.5, 1.0, make_surrogate(surrogate, width)), s_ref[:1])
 
 
-def test_compiled_kernels_equal_the_fallback():
+def test_compiled_kernels_equal_the_fallback(monkeypatch):
     if not compile_available():
         pytest.skip("torch.compile unavailable here (the fallback is tested above)")
+    monkeypatch.setattr(kernels, "CPU_SMALL_STEP", 0)  # every call compiled, however small
     torch.manual_seed(0)
     x = torch.randn(4, 3, 5, 6) * 1.5
     s_ref, g_ref, g = reference_grad(x, "triangle", 1.0)
@@ -74,13 +76,13 @@ def test_compiled_kernels_equal_the_fallback():
     assert torch.equal(xr.grad, g_ref)
 
 
-@pytest.mark.parametrize("small_step", [FusedLIF.small_step, 0], ids=["small tensors: plain ops", "compiled kernels"])
+@pytest.mark.parametrize("small_step", [kernels.CPU_SMALL_STEP, 0], ids=["small tensors: plain ops", "compiled kernels"])
 def test_fused_model_gives_the_same_engine_results(monkeypatch, small_step):
     """Both stepwise paths of the fused LIF (the compiled slot kernel, and the few plain ops a
     small CPU tensor takes instead) give the plain LIF's engine results bit for bit."""
     from test_engine import posthoc_logits, spread_alpha, tiny
 
-    monkeypatch.setattr(FusedLIF, "small_step", small_step)
+    monkeypatch.setattr(kernels, "CPU_SMALL_STEP", small_step)
     model = tiny()
     torch.manual_seed(1)
     x = torch.randn(15, 1, 12, 12) * 2
@@ -88,6 +90,7 @@ def test_fused_model_gives_the_same_engine_results(monkeypatch, small_step):
     alpha = spread_alpha(z, "confidence")
     runs = [lambda: engine.run_seenn1(model, x, 4, alpha, "confidence"),  # slots refilled: membranes kept
             lambda: engine.run_seenn1(model, x, 4, alpha, "confidence", batch_size=3),
+            lambda: engine.run_seenn1(model, x, 4, alpha, "confidence", batch_size=1),  # every step: all fresh, or none
             lambda: engine.run_fixed(model, x, 1)]  # T = 1: no membrane
     plain = [run() for run in runs]
     set_fused(model, True)

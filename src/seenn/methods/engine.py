@@ -230,7 +230,11 @@ class Engine:
             steps, next_read = 0, self.sync_every
             exact = self.sync_every == 1 and self.device.type == "cpu" and not (self.compile_step or self.cuda_graph)
             chunk = min(slots, n, self._step(slots).refill) if exact else None
+            busy, neurons = 0, neuron_modules(self.model)
             while True:
+                if exact:  # the host knows whether every slot starts a new sample now (always at batch 1)
+                    for m in neurons:
+                        m.all_fresh = busy == 0 and chunk == slots
                 if counter is not None:  # lockstep: every sample started at step 1
                     counter.set_timestep(steps + 1)
                     self._step(slots)(st, x, counter.set_rows, chunk)

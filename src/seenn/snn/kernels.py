@@ -115,6 +115,41 @@ def compile_available() -> bool:
     return not KERNELS.failed
 
 
+# A stepwise call on a CPU tensor smaller than this (elements) runs the kernels' arithmetic as a few
+# plain ops instead: there a compiled call's guards and wrappers (20-30 us on one core) cost more
+# than the ops they fuse. Measured on 2 AMD EPYC cores, one thread (benchmarks/bench_lif.py
+# --small): the plain slot step is the faster below about 65,536 elements, the spikes-only step
+# below about 131,072. The floats are the same (spikes and nonzero membranes bit for bit).
+CPU_SMALL_STEP = 65536
+
+
+def small_cpu(x: torch.Tensor) -> bool:
+    """A CPU tensor small enough for the plain ops (`CPU_SMALL_STEP`)."""
+    return x.device.type == "cpu" and x.numel() < CPU_SMALL_STEP
+
+
+def _small_spikes(x: torch.Tensor, threshold: float) -> torch.Tensor:
+    """`_k_spikes` as three vectorized float ops: H(x - thr) = sign(relu(x - thr)) gives 1.0 and
+    +0.0 exactly as the comparison does (x - thr is never -0.0), at a third of the cost of a
+    comparison and a cast, whose bool output CPU kernels do not vectorize well (no NaN here)."""
+    return (x - threshold).relu_().sign_()
+
+
+def _small_slot_step(x: torch.Tensor, u: torch.Tensor, keep: torch.Tensor | None, threshold: float):
+    """`_k_slot_step` as a few plain ops on `u` in place: the spikes. `keep` is decay where a slot
+    goes on and 0 where it starts now (None: every slot starts now, so h = x). The membranes'
+    floats are the kernel's, but for the sign of a zero (u * 0 is -0.0 for a negative u), which no
+    spike, logit or later nonzero membrane can see."""
+    if keep is None:
+        s = _small_spikes(x, threshold)
+        torch.mul(x, 1 - s, out=u)
+        return s
+    h = u.mul_(keep).add_(x)  # u is h from here on
+    s = _small_spikes(h, threshold)
+    h.mul_(1 - s)
+    return s
+
+
 def fused_lif_step(x: torch.Tensor, u: torch.Tensor | None, decay: float, threshold: float):
     """One LIF timestep without autograd, as one compiled kernel: (spikes, membrane). `u` None
     means the first timestep (u = 0, a new membrane); otherwise `u` is updated in place."""
@@ -151,6 +186,8 @@ def fused_lif_multistep(x: torch.Tensor, decay: float, threshold: float, surroga
     if torch.is_grad_enabled() and x.requires_grad:
         return _FusedLIFSeq.apply(x, float(decay), float(threshold), surrogate)
     if x.shape[0] == 1:
+        if small_cpu(x):
+            return _small_spikes(x, float(threshold))
         return KERNELS.call(_k_spikes, x[0], float(threshold)).unsqueeze(0)
     out, u = torch.empty_like(x), torch.empty_like(x[0])
     KERNELS.call(_k_first, x[0], out[0], u, float(threshold))
@@ -159,34 +196,10 @@ def fused_lif_multistep(x: torch.Tensor, decay: float, threshold: float, surroga
     return out
 
 
-# A stepwise call on a CPU tensor smaller than this (elements) runs the kernels' arithmetic as a few
-# plain ops instead: there a compiled call's guards and wrappers (30-80 us on one core, measured at
-# batch 1 on the default network) cost more than the ops they fuse. The floats are the same.
-CPU_SMALL_STEP = 8192
-
-
-def _small_spikes(x: torch.Tensor, threshold: float) -> torch.Tensor:
-    """`_k_spikes` in one op and a cast (h - thr > 0 and h > thr agree for every float)."""
-    return (x > threshold).to(x.dtype)
-
-
-def _small_slot_step(x: torch.Tensor, u: torch.Tensor, fresh: torch.Tensor, decay: float, threshold: float):
-    """`_k_slot_step` as a few plain ops on `u` in place, with the same floats: the spikes."""
-    h = u.masked_fill_(fresh, 0.0).mul_(decay).add_(x)  # u is h from here on
-    s = (h > threshold).to(x.dtype)
-    h.mul_(1 - s)
-    return s
-
-
 class FusedLIF(PlainLIF):
     """A LIF neuron's arithmetic as the compiled kernels above. A stepwise call that needs a
     gradient has no kernel (one step has no backward kernel) and runs the plain ops; a stepwise
-    call on a small CPU tensor (`small_step` elements) runs `_small_*`, cheaper there."""
-
-    small_step = CPU_SMALL_STEP
-
-    def _small(self, x: torch.Tensor) -> bool:
-        return x.device.type == "cpu" and x.numel() < self.small_step
+    call on a small CPU tensor (`small_cpu`) runs `_small_*`, cheaper there."""
 
     def multistep(self, n: LIF, x: torch.Tensor) -> torch.Tensor:
         return fused_lif_multistep(x, n.decay, n.threshold, n.surrogate)
@@ -195,15 +208,16 @@ class FusedLIF(PlainLIF):
         if torch.is_grad_enabled() and x.requires_grad:
             return super().step(n, x)
         if not n.remember:  # one step from rest, nothing kept
-            if self._small(x):
+            if small_cpu(x):
                 return _small_spikes(x, float(n.threshold))
             return KERNELS.call(_k_spikes, x, float(n.threshold))
         if n.u is not None and n.u.shape != x.shape:
             n.full_state(x, torch.zeros_like)  # raises: a batch that changed size between steps
         if n.fresh is not None and n.u is not None:  # the engine's slots
             fresh = n.fresh.view(-1, *(1,) * (x.dim() - 1))
-            if self._small(x):
-                return _small_slot_step(x, n.u, fresh, float(n.decay), float(n.threshold))
+            if small_cpu(x):
+                keep = None if n.all_fresh else fresh.logical_not() * float(n.decay)
+                return _small_slot_step(x, n.u, keep, float(n.threshold))
             s = torch.empty_like(x)
             KERNELS.call(_k_slot_step, x, n.u, fresh, s, float(n.decay), float(n.threshold))
             return s

@@ -122,7 +122,9 @@ class StatefulNeuron(nn.Module):
     next call; those rows start from the neuron's rest state (`torch.where`, no change of shape),
     and the membrane is written back in place (`store`), so its address never changes (what a
     compiled step or a CUDA graph needs). `remember` False (an engine whose every sample stops
-    after one step) starts every step from rest and writes no membrane at all."""
+    after one step) starts every step from rest and writes no membrane at all. `all_fresh` True
+    (set by a host that knows it: the CPU engine reading the device after every step) says every
+    slot starts a new sample at this call, so the fused LIF need not read the old membranes."""
 
     def __init__(self):
         super().__init__()
@@ -130,6 +132,7 @@ class StatefulNeuron(nn.Module):
         self.u: torch.Tensor | None = None
         self.fresh: torch.Tensor | None = None  # slot use: bool [B], rows that start from rest now
         self.remember = True  # False: every step starts from rest and keeps nothing (an engine at T = 1)
+        self.all_fresh = False  # slot use: the host knows every slot starts a new sample at this call
 
     def reset(self) -> None:
         self.u = None
@@ -227,6 +230,7 @@ def set_stepwise(model: nn.Module, on: bool, fresh: torch.Tensor | None = None) 
         m.stepwise = on
         m.fresh = fresh if on else None
         m.remember = True
+        m.all_fresh = False
         m.reset()
 
 
