@@ -22,12 +22,23 @@ def test_quick_cpu_check_passes_every_section(tmp_path):
     assert any("amp=bf16" in row["what"] for row in rows)
     assert any(row["what"].startswith("SpikingJelly") for row in rows)  # from benchmarks/wheels
     assert "| section | what |" in r.stdout
+    # the engine grid: every precision x batch size x exit histogram, the bound and the targets beside each
+    engine = [row for row in rows if row["section"] == "engine"]
+    assert {(row["batch"], row["what"].split(",")[0].split()[-1], row["what"].split(",")[1].split()[0])
+            for row in engine} == {(b, p, h) for b in (1, 16, 64, 256, 1024) for p in ("fp32", "tf32", "bf16")
+                                   for h in ("paper", "heavy")}
+    assert all("of bound" in row["note"] and "target" in row["note"] and "exits equal the rule's (fp32): True"
+               in row["note"] for row in engine)
+    assert all("bf16 vs fp32" in row["note"] for row in engine if " bf16," in row["what"])
+    assert any("CPU target <= 1.1" in row["note"] for row in engine if row["batch"] == 1)
 
 
-def test_exit_histogram_gives_the_paper_aet():
+def test_exit_histograms_give_their_aet():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import gpu_check
 
     u = gpu_check.histogram_exits(2048, 4, torch.Generator().manual_seed(0))
     assert len(u) == 2048 and set(u.tolist()) == {1, 2, 3, 4}
     assert abs(float(u.float().mean()) - 1.09) < 0.005
+    heavy = gpu_check.histogram_exits(2048, 4, torch.Generator().manual_seed(0), gpu_check.EXIT_HISTOGRAMS["heavy"])
+    assert abs(float(heavy.float().mean()) - 1.50) < 0.005

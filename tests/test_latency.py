@@ -16,7 +16,10 @@ def test_paired_ratio_is_the_median_of_per_round_ratios():
 
 
 def row(method, bs, rounds, cpu, speedup=None, cpu_speedup=None, ideal=None, min_s=None, T=2):
+    import statistics
+
     return {"method": method, "batch_size": bs, "rounds_s": rounds, "rounds_cpu_s": cpu,
+            "seconds_per_sample": statistics.median(rounds),  # one sample
             "min_s": min(rounds) if min_s is None else min_s, "speedup_vs_fixed_T": speedup,
             "cpu_speedup_vs_fixed_T": cpu_speedup, "ideal_speedup": ideal, "avg_timesteps": T / ideal if ideal else None}
 
@@ -59,14 +62,43 @@ def test_summarize_hand_computed():
     assert set(small["early_exit"]) == {"SEENN-I (confidence)", "SEENN-II"} and large["early_exit"] == {}
     # reachable bound per round t(T) / [t(1) + (avg T - 1) (t(T) - t(1))]: SEENN-I (avg T 1) 5/3, 2, 2 -> 2;
     # SEENN-II (avg T 1.25) 5/3.5, 8/5, 4/2.5 -> 1.6
+    # with only the engine timed, the engine is the best fixed T: engine_* repeat the figures
+    # (engine speedup per round: 5/3, 8/5, 4/3 -> 8/5 for SEENN-I; 5/3, 2, 8/7 -> 5/3 for SEENN-II)
+    assert small["best_fixed_path"] == "engine" and small["best_fixed_T"] == "Fixed T=2"
+    assert (small["best_fixed_t1_ms"], small["best_fixed_tT_ms"]) == pytest.approx((3e3, 5e3))
     assert small["early_exit"]["SEENN-I (confidence)"] == pytest.approx(
         {"speedup": 1.5, "cpu_speedup": 1.2, "fastest_speedup": 4 / 2.5, "ideal": 2.0, "reachable": 2.0,
-         "fraction_of_ideal": 0.75, "cpu_fraction_of_ideal": 0.6})
+         "of_reachable": 0.75, "fraction_of_ideal": 0.75, "cpu_fraction_of_ideal": 0.6,
+         "engine_speedup": 1.6, "engine_reachable": 2.0, "engine_of_reachable": 0.8})
     assert small["early_exit"]["SEENN-II"] == pytest.approx(
         {"speedup": 1.8, "cpu_speedup": 1.6, "fastest_speedup": 4 / 3.2, "ideal": 1.6, "reachable": 1.6,
-         "fraction_of_ideal": 1.125, "cpu_fraction_of_ideal": 1.0})
+         "of_reachable": 1.125, "fraction_of_ideal": 1.125, "cpu_fraction_of_ideal": 1.0,
+         "engine_speedup": 5 / 3, "engine_reachable": 1.6, "engine_of_reachable": 5 / 3 / 1.6})
     # fixed T over fixed T=1 per round: 5/3, 2, 2 -> 2; batch 4: 6/5
     assert small["fixed_T_over_T1"] == pytest.approx(2.0) and large["fixed_T_over_T1"] == pytest.approx(1.2)
+
+
+def test_the_faster_fixed_t_path_is_the_yardstick_and_gives_the_bound():
+    """With the multi-step forward timed beside the engine, the faster at T is the best fixed T:
+    the bound takes t(1) and t(T) from it; the engine's own bound stays beside it."""
+    T = 2
+    rows = [row(ANN, 1, [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]),
+            row("Fixed T=1", 1, [3.0, 3.0, 3.0], [3.0, 3.0, 3.0]),
+            row("Fixed T=2", 1, [5.0, 5.0, 5.0], [5.0, 5.0, 5.0]),
+            row("Fixed T=1 (multi-step)", 1, [1.5, 1.5, 1.5], [1.5, 1.5, 1.5]),
+            row("Fixed T=2 (multi-step)", 1, [2.0, 2.0, 2.0], [2.0, 2.0, 2.0]),
+            # measure() gives speedups over the best fixed T: 2 / 2.5
+            row("SEENN-I (confidence)", 1, [2.5, 2.5, 2.5], [2.5, 2.5, 2.5], speedup=0.8, cpu_speedup=0.8, ideal=2.0)]
+    (entry,) = summarize(rows, T)
+    assert entry["best_fixed_path"] == "multi-step" and entry["best_fixed_T"] == "Fixed T=2 (multi-step)"
+    assert entry["snn_t1_over_ann"] == pytest.approx(1.5) and entry["engine_t1_over_ann"] == pytest.approx(3.0)
+    assert entry["fixed_T_over_T1"] == pytest.approx(2.0 / 1.5)
+    e = entry["early_exit"]["SEENN-I (confidence)"]
+    # avg T 1: bound t(T) / t(1) = 2 / 1.5 on the multi-step path, 5 / 3 on the engine's
+    assert e["reachable"] == pytest.approx(2 / 1.5) and e["of_reachable"] == pytest.approx(0.8 / (2 / 1.5))
+    assert e["engine_speedup"] == pytest.approx(2.0) and e["engine_reachable"] == pytest.approx(5 / 3)
+    assert e["fastest_speedup"] == pytest.approx(2.0 / 2.5)
+    assert set(entry["early_exit"]) == {"SEENN-I (confidence)"}  # fixed-T paths are not early exit
 
 
 def test_summarize_at_one_timestep_has_no_later_timestep_cost():
@@ -143,3 +175,79 @@ def test_seenn1_calibration_picks_the_alpha_the_engine_runs_as_seenn1():
         engine_methods(T, CALIBRATION, False, _guarantee(), "best")
     labels = [m.label for m in engine_methods(T, CALIBRATION, False, {"void": "authors"})]
     assert labels == [*(fixed_label(t) for t in range(1, T + 1)), seenn1_label("confidence"), ANN]
+
+
+def _measured(precision: str, batch_sizes=(1, 4), samples=(3, 0)):
+    import torch
+    from test_engine import T, posthoc_logits, spread_alpha, tiny
+
+    from seenn.methods.catalog import ANN, Method, fixed_label, seenn1_label
+    from seenn.methods.exits import FixedT, Seenn1
+    from seenn.methods.latency import measure
+
+    model = tiny()
+    torch.manual_seed(1)
+    x, y = torch.randn(12, 1, 12, 12) * 2, torch.arange(12) % 5
+    alpha = spread_alpha(posthoc_logits(model, x, T), "confidence")
+    methods = [Method(fixed_label(t), "fixed", t, FixedT()) for t in range(1, T + 1)]
+    methods += [Method(seenn1_label("confidence"), "rule", T, Seenn1("confidence", alpha)), Method(ANN, "ann", 1)]
+    cfg = {"batch_sizes": list(batch_sizes), "latency_samples": list(samples), "warmup": 1, "repetitions": 2,
+           "precision": precision, "sync_every": 1, "compile_step": False, "cuda_graph": False}
+    ann = lambda xb, t: model(xb, t)  # noqa: E731 - the timing only
+    return measure(model, ann, x, y, T, methods, cfg, None, torch.device("cpu")), T
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_measure_times_both_fixed_t_paths_and_names_the_faster(precision):
+    """Both ways of running fixed T are timed at every batch size (the multi-step forward at T = 1
+    and T beside the engine's fixed T = 1..T), the faster at T is every row's yardstick, and the
+    multi-step rows give the engine's fixed-T accuracy (the same network, the same outputs)."""
+    rows, T = _measured(precision)
+    by = {(r["method"], r["batch_size"]): r for r in rows}
+    for bs, n in ((1, 3), (4, 12)):
+        for label in ("Fixed T=1 (multi-step)", f"Fixed T={T} (multi-step)", "Fixed T=1", f"Fixed T={T}"):
+            assert by[(label, bs)]["samples"] == n
+        best = by[("SEENN-I (confidence)", bs)]["best_fixed_T"]
+        assert best in (f"Fixed T={T}", f"Fixed T={T} (multi-step)")
+        assert by[(best, bs)]["speedup_vs_fixed_T"] == pytest.approx(1.0)
+        if precision == "fp32":
+            assert by[(f"Fixed T={T} (multi-step)", bs)]["accuracy"] == by[(f"Fixed T={T}", bs)]["accuracy"]
+        assert by[(f"Fixed T={T} (multi-step)", bs)]["avg_timesteps"] == T
+    (one, four) = summarize(rows, T)
+    assert one["best_fixed_T"] == by[("SEENN-I (confidence)", 1)]["best_fixed_T"]
+    e = four["early_exit"]["SEENN-I (confidence)"]
+    assert e["of_reachable"] == pytest.approx(e["speedup"] / e["reachable"])
+
+
+def test_bf16_inference_changes_few_exits_and_predictions():
+    """engine.precision bf16 (autocast) against fp32 on the same inputs: the share of samples
+    whose exit timestep or prediction differs stays under the bounds stated here. The network is
+    untrained and alpha sits at the median score at t = 2, so many samples lie near the threshold:
+    13.5 % of these 400 differ in exit on this CPU, none in prediction. Bounds: 25 % and 5 %."""
+    import torch
+    from test_engine import posthoc_logits, spread_alpha, tiny
+
+    from seenn.common.runtime import inference_precision
+    from seenn.methods import engine
+
+    model = tiny()
+    torch.manual_seed(1)
+    x = torch.randn(400, 1, 12, 12) * 2
+    alpha = spread_alpha(posthoc_logits(model, x, 4), "confidence")
+    fp32 = engine.run_seenn1(model, x, 4, alpha, "confidence", batch_size=16)
+    with inference_precision("bf16", torch.device("cpu")):
+        bf16 = engine.run_seenn1(model, x, 4, alpha, "confidence", batch_size=16)
+    assert bf16.logits.dtype == torch.float32  # the engine accumulates logits in fp32
+    differ = ((fp32.exit_t != bf16.exit_t) | (fp32.prediction != bf16.prediction)).double().mean()
+    assert 0 < differ <= 0.25  # > 0: autocast really ran in bf16
+    assert (fp32.prediction != bf16.prediction).double().mean() <= 0.05
+
+
+def test_an_unknown_precision_is_refused_naming_the_key():
+    import torch
+
+    from seenn.common.errors import SeennError
+    from seenn.common.runtime import inference_precision
+
+    with pytest.raises(SeennError, match="engine.precision"):
+        inference_precision("fp16", torch.device("cpu"))

@@ -84,8 +84,10 @@ def test_outputs_exist_and_are_sane(project):
     e2 = energy["methods"][names.index("SEENN-II")]
     assert e2["accuracy"] == pytest.approx(s2["test_accuracy"]) and e2["avg_timesteps"] == pytest.approx(s2["test_avg_timesteps"])
     lat = json.loads((project / "results/measurements/latency.json").read_text())
-    timed = [n for n in names if n != "SEENN-II policy network alone"]
+    timed = [n for n in names if n != "SEENN-II policy network alone"] + ["Fixed T=1 (multi-step)", f"Fixed T={T} (multi-step)"]
     assert {(r["method"], r["batch_size"]) for r in lat["rows"]} == {(n, b) for n in timed for b in (1, 64)}
+    assert lat["environment"]["precision"] == "fp32" and all(s["best_fixed_path"] in ("engine", "multi-step")
+                                                              for s in lat["summary"])
     assert all(r["median_s"] > 0 for r in lat["rows"])
     assert "Fixed T=1" in (project / "results/measurements/latency.md").read_text()
     methods = (project / "results/tables/methods.md").read_text()

@@ -125,6 +125,23 @@ def set_tf32(enabled: bool) -> None:
     torch.backends.cudnn.allow_tf32 = enabled
 
 
+PRECISIONS = ("fp32", "tf32", "bf16")  # `engine.precision`: what the latency stage times in
+
+
+def inference_precision(precision: str, device: torch.device):
+    """A context for timed inference in `engine.precision`: fp32 (TF32 off), tf32 (TF32 tensor
+    cores for float32 matmuls and convolutions; on a CPU the same as fp32) or bf16 (autocast to
+    bfloat16, TF32 off). Deterministic algorithms stay as `setup` set them."""
+    import contextlib
+
+    if precision not in PRECISIONS:
+        raise SeennError(f"engine.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    set_tf32(precision == "tf32")
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def pick_device(device: str) -> torch.device:
     """The configured device; 'cuda' without a GPU stops at once, 'auto' logs what it picked."""
     if device == "cuda" and not torch.cuda.is_available():

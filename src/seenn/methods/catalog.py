@@ -35,6 +35,11 @@ def fixed_label(t: int) -> str:
     return f"Fixed T={t}"
 
 
+def multistep_label(t: int) -> str:
+    """Fixed T timed as the multi-step forward model(x, t), beside the engine's `fixed_label`."""
+    return f"Fixed T={t} (multi-step)"
+
+
 def seenn1_label(score: str, rule: str | None = None) -> str:
     """The exit rule of SEENN-I score `score` by its published name ("SEENN-I (confidence)",
     "SNNCutoff (Top-K gap)", methods/published.py) at the alpha `seenn1.calibration` picks, or

@@ -39,7 +39,7 @@ def stage_latency(ctx) -> None:
         set_fused(model, True)
     kept = keep_freed_memory() if cfg["keep_freed_memory"] else False
     start = time.perf_counter()
-    env = environment(threads, cfg["compile"], ctx.device)
+    env = environment(threads, cfg["compile"], ctx.device, cfg["precision"])
     env["malloc_keeps_freed_memory"] = kept
     methods = engine_methods(ck["timesteps"], read_json(ctx.inputs["seenn1"]), policy is not None,
                              read_json(ctx.inputs["guarantee"]), p["seenn1"]["calibration"])
@@ -49,8 +49,10 @@ def stage_latency(ctx) -> None:
     env["wall_s"] = time.perf_counter() - start
     summary = summarize(rows, ck["timesteps"])
     for entry in summary:
-        log.info("batch %d: SNN T=1 / ANN %.2fx; %s", entry["batch_size"], entry["snn_t1_over_ann"],
-                 "; ".join(f"{k} speedup {v['speedup']:.2f}x of ideal {v['ideal']:.2f}x" for k, v in entry["early_exit"].items()))
+        log.info("batch %d: best fixed T: %s; SNN T=1 / ANN %.2fx; %s", entry["batch_size"], entry["best_fixed_path"],
+                 entry["snn_t1_over_ann"], "; ".join(f"{k} speedup {v['speedup']:.2f}x ({v['of_reachable']:.2f} of "
+                                                     f"reachable {v['reachable']:.2f}x, ideal {v['ideal']:.2f}x)"
+                                                     for k, v in entry["early_exit"].items()))
     write_json(ctx.outputs["latency"], {"environment": env, "timesteps": ck["timesteps"],
                                         "seenn1_calibration": p["seenn1"]["calibration"], "rows": rows, "summary": summary})
     write_table(latency_table(rows, summary), ctx.outputs["table_csv"], ctx.outputs["table_md"])
@@ -58,16 +60,19 @@ def stage_latency(ctx) -> None:
 
 def latency_table(rows: list[dict], summary: list[dict] | None = None):
     """Measured latency per method and batch size: paper Eq. 14 (test time / samples) in ms,
-    samples per second, and the speedup over fixed T beside the paper's ideal T / average
-    timesteps and the reachable bound of the early-exit methods (from `summary`)."""
+    samples per second, and the speedup over the best fixed T beside the paper's ideal T /
+    average timesteps, the reachable bound of the early-exit methods and the fraction of it
+    reached (from `summary`)."""
     import pandas as pd
 
-    bound = {(name, s["batch_size"]): v["reachable"] for s in summary or [] for name, v in s["early_exit"].items()}
+    early = {(name, s["batch_size"]): v for s in summary or [] for name, v in s["early_exit"].items()}
     return pd.DataFrame([{
         "method": r["method"], "batch": r["batch_size"], "samples": r["samples"],
         "ms_per_sample": r["seconds_per_sample"] * 1e3, "samples_per_s": r["samples_per_second"],
-        "avg_timesteps": r["avg_timesteps"], "speedup": r["speedup_vs_fixed_T"],
-        "ideal": r["ideal_speedup"], "reachable": bound.get((r["method"], r["batch_size"]))} for r in rows])
+        "avg_timesteps": r["avg_timesteps"], "speedup": r["speedup_vs_fixed_T"], "ideal": r["ideal_speedup"],
+        "reachable": early.get((r["method"], r["batch_size"]), {}).get("reachable"),
+        "of_reachable": early.get((r["method"], r["batch_size"]), {}).get("of_reachable"),
+        "best_fixed_T": r["best_fixed_T"]} for r in rows])
 
 
 def declare(branch):
@@ -78,8 +83,8 @@ def declare(branch):
                  desc="measured wall-clock latency and throughput: fixed T, SEENN-I/II, conformal, ANN (a measurement)",
                  params=("device", "loader") + tuple(
                      f"engine.{k}" for k in ("compile", "threads", "keep_freed_memory", "batch_sizes", "latency_samples",
-                                              "sync_every", "compile_step", "cuda_graph", "warmup", "repetitions",
-                                              "stream_samples")) + ("seenn1.calibration",),
+                                              "sync_every", "compile_step", "cuda_graph", "precision", "warmup",
+                                              "repetitions", "stream_samples")) + ("seenn1.calibration",),
                  inputs=engine_inputs(branch),
                  outputs={"latency": f"{MEASUREMENTS}/latency.json", "table_csv": f"{MEASUREMENTS}/latency.csv",
                           "table_md": f"{MEASUREMENTS}/latency.md"},
