@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import glob
 import json
 import math
@@ -270,6 +271,8 @@ def section_engine(device, quick, rows) -> None:
     fused = compile_available() and not quick
     set_fused(model, fused)
     graph = device.type == "cuda"
+    cl_model = copy.deepcopy(model).to(memory_format=torch.channels_last)  # engine.channels_last, timed at batch 256
+    set_fused(cl_model, fused)
     what = "narrow ResNet" if quick else "ResNet-19"
     n_check = 32 if quick else 512
     same, check_rule, fp32_check = engine_exits_match(model, x[:n_check].to(device), T, 16)
@@ -286,6 +289,11 @@ def section_engine(device, quick, rows) -> None:
             engines.update({f"SEENN-I {h}": Engine(model, T, ExitAt(u.to(device)), batch, cuda_graph=graph)
                             for h, u in hists.items()})
             runs = {**fixed, **{name: (lambda eng=eng: eng(xb)) for name, eng in engines.items()}}
+            if batch == 256:  # both memory layouts: does channels_last help here?
+                xcl = xb.contiguous(memory_format=torch.channels_last)
+                cl_engine = Engine(cl_model, T, ExitAt(hists["paper"].to(device)), batch, cuda_graph=graph)
+                runs["multi-step T=4 CL"] = lambda: [cl_model(xcl[i : i + batch], T) for i in range(0, n, batch)]
+                runs["SEENN-I paper CL"] = lambda: cl_engine(xcl)
             base = {"section": "engine", "batch": batch, "T": T}
             try:
                 reset_peak(device)
@@ -318,6 +326,9 @@ def section_engine(device, quick, rows) -> None:
                         cpu_target = (f"; SNN t(1) / ANN {t1_over_ann[best]:.2f} (engine {t1_over_ann['engine']:.2f}), "
                                       f"CPU target <= {TARGET_CPU_T1_OVER_ANN}: "
                                       f"{'met' if t1_over_ann[best] <= TARGET_CPU_T1_OVER_ANN else 'NOT met'}")
+                    if f"{name} CL" in ms:
+                        cpu_target += (f"; channels_last: multi-step T=4 {ms['multi-step T=4 CL']:.4f} ms (NCHW "
+                                       f"{ms['multi-step T=4']:.4f}), SEENN-I {ms[name + ' CL']:.4f} ms (NCHW {ms[name]:.4f})")
                     rows.append({**base, "what": f"{what} {precision}, {h} exits (AET {avg:.2f}); ms/sample: {fixed_note}",
                                  "ms": ms[name], "samples_per_s": 1e3 / ms[name], "peak_mb": peak_mb(device), "ok": same,
                                  "note": f"{speedup:.2f}x over best fixed T ({best}); bound {bound:.2f}x; "

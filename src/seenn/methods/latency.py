@@ -89,10 +89,11 @@ def paired_ratio(reference: list[float], other: list[float]) -> float:
     return statistics.median(r / o for r, o in zip(reference, other))
 
 
-def environment(threads: int, compiled: bool, device: torch.device, precision: str = "fp32") -> dict:
+def environment(threads: int, compiled: bool, device: torch.device, precision: str = "fp32",
+                channels_last: bool = False) -> dict:
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     return {"device": str(device), "gpu": gpu, "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": threads,
-            "torch": torch.__version__, "fused_lif": compiled, "precision": precision,
+            "torch": torch.__version__, "fused_lif": compiled, "precision": precision, "channels_last": channels_last,
             "load_average_1min_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
 
 

@@ -37,9 +37,14 @@ def stage_latency(ctx) -> None:
     policy = engine.load_policy(ctx.inputs["policy"], spec, ctx.device) if "policy" in ctx.inputs else None
     if cfg["compile"]:
         set_fused(model, True)
+    if cfg["channels_last"] and xin.dim() == 4:  # static images (event frames are 5-D)
+        xin = xin.contiguous(memory_format=torch.channels_last)
+        for net in (model, ann, policy.model if policy is not None else None):
+            if net is not None:
+                net.to(memory_format=torch.channels_last)
     kept = keep_freed_memory() if cfg["keep_freed_memory"] else False
     start = time.perf_counter()
-    env = environment(threads, cfg["compile"], ctx.device, cfg["precision"])
+    env = environment(threads, cfg["compile"], ctx.device, cfg["precision"], cfg["channels_last"])
     env["malloc_keeps_freed_memory"] = kept
     methods = engine_methods(ck["timesteps"], read_json(ctx.inputs["seenn1"]), policy is not None,
                              read_json(ctx.inputs["guarantee"]), p["seenn1"]["calibration"])
@@ -83,7 +88,7 @@ def declare(branch):
                  desc="measured wall-clock latency and throughput: fixed T, SEENN-I/II, conformal, ANN (a measurement)",
                  params=("device", "loader") + tuple(
                      f"engine.{k}" for k in ("compile", "threads", "keep_freed_memory", "batch_sizes", "latency_samples",
-                                              "sync_every", "compile_step", "cuda_graph", "precision", "warmup",
+                                              "sync_every", "compile_step", "cuda_graph", "precision", "channels_last", "warmup",
                                               "repetitions", "stream_samples")) + ("seenn1.calibration",),
                  inputs=engine_inputs(branch),
                  outputs={"latency": f"{MEASUREMENTS}/latency.json", "table_csv": f"{MEASUREMENTS}/latency.csv",
