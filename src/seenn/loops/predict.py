@@ -31,48 +31,39 @@ def predict_logits(model, source, timesteps: int, batch_size: int, device: torch
     stepwise=True runs one timestep at a time (neurons keep their membrane between calls): the
     same numbers up to rounding, with memory for one timestep instead of T (converted SNNs, T=64).
     `keep` (1-based timesteps, increasing): only those z_t, [N, len(keep), K] (conversion.keep_timesteps)."""
-    if keep is not None:
-        return _kept_logits(model, source, timesteps, batch_size, device, desc, stepwise, loader, keep)
     model.eval()
     outs = []
+    idx = None if keep is None else torch.tensor([t - 1 for t in keep], device=device)
     data = eval_batches(source, batch_size, loader)
     for xb, _ in progress(data, desc=desc, total=math.ceil(len(source) / batch_size)):
         xb = xb.to(device)
         if stepwise:
             set_stepwise(model, True)
             try:
-                out = torch.cat([model(xb, 1) for _ in range(timesteps)])  # [T, B, K]
+                if keep is None:
+                    z = torch.cat([model(xb, 1) for _ in range(timesteps)]).cumsum(0)  # [T, B, K]
+                else:
+                    z = _kept_running_sum(model, xb, timesteps, keep)  # [len(keep), B, K]
             finally:
                 set_stepwise(model, False)
         else:
-            out = model(xb, timesteps)  # [T, B, K]
-        outs.append(out.cumsum(0).transpose(0, 1).float().cpu())
+            z = model(xb, timesteps).cumsum(0)  # [T, B, K]
+            if idx is not None:
+                z = z[idx]
+        outs.append(z.transpose(0, 1).float().cpu())
     return torch.cat(outs)
 
 
-def _kept_logits(model, source, timesteps, batch_size, device, desc, stepwise, loader, keep) -> torch.Tensor:
-    """predict_logits at the kept timesteps only: stepwise, a running sum read at each kept t (memory
-    for one timestep and the kept sums); otherwise the multi-step output's cumulative sum, indexed."""
-    model.eval()
-    outs = []
-    idx = torch.tensor([t - 1 for t in keep])
-    for xb, _ in progress(eval_batches(source, batch_size, loader), desc=desc, total=math.ceil(len(source) / batch_size)):
-        xb = xb.to(device)
-        if stepwise:
-            set_stepwise(model, True)
-            try:
-                z, kept, wanted = None, [], set(keep)
-                for t in range(1, timesteps + 1):
-                    o = model(xb, 1)[0]
-                    z = o if z is None else z + o
-                    if t in wanted:
-                        kept.append(z.float().cpu())
-            finally:
-                set_stepwise(model, False)
-            outs.append(torch.stack(kept, 1))
-        else:
-            outs.append(model(xb, timesteps).cumsum(0)[idx.to(xb.device)].transpose(0, 1).float().cpu())
-    return torch.cat(outs)
+def _kept_running_sum(model, xb: torch.Tensor, timesteps: int, keep: list[int]) -> torch.Tensor:
+    """z_t at the kept t of a stepwise run, [len(keep), B, K]: memory for one timestep and the kept
+    sums, never all T."""
+    z, kept, wanted = None, [], set(keep)
+    for t in range(1, timesteps + 1):
+        o = model(xb, 1)[0]
+        z = o if z is None else z + o
+        if t in wanted:
+            kept.append(z)
+    return torch.stack(kept)
 
 
 def _build_direct(ck: dict, spec: DatasetSpec):

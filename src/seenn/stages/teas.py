@@ -67,7 +67,7 @@ def _load_mlp(path: str, spec) -> tuple[TeasMLP, dict]:
 
 def _load(ctx, spec):
     """(network, its full window T) of the stage's target."""
-    if paths.is_mnist(ctx.extras["target"]) or ctx.extras["target"] == paths.MNIST:  # the MLP (the control: MNIST)
+    if paths.runs_mlp(ctx.extras["target"]):
         model, ck = _load_mlp(ctx.inputs["model"], spec)
     else:
         model, ck = load_snn(ctx.inputs["model"], spec)
@@ -78,7 +78,7 @@ def _settings(ctx) -> dict:
     """The target's allocation settings: the MNIST row's from teas.mnist, the others' from teas."""
     t = ctx.params["teas"]
     target = ctx.extras["target"]
-    if paths.is_mnist(target) or target == paths.MNIST:
+    if paths.runs_mlp(target):
         m = t["mnist"]
         return {"ratios": [m["ratio"]], "ratio": m["ratio"], "ratio_weights": m["ratio_weights"],
                 "top_window": paths.MNIST_TARGETS.get(target, "full")}
@@ -149,10 +149,6 @@ def _profile_of(alloc: dict) -> Profile:
     return Profile(layers, [r["cost_per_step"] for r in alloc["layers"]], alloc["T"])
 
 
-def _alloc_weights(alloc: dict) -> list[float] | None:
-    return weights(_profile_of(alloc), alloc["ratio_weights"])
-
-
 # --- retrain --------------------------------------------------------------------------------------
 
 def schedule(t: dict, mnist: bool, regularized: bool) -> dict:
@@ -198,8 +194,8 @@ def stage_retrain(ctx) -> None:
     x, y, spec = _train_subset(ctx, mnist)
     alloc = read_json(ctx.inputs["allocation"])
     s = _settings(ctx)
-    w = _alloc_weights(alloc)
     prof = _profile_of(alloc)
+    w = weights(prof, alloc["ratio_weights"])
     cfg = {**schedule(t, mnist, regularized), "top_window": s["top_window"]}
     entries, rows = [], []
     ratios = s["ratios"] if regularized else [s["ratio"]]

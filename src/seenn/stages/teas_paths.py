@@ -17,6 +17,11 @@ def is_mnist(target: str) -> bool:
     return target in MNIST_TARGETS
 
 
+def runs_mlp(target: str) -> bool:
+    """The target's network is the MNIST MLP: both MNIST rules, and the control (`MNIST`)."""
+    return is_mnist(target) or target == MNIST
+
+
 def target_dir(target: str) -> str:
     return f"{TEAS_DIR}/{target}"
 
