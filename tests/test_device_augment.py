@@ -203,7 +203,7 @@ def test_the_config_key_chooses_the_path_and_a_bad_value_names_it(cifar, default
                                                 ("cifar10dvs", "flip_roll_rotate", (10, 2, 48, 48)),
                                                 ("imagenet", "crop_flip", (3, 224, 224))])
 def test_the_benchmark_gets_an_augmented_batch_of_generated_data_on_a_device(name, augment, shape):
-    from seenn.data.synthetic import one_training_batch
+    from seenn.loops.synthetic import one_training_batch
 
     x, y = one_training_batch(name, 3, "cpu", augment)
     assert x.shape == (3, *shape) and x.dtype == torch.float32 and y.shape == (3,) and bool(torch.isfinite(x).all())
