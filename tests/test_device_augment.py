@@ -150,6 +150,32 @@ def test_equalize_on_a_batch_is_torchvisions_per_image():
     assert torch.equal(device_augment.equalize(x), equalize(x))
 
 
+@pytest.mark.parametrize("fill", [None, [128.0, 128.0, 128.0]])
+def test_each_autoaugment_operation_on_a_batch_is_torchvisions_per_image(fill):
+    """Every operation AutoAugment can apply, also those the CIFAR-10 policy never draws (ShearX),
+    at a signed magnitude, with torchvision's black and with the authors' grey fill."""
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms.autoaugment import _apply_op
+
+    x = torch.randint(0, 256, (5, 3, 16, 12), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    x[2] = 40  # one level: AutoContrast keeps it
+    for name, magnitude in (("ShearX", 0.2), ("ShearY", -0.3), ("TranslateX", -4.0), ("TranslateY", 5.0),
+                            ("Rotate", -17.0), ("Rotate", 30.0)):
+        grids = device_augment._affine_grids([device_augment._affine_matrix(name, magnitude, 16, 12)] * 5, 16, 12)
+        expected = torch.stack([_apply_op(img, name, magnitude, InterpolationMode.NEAREST, fill) for img in x])
+        assert torch.equal(device_augment._grid_transform(x, grids, fill), expected), name
+    assert torch.equal(device_augment.autocontrast(x), torch.stack([_apply_op(img, "AutoContrast", 0.0, None, None) for img in x]))
+    ops = [(("Rotate", 10.0), ("Equalize", 0.0)), (None, ("Brightness", 0.5)), (("TranslateX", 3.0), None),
+           (("Posterize", 4.0), ("Rotate", -10.0))]
+    policy = device_augment._policy("authors" if fill else "project", 3)
+    expected = []
+    for img, sample_ops in zip(x, ops):
+        for op in sample_ops:
+            img = img if op is None else _apply_op(img, *op, InterpolationMode.NEAREST, fill)
+        expected.append(img)
+    assert torch.equal(device_augment.auto_augment(x[:4], ops, policy), torch.stack(expected))
+
+
 def test_the_device_path_resumes_mid_epoch_and_its_workers_give_the_same_bytes(cifar):
     src = cifar["cifar100", "project"]
     whole = _epoch(src, "autoaugment_cutout", "device")

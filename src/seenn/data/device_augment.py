@@ -11,6 +11,7 @@ are not used: they draw one set of parameters per batch from the global generato
 from __future__ import annotations
 
 import contextlib
+import math
 from collections import defaultdict
 
 import torch
@@ -95,8 +96,14 @@ class SampleDraws(torch.utils.data.Dataset):
         return torch.tensor([i for i, _ in items], dtype=torch.int64), [d for _, d in items]
 
 
+def _on(values, device, dtype=torch.int64) -> torch.Tensor:
+    """Host values as a tensor on `device`, copied without waiting for the device's queue (a
+    blocking copy would stop the host until the previous training step is done)."""
+    return torch.as_tensor(values, dtype=dtype).to(device, non_blocking=True)
+
+
 def _column(draws: list[dict], key: str, device, dtype=torch.int64) -> torch.Tensor:
-    return torch.tensor([d[key] for d in draws], dtype=dtype, device=device)
+    return _on([d[key] for d in draws], device, dtype)
 
 
 def crop_flip(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, flip: torch.Tensor, pad: int = PAD) -> torch.Tensor:
@@ -150,48 +157,102 @@ def _full_precision(device: torch.device):
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def auto_augment(x: torch.Tensor, ops: list[tuple], policy: AutoAugment) -> torch.Tensor:
-    """AutoAugment on a uint8 batch: `ops[k]` the operations of sample k (draw's "ops"); the
-    samples sharing the same operation and magnitude go through torchvision's function at once
-    (Equalize through `equalize`)."""
-    from torchvision.transforms.autoaugment import _apply_op
-
-    fill = None if policy.fill is None else [float(f) for f in policy.fill]
-    out = x.clone()
-    with _full_precision(x.device):
-        for stage in range(max((len(o) for o in ops), default=0)):
-            groups = defaultdict(list)
-            for k, sample_ops in enumerate(ops):
-                if sample_ops[stage] is not None:
-                    groups[sample_ops[stage]].append(k)
-            for (name, magnitude), members in groups.items():
-                idx = torch.tensor(members, device=x.device)
-                if name == "Equalize":
-                    out[idx] = equalize(out[idx])
-                else:
-                    out[idx] = _apply_op(out[idx], name, magnitude, interpolation=policy.interpolation, fill=fill)
-    return out
+GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")  # AutoAugment's affine operations
 
 
-def _rotation_grids(angles: list[float], h: int, w: int) -> torch.Tensor:
-    """The sampling grids of torchvision's rotate (tensor path, no expansion, centre of the image)
-    for each angle in degrees: [len(angles), h, w, 2], built on the CPU as the per-sample path
-    builds them (the same float32 bytes; a few KiB per sample to copy to the device)."""
-    from torchvision.transforms.functional import _get_inverse_affine_matrix
+def _affine_matrix(name: str, magnitude: float, h: int, w: int) -> list[float]:
+    """The inverse affine matrix torchvision's AutoAugment hands its tensor kernel for a geometric
+    operation (`_apply_op` -> F.affine / F.rotate on a tensor image of h x w)."""
+    from torchvision.transforms.functional import _get_inverse_affine_matrix as inverse
 
-    theta = torch.tensor([_get_inverse_affine_matrix([0.0, 0.0], -a, [0.0, 0.0], 1.0, [0.0, 0.0]) for a in angles],
-                         dtype=torch.float32).view(-1, 2, 3)
-    base = torch.empty(1, h, w, 3, dtype=theta.dtype)  # torchvision's _gen_affine_grid, for a batch of thetas
+    corner = [1.0 * (0 - w * 0.5), 1.0 * (0 - h * 0.5)]  # F.affine's centre [0, 0], in its centred coordinates
+    if name == "ShearX":
+        return inverse(corner, 0.0, [0.0, 0.0], 1.0, [math.degrees(math.atan(magnitude)), 0.0])
+    if name == "ShearY":
+        return inverse(corner, 0.0, [0.0, 0.0], 1.0, [0.0, math.degrees(math.atan(magnitude))])
+    if name == "TranslateX":
+        return inverse([0.0, 0.0], 0.0, [1.0 * int(magnitude), 0.0], 1.0, [0.0, 0.0])
+    if name == "TranslateY":
+        return inverse([0.0, 0.0], 0.0, [0.0, 1.0 * int(magnitude)], 1.0, [0.0, 0.0])
+    if name == "Rotate":
+        return inverse([0.0, 0.0], -magnitude, [0.0, 0.0], 1.0, [0.0, 0.0])
+    raise ValueError(f"{name} is not one of AutoAugment's geometric operations {GEOMETRIC}")
+
+
+def _affine_grids(matrices: list[list[float]], h: int, w: int) -> torch.Tensor:
+    """torchvision's sampling grid (_gen_affine_grid, output the input's size) of each inverse
+    affine matrix: [len(matrices), h, w, 2], built on the CPU in float32 as the per-sample path
+    builds it (the same bytes; a few KiB per sample to copy to the device)."""
+    theta = torch.tensor(matrices, dtype=torch.float32).view(-1, 2, 3)
+    base = torch.empty(1, h, w, 3, dtype=theta.dtype)
     base[..., 0].copy_(torch.linspace(-w * 0.5 + 0.5, w * 0.5 + 0.5 - 1, steps=w))
     base[..., 1].copy_(torch.linspace(-h * 0.5 + 0.5, h * 0.5 + 0.5 - 1, steps=h).unsqueeze_(-1))
     base[..., 2].fill_(1)
     scale = torch.tensor([0.5 * w, 0.5 * h], dtype=theta.dtype)
-    return base.view(1, h * w, 3).expand(len(angles), -1, -1).bmm(theta.transpose(1, 2) / scale).view(-1, h, w, 2)
+    return base.view(1, h * w, 3).expand(len(matrices), -1, -1).bmm(theta.transpose(1, 2) / scale).view(-1, h, w, 2)
+
+
+def _grid_transform(x: torch.Tensor, grids: torch.Tensor, fill: list[float] | None = None) -> torch.Tensor:
+    """torchvision's _apply_grid_transform (nearest neighbour) with a grid per image: pixels from
+    outside are 0, or `fill` per channel (its masked assignment as a `where`: no host sync)."""
+    img = x if x.dtype == torch.float32 else x.float()
+    if fill is not None:
+        img = torch.cat((img, torch.ones_like(img[:, :1])), dim=1)
+    img = F.grid_sample(img, grids, mode="nearest", padding_mode="zeros", align_corners=False)
+    if fill is not None:
+        outside = img[:, -1:] < 0.5
+        img = torch.where(outside, _on(fill, x.device, torch.float32).view(1, -1, 1, 1), img[:, :-1])
+    if x.dtype == torch.float32:
+        return img
+    return (img if x.dtype.is_floating_point else torch.round(img)).to(x.dtype)
+
+
+def autocontrast(x: torch.Tensor) -> torch.Tensor:
+    """torchvision's autocontrast for a uint8 batch, its masked assignments as `where`s (no host sync)."""
+    lo = x.amin(dim=(-2, -1), keepdim=True).float()
+    hi = x.amax(dim=(-2, -1), keepdim=True).float()
+    scale = 255.0 / (hi - lo)
+    flat = ~torch.isfinite(scale)
+    lo, scale = torch.where(flat, 0.0, lo), torch.where(flat, 1.0, scale)
+    return ((x - lo) * scale).clamp(0, 255).to(x.dtype)
+
+
+def auto_augment(x: torch.Tensor, ops: list[tuple], policy: AutoAugment) -> torch.Tensor:
+    """AutoAugment on a uint8 batch: `ops[k]` the operations of sample k (draw's "ops"), applied
+    in order. At each of the two steps the geometric operations of all samples run as one grid
+    sample (each sample its own matrix), AutoContrast and Equalize at once, and each other
+    operation through torchvision's function on the samples that drew it with that magnitude."""
+    from torchvision.transforms.autoaugment import _apply_op
+
+    fill = None if policy.fill is None else [float(f) for f in policy.fill]
+    h, w = x.shape[-2:]
+    out = x.clone()
+    with _full_precision(x.device):
+        for step in range(max((len(o) for o in ops), default=0)):
+            groups = defaultdict(list)
+            for k, sample_ops in enumerate(ops):
+                if sample_ops[step] is not None:
+                    name, magnitude = sample_ops[step]
+                    groups["geometric" if name in GEOMETRIC else sample_ops[step]].append(k)
+            for key, members in groups.items():
+                idx = _on(members, x.device)
+                if key == "geometric":
+                    grids = _affine_grids([_affine_matrix(*ops[k][step], h, w) for k in members], h, w)
+                    out[idx] = _grid_transform(out[idx], grids.to(x.device, non_blocking=True), fill)
+                elif key[0] == "Equalize":
+                    out[idx] = equalize(out[idx])
+                elif key[0] == "AutoContrast":
+                    out[idx] = autocontrast(out[idx])
+                else:
+                    out[idx] = _apply_op(out[idx], *key, interpolation=policy.interpolation, fill=fill)
+    return out
 
 
 def flip_roll_rotate(x: torch.Tensor, draws: list[dict]) -> torch.Tensor:
     """Event frames [N, T, C, H, W]: per sample a horizontal flip where drawn, then a roll or a
     nearest-neighbour rotation (zeros outside), the same for all its frames."""
+    from torchvision.transforms.functional import _get_inverse_affine_matrix
+
     n, t, c, h, w = x.shape
     dev = x.device
     flip = _column(draws, "flip", dev, torch.bool).view(-1, 1, 1, 1, 1)
@@ -200,18 +261,17 @@ def flip_roll_rotate(x: torch.Tensor, draws: list[dict]) -> torch.Tensor:
     roll = [k for k, d in enumerate(draws) if d["roll"]]
     turn = [k for k, d in enumerate(draws) if not d["roll"]]
     if roll:
-        idx = torch.tensor(roll, device=dev)
-        shifts = torch.tensor([draws[k]["shift"] for k in roll], dtype=torch.int64, device=dev)
+        idx = _on(roll, dev)
+        shifts = _on([draws[k]["shift"] for k in roll], dev)
         rows = (torch.arange(h, device=dev) - shifts[:, :1]) % h  # torch.roll: out[i] = in[i - shift]
         cols = (torch.arange(w, device=dev) - shifts[:, 1:]) % w
-        sel = v[idx]
-        sel = sel.gather(3, rows.view(-1, 1, 1, h, 1).expand(-1, t, c, h, w))
+        sel = v[idx].gather(3, rows.view(-1, 1, 1, h, 1).expand(-1, t, c, h, w))
         out[idx] = sel.gather(4, cols.view(-1, 1, 1, 1, w).expand(-1, t, c, h, w))
     if turn:
-        idx = torch.tensor(turn, device=dev)
-        grids = _rotation_grids([draws[k]["angle"] for k in turn], h, w).to(dev).repeat_interleave(t, 0)
-        frames = v[idx].float().reshape(-1, c, h, w)
-        turned = F.grid_sample(frames, grids, mode="nearest", padding_mode="zeros", align_corners=False)
+        idx = _on(turn, dev)
+        matrices = [_get_inverse_affine_matrix([0.0, 0.0], -draws[k]["angle"], [0.0, 0.0], 1.0, [0.0, 0.0]) for k in turn]
+        grids = _affine_grids(matrices, h, w).to(dev, non_blocking=True).repeat_interleave(t, 0)
+        turned = _grid_transform(v[idx].float().reshape(-1, c, h, w), grids)  # TF.rotate of the float frames
         out[idx] = turned.view(-1, t, c, h, w).to(x.dtype)
     return out
 

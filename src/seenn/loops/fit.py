@@ -72,7 +72,7 @@ class ShuffledBatches:
         if self.augment == "none" and not src.streamed:
             check_augmentation(self.augment, src.spec.name, src.spec.event)
             for i in range(start * bs, n, bs):
-                idx = order[i : i + bs][self.rank :: self.world].to(held.y.device)
+                idx = order[i : i + bs][self.rank :: self.world].to(held.y.device, non_blocking=True)
                 yield held.eval_inputs(idx), held.y[idx]
             return
         epoch_seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))
@@ -84,7 +84,7 @@ class ShuffledBatches:
         from seenn.data.device_augment import augment_batch
 
         for idx, draws in self._workers.run(batches):
-            idx = idx.to(self.device)
+            idx = idx.to(self.device, non_blocking=True)  # never waits for the device queue
             yield augment_batch(self.augment, src.spec, held.x[idx], draws, src.protocol,
                                 self._workers.dataset.policy), held.y[idx]
 
