@@ -128,8 +128,9 @@ def cutout(x: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor, length: int = CU
 
 def equalize(x: torch.Tensor) -> torch.Tensor:
     """torchvision's equalize (per image and channel: the histogram's cumulative sum over its
-    step, the image kept where the step is 0) for a uint8 batch at once, in integers: the
-    library's loops over images and channels stop on the host at every channel on a GPU."""
+    step, the image kept where the step is 0) for a uint8 batch at once, in integers. On a GPU
+    the library's loop over images and channels stops on the host at every channel, and its
+    torch.histc is refused under deterministic algorithms (`deterministic: true`)."""
     n, c, h, w = x.shape
     flat = x.reshape(n * c, h * w).long()
     bins = (flat + 256 * torch.arange(n * c, device=x.device)[:, None]).view(-1)  # one scatter over 1-D bins:
