@@ -4,9 +4,11 @@ Each sample's parameters are drawn on the CPU from its own generator (`source.sa
 the same draws in the same order as data.augment's per-sample path (`draw`); the batch is then
 augmented at once on its device (`augment_batch`). On the same seeds the result is the per-sample
 path's: the same tensors for crop, flip, Cutout and the event-frame transforms; for AutoAugment
-the same operations and magnitudes, applied by torchvision's own functions to the samples that
-share one (tests/test_device_augment.py gives the image tolerance). torchvision's v2 transforms
-are not used: they draw one set of parameters per batch from the global generator."""
+the same operations and magnitudes (tests/test_device_augment.py gives the image tolerance), its
+colour operations by torchvision's own functions on the samples that share one, its geometric
+operations, AutoContrast and Equalize rewritten for a batch with torchvision's arithmetic and
+without its host syncs (each checked against torchvision's). torchvision's v2 transforms are not
+used: they draw one set of parameters per batch from the global generator."""
 
 from __future__ import annotations
 
