@@ -1,7 +1,8 @@
 """DataLoader workers (`loader:`): augmentation is seeded per sample, so a short `training.fit`
 ends with the same weights, byte for byte, with 0 and with 2 worker processes, for a CIFAR-shaped
-split with each image augmentation and for a streamed ImageFolder tree; and the checkpoint's
-fingerprint ignores the loader settings (a run resumed with other workers finds its checkpoint)."""
+split with each image augmentation and for a streamed ImageFolder tree, whose images 2 persistent
+workers decode off the main process; and the checkpoint's fingerprint ignores the loader settings
+(a run resumed with other workers finds its checkpoint)."""
 
 from __future__ import annotations
 
@@ -62,3 +63,41 @@ def test_the_checkpoint_fingerprint_ignores_the_loader_section():
     q = {**p, "loader": {"workers": 4, "pin_memory": True}}
     assert fingerprint(result_settings(p)) == fingerprint(result_settings(q))
     assert fingerprint(result_settings(p)) != fingerprint(result_settings({**p, "seed": 2}))
+
+
+def test_streamed_imagefolder_decodes_in_two_persistent_workers_off_the_main_process(tmp_path, monkeypatch):
+    """Every image is read and decoded in one of the 2 worker processes, the same 2 in both epochs
+    (persistent workers, `loader.prefetch` batches ahead), and the batches are those of 0 workers."""
+    import os
+
+    from test_data_imagenet import imagenet_cfg, make_imagefolder
+
+    from seenn.data.files import open_split
+    from seenn.data.prepared import prepare
+    from seenn.data.source import ImageFileSource
+    from seenn.loops.fit import ShuffledBatches
+
+    prepare(imagenet_cfg(make_imagefolder(tmp_path / "raw")), 5, tmp_path / "prepared")
+    train = open_split(tmp_path / "prepared" / "train.pt")
+    log, real = tmp_path / "pids.txt", ImageFileSource.image
+
+    def image(self, i):
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return real(self, i)
+
+    monkeypatch.setattr(ImageFileSource, "image", image)
+    loader = {"workers": 2, "pin_memory": True, "prefetch": 3}
+    data = ShuffledBatches(train, 4, "crop_flip", torch.Generator().manual_seed(5), loader=loader)
+    serial = ShuffledBatches(train, 4, "crop_flip", torch.Generator().manual_seed(5), loader={"workers": 0})
+    expected = [list(serial) for _ in range(2)]  # decoded here, in the main process
+    log.unlink()
+    pids = []
+    for epoch in range(2):
+        batches = list(data)
+        pids.append(set(log.read_text().split()))
+        log.unlink()
+        assert len(batches) == len(expected[epoch]) == 4
+        assert all(torch.equal(a, c) and torch.equal(b, d) for (a, b), (c, d) in zip(batches, expected[epoch]))
+    assert len(pids[0]) == 2 and pids[0] == pids[1] and str(os.getpid()) not in pids[0]
+    assert data._workers._loader.prefetch_factor == 3 and data._workers._loader.persistent_workers

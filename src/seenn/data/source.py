@@ -21,7 +21,8 @@ from seenn.common.errors import SeennError
 from seenn.data.augment_modes import check_augmentation
 from seenn.data.spec import DatasetSpec, to_input
 
-DEFAULT_LOADER = {"workers": 0, "pin_memory": False}  # the `loader:` section's defaults
+DEFAULT_LOADER = {"workers": 0, "pin_memory": False, "prefetch": 2, "augment_on": "auto"}  # the `loader:` section
+AUGMENT_PLACES = ("auto", "cpu", "device")  # `loader.augment_on`
 _SEED_MIX = 0x9E3779B97F4A7C15  # odd 64-bit constant: spreads positions over the seed space
 
 
@@ -30,22 +31,76 @@ def sample_generator(epoch_seed: int, position: int) -> torch.Generator:
     return torch.Generator().manual_seed((epoch_seed + (position + 1) * _SEED_MIX) % 2**63)
 
 
+def loader_settings(loader: dict | None) -> dict:
+    """The `loader:` section with defaults for absent keys; SeennError naming a key out of range."""
+    cfg = {**DEFAULT_LOADER, **(loader or {})}
+    if cfg["augment_on"] not in AUGMENT_PLACES:
+        raise SeennError(f"config 'loader.augment_on: {cfg['augment_on']}' is not one of {', '.join(AUGMENT_PLACES)}")
+    for key, low in (("workers", 0), ("prefetch", 1)):
+        if not isinstance(cfg[key], int) or cfg[key] < low:
+            raise SeennError(f"config 'loader.{key}: {cfg[key]}' must be an integer of at least {low}")
+    return cfg
+
+
+def augments_on_device(loader: dict | None, source: "SplitSource", device: torch.device | None) -> bool:
+    """Whether training batches of `source` are augmented on `device` (`loader.augment_on`):
+    `device` always for a split held in memory, `cpu` never, `auto` when the device is not the
+    CPU. A streamed split is decoded and augmented in the loader's workers whatever the key says."""
+    place = loader_settings(loader)["augment_on"]
+    if source.streamed or place == "cpu":
+        return False
+    return place == "device" or (device is not None and torch.device(device).type != "cpu")
+
+
 def _stack(items):
     """Collate (input, label) pairs into a batch."""
     xs, ys = zip(*items)
     return torch.stack(xs), torch.stack(ys)
 
 
-def worker_loader(dataset, batches: list, loader: dict | None):
-    """Batches of `dataset[i]` for each index list in `batches`, with `loader.workers` DataLoader
-    worker processes (0: in this process) and pinned memory when asked and CUDA is present."""
-    cfg = {**DEFAULT_LOADER, **(loader or {})}
-    if cfg["workers"] == 0:
-        return (_stack([dataset[i] for i in b]) for b in batches)
-    from torch.utils.data import DataLoader
+class _Batches:
+    """A batch sampler whose batches are set before each pass (one DataLoader, many passes)."""
 
-    return _unwrapped(DataLoader(dataset, batch_sampler=batches, num_workers=cfg["workers"], collate_fn=_stack,
-                                 pin_memory=bool(cfg["pin_memory"]) and torch.cuda.is_available()))
+    def __init__(self):
+        self.batches: list = []
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class WorkerBatches:
+    """Batches of `dataset[item]`, collated by `collate` (None: inputs and labels stacked), for each
+    item list of a pass (`run`): in this process (`loader.workers` 0) or by that many DataLoader
+    worker processes, each preparing `loader.prefetch` batches ahead, into pinned memory when `loader.pin_memory` is set
+    and CUDA is present. With `persistent` the workers stay up from one pass to the next (one
+    training run's epochs), so each epoch does not start them again."""
+
+    def __init__(self, dataset, loader: dict | None, collate=None, persistent: bool = False):
+        cfg = loader_settings(loader)
+        collate = collate or _stack
+        self.dataset, self.collate, self.workers = dataset, collate, cfg["workers"]
+        self._sampler, self._loader = _Batches(), None
+        if self.workers:
+            from torch.utils.data import DataLoader
+
+            self._loader = DataLoader(dataset, batch_sampler=self._sampler, num_workers=self.workers,
+                                      collate_fn=collate, pin_memory=bool(cfg["pin_memory"]) and torch.cuda.is_available(),
+                                      persistent_workers=persistent, prefetch_factor=cfg["prefetch"])
+
+    def run(self, batches: list):
+        """Iterate the batches of the item lists `batches`, in order."""
+        if self._loader is None:
+            return (self.collate([self.dataset[i] for i in b]) for b in batches)
+        self._sampler.batches = list(batches)
+        return _unwrapped(self._loader)
+
+
+def worker_loader(dataset, batches: list, loader: dict | None):
+    """Batches of `dataset[i]` for each index list in `batches`, one pass (WorkerBatches)."""
+    return WorkerBatches(dataset, loader).run(batches)
 
 
 def _unwrapped(loader):
@@ -104,6 +159,10 @@ class TensorSource(SplitSource):
 
     def subset(self, idx):
         return TensorSource(self.spec, self.x[idx], self.y[idx], self.split, self.path, self.protocol)
+
+    def to(self, device: torch.device) -> "TensorSource":
+        """The split with its samples and labels on `device` (moved once, as stored: uint8 / float16)."""
+        return TensorSource(self.spec, self.x.to(device), self.y.to(device), self.split, self.path, self.protocol)
 
 
 class ImageFileSource(SplitSource):

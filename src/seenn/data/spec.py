@@ -93,8 +93,8 @@ def to_input(spec: DatasetSpec, x: torch.Tensor) -> torch.Tensor:
     """Stored samples -> float network input (normalized images, or event frames as float)."""
     if spec.event:
         return x.float()
-    mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
-    std = torch.tensor(spec.std).view(1, -1, 1, 1)
+    mean = torch.tensor(spec.mean).to(x.device, non_blocking=True).view(1, -1, 1, 1)  # on x's device, without
+    std = torch.tensor(spec.std).to(x.device, non_blocking=True).view(1, -1, 1, 1)  # waiting for its queue
     return (x.float() / 255.0 - mean) / std
 
 

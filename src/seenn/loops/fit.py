@@ -18,7 +18,7 @@ from seenn.common.errors import SeennError
 from seenn.common.progress import progress
 from seenn.common.runtime import AMP_DTYPES
 from seenn.data.augment_modes import check_augmentation
-from seenn.data.source import sample_generator, worker_loader
+from seenn.data.source import WorkerBatches, augments_on_device, sample_generator
 from seenn.loops.predict import predict_logits
 from seenn.loops.resume import Interrupted, run_epochs, stop_requested
 from seenn.loops.watch import TrainingWatch
@@ -35,15 +35,29 @@ class ShuffledBatches:
     (`source.sample_generator(epoch_seed, k)`), so `loader.workers` processes give the same
     bytes as none. `augment: none` on a split in memory draws nothing more and builds each batch
     here, as before the workers existed. Rank `rank` of `world` gets `[rank::world]` of every
-    global batch's indices (DistributedDataParallel): the global batch is the same for any world."""
+    global batch's indices (DistributedDataParallel): the global batch is the same for any world.
+    Where `loader.augment_on` says so (source.augments_on_device), a split in memory is moved to
+    `device` once and each batch is augmented there at once from the same per-sample draws
+    (data.device_augment); otherwise each sample is augmented on the CPU. The loader's workers
+    persist from one epoch to the next."""
 
     def __init__(self, source, batch_size: int, augment: str, generator: torch.Generator, *,
-                 loader: dict | None = None, rank: int = 0, world: int = 1):
+                 loader: dict | None = None, rank: int = 0, world: int = 1, device: torch.device | None = None):
         if not 0 <= rank < world:
             raise ValueError(f"rank {rank} outside world size {world}")
         self.source, self.batch_size, self.augment, self.generator = source, batch_size, augment, generator
         self.loader, self.rank, self.world = loader, rank, world
+        self.on_device = augments_on_device(loader, source, device)
+        self.device = torch.device(device or "cpu")
         self.start = 0
+        self._held = None  # the split on `device`, once moved
+        if self.on_device:
+            from seenn.data.device_augment import SampleDraws
+
+            items, collate = SampleDraws(augment, source.spec.input_shape, source.protocol), SampleDraws.collate
+        else:
+            items, collate = _AugmentedSamples(source, augment), None
+        self._workers = WorkerBatches(items, loader, collate, persistent=True)
 
     def __len__(self) -> int:
         return math.ceil(len(self.source) / self.batch_size)
@@ -52,30 +66,41 @@ class ShuffledBatches:
         src, n, bs = self.source, len(self.source), self.batch_size
         start, self.start = self.start, 0  # batches of this epoch already done (a resumed epoch), once
         order = torch.randperm(n, generator=self.generator)
+        if self.on_device and self._held is None:
+            self._held = src.to(self.device)
+        held = src if self._held is None else self._held
         if self.augment == "none" and not src.streamed:
             check_augmentation(self.augment, src.spec.name, src.spec.event)
             for i in range(start * bs, n, bs):
-                idx = order[i : i + bs][self.rank :: self.world]
-                yield src.eval_inputs(idx), src.y[idx]
+                idx = order[i : i + bs][self.rank :: self.world].to(held.y.device, non_blocking=True)
+                yield held.eval_inputs(idx), held.y[idx]
             return
         epoch_seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))
-        batches = [[(int(order[k]), k) for k in range(i, min(i + bs, n))][self.rank :: self.world]
+        batches = [[(int(order[k]), k, epoch_seed) for k in range(i, min(i + bs, n))][self.rank :: self.world]
                    for i in range(start * bs, n, bs)]
-        yield from worker_loader(_AugmentedSamples(src, self.augment, epoch_seed), batches, self.loader)
+        if not self.on_device:
+            yield from self._workers.run(batches)
+            return
+        from seenn.data.device_augment import augment_batch
+
+        for idx, draws in self._workers.run(batches):
+            idx = idx.to(self.device, non_blocking=True)  # never waits for the device queue
+            yield augment_batch(self.augment, src.spec, held.x[idx], draws, src.protocol,
+                                self._workers.dataset.policy), held.y[idx]
 
 
 class _AugmentedSamples(torch.utils.data.Dataset):
-    """Item (sample index, position in the epoch's order) -> (augmented input, label)."""
+    """Item (sample index, position in the epoch's order, epoch seed) -> (augmented input, label)."""
 
-    def __init__(self, source, augment: str, epoch_seed: int):
-        self.source, self.augment, self.epoch_seed = source, augment, epoch_seed
+    def __init__(self, source, augment: str):
+        self.source, self.augment = source, augment
 
     def __len__(self) -> int:
         return len(self.source)
 
     def __getitem__(self, item):
-        i, position = item
-        g = sample_generator(self.epoch_seed, position)
+        i, position, epoch_seed = item
+        g = sample_generator(epoch_seed, position)
         return self.source.train_input(i, g, self.augment), self.source.y[i]
 
 
@@ -116,7 +141,7 @@ def train_one_epoch(model, criterion: Criterion, optimizer: torch.optim.Optimize
     watch.steps = first
     bar = progress(data, desc=desc)
     for k, (xb, yb) in enumerate(bar, first + 1):
-        xb, yb = xb.to(device), yb.to(device)
+        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)  # from pinned memory: overlapped
         with autocast(device, amp):
             out = model(xb, timesteps)
             loss = criterion(out, yb)
@@ -198,7 +223,7 @@ def fit(model, criterion: Criterion, train, val, *, timesteps: int, cfg: dict, s
     net = distributed.wrap(model, device)  # DDP around the model under torchrun, the model itself otherwise
     opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
     data = ShuffledBatches(train, cfg["batch_size"], cfg["augment"], torch.Generator().manual_seed(seed), loader=loader,
-                           rank=distributed.rank(), world=distributed.world_size())
+                           rank=distributed.rank(), world=distributed.world_size(), device=device)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg["epochs"] * len(data))
     scaler = grad_scaler(device, amp)
     watch = TrainingWatch(desc, device, log_every, amp, max_skips)
