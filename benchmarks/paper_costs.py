@@ -4,6 +4,12 @@ one GPU at an assumed sustained throughput. Prints a Markdown table (the README'
 
     python benchmarks/paper_costs.py                     # every config/paper/<row>.yaml
     python benchmarks/paper_costs.py --tflops 50 --rows resnet19_cifar10
+    python benchmarks/paper_costs.py --measured gpu_check.json   # measured hours where the GPU check ran
+
+`--measured` reads the JSON of `benchmarks/gpu_check.py --json` (its training section, run on a
+GPU, not `--quick`): a row the check has timed prints its measured hours (the whole DAG at the
+step time measured for `train_snn`), naming the GPU and the commit; every other cell stays
+marked as an estimate.
 
 Estimated, not measured: FLOPs = 2 x MACs; a training step costs 3 forward passes (forward +
 backward); an SNN timestep costs its dense MACs whatever the spike sparsity (GPUs compute
@@ -16,6 +22,7 @@ percent of its peak) is a guess until `benchmarks/gpu_check.py` has timed the ar
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -72,24 +79,43 @@ def row_costs(cfg: dict) -> dict:
             "policy_macs": policy_macs, "flops": flops, "total_flops": sum(flops.values())}
 
 
+def measured_hours(paths: list[str]) -> dict[str, str]:
+    """Row id -> "hours (measured on GPU, commit)" from GPU check JSON files: training rows that
+    ran on a GPU (not --quick) and finished."""
+    out = {}
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        if data.get("quick") or data.get("device", "CPU") == "CPU":
+            continue  # a quick or CPU check times a narrow stand-in, not the row
+        commit = data.get("commit") or "commit unknown"
+        for r in data["rows"]:
+            if r.get("section") == "train" and r.get("ok") and r.get("hours") is not None and " (" in r["what"]:
+                out[r["what"].split(" (")[0]] = f"**{r['hours']:.1f}** (measured on {data['device']}, {commit[:7]})"
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tflops", type=float, default=50.0, help="assumed sustained TFLOP/s of one GPU")
     ap.add_argument("--rows", nargs="*", help="row ids (config/paper/<row>.yaml); default: all")
+    ap.add_argument("--measured", nargs="*", default=[], help="gpu_check.py --json files: measured hours where they ran")
     args = ap.parse_args(argv)
-    paths = sorted(p for p in (ROOT / "config/paper").glob("*.yaml") if p.name != "numbers.yaml")
+    measured = measured_hours(args.measured)
+    paths = sorted(p for p in (ROOT / "config/paper").glob("*.yaml")
+                   if p.name != "numbers.yaml" and not p.stem.startswith("teas_"))
     if args.rows:
         paths = [p for p in paths if p.stem in args.rows]
     print(f"| paper row | T (direct / converted) | MACs / sample (fixed T) | of which per timestep | DAG training + evaluation FLOPs | "
-          f"hours on one GPU (estimated, {args.tflops:g} TFLOP/s) |")
+          f"hours on one GPU (measured where the GPU check ran; else estimated at {args.tflops:g} TFLOP/s) |")
     print("|---|---|---|---|---|---|")
     for p in paths:
         cfg = row_config(p)
         r = row_costs(cfg)
         conv_t = cfg["conversion"]["max_timesteps"] if cfg["conversion"]["enabled"] else "off"
+        estimate = f"{r['total_flops'] / (args.tflops * 1e12) / 3600:.0f} (estimate)"
         print(f"| `{p.stem}` | {cfg['train']['timesteps']} / {conv_t} | {r['macs_per_sample'] / 1e9:.3g} G | "
               f"{r['macs_per_timestep'] / 1e9:.3g} G | {r['total_flops']:.2e} | "
-              f"{r['total_flops'] / (args.tflops * 1e12) / 3600:.0f} |")
+              f"{measured.get(p.stem, estimate)} |")
     return 0
 
 
