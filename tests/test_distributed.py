@@ -24,8 +24,9 @@ OUTPUTS = ("results/direct/snn.pt", "results/direct/train_log.csv")
 CKPT = "results/checkpoints/train_snn"
 
 
-def _config():
+def _config(compile: bool = False):
     cfg = tiny_config()
+    cfg["train"]["compile"] = compile
     cfg["device"] = "cpu"
     cfg["data"].update(train_size=320, val_size=60, test_size=60)
     cfg["model"].update(stem_channels=4, widths=[8], blocks=[1])
@@ -33,8 +34,8 @@ def _config():
     return cfg
 
 
-def _project(path, prepared=None):
-    proj = make_project(path, _config())
+def _project(path, prepared=None, compile: bool = False):
+    proj = make_project(path, _config(compile))
     if prepared is None:
         sh(proj, "seenn", "run", "prepare_data")
     else:
@@ -63,9 +64,11 @@ def _kill_after_epoch_one(cwd, *cmd) -> None:
     assert not (cwd / OUTPUTS[0]).exists()
 
 
-def test_two_process_torchrun_trains_and_resumes_to_the_same_bytes(tmp_path):
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_two_process_torchrun_trains_and_resumes_to_the_same_bytes(tmp_path, compile):
+    """Also with the compiled step (train.compile: DDP's graph split at its gradient buckets)."""
     run = ("seenn", "run", "train_snn", "--gpus", "2")  # on CPU: two gloo processes
-    ref = _project(tmp_path / "ref")
+    ref = _project(tmp_path / "ref", compile=compile)
     r = sh(ref, *run)
     log = (ref / "logs/train_snn.log").read_text()
     assert "relaunching under torchrun: 2 processes" in log and "2 processes)" in log
@@ -74,7 +77,7 @@ def test_two_process_torchrun_trains_and_resumes_to_the_same_bytes(tmp_path):
     rows = (ref / OUTPUTS[1]).read_text().splitlines()
     assert len(rows) == 4 and rows[0].startswith("epoch,")
 
-    cut = _project(tmp_path / "cut", prepared=ref)
+    cut = _project(tmp_path / "cut", prepared=ref, compile=compile)
     _kill_after_epoch_one(cut, *run)
     sh(cut, *run)
     log = (cut / "logs/train_snn.log").read_text()
