@@ -236,6 +236,8 @@ def fit(model, criterion: Criterion, train, val, *, timesteps: int, cfg: dict, s
     scaler = grad_scaler(device, amp)
     watch = TrainingWatch(desc, device, log_every, amp, max_skips)
     step = ForwardLoss(net, criterion, timesteps, device, amp, compile)
+    if compile:
+        log.info("%s: the training step compiled (train.compile): torch.compile runs at its first batches", desc)
 
     def epoch_fn(epoch: int, partial: dict | None = None) -> dict:
         with tf32_enabled(tf32):
