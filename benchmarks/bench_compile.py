@@ -2,14 +2,17 @@
 network, loss, batch and T (params.yaml) on the digits' shapes, a few epochs through
 loops.fit.train_one_epoch, eager against compiled, with the compilation counted (a stage pays it:
 a fresh inductor cache per run unless --warm-cache). Prints seconds per epoch and the projection
-to the stage's epochs.
+to the stage's epochs. `--step-variants`: the eager step with SGD's for-loop, foreach and fused
+implementations and with channels_last, in ms per step (best of 3 rounds of 30 steps).
 
     PYTHONPATH=src python benchmarks/bench_compile.py --epochs 2
+    PYTHONPATH=src python benchmarks/bench_compile.py --step-variants
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -52,13 +55,42 @@ def run(cfg: dict, compile: bool, epochs: int) -> list[float]:
     return times
 
 
+def step_variants(cfg: dict) -> None:
+    """ms per eager step of train_snn's network: SGD for-loop / foreach / fused, channels_last."""
+    t, spec = cfg["train"], get_spec(cfg["data"]["name"])
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(t["batch_size"], *spec.input_shape, generator=gen)
+    y = torch.randint(0, spec.num_classes, (t["batch_size"],), generator=gen)
+    crit = snn_criterion(t["loss"], t["tet_lambda"], t["tet_phi"])
+    variants = [("SGD for-loop (default)", {}, False), ("SGD foreach", {"foreach": True}, False),
+                ("SGD fused", {"fused": True}, False), ("channels_last", {}, True)]
+    for name, kw, channels_last in variants + variants[::-1]:  # both orders: drift shows as disagreement
+        torch.manual_seed(0)
+        model = build_snn(cfg["model"], cfg["neuron"], spec.input_shape[-3], spec.num_classes)
+        xb = x
+        if channels_last:
+            model, xb = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+        opt = torch.optim.SGD(model.parameters(), lr=t["lr"], momentum=t["momentum"], weight_decay=t["weight_decay"], **kw)
+        train_one_epoch(model, crit, opt, [(xb, y)] * 3, torch.device("cpu"), timesteps=t["timesteps"])
+        best = math.inf
+        for _ in range(3):
+            t0 = time.perf_counter()
+            train_one_epoch(model, crit, opt, [(xb, y)] * 30, torch.device("cpu"), timesteps=t["timesteps"])
+            best = min(best, time.perf_counter() - t0)
+        print(f"{name:24s} {best / 30 * 1e3:.1f} ms/step", flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--config", default=str(ROOT / "params.yaml"))
     ap.add_argument("--warm-cache", action="store_true", help="keep the inductor cache (a second run of a stage)")
+    ap.add_argument("--step-variants", action="store_true", help="time optimizer implementations and channels_last")
     args = ap.parse_args(argv)
     cfg = yaml.safe_load(Path(args.config).read_text())
+    if args.step_variants:
+        step_variants(cfg)
+        return 0
     if not args.warm_cache:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench_compile_")
     total = cfg["train"]["epochs"]
