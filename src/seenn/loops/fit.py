@@ -247,7 +247,8 @@ def fit(model, criterion: Criterion, train, val, *, timesteps: int, cfg: dict, s
         skipped = m.pop("skipped_steps", None)
         if skipped:
             log.info("%s epoch %d: the fp16 gradient scaler skipped %d steps so far", desc, epoch, skipped)
-        row = {"epoch": epoch, **m, "val_acc": val_accuracy(model, val, timesteps, device, loader)}
+        with tf32_enabled(False):  # validation in full float32, as every evaluation
+            row = {"epoch": epoch, **m, "val_acc": val_accuracy(model, val, timesteps, device, loader)}
         log.info("%s epoch %d: loss %.4f train acc %.2f %% val acc (T=%d) %.2f %%",
                  desc, epoch, row["train_loss"], row["train_acc"], timesteps, row["val_acc"])
         return row
