@@ -18,7 +18,7 @@ def test_quick_cpu_check_passes_every_section(tmp_path):
     # three paper rows stand for the rest here, one per data path (CIFAR images in memory, event
     # frames, ImageNet's image files), on the CPU in eager mode (`--compile off`: compiling each
     # row's network costs tens of seconds here); the compiled step runs in the determinism
-    # section, twice. On a GPU every row compiles as its overlay says (`--rows all`).
+    # section. On a GPU every row compiles as its overlay says (`--rows all`).
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks/gpu_check.py"), "--quick", "--device", "cpu",
                         "--rows", *ROWS, "--compile", "off", "--json", str(out)], cwd=tmp_path, env=ENV,
                        capture_output=True, text=True, timeout=600)
