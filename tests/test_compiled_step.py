@@ -114,3 +114,22 @@ def test_paper_overlays_train_in_bf16_compiled_with_tf32_and_deterministic_algor
         cfg = paper_config(path)
         assert cfg["amp"] == "bf16" and cfg["deterministic"], path.name
         assert cfg["train"]["compile"] and cfg["train"]["tf32"], path.name
+
+
+def test_a_compiler_that_cannot_build_the_step_is_named_with_the_key(monkeypatch):
+    """No C++ compiler (CPU) or no triton (GPU): one line naming train.compile, not a backend trace."""
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    from seenn.common.errors import SeennError
+    from seenn.loops.fit import ForwardLoss
+
+    step = ForwardLoss(_Recorder(), snn_criterion("mean"), 1, torch.device("cpu"), compile=True)
+
+    def fail(*args):
+        raise BackendCompilerFailed(lambda: None, RuntimeError("InvalidCxxCompiler: No working C++ compiler found"), None)
+
+    monkeypatch.setattr(step, "_fn", fail)
+    with pytest.raises(SeennError, match=r"'train.compile: true' but torch.compile cannot build the training step here "
+                                         r"\(RuntimeError: InvalidCxxCompiler: No working C\+\+ compiler found\): set "
+                                         r"train.compile: false"):
+        step(torch.zeros(2, 1, 28, 28), torch.tensor([0, 1]))

@@ -117,7 +117,19 @@ class ForwardLoss:
         return loss, correct
 
     def __call__(self, xb: torch.Tensor, yb: torch.Tensor):
-        return self._fn(xb, yb)
+        if not self.compiled:
+            return self._fn(xb, yb)
+        try:
+            return self._fn(xb, yb)
+        except Exception as exc:
+            from torch._dynamo.exc import BackendCompilerFailed
+
+            if isinstance(exc, BackendCompilerFailed):  # no C++ compiler (CPU), no triton (GPU), ...
+                inner = getattr(exc, "inner_exception", None) or exc
+                why = (f"{type(inner).__name__}: {inner}".strip().splitlines() or ["?"])[0][:200]
+                raise SeennError(f"config 'train.compile: true' but torch.compile cannot build the training step "
+                                 f"here ({why}): set train.compile: false, or install what it names") from exc
+            raise
 
 
 def train_one_epoch(model, criterion: Criterion, optimizer: torch.optim.Optimizer, data, device: torch.device, *,
