@@ -1,19 +1,30 @@
 """A prepared GPU check: no dataset (generated inputs of the real shapes), each section under its
-own time limit, the whole under 4 minutes on one GPU; prints one table.
+own time limits, the whole under 4 minutes on one GPU with the default rows; prints one table.
 
-Sections: a few training steps of every architecture in `seenn.models.ARCHITECTURES` with and
-without mixed precision (ms per step, peak memory); the fused LIF (`seenn.snn.kernels`) against
-SpikingJelly's `LIFNode` on the same input (spikes compared, fwd+bwd time); the early-exit
-engine against the best fixed-T path (multi-step forward or engine) at batch 1 to 1024 in fp32,
-tf32 and bf16, exits driven by two fixed exit histograms (the paper's AET 1.09 at T = 4, and a
-heavier 1.50: untrained weights on generated inputs say nothing about exits), with the reachable
-bound, the fraction of it reached, the issue's targets beside each row, and a check that the
-engine's exits equal the post-hoc rule (`section_engine`); its limit includes warm-up and CUDA
-graph capture. Needs only torch and the project (PYTHONPATH=src); SpikingJelly is taken from
+Sections:
+- train: per paper row (config/paper/<row>.yaml, `--rows`; default the two target rows, `--rows
+  all` every row that trains an SNN), its training step as the stage runs it (the overlay's T,
+  per-GPU batch, amp, train.compile, train.tf32, deterministic algorithms): step ms (warm-up and
+  compilation under a limit of their own), data ms (a batch through the data path), achieved
+  TFLOP/s and its share of the bf16 matmul rate measured first, peak memory, projected hours,
+  and the targets beside the rows (ResNet-19 CIFAR-10 >= 35 % of the matmul rate; resnet20 at
+  batch 64 <= 10 ms per step; data <= 5 % of a step);
+- determinism: a small network trained twice with the compiled bf16 step, weights compared byte
+  for byte;
+- lif: the fused LIF (`seenn.snn.kernels`) against SpikingJelly's `LIFNode` on the same input
+  (spikes compared, fwd+bwd time);
+- engine: the early-exit engine against the best fixed-T path (multi-step forward or engine) at
+  batch 1 to 1024 in fp32, tf32 and bf16, exits driven by two fixed exit histograms (the paper's
+  AET 1.09 at T = 4, and a heavier 1.50: untrained weights on generated inputs say nothing about
+  exits), with the reachable bound, the fraction of it reached, the targets beside each row, and
+  a check that the engine's exits equal the post-hoc rule (`section_engine`); its limit includes
+  warm-up and CUDA graph capture.
+Needs only torch and the project (PYTHONPATH=src); SpikingJelly is taken from
 benchmarks/wheels/*.whl (pure-Python wheels, imported from the zip) when it is not installed.
 
     PYTHONPATH=src python benchmarks/gpu_check.py                 # on the GPU (device cuda)
-    PYTHONPATH=src python benchmarks/gpu_check.py --quick --device cpu   # seconds: that it works
+    PYTHONPATH=src python benchmarks/gpu_check.py --rows all      # every paper row (more than 4 minutes)
+    PYTHONPATH=src python benchmarks/gpu_check.py --quick --device cpu   # a minute: that it works
     ... --json out.json                                          # the rows as JSON too
 """
 
@@ -37,18 +48,17 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-if "--quick" in sys.argv:  # no torch.compile in the quick check: compiling alone takes longer than it may
+if "--quick" in sys.argv:  # no compiled fused LIF in the quick check (the training rows compile a narrow network)
     os.environ.setdefault("SEENN_NO_COMPILE", "1")
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS, as `seenn run` sets it
 
 from seenn.common.runtime import set_tf32  # noqa: E402
 from seenn.data.registry import get_spec  # noqa: E402
 from seenn.data.spec import to_input  # noqa: E402
-from seenn.loops.fit import grad_scaler, train_one_epoch  # noqa: E402
 from seenn.methods.engine import Engine  # noqa: E402
 from seenn.methods.exits import ExitAt, FixedT  # noqa: E402
-from seenn.models import ARCHITECTURES, build_snn  # noqa: E402
+from seenn.models import build_snn  # noqa: E402
 from seenn.snn.kernels import compile_available, fused_lif_multistep, set_fused  # noqa: E402
-from seenn.snn.losses import mean_loss  # noqa: E402
 from seenn.snn.neurons import Triangle, lif_multistep  # noqa: E402
 
 NEURON = {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}
@@ -133,39 +143,277 @@ def build(arch: str, quick: bool, in_channels: int, classes: int, event: bool):
 
 # --- sections --------------------------------------------------------------------------------
 
-def section_train(device, quick, rows, limit_each: float, archs=None) -> None:
-    """A few SGD steps of every registered architecture (or of `archs`), fp32 and each AMP dtype
-    the device runs."""
-    amps = ["none", "bf16"] + (["fp16"] if device.type == "cuda" else [])
-    steps, T = (2, 2) if quick else (5, 4)
-    for arch in archs or ARCHITECTURES:
-        dataset = ARCH_DATA.get(arch, "cifar10")
-        batch = 2 if quick else (32 if dataset == "imagenet" else 64)
-        for amp in amps:
-            row = {"section": "train", "what": f"{arch} ({dataset}) amp={amp}", "batch": batch, "T": T}
-            try:
-                with time_limit(limit_each):
-                    gen = torch.Generator().manual_seed(0)
-                    x, y, shape, classes, event = generated_batch(dataset, batch, quick, gen)
-                    in_ch = shape[-3]
-                    torch.manual_seed(0)
-                    model = build(arch, quick, in_ch, classes, event).to(device)
-                    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-                    scaler = grad_scaler(device, amp)
-                    data = [(x, y)]
-                    reset_peak(device)
-                    train_one_epoch(model, mean_loss, opt, data, device, timesteps=T, amp=amp, scaler=scaler)  # warm-up
+PAPER = ROOT / "config" / "paper"
+# the ResNet-20 target row: Table 6's resnet20 (16 / 32 / 64) on resnet19_cifar10's recipe, batch 64
+TARGET_ROWS = {"resnet20": ("resnet19_cifar10", {"model": {"arch": "resnet20"}, "train": {"batch_size": 64}})}
+DEFAULT_ROWS = ("resnet19_cifar10", "resnet20")  # the two targets: fit the check's 4 minutes with compilation
+# printed beside the rows: (kind, bound); "of_matmul": achieved TFLOP/s over the measured matmul rate
+TARGETS = {"resnet19_cifar10": ("of_matmul", 0.35), "resnet20": ("ms", 10.0)}
+DATA_SHARE = 0.05  # target: producing a batch takes at most 5 % of a training step
+ROW_GPUS = {"imagenet": 8}  # GPUs a row's training is planned on (per-GPU batch = train.batch_size / GPUs); else 1
+WARM_LIMIT, TIMED_LIMIT = 300.0, 30.0  # seconds per row: warm-up with compilation, then the timed steps
+STEPS = 20  # timed training steps per row (quick: 2)
+
+
+def paper_rows() -> list[str]:
+    """The paper rows the training section can run: every overlay that trains an SNN directly (the
+    TEAS rows of converted SNNs train an ANN alone), and the target rows."""
+    from paper_costs import row_config
+
+    rows = []
+    with contextlib.chdir(ROOT):  # the config check reads config/paper/numbers.yaml from the project root
+        for p in sorted(PAPER.glob("*.yaml")):
+            if p.name != "numbers.yaml" and not row_config(p)["teas"]["only"]:
+                rows.append(p.stem)
+    return rows + list(TARGET_ROWS)
+
+
+def row_cfg(name: str) -> dict:
+    """The composed, validated config of a paper row (a target row: its base row with its changes)."""
+    from paper_costs import row_config
+
+    base, changes = TARGET_ROWS.get(name, (name, {}))
+    with contextlib.chdir(ROOT):
+        cfg = row_config(PAPER / f"{base}.yaml")
+    for section, values in changes.items():
+        cfg[section].update(values)
+    return cfg
+
+
+def matmul_tflops(device, quick: bool) -> float:
+    """The device's bf16 rate on a large square matmul (TFLOP/s): the yardstick of the rows."""
+    n, reps = (256, 3) if quick else (8192, 20)
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    a @ b
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    sync(device)
+    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e12
+
+
+def _jpeg_source(spec, n: int, side: tuple[int, int], crop: int, resize: int, folder: Path, gen: torch.Generator):
+    """A streamed split of `n` generated JPEGs (ImageNet's data path: decode, resized crop, flip)."""
+    import hashlib
+
+    from PIL import Image
+
+    from seenn.data.source import ImageFileSource
+
+    files, sums = [], []
+    for i in range(n):
+        px = torch.randint(0, 256, (*side, 3), dtype=torch.uint8, generator=gen).numpy()
+        path = folder / f"{i}.jpg"
+        Image.fromarray(px).save(path, quality=90)
+        files.append(path.name)
+        sums.append(hashlib.sha256(path.read_bytes()).hexdigest())
+    y = torch.randint(0, spec.num_classes, (n,), generator=gen)
+    return ImageFileSource(spec, y, "train", str(folder), root=str(folder), files=files, sha256=sums, crop=crop,
+                           resize=resize)
+
+
+def data_ms(cfg: dict, spec, shape, batch: int, quick: bool, gen: torch.Generator) -> float:
+    """ms to produce one training batch through the project's data path (loops.fit.ShuffledBatches:
+    the row's augmentation, per-sample generators, `loader.workers`), on generated samples; the
+    first batch (worker start) is not counted."""
+    import tempfile
+
+    from seenn.data.source import TensorSource
+    from seenn.loops.fit import ShuffledBatches
+
+    batches = 2 if quick else 4
+    n = batch * batches
+    loader = {**cfg["loader"], **({"workers": 0} if quick else {})}
+    with tempfile.TemporaryDirectory() as tmp:
+        if spec.name == "imagenet":
+            side = (48, 40) if quick else (375, 500)  # ImageNet's typical photo
+            src = _jpeg_source(spec, n, side, shape[-1], cfg["data"]["resize_size"] if not quick else shape[-1] + 4,
+                               Path(tmp), gen)
+        elif spec.event:
+            x = torch.randint(0, 3, (n, *shape), generator=gen).to(torch.float16)
+            src = TensorSource(spec, x, torch.randint(0, spec.num_classes, (n,), generator=gen), "train", "memory")
+        else:
+            x = torch.randint(0, 256, (n, *shape), dtype=torch.uint8, generator=gen)
+            src = TensorSource(spec, x, torch.randint(0, spec.num_classes, (n,), generator=gen), "train", "memory")
+        it = iter(ShuffledBatches(src, batch, cfg["train"]["augment"], torch.Generator().manual_seed(0), loader=loader))
+        next(it)
+        t0 = time.perf_counter()
+        for _ in range(batches - 1):
+            next(it)
+        return (time.perf_counter() - t0) / (batches - 1) * 1e3
+
+
+@contextlib.contextmanager
+def run_settings(deterministic: bool, tf32: bool):
+    """A training stage's switches (the row's `deterministic` and `train.tf32`), restored after."""
+    from seenn.common.runtime import set_tf32
+
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
+              torch.backends.cudnn.deterministic, torch.backends.cuda.matmul.allow_tf32)
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = not deterministic, deterministic
+    set_tf32(tf32)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[1:3]
+        set_tf32(before[3])
+
+
+def section_train(device, quick, rows, names=None, gpus=None, compile_mode: str = "row") -> None:
+    """Per paper row (`names`; default DEFAULT_ROWS), as its training stage runs: the overlay's T,
+    per-GPU batch, precision, compile and TF32 settings, deterministic algorithms as configured.
+    Warm-up and compilation have a limit of their own (WARM_LIMIT), the timed steps theirs
+    (TIMED_LIMIT). Prints step ms, data ms (one batch through the data path), achieved TFLOP/s
+    (3 forward passes per step, 2 FLOPs per MAC of seenn.snn.ops.snn_macs) and its share of the
+    matmul rate measured here, peak memory, projected hours of the row's DAG (train_snn's steps at
+    this step time, scaled by benchmarks/paper_costs.py's FLOPs of every stage over train_snn's),
+    and the targets.
+    `compile_mode`: row (the overlay's train.compile), on or off. Quick: each row's network is the
+    narrow ResNet at 2 steps of batch 2, images of at most 32 px."""
+    from dataclasses import replace
+
+    from paper_costs import POOL, row_costs
+
+    from seenn.loops.fit import ForwardLoss, grad_scaler, train_one_epoch
+    from seenn.snn.losses import snn_criterion
+    from seenn.snn.ops import snn_macs
+
+    peak = matmul_tflops(device, quick)
+    rows.append({"section": "train", "what": "bf16 matmul " + ("256" if quick else "8192") + "^3 (the yardstick)",
+                 "tflops": peak, "ok": peak > 0, "note": "TFLOP/s of the device on a large bf16 matmul"})
+    for name in names or DEFAULT_ROWS:
+        row = {"section": "train", "what": name}
+        try:
+            cfg = row_cfg(name)
+            t, spec = cfg["train"], get_spec(cfg["data"]["name"])
+            n_gpus = gpus or ROW_GPUS.get(spec.name, 1)
+            batch, T = (2, 2) if quick else (t["batch_size"] // n_gpus, t["timesteps"])
+            shape = tuple(spec.input_shape)
+            if spec.name == "imagenet":
+                shape = (3, cfg["data"]["image_size"], cfg["data"]["image_size"])
+            model_cfg = cfg["model"]
+            if quick:
+                shape = (T, *shape[1:-2], 16, 16) if spec.event else (shape[0], *(min(s, 32) for s in shape[1:]))
+                model_cfg = {"arch": "resnet", **NARROW}
+            spec = replace(spec, input_shape=shape)
+            amp, compile = cfg["amp"], t["compile"] if compile_mode == "row" else compile_mode == "on"
+            row.update(what=f"{name} ({spec.name}) amp={amp} compile={compile} tf32={t['tf32']}" +
+                       ("" if compile_mode == "row" else f" (--compile {compile_mode})"), batch=batch, T=T,
+                       gpus=n_gpus)
+            gen = torch.Generator().manual_seed(0)
+            row["data_ms"] = data_ms(cfg, spec, shape, batch, quick, gen)
+            x, y = generated_batch(spec.name, batch, quick, gen)[:2] if not quick else _quick_batch(spec, batch, gen)
+            torch.manual_seed(0)
+            torch._dynamo.reset()  # one row's compiled graphs never count against the next one's recompile limit
+            model = build_snn(model_cfg, cfg["neuron"], shape[-3], spec.num_classes, event=spec.event,
+                              image_size=shape[-1]).to(device)
+            opt = torch.optim.SGD(model.parameters(), lr=t["lr"], momentum=t["momentum"], weight_decay=t["weight_decay"])
+            crit = snn_criterion(t["loss"], t["tet_lambda"], t["tet_phi"])
+            scaler = grad_scaler(device, amp)
+            data = [(x.to(device), y.to(device))]
+            reset_peak(device)
+            with run_settings(cfg["deterministic"], t["tf32"]):
+                step = ForwardLoss(model, crit, T, device, amp, compile)
+                with time_limit(WARM_LIMIT if not quick else 240.0):  # compilation and warm-up: a limit of their own
+                    w0 = time.perf_counter()
+                    train_one_epoch(model, crit, opt, data * 2, device, timesteps=T, amp=amp, scaler=scaler, step=step)
                     sync(device)
+                    warm = time.perf_counter() - w0
+                steps = 2 if quick else STEPS
+                with time_limit(TIMED_LIMIT if not quick else 60.0):
                     t0 = time.perf_counter()
-                    m = train_one_epoch(model, mean_loss, opt, data * (steps - 1), device, timesteps=T, amp=amp,
-                                        scaler=scaler)
+                    m = train_one_epoch(model, crit, opt, data * steps, device, timesteps=T, amp=amp, scaler=scaler,
+                                        step=step)
                     sync(device)
-                    row.update(ms=(time.perf_counter() - t0) / (steps - 1) * 1e3, peak_mb=peak_mb(device),
-                               ok=math.isfinite(m["train_loss"]), note=f"loss {m['train_loss']:.3f}")
-                    del model, opt
-            except Exception as exc:  # noqa: BLE001 - a failed row is reported, the check goes on
-                row.update(ok=False, note=_short(exc))
-            rows.append(row)
+                    ms = (time.perf_counter() - t0) / steps * 1e3
+            macs = snn_macs(model.cpu(), shape)
+            flops = 3 * 2 * (macs["fixed"] + T * macs["per_timestep"]) * batch
+            tflops = flops / (ms / 1e3) / 1e12
+            costs = row_costs(cfg)
+            n_train = POOL[spec.name][0] - (0 if cfg["data"]["protocol"] == "authors" else cfg["data"]["val_size"])
+            train_h = t["epochs"] * math.ceil(n_train / t["batch_size"]) * ms / 1e3 / 3600
+            # the whole DAG (every training stage at its epochs, and the evaluations): paper_costs'
+            # FLOPs at the rate train_snn's step achieves here
+            dag_h = train_h * costs["total_flops"] / costs["flops"]["train_snn"]
+            row.update(ms=ms, tflops=tflops, of_matmul=tflops / peak, peak_mb=peak_mb(device),
+                       hours=dag_h, ok=math.isfinite(m["train_loss"]),
+                       target=_targets(name, ms, tflops / peak, row["data_ms"]),
+                       note=(f"warm-up {warm:.1f} s; hours: the DAG on {n_gpus} GPU(s) (paper_costs FLOPs at this "
+                             f"step's rate), train_snn alone {train_h:.1f} h"
+                             + ("; quick: narrow network" if quick else "") + f"; loss {m['train_loss']:.3f}"))
+            del model, opt, step
+        except Exception as exc:  # noqa: BLE001 - a failed row is reported, the check goes on
+            row.update(ok=False, note=_short(exc))
+        rows.append(row)
+
+
+def _quick_batch(spec, batch: int, gen: torch.Generator):
+    """A batch of the (shrunk) quick shape through the project's normalization."""
+    if spec.event:
+        return torch.randint(0, 3, (batch, *spec.input_shape), generator=gen).float(), \
+            torch.randint(0, spec.num_classes, (batch,), generator=gen)
+    x = to_input(spec, torch.randint(0, 256, (batch, *spec.input_shape), dtype=torch.uint8, generator=gen))
+    return x, torch.randint(0, spec.num_classes, (batch,), generator=gen)
+
+
+def _targets(name: str, ms: float, of_matmul: float, data: float) -> str:
+    """The targets beside a row: data at most DATA_SHARE of a step; the row's own (TARGETS)."""
+    out = [f"data {data / ms:.1%} of step (<= {DATA_SHARE:.0%}: {'met' if data <= DATA_SHARE * ms else 'MISSED'})"]
+    kind, bound = TARGETS.get(name, (None, None))
+    if kind == "of_matmul":
+        out.append(f"{of_matmul:.1%} of matmul (>= {bound:.0%}: {'met' if of_matmul >= bound else 'MISSED'})")
+    elif kind == "ms":
+        out.append(f"{ms:.1f} ms/step (<= {bound:g} ms: {'met' if ms <= bound else 'MISSED'})")
+    return "; ".join(out)
+
+
+def section_determinism(device, quick, rows) -> None:
+    """A small network trained twice for a few steps with the compiled bf16 step from the same
+    seed, deterministic algorithms on: the weights compared byte for byte. On the GPU each run
+    compiles afresh; quick (CPU), the second run reuses the first one's compiled step (the same
+    module, its initial weights loaded back), so the check compiles once."""
+    from seenn.loops.fit import ForwardLoss, train_one_epoch
+    from seenn.snn.losses import mean_loss
+
+    steps, batch, T = (3, 4, 2) if quick else (10, 64, 4)
+
+    made: dict = {}
+
+    def train():
+        gen = torch.Generator().manual_seed(0)
+        x, y, shape, classes, event = generated_batch("cifar10", batch * steps, quick, gen)
+        torch.manual_seed(0)
+        fresh = build("resnet", True, shape[-3], classes, event).to(device)
+        if quick and made:  # the same module and compiled step, its initial weights back
+            model, step = made["model"], made["step"]
+            model.load_state_dict(fresh.state_dict())
+        else:
+            torch._dynamo.reset()
+            model = fresh
+            step = made["step"] = ForwardLoss(model, mean_loss, T, device, "bf16", compile=True)
+            made["model"] = model
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+        data = [(x[i : i + batch].to(device), y[i : i + batch].to(device)) for i in range(0, batch * steps, batch)]
+        train_one_epoch(model, mean_loss, opt, data, device, timesteps=T, amp="bf16", step=step)
+        sync(device)
+        return b"".join(v.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes()
+                        for v in model.state_dict().values())
+
+    row = {"section": "determinism", "what": "narrow ResNet, compiled bf16 step, same seed twice", "batch": batch, "T": T}
+    try:
+        with run_settings(True, False):
+            t0 = time.perf_counter()
+            a, b = train(), train()
+        same = a == b
+        row.update(ms=(time.perf_counter() - t0) * 1e3, ok=same,
+                   note=f"{steps} steps; weights {'byte-identical' if same else 'DIFFER'} ({len(a)} bytes)")
+    except Exception as exc:  # noqa: BLE001
+        row.update(ok=False, note=_short(exc))
+    rows.append(row)
 
 
 def _load_spikingjelly():
@@ -347,7 +595,8 @@ def _short(exc: BaseException) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    cols = ("section", "what", "batch", "T", "ms", "samples_per_s", "peak_mb", "ok", "note")
+    cols = ("section", "what", "batch", "T", "ms", "data_ms", "tflops", "of_matmul", "samples_per_s", "peak_mb", "hours",
+            "target", "ok", "note")
     def fmt(v):
         if v is None:
             return "-"
@@ -359,8 +608,9 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = {  # name -> (function, limit in seconds on the GPU)
-    "train": (section_train, 120.0),
+SECTIONS = {  # name -> (function, limit in seconds on the GPU; None: the section's rows have limits of their own)
+    "train": (section_train, None),
+    "determinism": (section_determinism, 120.0),
     "lif": (section_lif, 30.0),
     "engine": (section_engine, 90.0),
 }
@@ -372,16 +622,28 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny shapes and few steps: seconds on a CPU")
     ap.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
     ap.add_argument("--json", help="also write the rows to this file")
-    ap.add_argument("--archs", nargs="+", choices=list(ARCHITECTURES), help="train section: these architectures only")
+    ap.add_argument("--rows", nargs="+", default=list(DEFAULT_ROWS),
+                    help=f"train section: these paper rows (config/paper/<row>.yaml; target rows: {', '.join(TARGET_ROWS)}), "
+                         f"or 'all' (every paper row that trains an SNN: several minutes of compilation); default: "
+                         f"{' '.join(DEFAULT_ROWS)}, the targets, within the check's 4 minutes")
+    ap.add_argument("--compile", choices=("row", "on", "off"), default="row",
+                    help="train section: compile each row's step as its overlay says (row), or always, or never")
+    ap.add_argument("--gpus", type=int, help="train section: the GPUs each row is planned on (per-GPU batch = "
+                                             "train.batch_size / GPUs); default 8 for ImageNet rows, else 1")
     args = ap.parse_args(argv)
+    known = paper_rows()
+    names = known if args.rows == ["all"] else args.rows
+    unknown = [r for r in names if r not in known]
+    if unknown:
+        ap.error(f"--rows: unknown {', '.join(unknown)}; known: {', '.join(known)}, all")
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("gpu_check: --device cuda but no CUDA device is available", file=sys.stderr)
         return 2
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # the project's default (tf32: false)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # off, as `seenn run` starts a stage
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"gpu_check on {name}; torch {torch.__version__}, CUDA {torch.version.cuda}; architectures: "
-          f"{', '.join(ARCHITECTURES)}{'; quick' if args.quick else ''}", flush=True)
+    print(f"gpu_check on {name}; torch {torch.__version__}, CUDA {torch.version.cuda}; training rows: "
+          f"{', '.join(names)}{'; quick' if args.quick else ''}", flush=True)
     rows: list[dict] = []
     start = time.perf_counter()
     for sec in args.sections:
@@ -389,11 +651,9 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         n_before = len(rows)
         try:
-            with time_limit(limit):
-                if sec == "train":  # its own limit per row too, so one slow architecture leaves the rest a turn
-                    archs = args.archs or list(ARCHITECTURES)  # quick (CPU): a row may take its whole section's share
-                    each = limit if args.quick else max(limit / (2 * len(archs)), 5.0)
-                    fn(device, args.quick, rows, limit_each=each, archs=archs)
+            with time_limit(limit) if limit else contextlib.nullcontext():
+                if sec == "train":  # each row has its limits: warm-up and compilation, then the timed steps
+                    fn(device, args.quick, rows, names=names, gpus=args.gpus, compile_mode=args.compile)
                 else:
                     fn(device, args.quick, rows)
         except Exception as exc:  # noqa: BLE001 - e.g. SectionTimeout: report, go on with the next section

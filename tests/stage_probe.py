@@ -30,7 +30,7 @@ def run(job: dict) -> list[str]:
     from seenn.stages.declaration import StageContext
 
     cfg = job["config"]
-    device = runtime.setup(cfg["seed"], cfg["deterministic"], cfg["device"], cfg["cpu_kernels"], cfg["tf32"])
+    device = runtime.setup(cfg["seed"], cfg["deterministic"], cfg["device"], cfg["cpu_kernels"], tf32=False)
     ctx = StageContext(name=job["name"], params=job["params"], inputs=job["inputs"], outputs=job["outputs"],
                        device=device, checkpoint_dir=Path(job["checkpoint_dir"]), extras=job["options"])
     module, func = job["func"].split(":")

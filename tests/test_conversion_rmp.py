@@ -177,7 +177,7 @@ def _stage_params(method: str) -> dict:
          "batch_size": 64, "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0, "augment": "none", "max_timesteps": 8}
     return {"seed": 1, "device": "cpu", "deterministic": True, "amp": "none", "loader": {"workers": 0, "pin_memory": False},
             "model": MODEL, "conversion": c, "evaluate": {"batch_size": 50},
-            "train": {"log_every": 1, "max_skipped_steps": 50}}
+            "train": {"log_every": 1, "max_skipped_steps": 50, "compile": False, "tf32": False}}
 
 
 def test_train_ann_and_convert_stages_run_rmp(tmp_path):

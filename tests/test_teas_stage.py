@@ -55,7 +55,7 @@ def project(tmp_path_factory) -> Path:
 
 def _ctx(d: Path, name: str, inputs: dict, outputs: dict, extras: dict, teas: dict | None = None) -> StageContext:
     params = {"seed": 3, "device": "cpu", "deterministic": True, "loader": {"workers": 0, "pin_memory": False},
-              "engine": {"threads": 1}, "teas": teas or _teas_params()}
+              "engine": {"threads": 1}, "train": {"tf32": False}, "teas": teas or _teas_params()}
     return StageContext(name=name, params=params, inputs={k: str(d / v) for k, v in inputs.items()},
                         outputs={k: str(d / v) for k, v in outputs.items()}, device=torch.device("cpu"),
                         checkpoint_dir=d / "ck", extras=extras)

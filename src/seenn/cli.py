@@ -112,8 +112,8 @@ def run_stage(name: str, config_path: str = DEFAULT_CONFIG, gpus: int = 1) -> No
             raise SeennError(f"stage {name}: input '{role}' ({path}) is missing: run the stage that produces it first")
     if _launch(st, gpus, config_path):
         return
-    device = runtime.setup(config["seed"], config["deterministic"], config["device"], config["cpu_kernels"],
-                           config["tf32"])
+    # TF32 off: a training loop switches it on for its steps alone (train.tf32), every other stage runs float32
+    device = runtime.setup(config["seed"], config["deterministic"], config["device"], config["cpu_kernels"], tf32=False)
     device = distributed.init(device)
     if config["requires_gpu"] and "gpu" in st.resources and device.type != "cuda" and config["device"] != "cpu":
         raise SeennError(f"stage {name}: this config needs a GPU (requires_gpu: true, a paper row) but no CUDA device is "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
@@ -87,7 +88,8 @@ AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # `a
 
 def setup(seed: int, deterministic: bool, device: str, cpu_kernels: str = "native", tf32: bool = False) -> torch.device:
     """Choose the CPU kernels; seed Python, NumPy and torch; switch on deterministic kernels and set
-    TF32 as configured (two separate choices); return the device."""
+    TF32 (two separate choices: `seenn run` starts every stage with TF32 off, and the training
+    loops switch it on for their steps alone, `train.tf32` through `tf32_enabled`); return the device."""
     apply_cpu_kernels(cpu_kernels)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)
@@ -132,14 +134,24 @@ def inference_precision(precision: str, device: torch.device):
     """A context for timed inference in `engine.precision`: fp32 (TF32 off), tf32 (TF32 tensor
     cores for float32 matmuls and convolutions; on a CPU the same as fp32) or bf16 (autocast to
     bfloat16, TF32 off). Deterministic algorithms stay as `setup` set them."""
-    import contextlib
-
     if precision not in PRECISIONS:
         raise SeennError(f"engine.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     set_tf32(precision == "tf32")
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def tf32_enabled(enabled: bool):
+    """TF32 as `enabled` inside the block (a training loop's steps: `train.tf32`), as before after it
+    (evaluation, validation and every other stage run in full float32)."""
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    set_tf32(enabled)
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
 def pick_device(device: str) -> torch.device:

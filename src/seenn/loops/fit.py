@@ -1,7 +1,8 @@
 """One training loop for the direct SNN, the QCFS ANN and the fine-tuning, each with its own
 criterion (losses.py), in the shape of torchvision's references/classification `train_one_epoch`;
 `fit` adds SGD with momentum, a per-step cosine schedule and resumable epochs (loops.resume.run_epochs),
-mixed precision (`amp`) and, under torchrun, DistributedDataParallel (seenn.common.distributed)."""
+mixed precision (`amp`), a compiled step (`train.compile`: ForwardLoss), TF32 in the training steps
+alone (`train.tf32`) and, under torchrun, DistributedDataParallel (seenn.common.distributed)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch
 from seenn.common import distributed
 from seenn.common.errors import SeennError
 from seenn.common.progress import progress
-from seenn.common.runtime import AMP_DTYPES
+from seenn.common.runtime import AMP_DTYPES, sync_compiler_determinism, tf32_enabled
 from seenn.data.augment_modes import check_augmentation
 from seenn.data.source import WorkerBatches, augments_on_device, sample_generator
 from seenn.loops.predict import predict_logits
@@ -116,9 +117,50 @@ def grad_scaler(device: torch.device, amp: str):
     return torch.amp.GradScaler(device.type) if amp == "fp16" else None
 
 
+class ForwardLoss:
+    """The part of a training step that runs on the device without the host: the forward pass over
+    `timesteps` (the LIF loop and its surrogate autograd included), the loss under `amp`'s
+    autocast, and the batch's correct count; `compile` runs it through torch.compile (one graph
+    for the forward and, by AOTAutograd, one for its backward, so `loss.backward()` runs the
+    compiled backward too). Shapes are static: the last, smaller batch of an epoch compiles once
+    more. Returns (loss, correct) as device tensors; nothing here reads a value back."""
+
+    def __init__(self, model, criterion: Criterion, timesteps: int, device: torch.device, amp: str = "none",
+                 compile: bool = False):
+        self.model, self.criterion, self.timesteps, self.device, self.amp = model, criterion, timesteps, device, amp
+        self.compiled = bool(compile)
+        self._fn = self._step
+        if self.compiled:
+            sync_compiler_determinism()  # inductor follows `deterministic`, as the eager kernels do
+            self._fn = torch.compile(self._step, dynamic=False)
+
+    def _step(self, xb: torch.Tensor, yb: torch.Tensor):
+        with autocast(self.device, self.amp):
+            out = self.model(xb, self.timesteps)
+            loss = self.criterion(out, yb)
+        correct = (out.detach().mean(0).argmax(-1) == yb).sum()
+        return loss, correct
+
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor):
+        if not self.compiled:
+            return self._fn(xb, yb)
+        try:
+            return self._fn(xb, yb)
+        except Exception as exc:
+            from torch._dynamo.exc import BackendCompilerFailed
+
+            if isinstance(exc, BackendCompilerFailed):  # no C++ compiler (CPU), no triton (GPU), ...
+                inner = getattr(exc, "inner_exception", None) or exc
+                why = (f"{type(inner).__name__}: {inner}".strip().splitlines() or ["?"])[0][:200]
+                raise SeennError(f"config 'train.compile: true' but torch.compile cannot build the training step "
+                                 f"here ({why}): set train.compile: false, or install what it names") from exc
+            raise
+
+
 def train_one_epoch(model, criterion: Criterion, optimizer: torch.optim.Optimizer, data, device: torch.device, *,
                     timesteps: int, scheduler=None, desc: str | None = None, amp: str = "none", scaler=None,
-                    watch: TrainingWatch | None = None, epoch: int = 0, resume: dict | None = None) -> dict:
+                    watch: TrainingWatch | None = None, epoch: int = 0, resume: dict | None = None,
+                    step: ForwardLoss | None = None) -> dict:
     """One pass over `data` (batches of inputs and labels), stepping `scheduler` after every batch;
     returns the epoch's learning rate, mean loss and accuracy of the mean output (%), over all
     ranks under DDP. `amp` autocasts the forward pass and loss; `scaler` (fp16) scales the loss.
@@ -126,8 +168,10 @@ def train_one_epoch(model, criterion: Criterion, optimizer: torch.optim.Optimize
     first non-finite loss or gradient), every `watch.log_every` steps and at the end. At those
     reads a SIGTERM (`resume.stop_requested`) raises Interrupted with the running sums; `resume`
     (those sums and the step reached, from a checkpoint) goes on from there: `data` then skips
-    the batches already done (a ShuffledBatches)."""
+    the batches already done (a ShuffledBatches). `step` (a ForwardLoss of `model`, `criterion`,
+    `timesteps` and `amp`; compiled or not) computes each batch's loss; None: an eager one."""
     model.train()
+    step = step or ForwardLoss(model, criterion, timesteps, device, amp)
     watch = watch or TrainingWatch(desc or "training", device, 1, amp)
     watch.begin_epoch()
     first = 0 if resume is None else resume["step"]
@@ -142,9 +186,7 @@ def train_one_epoch(model, criterion: Criterion, optimizer: torch.optim.Optimize
     bar = progress(data, desc=desc)
     for k, (xb, yb) in enumerate(bar, first + 1):
         xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)  # from pinned memory: overlapped
-        with autocast(device, amp):
-            out = model(xb, timesteps)
-            loss = criterion(out, yb)
+        loss, hits = step(xb, yb)
         optimizer.zero_grad(set_to_none=True)
         if scaler is None:
             loss.backward()
@@ -160,7 +202,7 @@ def train_one_epoch(model, criterion: Criterion, optimizer: torch.optim.Optimize
         if scheduler is not None:
             scheduler.step()
         loss_sum += loss.detach().double() * yb.shape[0]
-        correct += (out.detach().mean(0).argmax(-1) == yb).sum()
+        correct += hits
         total += yb.shape[0]
         if watch.due(k):
             watch.read(epoch)
@@ -211,13 +253,16 @@ def _check_rank_batches(n: int, batch_size: int, world: int) -> None:
 
 def fit(model, criterion: Criterion, train, val, *, timesteps: int, cfg: dict, seed: int,
         device: torch.device, ckpt_dir: Path, fp: str, desc: str, loader: dict | None = None,
-        amp: str = "none", log_every: int = 1, max_skips: int = 50) -> list[dict]:
+        amp: str = "none", log_every: int = 1, max_skips: int = 50, compile: bool = False,
+        tf32: bool = False) -> list[dict]:
     """Train `model` on SplitSource `train` for cfg['epochs'] epochs (cfg: epochs, batch_size, lr,
     momentum, weight_decay, augment) with SGD + cosine, resumable, validating on `val`, under `amp`,
     data-parallel under torchrun; `loader`: the `loader:` section. The host reads the loss every
     `log_every` steps (train.log_every) and stops at the first non-finite loss or gradient
     (loops.watch; fp16: at more than `max_skips` scaler-skipped steps in a row). Returns one log
-    row per epoch (artifacts.TRAIN_LOG_COLUMNS)."""
+    row per epoch (artifacts.TRAIN_LOG_COLUMNS). `compile` (train.compile) compiles the step's
+    forward, loss and backward (ForwardLoss); `tf32` (train.tf32) lets the training steps use TF32,
+    never the validation."""
     model.to(device)
     _check_rank_batches(len(train), cfg["batch_size"], distributed.world_size())
     net = distributed.wrap(model, device)  # DDP around the model under torchrun, the model itself otherwise
@@ -227,15 +272,20 @@ def fit(model, criterion: Criterion, train, val, *, timesteps: int, cfg: dict, s
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg["epochs"] * len(data))
     scaler = grad_scaler(device, amp)
     watch = TrainingWatch(desc, device, log_every, amp, max_skips)
+    step = ForwardLoss(net, criterion, timesteps, device, amp, compile)
+    if compile:
+        log.info("%s: the training step compiled (train.compile): torch.compile runs at its first batches", desc)
 
     def epoch_fn(epoch: int, partial: dict | None = None) -> dict:
-        m = train_one_epoch(net, criterion, opt, data, device, timesteps=timesteps, scheduler=sched,
-                            desc=f"{desc} epoch {epoch}/{cfg['epochs']}", amp=amp, scaler=scaler, watch=watch,
-                            epoch=epoch, resume=partial)
+        with tf32_enabled(tf32):
+            m = train_one_epoch(net, criterion, opt, data, device, timesteps=timesteps, scheduler=sched,
+                                desc=f"{desc} epoch {epoch}/{cfg['epochs']}", amp=amp, scaler=scaler, watch=watch,
+                                epoch=epoch, resume=partial, step=step)
         skipped = m.pop("skipped_steps", None)
         if skipped:
             log.info("%s epoch %d: the fp16 gradient scaler skipped %d steps so far", desc, epoch, skipped)
-        row = {"epoch": epoch, **m, "val_acc": val_accuracy(model, val, timesteps, device, loader)}
+        with tf32_enabled(False):  # validation in full float32, as every evaluation
+            row = {"epoch": epoch, **m, "val_acc": val_accuracy(model, val, timesteps, device, loader)}
         log.info("%s epoch %d: loss %.4f train acc %.2f %% val acc (T=%d) %.2f %%",
                  desc, epoch, row["train_loss"], row["train_acc"], timesteps, row["val_acc"])
         return row

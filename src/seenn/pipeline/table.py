@@ -149,8 +149,8 @@ def teas_only_stages(cfg: dict) -> list[Stage]:
 
 def _on_device(st: Stage) -> Stage:
     """A stage that runs a network on the configured device (it declares `device`) also declares
-    the other keys `seenn run` applies to it (`tf32`: changing it reruns the stage under both
-    tools) and asks for one GPU (Snakemake resource `gpu`, unconstrained unless `--resources`
+    the other keys `seenn run` applies to it (DEVICE_KEYS; not TF32: the training stages alone read
+    `train.tf32`, for their steps) and asks for one GPU (Snakemake resource `gpu`, unconstrained unless `--resources`
     or a profile names it; a profile's `set-resources` can give a training stage more) and
     DEVICE_MEM_MB of memory (what the default config needs; the profiles size the paper rows).
     Every rule then has both resources its message prints. The report reads the whole config (it

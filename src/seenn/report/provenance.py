@@ -75,8 +75,10 @@ def provenance_lines(p: dict, manifest: dict, metrics: dict) -> list[str]:
         *config_source_lines(p),
         f"dataset: {manifest['dataset']} ({splits}); split seed {manifest['seed']}; source: {manifest['source']}",
         f"split sha256: " + ", ".join(f"{s} {v['sha256'][:16]}" for s, v in manifest["splits"].items()),
-        f"device: {metrics['device']}; seed {p['seed']}; deterministic algorithms: {p['deterministic']}; TF32: {p['tf32']}; "
-        f"mixed precision (training): {p['amp']}",
+        f"device: {metrics['device']}; seed {p['seed']}; deterministic algorithms: {p['deterministic']}; "
+        f"training steps: mixed precision {p['amp']}, TF32 {p['train']['tf32']}, compiled {p['train']['compile']} "
+        f"(every other stage: float32, TF32 off; the latency measurement in engine.precision "
+        f"{p['engine']['precision']})",
         *([f"seeds: {', '.join(map(str, p['seeds']))} (each other than {p['seed']} a training run of its own on the "
            f"same data split; the across-seeds page)"] if p.get("seeds") else []),
         f"CPU (of the report stage): {cpu_model()}; CPU kernels: {cpu_kernels_description(p['cpu_kernels'])}",

@@ -23,9 +23,11 @@ PROJECT_ROOT = PACKAGE_DIR.parents[1]
 RUNNER_MODULE = "seenn.common.runtime"
 RUNTIME_KEYS = ("seed", "device", "deterministic")  # what a training stage reads besides its own section
 TRAINING_KEYS = RUNTIME_KEYS + ("amp",)  # ... and a stage that trains through loops.fit (mixed precision)
-FIT_LOG_KEYS = ("train.log_every", "train.max_skipped_steps")  # loops.fit's reads, for stages without `train`
-# every stage that declares `device` also declares `tf32` (seenn.pipeline.table adds it): `seenn run` applies both
-DEVICE_KEYS = ("device", "tf32")
+TF32_KEY = "train.tf32"  # a training loop's steps run with TF32 as set here; `seenn run` starts every stage with it off
+# loops.fit's reads, for stages without `train`: the log and non-finite check, the compiled step, TF32
+FIT_LOG_KEYS = ("train.log_every", "train.max_skipped_steps", "train.compile", TF32_KEY)
+# what `seenn run` applies to every stage that declares `device` (seenn.pipeline.table adds them)
+DEVICE_KEYS = ("device",)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ def stage_finetune_snn(ctx) -> None:
         # the fine-tuning losses are 'cumulative' (default) and 'mean': no TET lambda and phi
         rows = fit(model, snn_criterion(f["loss"]), train, val, timesteps=ck["timesteps"], cfg=f, seed=p["seed"],
                    device=ctx.device, ckpt_dir=ctx.checkpoint_dir, fp=fp, desc="finetune_snn", loader=p["loader"], amp=p["amp"],
-                   log_every=p["train"]["log_every"], max_skips=p["train"]["max_skipped_steps"])
+                   log_every=p["train"]["log_every"], max_skips=p["train"]["max_skipped_steps"],
+                   compile=p["train"]["compile"], tf32=p["train"]["tf32"])
     save_snn(ctx.outputs["model"], model.cpu(), model_cfg=ck["model"], neuron_cfg=ck["neuron"],
              timesteps=ck["timesteps"], spec=spec)
     write_train_log(ctx.outputs["log"], rows)  # fine-tuning off: the header alone

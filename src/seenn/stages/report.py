@@ -35,7 +35,7 @@ def stage_measurements_report(ctx) -> None:
 # the report prints the whole config, in this order, and the record of where params.yaml came from
 # (SOURCE_KEY): only the report reads that record, so regenerating params.yaml from edited defaults or
 # overlay comments reruns the report alone
-ALL_KEYS = ("seed", "seeds", "device", "requires_gpu", "deterministic", "tf32", "amp", "cpu_kernels", "data", "loader", "model", "neuron", "train", "evaluate", "seenn1", "conformal", "shift", "neurobench",
+ALL_KEYS = ("seed", "seeds", "device", "requires_gpu", "deterministic", "amp", "cpu_kernels", "data", "loader", "model", "neuron", "train", "evaluate", "seenn1", "conformal", "shift", "neurobench",
             "figures", "report", "engine", "conversion", "finetune", "seenn2", "teas", SOURCE_KEY)
 
 

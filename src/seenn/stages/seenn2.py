@@ -14,6 +14,7 @@ import torch
 from seenn.common.artifacts import copy_text, load_logits, read_csv, save_policies, write_csv
 from seenn.common.errors import SeennError
 from seenn.common.io import read_json, sha256_file, write_json
+from seenn.common.runtime import tf32_enabled
 from seenn.loops.resume import fingerprint
 from seenn.methods.policy.estimators import VARIANTS, t1_accuracy
 from seenn.methods.policy.inputs import load_policy_split, policy_in_channels
@@ -46,10 +47,11 @@ def stage_seenn2_train(ctx) -> None:
     for beta in s["betas"]:
         cell = {"beta": beta, "estimator": s["estimator"], "train_split": split, "sample_weighting": s["sample_weighting"],
                 "variant": variant}
-        policy, log_rows = fit_policy(x, c, cfg=s, beta=beta, estimator=s["estimator"], weighting=s["sample_weighting"],
-                                      epochs=s["epochs"], in_channels=policy_in_channels(spec), seed=ctx.params["seed"],
-                                      device=ctx.device, ckpt_dir=ctx.checkpoint_dir / f"beta_{beta_tag(beta)}",
-                                      fp=_run_fp(ctx, cell, split), desc=f"policy beta={beta:g}", variant=variant)
+        with tf32_enabled(ctx.params["train"]["tf32"]):
+            policy, log_rows = fit_policy(x, c, cfg=s, beta=beta, estimator=s["estimator"], weighting=s["sample_weighting"],
+                                          epochs=s["epochs"], in_channels=policy_in_channels(spec), seed=ctx.params["seed"],
+                                          device=ctx.device, ckpt_dir=ctx.checkpoint_dir / f"beta_{beta_tag(beta)}",
+                                          fp=_run_fp(ctx, cell, split), desc=f"policy beta={beta:g}", variant=variant)
         entries.append({**cell, "r_t1": t1_accuracy(c), "state_dict": policy.state_dict()})
         rows += [{**cell, **r} for r in log_rows]
     save_policies(ctx.outputs["policies"], entries, cfg=s, in_channels=policy_in_channels(spec), timesteps=c.shape[1],
@@ -185,10 +187,12 @@ def stage_seenn2_compare(ctx) -> None:
         else:
             name = f"{cell['estimator']}_{split}_{'weighted' if cell['sample_weighting'] else 'unweighted'}"
             name += "_table6" if cell["policy"] == "table6" else ""
-            policy, lr = fit_policy(x, c, cfg=cfg, beta=cell["beta"], estimator=cell["estimator"],
-                                    weighting=cell["sample_weighting"], epochs=s["epochs"],
-                                    in_channels=policy_in_channels(spec), seed=ctx.params["seed"], device=ctx.device,
-                                    ckpt_dir=ctx.checkpoint_dir / name, fp=_run_fp(ctx, cell, split), desc=f"policy {name}")
+            with tf32_enabled(ctx.params["train"]["tf32"]):
+                policy, lr = fit_policy(x, c, cfg=cfg, beta=cell["beta"], estimator=cell["estimator"],
+                                        weighting=cell["sample_weighting"], epochs=s["epochs"],
+                                        in_channels=policy_in_channels(spec), seed=ctx.params["seed"], device=ctx.device,
+                                        ckpt_dir=ctx.checkpoint_dir / name, fp=_run_fp(ctx, cell, split),
+                                        desc=f"policy {name}")
         r = evaluate_policy(policy, xt, ct, ctx.device)
         arch = f"{cfg['policy_stem_channels']}/{'-'.join(map(str, cfg['policy_widths']))}"
         rows.append({**cell, "policy_arch": f"{arch}, stem stride {cfg['policy_stem_stride']}",
@@ -215,7 +219,7 @@ def declare_rule(branch, out: str, suffix: str, variant: str, compare: bool) -> 
     on the branch's saved per-timestep correctness, its test evaluation with operation counts and
     SEENN-I at the same validation cost (and the main-beta policy alone, role 'policy', for the
     engine), and optionally the estimator x training-split comparison."""
-    from seenn.stages.declaration import RUNTIME_KEYS, Stage
+    from seenn.stages.declaration import RUNTIME_KEYS, TF32_KEY, Stage
     from seenn.stages.layout import split_paths
 
     s, d = split_paths(), branch.dir
@@ -225,7 +229,7 @@ def declare_rule(branch, out: str, suffix: str, variant: str, compare: bool) -> 
         Stage(name=f"seenn2_train{suffix}", run=stage_seenn2_train,
               desc=f"SEENN-II: train one policy network per beta on the {branch.name} SNN's saved per-timestep "
                    f"correctness ({variant} rule)",
-              params=RUNTIME_KEYS + SEENN2_TRAIN_KEYS + ("seenn2.betas",),
+              params=RUNTIME_KEYS + SEENN2_TRAIN_KEYS + ("seenn2.betas", TF32_KEY),
               inputs={"train": s["train"], "val": s["val"], "logits_train": logits["logits_train"],
                       "logits_val": logits["logits_val"]},
               outputs={"policies": f"{out}/policies.pt", "log": f"{out}/policy_log.csv"},
@@ -244,7 +248,7 @@ def declare_rule(branch, out: str, suffix: str, variant: str, compare: bool) -> 
             Stage(name=f"seenn2_compare{suffix}", run=stage_seenn2_compare,
                   desc="SEENN-II at the main beta: expected-reward vs REINFORCE, held-out vs train split, weighting "
                        "on/off, and the paper's Table 6 policy",
-                  params=RUNTIME_KEYS + SEENN2_TRAIN_KEYS + ("seenn2.beta",),
+                  params=RUNTIME_KEYS + SEENN2_TRAIN_KEYS + ("seenn2.beta", TF32_KEY),
                   inputs={**s, **logits, "policies": f"{out}/policies.pt", "policy_log": f"{out}/policy_log.csv"},
                   outputs={"compare": f"{out}/compare.csv", "log": f"{out}/compare_log.csv"},
                   plots=("log",), checkpoints=True, threads="all"))

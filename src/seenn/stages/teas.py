@@ -16,6 +16,7 @@ import torch
 from seenn.common.artifacts import write_csv, write_train_log
 from seenn.common.errors import SeennError
 from seenn.common.io import load_checked, read_json, save_checked, write_json
+from seenn.common.runtime import tf32_enabled
 from seenn.data.files import open_split
 from seenn.data.source import held_inputs
 from seenn.loops.predict import load_snn
@@ -208,8 +209,9 @@ def stage_retrain(ctx) -> None:
             start = allocation.allocate_to_ratio(prof.activity(t["activity"]), w, T,
                                                  allocation.start_ratio(a["ratio"], t["start_slack"]), s["top_window"])
         torch.manual_seed(p["seed"])
-        final, log_rows = retrain(model, x, y, start, prof.rates, w, T, a["ratio"], cfg, p["seed"], t["conversion"],
-                                  t["expansion"])
+        with tf32_enabled(p["train"]["tf32"]):
+            final, log_rows = retrain(model, x, y, start, prof.rates, w, T, a["ratio"], cfg, p["seed"], t["conversion"],
+                                      t["expansion"])
         entries.append({"ratio": a["ratio"], "initial_windows": a["windows"], "start_windows": start, "windows": final,
                         "state_dict": _state(model)})
         rows += [{"ratio": a["ratio"], **r} for r in log_rows]
@@ -229,7 +231,9 @@ def stage_retrain_control(ctx) -> None:
     cfg = {**schedule(t, True, False), "adjustment": "none", "top_window": "full"}
     torch.manual_seed(p["seed"])
     L = len(layerwise.spiking_layers(model))
-    final, log_rows = retrain(model, x, y, [T] * L, [1.0] * L, None, T, 1.0, cfg, p["seed"], t["conversion"], t["expansion"])
+    with tf32_enabled(p["train"]["tf32"]):
+        final, log_rows = retrain(model, x, y, [T] * L, [1.0] * L, None, T, 1.0, cfg, p["seed"], t["conversion"],
+                                  t["expansion"])
     save_checked(ctx.outputs["model"], {"kind": RETRAINED_KIND, "regularized": False, "lambda": 0.0, "samples": int(x.shape[0]),
                                         "schedule": cfg, "entries": [{"ratio": 1.0, "initial_windows": final,
                                                                       "start_windows": final, "windows": final,
@@ -297,8 +301,9 @@ def stage_train_mnist(ctx) -> None:
     xv, yv, _ = _split(ctx.inputs["val"], 0, p["loader"], ctx.device)
     torch.manual_seed(p["seed"])
     model = TeasMLP(tuple(spec.input_shape), spec.num_classes, m["hidden"], teas_if()).to(ctx.device)
-    rows = train_mlp(model, x, y, xv, yv, m["timesteps"], m["epochs"], m["lr"], m["batch_size"], p["seed"], m["temperature"],
-                     m["log_every"])
+    with tf32_enabled(p["train"]["tf32"]):
+        rows = train_mlp(model, x, y, xv, yv, m["timesteps"], m["epochs"], m["lr"], m["batch_size"], p["seed"],
+                         m["temperature"], m["log_every"])
     save_checked(ctx.outputs["model"], {"kind": MLP_KIND, "input_shape": list(spec.input_shape), "num_classes": spec.num_classes,
                                         "hidden": m["hidden"], "timesteps": m["timesteps"], "dataset": spec.name,
                                         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}})
@@ -335,7 +340,7 @@ def declare(conversion: bool = True, mnist: bool = True, direct: bool = True, re
     """TEAS's stages: on the direct and fine-tuned SNNs (unless `direct` is false: teas.only), the
     converted one with `conversion` (retrained too with `retrain_converted`), and the MNIST row when
     `mnist` (the digits): the MLP, its two top-window readings and the control."""
-    from seenn.stages.declaration import Stage
+    from seenn.stages.declaration import TF32_KEY, Stage
     from seenn.stages.layout import split_paths
 
     s = split_paths()
@@ -345,11 +350,11 @@ def declare(conversion: bool = True, mnist: bool = True, direct: bool = True, re
     if mnist:
         stages.append(Stage(name="teas_train_mnist", run=stage_train_mnist,
                             desc="TEAS MNIST row: the Input-Flatten-800-IF-10-IF MLP trained directly (paper Table 2)",
-                            params=RUN_KEYS + mnist_keys, inputs={"train": s["train"], "val": s["val"]},
+                            params=RUN_KEYS + (TF32_KEY,) + mnist_keys, inputs={"train": s["train"], "val": s["val"]},
                             outputs={"model": paths.MNIST_MODEL, "log": paths.MNIST_TRAIN_LOG}, plots=("log",), threads=THREADS))
         stages.append(Stage(name="teas_retrain_mnist_fixed", run=stage_retrain_control,
                             desc="TEAS MNIST row's control: the MLP at fixed T trained for the retraining's extra epochs",
-                            params=RUN_KEYS + RETRAIN_KEYS + mnist_keys,
+                            params=RUN_KEYS + RETRAIN_KEYS + (TF32_KEY,) + mnist_keys,
                             inputs={"model": paths.MNIST_MODEL, "train": s["train"]},
                             outputs={"model": paths.MNIST_CONTROL, "log": paths.MNIST_CONTROL_LOG}, plots=("log",),
                             options={"target": paths.MNIST}, threads=THREADS))
@@ -367,7 +372,7 @@ def declare(conversion: bool = True, mnist: bool = True, direct: bool = True, re
         stages.append(Stage(name=f"teas_retrain_{target}{'' if regularized else '_noreg'}", run=stage_retrain,
                             desc=(f"TEAS retraining of the {target} SNN: regularized, periodic and final adjustment, fine-tuning"
                                   if regularized else f"TEAS ablation on the {target} SNN: retrained without the regularizer"),
-                            params=RUN_KEYS + RETRAIN_KEYS + extra,
+                            params=RUN_KEYS + RETRAIN_KEYS + (TF32_KEY,) + extra,
                             inputs={"model": _model_of(target), "train": s["train"], "allocation": paths.allocation(target)},
                             outputs={"model": paths.retrained(target, regularized), "log": paths.retrain_log(target, regularized)},
                             plots=("log",), options={"target": target, "regularized": regularized}, threads=THREADS))

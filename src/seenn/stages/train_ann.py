@@ -35,7 +35,8 @@ def stage_train_ann(ctx) -> None:
     # `c` holds only the conversion keys this stage declares (stages.ANN_TRAIN_KEYS)
     rows = fit(model, ann_loss, train, val, timesteps=1, cfg=c, seed=p["seed"], device=ctx.device,
                ckpt_dir=ctx.checkpoint_dir, fp=fp, desc="train_ann", loader=p["loader"], amp=p["amp"],
-               log_every=p["train"]["log_every"], max_skips=p["train"]["max_skipped_steps"])
+               log_every=p["train"]["log_every"], max_skips=p["train"]["max_skipped_steps"],
+               compile=p["train"]["compile"], tf32=p["train"]["tf32"])
     save_ann(ctx.outputs["model"], model.cpu(), model_cfg=arch_config(p["model"]), levels=c["levels"], spec=spec,
              method=c["method"])
     write_train_log(ctx.outputs["log"], rows)

@@ -24,7 +24,8 @@ def stage_train_snn(ctx) -> None:
     criterion = snn_criterion(t["loss"], t["tet_lambda"], t["tet_phi"])
     rows = fit(model, criterion, train, val, timesteps=t["timesteps"], cfg=t, seed=p["seed"], device=ctx.device,
                ckpt_dir=ctx.checkpoint_dir, fp=fp, desc="train_snn", loader=p["loader"], amp=p["amp"],
-               log_every=t["log_every"], max_skips=t["max_skipped_steps"])
+               log_every=t["log_every"], max_skips=t["max_skipped_steps"],
+               compile=t["compile"], tf32=t["tf32"])
     save_snn(ctx.outputs["model"], model.cpu(), model_cfg=arch_config(p["model"]), neuron_cfg=p["neuron"],
              timesteps=t["timesteps"], spec=spec)
     write_train_log(ctx.outputs["log"], rows)
