@@ -589,6 +589,18 @@ def section_engine(device, quick, rows) -> None:
                 rows.append({**base, "what": f"{what} {precision}", "ok": False, "note": _short(exc)})
 
 
+def source_commit() -> str | None:
+    """The checkout's commit (for the README's cost table), or SEENN_COMMIT where the tree was
+    copied without its .git (a lent GPU machine); None when neither says."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip() or None
+    except (OSError, subprocess.CalledProcessError):
+        return os.environ.get("SEENN_COMMIT") or None
+
+
 def _short(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
     return text[:160]
@@ -664,7 +676,8 @@ def main(argv=None) -> int:
     print(table(rows))
     print(f"total {time.perf_counter() - start:.1f} s")
     if args.json:
-        Path(args.json).write_text(json.dumps({"device": name, "torch": torch.__version__, "rows": rows}, indent=2))
+        Path(args.json).write_text(json.dumps({"device": name, "torch": torch.__version__, "quick": args.quick,
+                                               "commit": source_commit(), "rows": rows}, indent=2))
     return 0 if all(r.get("ok") for r in rows) else 1
 
 

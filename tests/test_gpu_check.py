@@ -23,7 +23,9 @@ def test_quick_cpu_check_passes_every_section(tmp_path):
                         "--rows", *ROWS, "--compile", "off", "--json", str(out)], cwd=tmp_path, env=ENV,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    rows = json.loads(out.read_text())["rows"]
+    check = json.loads(out.read_text())
+    assert check["quick"] is True and check["device"] == "CPU"  # paper_costs.py --measured skips it
+    rows = check["rows"]
     assert {row["section"] for row in rows} == {"train", "determinism", "lif", "engine"}
     train = [row for row in rows if row["section"] == "train"]
     assert train[0]["what"].startswith("bf16 matmul") and train[0]["tflops"] > 0
