@@ -248,19 +248,18 @@ def data_ms(cfg: dict, spec, shape, batch: int, quick: bool, gen: torch.Generato
 @contextlib.contextmanager
 def run_settings(deterministic: bool, tf32: bool):
     """A training stage's switches (the row's `deterministic` and `train.tf32`), restored after."""
-    from seenn.common.runtime import set_tf32
+    from seenn.common.runtime import tf32_enabled
 
     before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
-              torch.backends.cudnn.deterministic, torch.backends.cuda.matmul.allow_tf32)
+              torch.backends.cudnn.deterministic)
     torch.use_deterministic_algorithms(deterministic)
     torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = not deterministic, deterministic
-    set_tf32(tf32)
     try:
-        yield
+        with tf32_enabled(tf32):
+            yield
     finally:
         torch.use_deterministic_algorithms(before[0])
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[1:3]
-        set_tf32(before[3])
 
 
 def section_train(device, quick, rows, names=None, gpus=None, compile_mode: str = "row") -> None:
@@ -552,7 +551,6 @@ def section_engine(device, quick, rows) -> None:
                         low = Engine(model, T, check_rule, 16)(x[:n_check].to(device))
                         share = float(((low.exit_t != fp32_check.exit_t) | (low.prediction != fp32_check.prediction))
                                       .double().mean())
-                set_tf32(False)
                 ms = {k: statistics.median(v) / n * 1e3 for k, v in wall.items()}
                 best = min(("multi-step", "engine"), key=lambda p: ms[f"{p} T=4"])
                 t1, tT = wall[f"{best} T=1"], wall[f"{best} T=4"]
@@ -585,7 +583,6 @@ def section_engine(device, quick, rows) -> None:
                                                               f"or prediction" if share is not None else "")
                                          + f"; CUDA graph {graph}, fused LIF {fused}"})
             except Exception as exc:  # noqa: BLE001
-                set_tf32(False)
                 rows.append({**base, "what": f"{what} {precision}", "ok": False, "note": _short(exc)})
 
 

@@ -251,3 +251,15 @@ def test_an_unknown_precision_is_refused_naming_the_key():
 
     with pytest.raises(SeennError, match="engine.precision"):
         inference_precision("fp16", torch.device("cpu"))
+
+
+def test_the_precision_context_restores_tf32():
+    """engine.precision tf32 holds inside the timed block only: TF32 is as before after it."""
+    import torch
+
+    from seenn.common.runtime import inference_precision, set_tf32
+
+    set_tf32(False)
+    with inference_precision("tf32", torch.device("cpu")):
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32

@@ -133,13 +133,18 @@ PRECISIONS = ("fp32", "tf32", "bf16")  # `engine.precision`: what the latency st
 def inference_precision(precision: str, device: torch.device):
     """A context for timed inference in `engine.precision`: fp32 (TF32 off), tf32 (TF32 tensor
     cores for float32 matmuls and convolutions; on a CPU the same as fp32) or bf16 (autocast to
-    bfloat16, TF32 off). Deterministic algorithms stay as `setup` set them."""
+    bfloat16, TF32 off); TF32 as before after it (`tf32_enabled`). Deterministic algorithms stay
+    as `setup` set them. An unknown precision is refused here, before any block runs."""
     if precision not in PRECISIONS:
         raise SeennError(f"engine.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    set_tf32(precision == "tf32")
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    return _inference_precision(precision, device)
+
+
+@contextlib.contextmanager
+def _inference_precision(precision: str, device: torch.device):
+    with tf32_enabled(precision == "tf32"):
+        with torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext():
+            yield
 
 
 @contextlib.contextmanager

@@ -139,8 +139,8 @@ def measure(model, ann, x: torch.Tensor, y: torch.Tensor, T: int, methods: list[
         n = x.shape[0] if n == 0 else min(n, x.shape[0])
         runs = method_runs(model, ann, x[:n].to(device), batch_size, methods, policy, cfg)
         log.info("timing %d methods at batch size %d on %d samples in %s (%d warm-up + %d timed rounds)",
-                 len(runs), batch_size, n, cfg.get("precision", "fp32"), cfg["warmup"], cfg["repetitions"])
-        with torch.no_grad(), inference_precision(cfg.get("precision", "fp32"), device):
+                 len(runs), batch_size, n, cfg["precision"], cfg["warmup"], cfg["repetitions"])
+        with torch.no_grad(), inference_precision(cfg["precision"], device):
             outcomes = {name: fn() for name, fn in runs.items()}  # also the first warm-up
             times, cpu = time_rounds(runs, cfg["warmup"] - 1, cfg["repetitions"], device)
         best = best_fixed(times, T)
