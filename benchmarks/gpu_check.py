@@ -194,55 +194,28 @@ def matmul_tflops(device, quick: bool) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e12
 
 
-def _jpeg_source(spec, n: int, side: tuple[int, int], crop: int, resize: int, folder: Path, gen: torch.Generator):
-    """A streamed split of `n` generated JPEGs (ImageNet's data path: decode, resized crop, flip)."""
-    import hashlib
-
-    from PIL import Image
-
-    from seenn.data.source import ImageFileSource
-
-    files, sums = [], []
-    for i in range(n):
-        px = torch.randint(0, 256, (*side, 3), dtype=torch.uint8, generator=gen).numpy()
-        path = folder / f"{i}.jpg"
-        Image.fromarray(px).save(path, quality=90)
-        files.append(path.name)
-        sums.append(hashlib.sha256(path.read_bytes()).hexdigest())
-    y = torch.randint(0, spec.num_classes, (n,), generator=gen)
-    return ImageFileSource(spec, y, "train", str(folder), root=str(folder), files=files, sha256=sums, crop=crop,
-                           resize=resize)
-
-
-def data_ms(cfg: dict, spec, shape, batch: int, quick: bool, gen: torch.Generator) -> float:
-    """ms to produce one training batch through the project's data path (loops.fit.ShuffledBatches:
-    the row's augmentation, per-sample generators, `loader.workers`), on generated samples; the
-    first batch (worker start) is not counted."""
-    import tempfile
-
-    from seenn.data.source import TensorSource
-    from seenn.loops.fit import ShuffledBatches
+def data_ms(cfg: dict, spec, shape, batch: int, quick: bool, device: torch.device) -> float:
+    """ms to produce one training batch on `device` through the project's data path as the row's
+    training stage takes it (loops.synthetic.training_batches: loops.fit.ShuffledBatches, the
+    row's augmentation on the device or in `loader.workers`, per-sample generators), on generated
+    samples of `shape`; the first batch (worker start, the split's move to the device) is not counted."""
+    from seenn.loops.synthetic import PHOTO, training_batches
 
     batches = 2 if quick else 4
-    n = batch * batches
     loader = {**cfg["loader"], **({"workers": 0} if quick else {})}
-    with tempfile.TemporaryDirectory() as tmp:
-        if spec.name == "imagenet":
-            side = (48, 40) if quick else (375, 500)  # ImageNet's typical photo
-            src = _jpeg_source(spec, n, side, shape[-1], cfg["data"]["resize_size"] if not quick else shape[-1] + 4,
-                               Path(tmp), gen)
-        elif spec.event:
-            x = torch.randint(0, 3, (n, *shape), generator=gen).to(torch.float16)
-            src = TensorSource(spec, x, torch.randint(0, spec.num_classes, (n,), generator=gen), "train", "memory")
-        else:
-            x = torch.randint(0, 256, (n, *shape), dtype=torch.uint8, generator=gen)
-            src = TensorSource(spec, x, torch.randint(0, spec.num_classes, (n,), generator=gen), "train", "memory")
-        it = iter(ShuffledBatches(src, batch, cfg["train"]["augment"], torch.Generator().manual_seed(0), loader=loader))
+    resize = shape[-1] + 4 if quick else cfg["data"]["resize_size"]
+    it = training_batches(spec, batch, device, cfg["train"]["augment"], loader=loader,
+                          batches=batches, image_size=shape[-1], resize_size=resize, photo=(40, 48) if quick else PHOTO)
+    try:
         next(it)
+        sync(device)
         t0 = time.perf_counter()
         for _ in range(batches - 1):
             next(it)
+        sync(device)
         return (time.perf_counter() - t0) / (batches - 1) * 1e3
+    finally:
+        it.close()
 
 
 @contextlib.contextmanager
@@ -304,7 +277,7 @@ def section_train(device, quick, rows, names=None, gpus=None, compile_mode: str 
                        ("" if compile_mode == "row" else f" (--compile {compile_mode})"), batch=batch, T=T,
                        gpus=n_gpus)
             gen = torch.Generator().manual_seed(0)
-            row["data_ms"] = data_ms(cfg, spec, shape, batch, quick, gen)
+            row["data_ms"] = data_ms(cfg, spec, shape, batch, quick, device)
             x, y = generated_batch(spec.name, batch, quick, gen)[:2] if not quick else _quick_batch(spec, batch, gen)
             torch.manual_seed(0)
             torch._dynamo.reset()  # one row's compiled graphs never count against the next one's recompile limit
